@@ -1,0 +1,344 @@
+"""A cluster as kube-proxy and the CNI see it: nodes, pods, Services, EndpointSlices.
+
+The fields follow the Kubernetes objects they come from (`spec.clusterIP`,
+`status.podIP`), flattened into what the network needs. Loading and Kubernetes'
+validation rules live in `model.load`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from ipaddress import IPv4Address, IPv4Network
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from model.packet import Proto
+
+Port = int
+"""An L4 port, 1-65535 (validated where it is declared)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OwnerRef(_Frozen):
+    """metadata.ownerReferences[] with controller: true."""
+
+    kind: str
+    """ReplicaSet, StatefulSet, DaemonSet, …"""
+    name: str
+    """The owner's name."""
+
+
+class Node(_Frozen):
+    """A Node: its InternalIP on the node network and its podCIDR."""
+
+    name: str
+    """metadata.name."""
+    internal_ip: IPv4Address
+    """status.addresses[type=InternalIP]."""
+    pod_cidr: IPv4Network | None
+    """spec.podCIDR: the range the node's pods take their IPs from."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """metadata.labels."""
+
+
+class ContainerPort(_Frozen):
+    """spec.containers[].ports[]."""
+
+    name: str | None = None
+    """The port's name, which a Service's targetPort may refer to."""
+    container_port: Port = Field(ge=1, le=65535)
+    """containerPort."""
+    protocol: Proto = Proto.TCP
+    """protocol."""
+
+
+class Container(_Frozen):
+    """spec.containers[]: kubehop takes declared ports as the listening ones."""
+
+    name: str
+    """The container's name."""
+    ports: tuple[ContainerPort, ...] = ()
+    """Declared ports."""
+
+
+class Pod(_Frozen):
+    """A Pod: its netns, its IP, its node."""
+
+    name: str
+    """metadata.name."""
+    namespace: str = "default"
+    """metadata.namespace."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """metadata.labels, as sorted pairs."""
+    node: str
+    """spec.nodeName."""
+    ip: IPv4Address
+    """status.podIP (for a hostNetwork pod, its node's InternalIP)."""
+    host_network: bool = False
+    """spec.hostNetwork: the pod shares its node's netns."""
+    containers: tuple[Container, ...]
+    """spec.containers."""
+    ready: bool = True
+    """The Ready condition."""
+    terminating: bool = False
+    """metadata.deletionTimestamp is set: the pod is shutting down."""
+    owner: OwnerRef | None = None
+    """The controlling owner, when a controller made this pod."""
+
+    @property
+    def key(self) -> str:
+        """`namespace/name`."""
+        return f"{self.namespace}/{self.name}"
+
+    def label_map(self) -> dict[str, str]:
+        """Labels as a dict."""
+        return dict(self.labels)
+
+
+class ServiceType(StrEnum):
+    """spec.type."""
+
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+    EXTERNAL_NAME = "ExternalName"
+
+
+class TrafficPolicy(StrEnum):
+    """spec.externalTrafficPolicy / spec.internalTrafficPolicy."""
+
+    CLUSTER = "Cluster"
+    LOCAL = "Local"
+
+
+class ServicePort(_Frozen):
+    """spec.ports[]."""
+
+    name: str = ""
+    """The port's name ("" for a single unnamed port)."""
+    protocol: Proto = Proto.TCP
+    """protocol."""
+    port: Port = Field(ge=1, le=65535)
+    """The Service port (on the ClusterIP)."""
+    target_port: int | str
+    """targetPort: a number, or the name of a container port."""
+    node_port: Port | None = Field(default=None, ge=1, le=65535)
+    """nodePort, for NodePort and LoadBalancer Services."""
+
+
+class Service(_Frozen):
+    """A Service: a ClusterIP and ports in front of a set of endpoints."""
+
+    name: str
+    """metadata.name."""
+    namespace: str = "default"
+    """metadata.namespace."""
+    type: ServiceType = ServiceType.CLUSTER_IP
+    """spec.type."""
+    cluster_ip: IPv4Address | None
+    """spec.clusterIP; None for a headless Service (`clusterIP: None`)."""
+    ports: tuple[ServicePort, ...]
+    """spec.ports."""
+    selector: tuple[tuple[str, str], ...] | None = None
+    """spec.selector as sorted pairs; None when the Service has no selector."""
+    session_affinity_timeout: int | None = None
+    """spec.sessionAffinityConfig.clientIP.timeoutSeconds when sessionAffinity is ClientIP."""
+    external_traffic_policy: TrafficPolicy = TrafficPolicy.CLUSTER
+    """spec.externalTrafficPolicy."""
+    internal_traffic_policy: TrafficPolicy = TrafficPolicy.CLUSTER
+    """spec.internalTrafficPolicy."""
+    external_ips: tuple[IPv4Address, ...] = ()
+    """spec.externalIPs."""
+    load_balancer_ips: tuple[IPv4Address, ...] = ()
+    """status.loadBalancer.ingress[].ip."""
+    load_balancer_source_ranges: tuple[IPv4Network, ...] = ()
+    """spec.loadBalancerSourceRanges."""
+    health_check_node_port: Port | None = None
+    """spec.healthCheckNodePort (eTP Local on NodePort/LoadBalancer)."""
+    publish_not_ready_addresses: bool = False
+    """spec.publishNotReadyAddresses: endpoints count as ready whatever the pods' readiness."""
+
+    @property
+    def key(self) -> str:
+        """`namespace/name`."""
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def headless(self) -> bool:
+        """A headless Service has no ClusterIP and no kube-proxy rules."""
+        return self.cluster_ip is None
+
+
+class EndpointPort(_Frozen):
+    """EndpointSlice ports[]."""
+
+    name: str = ""
+    """Matches the Service port's name."""
+    port: Port = Field(ge=1, le=65535)
+    """The port on the endpoint."""
+    protocol: Proto = Proto.TCP
+    """protocol."""
+
+
+class Endpoint(_Frozen):
+    """EndpointSlice endpoints[] (IPv4 address only; kube-proxy uses the first)."""
+
+    ip: IPv4Address
+    """addresses[0]."""
+    ready: bool = True
+    """conditions.ready."""
+    serving: bool = True
+    """conditions.serving."""
+    terminating: bool = False
+    """conditions.terminating."""
+    node: str | None = None
+    """nodeName."""
+    pod: str | None = None
+    """targetRef.name when it is a Pod."""
+
+
+class EndpointSlice(_Frozen):
+    """An EndpointSlice (discovery.k8s.io/v1) of one Service."""
+
+    name: str
+    """metadata.name."""
+    namespace: str = "default"
+    """metadata.namespace."""
+    service: str
+    """The `kubernetes.io/service-name` label."""
+    ports: tuple[EndpointPort, ...] = ()
+    """ports."""
+    endpoints: tuple[Endpoint, ...] = ()
+    """endpoints."""
+    derived: bool = False
+    """kubehop derived this slice from the Service's selector (the file had none)."""
+
+
+class ProxyMode(StrEnum):
+    """KubeProxyConfiguration mode."""
+
+    IPTABLES = "iptables"
+    IPVS = "ipvs"
+    NFTABLES = "nftables"
+
+
+class KubeProxyConfig(_Frozen):
+    """The KubeProxyConfiguration fields that change the rules."""
+
+    mode: ProxyMode = ProxyMode.IPTABLES
+    """mode ("" means iptables on Linux)."""
+    cluster_cidr: IPv4Network | None = None
+    """clusterCIDR: traffic from outside it to a ClusterIP is masqueraded."""
+    masquerade_all: bool = False
+    """iptables.masqueradeAll."""
+    masquerade_bit: int = Field(default=14, ge=0, le=31)
+    """iptables.masqueradeBit: 14 gives the 0x4000 mark."""
+    node_port_addresses: tuple[IPv4Network, ...] = ()
+    """nodePortAddresses; empty means every local address (kube-proxy's default)."""
+    inferred: bool = False
+    """The file had no KubeProxyConfiguration; kubehop assumed the defaults."""
+
+
+class CNIPlugin(StrEnum):
+    """How pod traffic crosses between nodes. Only host-gw is simulated now."""
+
+    HOST_GW = "host-gw"
+
+
+class CNIConfig(_Frozen):
+    """The CNI, which Kubernetes has no object for (kubehop.dev/v1alpha1 CNIConfig)."""
+
+    plugin: CNIPlugin = CNIPlugin.HOST_GW
+    """The data path between nodes."""
+    bridge: str = Field(default="cni0", max_length=15)
+    """The node bridge's name."""
+    mtu: int = Field(default=1500, ge=576, le=9000)
+    """The MTU of pod interfaces."""
+    hairpin_mode: bool = True
+    """hairpinMode of the bridge plugin: a frame may leave by the port it came in."""
+    inferred: bool = False
+    """The file had no CNIConfig; kubehop assumed the defaults."""
+
+
+class ExternalClient(_Frozen):
+    """A machine outside the cluster on the node network (kubehop.dev/v1alpha1 ExternalClient)."""
+
+    name: str
+    """Its name."""
+    ip: IPv4Address
+    """Its address on the node network."""
+
+
+class Cluster(_Frozen):
+    """Everything kubehop simulates, validated and cross-referenced."""
+
+    nodes: tuple[Node, ...]
+    """Nodes, in file order."""
+    pods: tuple[Pod, ...] = ()
+    """Pods, in file order."""
+    services: tuple[Service, ...] = ()
+    """Services, in file order."""
+    endpoint_slices: tuple[EndpointSlice, ...] = ()
+    """EndpointSlices, from the file and derived from selectors."""
+    kube_proxy: KubeProxyConfig = KubeProxyConfig()
+    """The kube-proxy configuration (the same on every node)."""
+    cni: CNIConfig = CNIConfig()
+    """The CNI."""
+    clients: tuple[ExternalClient, ...] = ()
+    """Machines outside the cluster."""
+    node_network: IPv4Network | None = None
+    """The network the nodes' InternalIPs are on (inferred as the smallest covering /24 or wider)."""
+    warnings: tuple[str, ...] = ()
+    """What a real cluster may contain but that has consequences (one line each)."""
+
+    # Lookups are indexed once per (immutable) cluster: a cluster at Kubernetes'
+    # scale limits has 150,000 pods and 10,000 Services.
+    @cached_property
+    def _nodes_by_name(self) -> dict[str, Node]:
+        return {n.name: n for n in self.nodes}
+
+    @cached_property
+    def _pods_by_key(self) -> dict[str, Pod]:
+        return {p.key: p for p in self.pods}
+
+    @cached_property
+    def _services_by_key(self) -> dict[str, Service]:
+        return {s.key: s for s in self.services}
+
+    @cached_property
+    def _slices_by_service(self) -> dict[str, tuple[EndpointSlice, ...]]:
+        index: dict[str, list[EndpointSlice]] = {}
+        for slice_ in self.endpoint_slices:
+            index.setdefault(f"{slice_.namespace}/{slice_.service}", []).append(slice_)
+        return {key: tuple(slices) for key, slices in index.items()}
+
+    def node(self, name: str) -> Node | None:
+        """The node called `name`."""
+        return self._nodes_by_name.get(name)
+
+    def pod(self, namespace: str, name: str) -> Pod | None:
+        """The pod `namespace/name`."""
+        return self._pods_by_key.get(f"{namespace}/{name}")
+
+    def service(self, namespace: str, name: str) -> Service | None:
+        """The Service `namespace/name`."""
+        return self._services_by_key.get(f"{namespace}/{name}")
+
+    def slices_of(self, service: Service) -> tuple[EndpointSlice, ...]:
+        """The EndpointSlices of `service`."""
+        return self._slices_by_service.get(service.key, ())
+
+    def pods_on(self, node: str) -> tuple[Pod, ...]:
+        """The pods scheduled on `node`, in file order."""
+        return self._pods_by_node.get(node, ())
+
+    @cached_property
+    def _pods_by_node(self) -> dict[str, tuple[Pod, ...]]:
+        index: dict[str, list[Pod]] = {}
+        for pod in self.pods:
+            index.setdefault(pod.node, []).append(pod)
+        return {key: tuple(pods) for key, pods in index.items()}

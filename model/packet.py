@@ -1,0 +1,119 @@
+"""Packets and conntrack tuples, as the kernel sees them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from ipaddress import IPv4Address
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Proto(StrEnum):
+    """An L4 protocol, spelled as iptables spells it (`-p tcp`)."""
+
+    TCP = "tcp"
+    UDP = "udp"
+    SCTP = "sctp"
+
+
+class Packet(BaseModel):
+    """One IPv4 packet with its Ethernet header, at one moment of its path."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    src: IPv4Address
+    """IP source address."""
+    dst: IPv4Address
+    """IP destination address."""
+    sport: int = Field(ge=1, le=65535)
+    """L4 source port."""
+    dport: int = Field(ge=1, le=65535)
+    """L4 destination port."""
+    proto: Proto = Proto.TCP
+    """L4 protocol."""
+    ttl: int = Field(default=64, ge=0, le=255)
+    """IP time to live; routing decrements it, bridging does not."""
+    src_mac: str | None = None
+    """Ethernet source MAC, None before the packet is framed for a link."""
+    dst_mac: str | None = None
+    """Ethernet destination MAC, None before the packet is framed for a link."""
+    mark: int = 0
+    """The skb mark (`-j MARK`, `-m mark`); kube-proxy uses bit 0x4000."""
+    tcp_flags: str = "SYN"
+    """TCP flags shown on screen (SYN for a request, SYN,ACK for its reply)."""
+
+    def tuple(self) -> ConntrackTuple:
+        """The conntrack tuple this packet belongs to, in its own direction."""
+        return ConntrackTuple(
+            proto=self.proto, src=self.src, dst=self.dst, sport=self.sport, dport=self.dport
+        )
+
+
+class ConntrackTuple(BaseModel):
+    """A 5-tuple as conntrack keys it (`src=… dst=… sport=… dport=…`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    proto: Proto
+    """L4 protocol."""
+    src: IPv4Address
+    """Source address."""
+    dst: IPv4Address
+    """Destination address."""
+    sport: int = Field(ge=1, le=65535)
+    """Source port."""
+    dport: int = Field(ge=1, le=65535)
+    """Destination port."""
+
+    def inverted(self) -> ConntrackTuple:
+        """The tuple of a packet going the other way."""
+        return ConntrackTuple(
+            proto=self.proto, src=self.dst, dst=self.src, sport=self.dport, dport=self.sport
+        )
+
+    def __str__(self) -> str:
+        return f"src={self.src} dst={self.dst} sport={self.sport} dport={self.dport}"
+
+
+class CtState(StrEnum):
+    """Conntrack's view of a packet (`-m conntrack --ctstate`)."""
+
+    NEW = "NEW"
+    ESTABLISHED = "ESTABLISHED"
+    RELATED = "RELATED"
+    INVALID = "INVALID"
+    UNTRACKED = "UNTRACKED"
+
+
+class ConntrackEntry(BaseModel):
+    """One connection in a netns's conntrack table, as `conntrack -L` shows it.
+
+    `reply` is what a reply packet looks like on the wire: when NAT rewrote the
+    original direction, `reply` is not simply `original.inverted()`, and that
+    difference is the whole of reverse NAT.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    original: ConntrackTuple
+    """The tuple of the connection's first packet, as it arrived (before NAT)."""
+    reply: ConntrackTuple
+    """The tuple a reply must carry to belong to this connection (after NAT)."""
+    state: CtState = CtState.NEW
+    """NEW until a reply is seen, ESTABLISHED after."""
+    mark: int = 0
+    """The connection mark (ctmark)."""
+    dnat: bool = False
+    """The original direction's destination was rewritten (status DST_NAT)."""
+    snat: bool = False
+    """The original direction's source was rewritten (status SRC_NAT)."""
+    confirmed: bool = False
+    """Entered in the table (at POSTROUTING or INPUT); unconfirmed entries are per packet."""
+
+    def __str__(self) -> str:
+        flags = [f for f, on in (("DNAT", self.dnat), ("SNAT", self.snat)) if on]
+        state = self.state.value if self.state is not CtState.NEW else "[UNREPLIED]"
+        return (
+            f"{self.original.proto.value} {self.original} {state} {self.reply}"
+            f" mark={self.mark}" + (f" ({'+'.join(flags)})" if flags else "")
+        )
