@@ -1,0 +1,95 @@
+"""Cluster DNS as a pod's resolver and CoreDNS answer it, summarised to one hop.
+
+A pod's /etc/resolv.conf has `search <ns>.svc.cluster.local svc.cluster.local
+cluster.local` and `options ndots:5`: a name with fewer than five dots is tried
+with each search domain first, then as it is. A Service name answers with its
+ClusterIP; a headless Service answers with its ready endpoints' addresses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from model.cluster import Cluster, Service
+from model.errors import FlowError
+
+CLUSTER_DOMAIN = "cluster.local"
+NDOTS = 5
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What the resolver did for one name."""
+
+    name: str
+    """The name as the user wrote it."""
+    queries: tuple[str, ...]
+    """The fully qualified names asked, in order, up to the one that answered."""
+    fqdn: str
+    """The name that answered."""
+    addresses: tuple[IPv4Address, ...]
+    """The A records of the answer."""
+    service: Service
+    """The Service the name belongs to."""
+
+    @property
+    def headless(self) -> bool:
+        """A headless Service's name resolves to pod IPs; kube-proxy is not involved."""
+        return self.service.headless
+
+
+def search_path(namespace: str) -> tuple[str, ...]:
+    """The search domains kubelet writes into a pod's resolv.conf."""
+    return (
+        f"{namespace}.svc.{CLUSTER_DOMAIN}",
+        f"svc.{CLUSTER_DOMAIN}",
+        CLUSTER_DOMAIN,
+    )
+
+
+def candidates(name: str, namespace: str) -> tuple[str, ...]:
+    """The names the resolver asks for, in order (glibc's ndots rule)."""
+    if name.endswith("."):
+        return (name.rstrip("."),)
+    searched = tuple(f"{name}.{domain}" for domain in search_path(namespace))
+    if name.count(".") >= NDOTS:
+        return (name, *searched)
+    return (*searched, name)
+
+
+def answer(cluster: Cluster, fqdn: str) -> tuple[Service, tuple[IPv4Address, ...]] | None:
+    """CoreDNS's answer for `fqdn`: `<svc>.<ns>.svc.cluster.local` names a Service."""
+    suffix = f".svc.{CLUSTER_DOMAIN}"
+    if not fqdn.endswith(suffix):
+        return None
+    labels = fqdn[: -len(suffix)].split(".")
+    if len(labels) != 2:
+        return None
+    service = cluster.service(labels[1], labels[0])
+    if service is None:
+        return None
+    if service.cluster_ip is not None:
+        return service, (service.cluster_ip,)
+    ready = tuple(ep.ip for s in cluster.slices_of(service) for ep in s.endpoints if ep.ready)
+    return service, tuple(dict.fromkeys(ready))
+
+
+def resolve(cluster: Cluster, name: str, namespace: str) -> Resolution:
+    """Resolve `name` from a pod in `namespace`; FlowError when nothing answers."""
+    asked: list[str] = []
+    for fqdn in candidates(name, namespace):
+        asked.append(fqdn)
+        found = answer(cluster, fqdn)
+        if found is None:
+            continue
+        service, addresses = found
+        if not addresses:
+            raise FlowError(
+                f"'{name}' resolves to headless Service {service.key}, which has no ready "
+                "endpoints (NXDOMAIN-like empty answer)"
+            )
+        return Resolution(name, tuple(asked), fqdn, addresses, service)
+    raise FlowError(
+        f"'{name}' does not resolve: no Service answers to {', '.join(asked)} (NXDOMAIN)"
+    )

@@ -1,0 +1,190 @@
+"""Plain sentences for netfilter hops, naming the rule that caused what happened."""
+
+from __future__ import annotations
+
+from model.netfilter import (
+    AddrMatch,
+    CommentMatch,
+    DnatTarget,
+    DropTarget,
+    Hook,
+    JumpTarget,
+    MasqueradeTarget,
+    RecentMatch,
+    RejectTarget,
+    Rule,
+    Ruleset,
+    SnatTarget,
+    StatisticMatch,
+)
+from model.packet import Packet
+from model.trace import TableWalk
+
+MARK_MASQ = "KUBE-MARK-MASQ"
+
+
+def comment_of(rule: Rule) -> str | None:
+    """The rule's `-m comment --comment` text."""
+    return next((m.comment for m in rule.matches if isinstance(m, CommentMatch)), None)
+
+
+def rule_name(rule: Rule) -> str:
+    """`KUBE-SEP-… #2`: how a person finds the rule with `iptables -t nat -L --line-numbers`."""
+    return f"{rule.chain} #{rule.index}"
+
+
+def masq_reason(matched: tuple[Rule, ...]) -> str | None:
+    """Why a rule among `matched` jumped to KUBE-MARK-MASQ, in plain words; None if none did."""
+    for rule in matched:
+        target = rule.target
+        if not (isinstance(target, JumpTarget) and target.chain == MARK_MASQ):
+            continue
+        sources = [m for m in rule.matches if isinstance(m, AddrMatch) and m.field == "src"]
+        if rule.chain.startswith("KUBE-SEP-") and sources and not sources[0].negate:
+            return (
+                f"hairpin: the endpoint {sources[0].net.network_address} reached itself through "
+                f"its Service ({rule_name(rule)}), so the reply must come back through the node"
+            )
+        if rule.chain.startswith(("KUBE-EXT-", "KUBE-FW-", "KUBE-NODEPORTS")):
+            return (
+                f"the request came in through an external address or NodePort ({rule_name(rule)}): "
+                "the source is replaced so the endpoint's reply returns through this node, "
+                "where conntrack can undo the DNAT"
+            )
+        if sources and sources[0].negate:
+            return f"the source is outside the cluster CIDR {sources[0].net} ({rule_name(rule)})"
+        if rule.chain.startswith("KUBE-SVC-") or rule.chain == "KUBE-SERVICES":
+            return (
+                f"masqueradeAll is set, so every Service packet is masqueraded ({rule_name(rule)})"
+            )
+        return f"{rule_name(rule)} sent it to {MARK_MASQ}" + (
+            f" ({comment_of(rule)})" if comment_of(rule) else ""
+        )
+    return None
+
+
+def _endpoint_choice(matched: tuple[Rule, ...], picked: bool, ruleset: Ruleset) -> str:
+    for rule in matched:
+        if any(isinstance(m, RecentMatch) and m.command == "rcheck" for m in rule.matches):
+            return (
+                f"session affinity: {rule_name(rule)} found this client in the recent list "
+                "and sent it to the same endpoint again"
+            )
+    for rule in matched:
+        stat = next((m for m in rule.matches if isinstance(m, StatisticMatch)), None)
+        if stat is not None:
+            how = "pinned with --pick" if picked else f"probability {stat.probability:.4f}"
+            return f"chosen by {rule_name(rule)} ({how})"
+    svc_rules = [r for r in matched if r.chain.startswith(("KUBE-SVC-", "KUBE-SVL-"))]
+    if not svc_rules:
+        return ""
+    last = svc_rules[-1]
+    chain = ruleset.chain(last.table, last.chain)
+    earlier = chain.rules[: last.index - 1] if chain is not None else ()
+    if any(isinstance(m, StatisticMatch) for r in earlier for m in r.matches):
+        return (
+            f"by {rule_name(last)}, the last endpoint rule, taken because every random rule "
+            "before it said no"
+        )
+    return f"the only endpoint ({rule_name(last)})"
+
+
+def explain_hook(
+    hook: Hook,
+    before: Packet,
+    after: Packet,
+    verdict: str,
+    tables: tuple[TableWalk, ...],
+    matched: tuple[Rule, ...],
+    *,
+    out_iface: str | None,
+    masq_because: str | None,
+    picked: bool,
+    ruleset: Ruleset,
+) -> tuple[str, str]:
+    """One sentence for what `hook` did to the packet, and the decisive rule's line."""
+    decisive: Rule | None = None
+    clauses: list[str] = []
+    if verdict in ("REJECT", "DROP"):
+        stop = next(
+            (r for r in reversed(matched) if isinstance(r.target, RejectTarget | DropTarget)),
+            None,
+        )
+        if stop is None:
+            policy = f"{hook.value} policy"
+            return f"{verdict}: {policy} drops the packet (no rule accepted it)", ""
+        why = comment_of(stop) or "no comment on the rule"
+        extra = ""
+        if isinstance(stop.target, RejectTarget):
+            extra = f"; the kernel answers with {stop.target.reject_with}"
+        return f"{verdict} in {stop.chain}: {why}{extra}", f"{stop.table.value}: {stop.line}"
+    marked = after.mark & 0x4000 and not before.mark & 0x4000
+    if marked:
+        clauses.append(
+            "KUBE-MARK-MASQ sets mark 0x4000, to masquerade the packet on its way out"
+            + (f": {masq_because}" if masq_because else "")
+        )
+    if (after.dst, after.dport) != (before.dst, before.dport):
+        dnat = next((r for r in matched if isinstance(r.target, DnatTarget)), None)
+        if dnat is not None:
+            decisive = dnat
+            service = comment_of(dnat)
+            choice = _endpoint_choice(matched, picked, ruleset)
+            clauses.append(
+                f"DNAT in {rule_name(dnat)}: destination {before.dst}:{before.dport} → "
+                f"{after.dst}:{after.dport}"
+                + (f", an endpoint of {service}" if service else "")
+                + (f", {choice}" if choice else "")
+            )
+        else:
+            clauses.append(
+                f"conntrack reverses the SNAT: destination {before.dst}:{before.dport} → "
+                f"{after.dst}:{after.dport} (no rule is consulted: the connection already has "
+                "its mapping)"
+            )
+    if (after.src, after.sport) != (before.src, before.sport):
+        snat = next(
+            (r for r in matched if isinstance(r.target, MasqueradeTarget | SnatTarget)), None
+        )
+        if snat is not None:
+            decisive = decisive or snat
+            kind = "MASQUERADE" if isinstance(snat.target, MasqueradeTarget) else "SNAT"
+            where = f", the address of {out_iface}" if kind == "MASQUERADE" and out_iface else ""
+            because = (
+                f", because KUBE-MARK-MASQ set 0x4000 ({masq_because})" if masq_because else ""
+            )
+            clauses.append(
+                f"{kind} in {rule_name(snat)}: source {before.src}:{before.sport} → "
+                f"{after.src}:{after.sport}{where}{because}"
+            )
+        else:
+            clauses.append(
+                f"conntrack reverses the DNAT: source {before.src}:{before.sport} → "
+                f"{after.src}:{after.sport}, so the reply seems to come from the address the "
+                "client asked for"
+            )
+    if not clauses:
+        skipped = next((t.skipped for t in tables if t.skipped), None)
+        accept = next(
+            (
+                r
+                for r in reversed(matched)
+                if r.target is not None and r.target.kind == "ACCEPT" and r.chain.startswith("KUBE")
+            ),
+            None,
+        )
+        if accept is not None:
+            decisive = accept
+            note = comment_of(accept)
+            clauses.append(
+                f"{rule_name(accept)} accepts the packet" + (f" ({note})" if note else "")
+            )
+        elif not tables:
+            clauses.append(f"no table has rules at {hook.value}; the packet passes")
+        else:
+            clauses.append(f"no {hook.value} rule changes or stops the packet")
+        if skipped:
+            clauses.append(skipped)
+    detail = f"{decisive.table.value}: {decisive.line}" if decisive is not None else ""
+    sentence = "; ".join(clauses)
+    return sentence[0].upper() + sentence[1:], detail

@@ -1,0 +1,966 @@
+"""Walk a request and its reply through the cluster, the way the kernel would.
+
+Nothing here is a hand-written hop sequence. The walker asks the routing table
+where a packet goes, asks ARP (the topology) whose MAC answers, lets the
+bridge's FDB pick a port, and hands the packet to netfilter at each hook with
+the node's real rules; whatever path results is the trace. Delete a rule or a
+route and the path changes.
+
+The kernel paths it follows:
+- local out: route → OUTPUT → POSTROUTING → the device (lo, a veth, the bridge, eth0);
+- a frame entering a bridge port: with br_netfilter, PREROUTING runs at the
+  bridge (`-i cni0`); if it rewrote the destination and the new one is on the
+  same bridge, the frame is *bridged* to it (br_netfilter's "bridged DNAT"),
+  otherwise a frame for the bridge's MAC goes up to the IP stack;
+- bridged frames pass FORWARD and POSTROUTING with `-i cni0 -o cni0`;
+- IP receive: PREROUTING → local? INPUT → socket : FORWARD → POSTROUTING → out.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+from model.cluster import Cluster
+from model.errors import FlowError
+from model.netfilter import (
+    DnatTarget,
+    Hook,
+    JumpTarget,
+    Rule,
+    RuleRef,
+    StatisticMatch,
+)
+from model.packet import ConntrackEntry, Packet, Proto
+from model.trace import Direction, Hop, HopKind, TableWalk, Trace, Verdict, Where
+from sim.cni import wire_sentence
+from sim.conntrack import ConntrackTable
+from sim.dns import Resolution, resolve
+from sim.explain import explain_hook, masq_reason
+from sim.flow import Destination, Source, SourceKind, parse_destination, parse_source
+from sim.netfilter import HookContext, NetfilterState, RecentTable, traverse
+from sim.route import Route
+from sim.rules import NodeRules, rules_for
+from sim.topology import IfKind, Interface, Netns, Network
+
+EPHEMERAL_PORTS = (32768, 60999)
+"""net.ipv4.ip_local_port_range's default: where a client's source port comes from."""
+
+_MAX_HOPS = 400
+
+
+@dataclass(frozen=True)
+class FlowState:
+    """What concurrent flows share: each netns's conntrack and `recent` tables."""
+
+    netfilter: Mapping[str, NetfilterState] = field(default_factory=dict)
+    """Netfilter state per netns, by netns name."""
+
+
+@dataclass(frozen=True)
+class _End:
+    """How one direction of the walk ended."""
+
+    verdict: Verdict
+    reason: str
+    packet: Packet
+    netns: str
+
+
+@dataclass
+class _Walker:
+    """One trace being built. Internal and short-lived: the result is an immutable Trace."""
+
+    cluster: Cluster
+    network: Network
+    rng: random.Random
+    state: dict[str, NetfilterState]
+    overrides: Mapping[str, NodeRules] | None
+    pick: tuple[IPv4Address, int] | None
+    t_us: int = 0
+    direction: Direction = Direction.REQUEST
+    hops: list[Hop] = field(default_factory=list)
+    masq_because: str | None = None
+    endpoint: str | None = None
+    reply_socket: tuple[str, Packet] | None = None
+    assumptions: list[str] = field(default_factory=list)
+
+    # -- recording ------------------------------------------------------------
+
+    def emit(
+        self,
+        kind: HopKind,
+        ns: Netns,
+        before: Packet,
+        after: Packet,
+        sentence: str,
+        *,
+        interface: str | None = None,
+        hook: Hook | None = None,
+        tables: tuple[TableWalk, ...] = (),
+        conntrack: ConntrackEntry | None = None,
+        detail: str = "",
+        note: str | None = None,
+        dt: int = 1,
+    ) -> None:
+        if len(self.hops) >= _MAX_HOPS:
+            raise RuntimeError("trace exceeded the hop limit: a forwarding loop in the topology")
+        self.t_us += dt
+        self.hops.append(
+            Hop(
+                seq=len(self.hops),
+                t_us=self.t_us,
+                direction=self.direction,
+                kind=kind,
+                where=Where(node=ns.node, netns=ns.name, interface=interface, hook=hook),
+                before=before,
+                after=after,
+                tables=tables,
+                conntrack=conntrack,
+                detail=detail,
+                sentence=sentence,
+                note=note,
+            )
+        )
+
+    # -- routing and neighbours ---------------------------------------------------
+
+    def route(self, ns: Netns, dst: IPv4Address) -> Route | None:
+        """`ip route get`: the local table first, then the main table."""
+        if ns.is_local(dst):
+            return Route(_host_net(dst), "lo", src=dst, proto="kernel", scope="host")
+        return ns.routes.lookup(dst)
+
+    def l2_peers(self, ns: Netns, iface: Interface) -> list[tuple[Netns, Interface]]:
+        """Every interface on the same L2 segment as `iface` (what an ARP request reaches)."""
+        if iface.kind is IfKind.ETHERNET:
+            return []  # the node network is looked up by address, see neighbour()
+        if iface.kind is IfKind.BRIDGE:
+            return [self.peer_of(ns, port) for port in _ports(ns, iface.name)]
+        if iface.master is not None:
+            bridge = ns.iface(iface.master)
+            return [(ns, bridge)] + [
+                self.peer_of(ns, port) for port in _ports(ns, bridge.name) if port != iface
+            ]
+        if iface.peer is not None:
+            peer_ns = self.network.netns(iface.peer[0])
+            peer = peer_ns.iface(iface.peer[1])
+            if peer.master is not None:
+                bridge = peer_ns.iface(peer.master)
+                return [(peer_ns, bridge)] + [
+                    self.peer_of(peer_ns, port)
+                    for port in _ports(peer_ns, bridge.name)
+                    if port != peer
+                ]
+            return [(peer_ns, peer)]
+        return []
+
+    def peer_of(self, ns: Netns, veth: Interface) -> tuple[Netns, Interface]:
+        assert veth.peer is not None
+        peer_ns = self.network.netns(veth.peer[0])
+        return peer_ns, peer_ns.iface(veth.peer[1])
+
+    def neighbour(
+        self, ns: Netns, iface: Interface, addr: IPv4Address
+    ) -> tuple[Netns, Interface] | None:
+        """Who answers ARP for `addr` on `iface`'s segment."""
+        if iface.kind is IfKind.ETHERNET:
+            owner = self.network.segment_owner(addr)
+            if owner is None:
+                return None
+            owner_ns = self.network.netns(owner[0])
+            return owner_ns, owner_ns.iface(owner[1])
+        for peer_ns, peer in self.l2_peers(ns, iface):
+            if any(a.ip == addr for a in peer.addrs):
+                return peer_ns, peer
+        return None
+
+    def fdb(self, ns: Netns, bridge: Interface, mac: str | None) -> Interface | None:
+        """The bridge port behind which `mac` was learned."""
+        for port in _ports(ns, bridge.name):
+            _, peer = self.peer_of(ns, port)
+            if peer.mac == mac:
+                return port
+        return None
+
+    # -- netfilter ------------------------------------------------------------------
+
+    def ruleset_of(self, ns: Netns) -> NodeRules:
+        """The rules of the node `ns` belongs to."""
+        assert ns.node is not None
+        return rules_for(self.cluster, ns.node, self.overrides)
+
+    def hook(
+        self,
+        ns: Netns,
+        hook: Hook,
+        pkt: Packet,
+        *,
+        in_iface: Interface | None,
+        out_iface: Interface | None,
+        physdev_in: str | None = None,
+        physdev_out: str | None = None,
+    ) -> Packet | _End:
+        rules = self.ruleset_of(ns)
+        self.ruleset_for_rule = rules
+        ctx = HookContext(
+            hook=hook,
+            in_iface=in_iface.name if in_iface else None,
+            out_iface=out_iface.name if out_iface else None,
+            local_addrs=ns.local_addrs,
+            out_iface_addr=out_iface.primary if out_iface else None,
+            physdev_in=physdev_in,
+            physdev_out=physdev_out,
+            now_s=self.t_us / 1_000_000,
+            bridged=physdev_in is not None or physdev_out is not None,
+            decide=self.decide,
+        )
+        state = self.state.get(ns.name) or NetfilterState(ConntrackTable.of(), RecentTable())
+        result = traverse(ctx, pkt, rules.ruleset, state, self.rng)
+        self.state[ns.name] = result.state
+        self.assumptions.extend(result.assumptions)
+        matched = _matched_rules(rules, result.tables)
+        why = masq_reason(matched)
+        if why is not None:
+            self.masq_because = why
+        if pkt.dst != result.packet.dst and self.direction is Direction.REQUEST:
+            self.endpoint = f"{result.packet.dst}:{result.packet.dport}"
+        sentence, detail = explain_hook(
+            hook,
+            pkt,
+            result.packet,
+            result.verdict,
+            result.tables,
+            matched,
+            out_iface=out_iface.name if out_iface else None,
+            masq_because=self.masq_because,
+            picked=self.pick is not None,
+            ruleset=rules.ruleset,
+        )
+        shown = in_iface or out_iface
+        iface = shown.name if shown is not None else None
+        self.emit(
+            HopKind.NETFILTER if result.verdict == "ACCEPT" else HopKind.DROP,
+            ns,
+            pkt,
+            result.packet,
+            sentence,
+            interface=iface,
+            hook=hook,
+            tables=result.tables,
+            conntrack=result.entry,
+            detail=detail,
+            note=_bridge_note(hook, physdev_in, physdev_out),
+            dt=2,
+        )
+        if result.verdict == "ACCEPT":
+            return result.packet
+        verdict = Verdict.REJECTED if result.verdict == "REJECT" else Verdict.DROPPED
+        return _End(verdict, sentence, result.packet, ns.name)
+
+    def decide(self, rule: Rule) -> bool | None:
+        """For `--pick`: whether a statistic rule leads to the pinned endpoint (None: draw)."""
+        if self.pick is None or not any(isinstance(m, StatisticMatch) for m in rule.matches):
+            return None
+        target = rule.target
+        if not isinstance(target, JumpTarget):
+            return None
+        ruleset = self.ruleset_for_rule
+        if ruleset is None:
+            return None
+        return _chain_dnats_to(ruleset, rule, target.chain, self.pick)
+
+    ruleset_for_rule: NodeRules | None = None
+
+    # -- the paths ------------------------------------------------------------------
+
+    def local_out(self, ns: Netns, pkt: Packet) -> _End:
+        route = self.route(ns, pkt.dst)
+        if route is None:
+            return self.unreachable(ns, pkt, f"no route to {pkt.dst} in {ns.label}")
+        self.emit(
+            HopKind.ROUTE,
+            ns,
+            pkt,
+            pkt,
+            _route_sentence(ns, pkt.dst, route, local_out=True),
+            interface=route.dev,
+            detail=f"ip route get {pkt.dst}: {route}",
+        )
+        out = ns.iface(route.dev)
+        if ns.netfilter:
+            after = self.hook(ns, Hook.OUTPUT, pkt, in_iface=None, out_iface=out)
+            if isinstance(after, _End):
+                return after
+            if after.dst != pkt.dst:
+                rerouted = self.route(ns, after.dst)
+                if rerouted is None:
+                    return self.unreachable(ns, after, f"no route to {after.dst} in {ns.label}")
+                route, out = rerouted, ns.iface(rerouted.dev)
+                self.emit(
+                    HopKind.ROUTE,
+                    ns,
+                    after,
+                    after,
+                    f"OUTPUT rewrote the destination, so the kernel routes again: {after.dst} "
+                    f"leaves by {route.dev}",
+                    interface=route.dev,
+                    detail=f"ip route get {after.dst}: {route}",
+                )
+            pkt = after
+            after = self.hook(ns, Hook.POSTROUTING, pkt, in_iface=None, out_iface=out)
+            if isinstance(after, _End):
+                return after
+            pkt = after
+        if out.kind is IfKind.LOOPBACK:
+            self.emit(
+                HopKind.LOOPBACK,
+                ns,
+                pkt,
+                pkt,
+                f"the packet loops back through lo inside {ns.label}: every container of a pod "
+                "shares its netns, so localhost reaches the other container",
+                interface="lo",
+            )
+            return self.ip_receive(ns, out, pkt, prerouted=False)
+        return self.transmit(ns, out, pkt, route.via or pkt.dst)
+
+    def transmit(self, ns: Netns, out: Interface, pkt: Packet, nexthop: IPv4Address) -> _End:
+        neighbour = self.neighbour(ns, out, nexthop)
+        if neighbour is None:
+            return self.unreachable(
+                ns,
+                pkt,
+                f"ARP for {nexthop} on {ns.label} {out.name} gets no answer: "
+                f"no host on that link has the address",
+            )
+        peer_ns, peer = neighbour
+        framed = pkt.model_copy(update={"src_mac": out.mac, "dst_mac": peer.mac})
+        if out.kind is IfKind.BRIDGE:
+            port = self.fdb(ns, out, peer.mac)
+            assert port is not None
+            self.emit(
+                HopKind.BRIDGE,
+                ns,
+                pkt,
+                framed,
+                f"{out.name} sends the frame to {peer.mac} ({_ns_label(peer_ns)}) by port "
+                f"{port.name}: the FDB learned that MAC behind that port",
+                interface=out.name,
+                detail=f"neighbour {nexthop} lladdr {peer.mac}; fdb {peer.mac} dev {port.name} master {out.name}",
+            )
+            return self.cross_veth(ns, port, framed)
+        if out.kind is IfKind.VETH:
+            return self.cross_veth(ns, out, framed, nexthop=nexthop, neighbour=peer)
+        self.emit(
+            HopKind.WIRE,
+            ns,
+            pkt,
+            framed,
+            f"{ns.label} {out.name} sends the frame to {nexthop} ({_ns_label(peer_ns)}) on the "
+            f"node network; {wire_sentence(self.cluster)}",
+            interface=out.name,
+            detail=f"neighbour {nexthop} lladdr {peer.mac}",
+            dt=40,
+        )
+        return self.receive(peer_ns, peer, framed)
+
+    def cross_veth(
+        self,
+        ns: Netns,
+        veth: Interface,
+        pkt: Packet,
+        *,
+        nexthop: IPv4Address | None = None,
+        neighbour: Interface | None = None,
+    ) -> _End:
+        peer_ns, peer = self.peer_of(ns, veth)
+        detail = f"{veth.name}@{peer.name} → {peer.name}@{veth.name} in {peer_ns.name}"
+        if nexthop is not None and neighbour is not None:
+            detail = f"neighbour {nexthop} lladdr {neighbour.mac}; " + detail
+        self.emit(
+            HopKind.VETH,
+            ns,
+            pkt,
+            pkt,
+            f"the frame leaves {ns.label} by {veth.name} and comes out of the other end of the "
+            f"veth pair, {peer.name} in {_ns_label(peer_ns)}",
+            interface=veth.name,
+            detail=detail,
+        )
+        return self.receive(peer_ns, peer, pkt)
+
+    def receive(self, ns: Netns, iface: Interface, pkt: Packet) -> _End:
+        if iface.master is not None:
+            return self.bridge_in(ns, iface, pkt)
+        if pkt.dst_mac != iface.mac:
+            return _End(
+                Verdict.DROPPED,
+                f"{ns.label} {iface.name} drops a frame for {pkt.dst_mac}: not its MAC",
+                pkt,
+                ns.name,
+            )
+        self.emit(
+            HopKind.RECEIVE,
+            ns,
+            pkt,
+            pkt,
+            f"{iface.name} of {ns.label} takes the frame: the destination MAC is its own",
+            interface=iface.name,
+        )
+        return self.ip_receive(ns, iface, pkt, prerouted=False)
+
+    def bridge_in(self, ns: Netns, port: Interface, pkt: Packet) -> _End:
+        assert port.master is not None
+        bridge = ns.iface(port.master)
+        if ns.bridge_nf_call_iptables:
+            after = self.hook(
+                ns, Hook.PREROUTING, pkt, in_iface=bridge, out_iface=None, physdev_in=port.name
+            )
+            if isinstance(after, _End):
+                return after
+            if after.dst != pkt.dst:
+                if ns.is_local(after.dst):
+                    after = after.model_copy(update={"dst_mac": bridge.mac})
+                else:
+                    route = self.route(ns, after.dst)
+                    if route is not None and route.dev == bridge.name:
+                        neighbour = self.neighbour(ns, bridge, after.dst)
+                        if neighbour is None:
+                            return self.unreachable(
+                                ns, after, f"ARP for {after.dst} on {bridge.name} gets no answer"
+                            )
+                        bridged = after.model_copy(update={"dst_mac": neighbour[1].mac})
+                        self.emit(
+                            HopKind.BRIDGE,
+                            ns,
+                            after,
+                            bridged,
+                            f"the new destination {after.dst} is on this bridge, so br_netfilter "
+                            f"bridges the frame instead of routing it: only the destination MAC "
+                            f"changes (to {_ns_label(neighbour[0])}'s), the TTL stays",
+                            interface=bridge.name,
+                            detail=f"ip route get {after.dst}: {route}; neighbour {after.dst} "
+                            f"lladdr {neighbour[1].mac} (br_nf_pre_routing_finish: bridged DNAT)",
+                        )
+                        after = bridged
+                    else:
+                        after = after.model_copy(update={"dst_mac": bridge.mac})
+            pkt = after
+        if pkt.dst_mac == bridge.mac:
+            self.emit(
+                HopKind.BRIDGE,
+                ns,
+                pkt,
+                pkt,
+                f"the frame entering {bridge.name} by {port.name} is addressed to {bridge.name} "
+                f"itself (the pods' gateway), so the bridge hands it up to {ns.label}'s IP stack",
+                interface=bridge.name,
+                detail=f"dst {pkt.dst_mac} is {bridge.name}'s own address; fdb learns "
+                f"{pkt.src_mac} on {port.name}",
+            )
+            return self.ip_receive(ns, bridge, pkt, prerouted=ns.bridge_nf_call_iptables)
+        out_port = self.fdb(ns, bridge, pkt.dst_mac)
+        if out_port is None:
+            return _End(
+                Verdict.DROPPED,
+                f"{bridge.name} on {ns.label} knows no port for {pkt.dst_mac}",
+                pkt,
+                ns.name,
+            )
+        if out_port == port and not port.hairpin:
+            return _End(
+                Verdict.DROPPED,
+                f"{bridge.name} on {ns.label} would send the frame back out {port.name}, where it "
+                "came from, and hairpin mode is off on that port",
+                pkt,
+                ns.name,
+            )
+        hairpin = out_port == port
+        self.emit(
+            HopKind.BRIDGE,
+            ns,
+            pkt,
+            pkt,
+            (
+                f"{bridge.name} sends the frame back out {port.name}, the port it came in by: "
+                "hairpin mode (set by the CNI bridge plugin) allows it"
+                if hairpin
+                else f"{bridge.name} forwards the frame from {port.name} to {out_port.name}: "
+                f"its FDB has {pkt.dst_mac} behind that port (L2, no routing, TTL unchanged)"
+            ),
+            interface=bridge.name,
+            detail=f"fdb {pkt.dst_mac} dev {out_port.name} master {bridge.name}"
+            + (" (hairpin on)" if hairpin else ""),
+        )
+        if ns.bridge_nf_call_iptables:
+            for hook in (Hook.FORWARD, Hook.POSTROUTING):
+                after = self.hook(
+                    ns,
+                    hook,
+                    pkt,
+                    in_iface=bridge if hook is Hook.FORWARD else None,
+                    out_iface=bridge,
+                    physdev_in=port.name,
+                    physdev_out=out_port.name,
+                )
+                if isinstance(after, _End):
+                    return after
+                pkt = after
+        return self.cross_veth(ns, out_port, pkt)
+
+    def ip_receive(self, ns: Netns, iface: Interface, pkt: Packet, *, prerouted: bool) -> _End:
+        if ns.netfilter and not prerouted:
+            after = self.hook(ns, Hook.PREROUTING, pkt, in_iface=iface, out_iface=None)
+            if isinstance(after, _End):
+                return after
+            pkt = after
+        if ns.is_local(pkt.dst):
+            if ns.netfilter:
+                after = self.hook(ns, Hook.INPUT, pkt, in_iface=iface, out_iface=None)
+                if isinstance(after, _End):
+                    return after
+                pkt = after
+            return self.deliver(ns, pkt)
+        if not ns.forwarding:
+            return _End(
+                Verdict.DROPPED,
+                f"{ns.label} does not forward packets (ip_forward=0) and {pkt.dst} is not its own",
+                pkt,
+                ns.name,
+            )
+        route = self.route(ns, pkt.dst)
+        if route is None:
+            return self.unreachable(ns, pkt, f"no route to {pkt.dst} on {ns.label}")
+        if pkt.ttl <= 1:
+            return _End(
+                Verdict.DROPPED, f"TTL exceeded on {ns.label} (a routing loop?)", pkt, ns.name
+            )
+        routed = pkt.model_copy(update={"ttl": pkt.ttl - 1})
+        self.emit(
+            HopKind.ROUTE,
+            ns,
+            pkt,
+            routed,
+            _route_sentence(ns, pkt.dst, route, local_out=False),
+            interface=route.dev,
+            detail=f"ip route get {pkt.dst} from {pkt.src} iif {iface.name}: {route}",
+        )
+        out = ns.iface(route.dev)
+        pkt = routed
+        if ns.netfilter:
+            for hook in (Hook.FORWARD, Hook.POSTROUTING):
+                after = self.hook(
+                    ns,
+                    hook,
+                    pkt,
+                    in_iface=iface if hook is Hook.FORWARD else None,
+                    out_iface=out,
+                )
+                if isinstance(after, _End):
+                    return after
+                pkt = after
+        return self.transmit(ns, out, pkt, route.via or pkt.dst)
+
+    def deliver(self, ns: Netns, pkt: Packet) -> _End:
+        if self.direction is Direction.REPLY:
+            assert self.reply_socket is not None
+            client_ns, request = self.reply_socket
+            expected = (request.dst, request.dport)
+            if ns.name != client_ns or pkt.dport != request.sport or pkt.dst != request.src:
+                return _End(
+                    Verdict.DROPPED,
+                    f"the reply reaches {ns.label}, but no socket there is waiting for "
+                    f"{pkt.dst}:{pkt.dport}",
+                    pkt,
+                    ns.name,
+                )
+            if (pkt.src, pkt.sport) != expected:
+                reason = (
+                    f"the reply arrives from {pkt.src}:{pkt.sport}, but the socket is connected "
+                    f"to {expected[0]}:{expected[1]}, so the client's TCP stack answers with RST "
+                    "and the connection fails: the reply was not reverse-NATed (it did not pass "
+                    "back through the node that rewrote the request)"
+                )
+                self.emit(HopKind.DROP, ns, pkt, pkt, reason, dt=2)
+                return _End(Verdict.DROPPED, reason, pkt, ns.name)
+            self.emit(
+                HopKind.DELIVER,
+                ns,
+                pkt,
+                pkt,
+                f"the reply reaches the client socket in {ns.label}: it comes from "
+                f"{pkt.src}:{pkt.sport}, exactly the address the request was sent to, so the "
+                "connection is established",
+                dt=2,
+            )
+            return _End(Verdict.DELIVERED, "", pkt, ns.name)
+        listener = ns.listener(pkt.proto, pkt.dport)
+        if listener is None:
+            declared = sorted({f"{s.proto.value}/{s.port}" for s in ns.listeners})
+            what = f" (it declares {', '.join(declared)}" if declared else " (it declares no ports"
+            reason = (
+                f"nothing listens on {pkt.proto.value}/{pkt.dport} in {ns.label}{what}; kubehop "
+                "takes declared container ports as the listening ones): "
+                + (
+                    "the kernel answers with a TCP RST"
+                    if pkt.proto is Proto.TCP
+                    else "the kernel answers with ICMP port unreachable"
+                )
+            )
+            self.emit(HopKind.DROP, ns, pkt, pkt, reason, dt=2)
+            return _End(Verdict.REFUSED, reason, pkt, ns.name)
+        self.emit(
+            HopKind.DELIVER,
+            ns,
+            pkt,
+            pkt,
+            f"{listener.owner} in {ns.label} accepts the connection on port {pkt.dport}; it sees "
+            f"the request coming from {pkt.src}:{pkt.sport}",
+            detail=f"{pkt.proto.value} LISTEN 0.0.0.0:{pkt.dport} ({listener.owner})",
+            note="kubehop takes a container's declared ports as the ports it listens on",
+            dt=2,
+        )
+        return _End(Verdict.DELIVERED, "", pkt, ns.name)
+
+    def unreachable(self, ns: Netns, pkt: Packet, reason: str) -> _End:
+        self.emit(HopKind.DROP, ns, pkt, pkt, reason)
+        return _End(Verdict.UNREACHABLE, reason, pkt, ns.name)
+
+
+def _host_net(addr: IPv4Address) -> IPv4Network:
+    return IPv4Network(f"{addr}/32")
+
+
+def _ports(ns: Netns, bridge: str) -> list[Interface]:
+    return [i for i in ns.interfaces if i.master == bridge]
+
+
+def _ns_label(ns: Netns) -> str:
+    return ns.label
+
+
+def _route_sentence(ns: Netns, dst: IPv4Address, route: Route, *, local_out: bool) -> str:
+    if route.dev == "lo":
+        return f"{dst} is an address of {ns.label} itself, so the local table sends it to lo"
+    verb = "routes" if local_out else "forwards"
+    if route.via is not None:
+        how = (
+            "by its default route" if route.dst.prefixlen == 0 else f"by the route for {route.dst}"
+        )
+        if route.proto == "host-gw":
+            how = f"by the CNI's host-gw route for {route.dst}"
+        return f"{ns.label} {verb} {dst} {how}: next hop {route.via} via {route.dev}"
+    return f"{ns.label} {verb} {dst} straight out of {route.dev}: {route.dst} is directly connected"
+
+
+def _bridge_note(hook: Hook, physdev_in: str | None, physdev_out: str | None) -> str | None:
+    if physdev_in is None and physdev_out is None:
+        return None
+    return (
+        "br_netfilter: bridged IPv4 frames pass iptables too "
+        "(net.bridge.bridge-nf-call-iptables=1), with -i/-o the bridge and the ports as physdev"
+    )
+
+
+def _matched_rules(rules: NodeRules, tables: tuple[TableWalk, ...]) -> tuple[Rule, ...]:
+    found: list[Rule] = []
+    for walk in tables:
+        for ref in walk.matched:
+            rule = _rule_at(rules, ref)
+            if rule is not None:
+                found.append(rule)
+    return tuple(found)
+
+
+def _rule_at(rules: NodeRules, ref: RuleRef) -> Rule | None:
+    chain = rules.ruleset.chain(ref.table, ref.chain)
+    if chain is None or not 1 <= ref.index <= len(chain.rules):
+        return None
+    return chain.rules[ref.index - 1]
+
+
+def _chain_dnats_to(
+    rules: NodeRules, rule: Rule, chain_name: str, pick: tuple[IPv4Address, int]
+) -> bool:
+    chain = rules.ruleset.chain(rule.table, chain_name)
+    if chain is None:
+        return False
+    for r in chain.rules:
+        t = r.target
+        if isinstance(t, DnatTarget) and t.addr == pick[0]:
+            port = t.ports.lo if t.ports is not None else None
+            if port is None or port == pick[1]:
+                return True
+    return False
+
+
+# -- entry points --------------------------------------------------------------------
+
+
+def trace(
+    cluster: Cluster,
+    source: str,
+    destination: str,
+    *,
+    container: str | None = None,
+    seed: int | None = None,
+    pick: str | None = None,
+    node_rules: Mapping[str, NodeRules] | None = None,
+) -> Trace:
+    """Trace one request from `source` to `destination` and its reply."""
+    chosen = seed if seed is not None else secrets.randbelow(2**31)
+    result, _ = trace_flow(
+        cluster,
+        source,
+        destination,
+        container=container,
+        rng=random.Random(chosen),
+        seed=chosen,
+        pick=pick,
+        node_rules=node_rules,
+    )
+    return result
+
+
+def trace_many(
+    cluster: Cluster,
+    source: str,
+    destination: str,
+    count: int,
+    *,
+    seed: int,
+    container: str | None = None,
+    pick: str | None = None,
+) -> tuple[Trace, ...]:
+    """`count` requests from fresh source ports, sharing conntrack and `recent` state."""
+    if not 1 <= count <= 100_000:
+        raise FlowError(f"request count {count} is out of range (1-100000)")
+    rng = random.Random(seed)
+    state = FlowState()
+    traces: list[Trace] = []
+    for _ in range(count):
+        result, state = trace_flow(
+            cluster,
+            source,
+            destination,
+            container=container,
+            rng=rng,
+            seed=seed,
+            pick=pick,
+            state=state,
+        )
+        traces.append(result)
+    return tuple(traces)
+
+
+def trace_flow(
+    cluster: Cluster,
+    source: str,
+    destination: str,
+    *,
+    rng: random.Random,
+    seed: int,
+    container: str | None = None,
+    pick: str | None = None,
+    state: FlowState | None = None,
+    node_rules: Mapping[str, NodeRules] | None = None,
+    on_hop: Callable[[Hop], None] | None = None,
+) -> tuple[Trace, FlowState]:
+    """Trace one flow with a given generator and shared state; returns the new state."""
+    src = parse_source(cluster, source, container)
+    dest = parse_destination(destination)
+    pinned = _parse_pick(pick) if pick is not None else None
+    network = Network(cluster)
+    walker = _Walker(
+        cluster=cluster,
+        network=network,
+        rng=rng,
+        state=dict((state or FlowState()).netfilter),
+        overrides=node_rules,
+        pick=pinned,
+    )
+    ns = network.netns(src.netns)
+    dst_ip, resolution = _resolve_destination(cluster, src, dest)
+    request = _first_packet(src, dst_ip, dest, rng)
+    if resolution is not None:
+        walker.emit(
+            HopKind.DNS,
+            ns,
+            request,
+            request,
+            _dns_sentence(resolution, dst_ip),
+            detail="; ".join(f"A? {q}" for q in resolution.queries)
+            + f" → {', '.join(map(str, resolution.addresses))}",
+            note="the DNS exchange with CoreDNS is summarised as one step",
+            dt=0,
+        )
+    walker.emit(
+        HopKind.SEND,
+        ns,
+        request,
+        request,
+        f"{src.label} opens a {dest.proto.value.upper()} connection to {dst_ip}:{dest.port} "
+        f"from {request.src}:{request.sport} (an ephemeral port)",
+        detail=f"connect({dst_ip}:{dest.port}) from {request.src}:{request.sport}",
+        dt=0,
+    )
+    if pinned is not None:
+        _check_pick(walker, ns, src, pinned)
+    end = walker.local_out(ns, request)
+    if end.verdict is Verdict.DELIVERED:
+        served = walker.network.netns(end.netns)
+        walker.direction = Direction.REPLY
+        walker.reply_socket = (ns.name, request)
+        walker.masq_because = None
+        reply = Packet(
+            src=end.packet.dst,
+            dst=end.packet.src,
+            sport=end.packet.dport,
+            dport=end.packet.sport,
+            proto=end.packet.proto,
+            tcp_flags="SYN,ACK" if end.packet.proto is Proto.TCP else "",
+        )
+        walker.t_us += 20
+        walker.emit(
+            HopKind.SEND,
+            served,
+            reply,
+            reply,
+            f"the server in {served.label} answers {reply.dst}:{reply.dport}: it swaps the "
+            "addresses it received, knowing nothing of any NAT",
+            dt=0,
+        )
+        end = walker.local_out(served, reply)
+    verdict, reason = _verdict(end, src, dest, dst_ip, walker)
+    hops = tuple(walker.hops)
+    if on_hop is not None:
+        for hop in hops:
+            on_hop(hop)
+    warnings = _relevant_warnings(cluster, walker) + tuple(dict.fromkeys(walker.assumptions))
+    result = Trace(
+        source=source if container is None else f"{source} -c {container}",
+        destination=destination,
+        seed=seed,
+        hops=hops,
+        verdict=verdict,
+        reason=reason,
+        endpoint=walker.endpoint,
+        warnings=warnings,
+    )
+    return result, FlowState(dict(walker.state))
+
+
+def _relevant_warnings(cluster: Cluster, walker: _Walker) -> tuple[str, ...]:
+    """The cluster's warnings that name a pod, node or Service this trace passed."""
+    names: set[str] = set()
+    for hop in walker.hops:
+        ns = walker.network.netns(hop.where.netns)
+        names.add(ns.label)
+        if hop.where.node:
+            names.add(hop.where.node)
+        for walk in hop.tables:
+            for ref in walk.matched:
+                names.update(_quoted_services(ref.line))
+    return tuple(w for w in cluster.warnings if any(_names_in(w, name) for name in names))
+
+
+def _quoted_services(line: str) -> set[str]:
+    start = line.find('--comment "')
+    if start < 0:
+        return set()
+    comment = line[start + 11 : line.find('"', start + 11)]
+    service = comment.split(" ")[0].split(":")[0]
+    return {service} if "/" in service else set()
+
+
+def _names_in(warning: str, name: str) -> bool:
+    return f" {name}:" in warning or f" {name} " in warning or f"/{name}:" in warning
+
+
+def _parse_pick(text: str) -> tuple[IPv4Address, int]:
+    dest = parse_destination(text)
+    if dest.ip is None:
+        raise FlowError(f"--pick {text!r}: expected an endpoint as IP:PORT, e.g. 192.168.1.4:8080")
+    return dest.ip, dest.port
+
+
+def _check_pick(walker: _Walker, ns: Netns, src: Source, pick: tuple[IPv4Address, int]) -> None:
+    node = ns.node
+    if node is None:
+        return
+    rules = (
+        walker.ruleset_of(ns) if ns.netfilter else rules_for(walker.cluster, node, walker.overrides)
+    )
+    for chains in rules.ruleset.tables.values():
+        for chain in chains.values():
+            for r in chain.rules:
+                t = r.target
+                if (
+                    isinstance(t, DnatTarget)
+                    and t.addr == pick[0]
+                    and (t.ports is None or t.ports.lo == pick[1])
+                ):
+                    return
+    raise FlowError(
+        f"--pick {pick[0]}:{pick[1]}: no kube-proxy rule on {node} DNATs to that endpoint "
+        "(it must be a ready endpoint of the Service)"
+    )
+
+
+def _resolve_destination(
+    cluster: Cluster, src: Source, dest: Destination
+) -> tuple[IPv4Address, Resolution | None]:
+    if dest.ip is not None:
+        return dest.ip, None
+    if src.kind is not SourceKind.POD or src.namespace is None:
+        raise FlowError(
+            f"destination {dest.text!r}: {src.label} is not a pod, so cluster DNS names do not "
+            "resolve there; use an IP (a NodeIP:NodePort from outside)"
+        )
+    resolution = resolve(cluster, dest.host, src.namespace)
+    return resolution.addresses[0], resolution
+
+
+def _dns_sentence(resolution: Resolution, addr: IPv4Address) -> str:
+    if resolution.headless:
+        return (
+            f"{resolution.name} resolves to {resolution.fqdn}, a headless Service: CoreDNS "
+            f"answers with its pods' IPs, so the request goes straight to {addr} and kube-proxy "
+            "plays no part"
+        )
+    return (
+        f"{resolution.name} resolves through the pod's DNS search path to {resolution.fqdn}, "
+        f"whose A record is the Service's ClusterIP {addr}"
+    )
+
+
+def _first_packet(src: Source, dst: IPv4Address, dest: Destination, rng: random.Random) -> Packet:
+    sport = rng.randint(*EPHEMERAL_PORTS)
+    src_ip = IPv4Address("127.0.0.1") if dst.is_loopback else src.ip
+    return Packet(
+        src=src_ip,
+        dst=dst,
+        sport=sport,
+        dport=dest.port,
+        proto=dest.proto,
+        tcp_flags="SYN" if dest.proto is Proto.TCP else "",
+    )
+
+
+def _verdict(
+    end: _End, src: Source, dest: Destination, dst_ip: IPv4Address, walker: _Walker
+) -> tuple[Verdict, str]:
+    if end.verdict is Verdict.DELIVERED:
+        served = walker.endpoint or f"{dst_ip}:{dest.port}"
+        via = "" if served == f"{dst_ip}:{dest.port}" else f" through {dst_ip}:{dest.port}"
+        return Verdict.DELIVERED, (
+            f"{src.label} reached {served}{via}, and the reply came back from {dst_ip}:{dest.port}"
+        )
+    return end.verdict, end.reason
+
+
+__all__ = ["FlowState", "trace", "trace_flow", "trace_many"]
