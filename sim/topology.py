@@ -13,6 +13,7 @@ the few namespaces a trace passes through.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -132,6 +133,7 @@ class Netns:
 
 
 _LOOPBACK_NET = IPv4Network("127.0.0.0/8")
+_LOOPBACK_ADDR = IPv4Interface("127.0.0.1/8")
 
 
 def stable_mac(*parts: str) -> str:
@@ -178,6 +180,7 @@ class Network:
     cluster: Cluster
     """The cluster this network belongs to."""
     _cache: dict[str, Netns] = field(default_factory=dict, compare=False, repr=False)
+    _fdb_cache: dict[str, dict[str, str]] = field(default_factory=dict, compare=False, repr=False)
 
     def netns(self, name: str) -> Netns:
         """The netns called `name`, built on first use."""
@@ -217,6 +220,33 @@ class Network:
             prefix -= 1
         return IPv4Network("0.0.0.0/0")
 
+    @cached_property
+    def _pod_by_ip(self) -> dict[IPv4Address, Pod]:
+        return {p.ip: p for p in self.cluster.pods if not p.host_network}
+
+    def bridge_member(self, node: str, addr: IPv4Address) -> tuple[str, str] | None:
+        """Who answers ARP for `addr` on `node`'s bridge: (netns, interface)."""
+        found = self.cluster.node(node)
+        if found is not None and found.pod_cidr is not None and addr == gateway_of(found.pod_cidr):
+            return node_ns_name(node), self.cluster.cni.bridge
+        pod = self._pod_by_ip.get(addr)
+        if pod is not None and pod.node == node:
+            return pod_ns_name(pod), "eth0"
+        return None
+
+    def bridge_port_for_mac(self, node: str, mac: str | None) -> str | None:
+        """The bridge port on `node` behind which `mac` lives (what the FDB learned)."""
+        return self._fdb(node).get(mac or "")
+
+    def _fdb(self, node: str) -> dict[str, str]:
+        cached = self._fdb_cache.get(node)
+        if cached is None:
+            cached = {
+                ip_mac(p.ip): veth_name(p) for p in self.cluster.pods_on(node) if not p.host_network
+            }
+            self._fdb_cache[node] = cached
+        return cached
+
     def segment_owner(self, addr: IPv4Address) -> tuple[str, str] | None:
         """Who answers ARP for `addr` on the node network: (netns, interface)."""
         node = self._node_by_ip.get(addr)
@@ -240,9 +270,7 @@ class Network:
         raise KeyError(name)
 
     def _lo(self, ns: str) -> Interface:
-        return Interface(
-            "lo", ns, IfKind.LOOPBACK, "00:00:00:00:00:00", (IPv4Interface("127.0.0.1/8"),)
-        )
+        return Interface("lo", ns, IfKind.LOOPBACK, "00:00:00:00:00:00", (_LOOPBACK_ADDR,))
 
     def _node_netns(self, node: Node) -> Netns:
         ns = node_ns_name(node.name)
@@ -360,3 +388,19 @@ class Network:
             routes=RouteTable((Route(net, "eth0", src=client.ip, proto="kernel", scope="link"),)),
             label=client.name,
         )
+
+
+_NETWORKS: OrderedDict[int, Network] = OrderedDict()
+
+
+def network_of(cluster: Cluster) -> Network:
+    """The (lazily built) network of `cluster`, shared by every trace of the same cluster object."""
+    found = _NETWORKS.get(id(cluster))
+    if found is not None and found.cluster is cluster:
+        _NETWORKS.move_to_end(id(cluster))
+        return found
+    network = Network(cluster)
+    _NETWORKS[id(cluster)] = network
+    while len(_NETWORKS) > 8:
+        _NETWORKS.popitem(last=False)
+    return network

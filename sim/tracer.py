@@ -44,7 +44,7 @@ from sim.flow import Destination, Source, SourceKind, parse_destination, parse_s
 from sim.netfilter import HookContext, NetfilterState, RecentTable, traverse
 from sim.route import Route
 from sim.rules import NodeRules, rules_for
-from sim.topology import IfKind, Interface, Netns, Network
+from sim.topology import IfKind, Interface, Netns, Network, network_of
 
 EPHEMERAL_PORTS = (32768, 60999)
 """net.ipv4.ip_local_port_range's default: where a client's source port comes from."""
@@ -134,30 +134,6 @@ class _Walker:
             return Route(_host_net(dst), "lo", src=dst, proto="kernel", scope="host")
         return ns.routes.lookup(dst)
 
-    def l2_peers(self, ns: Netns, iface: Interface) -> list[tuple[Netns, Interface]]:
-        """Every interface on the same L2 segment as `iface` (what an ARP request reaches)."""
-        if iface.kind is IfKind.ETHERNET:
-            return []  # the node network is looked up by address, see neighbour()
-        if iface.kind is IfKind.BRIDGE:
-            return [self.peer_of(ns, port) for port in _ports(ns, iface.name)]
-        if iface.master is not None:
-            bridge = ns.iface(iface.master)
-            return [(ns, bridge)] + [
-                self.peer_of(ns, port) for port in _ports(ns, bridge.name) if port != iface
-            ]
-        if iface.peer is not None:
-            peer_ns = self.network.netns(iface.peer[0])
-            peer = peer_ns.iface(iface.peer[1])
-            if peer.master is not None:
-                bridge = peer_ns.iface(peer.master)
-                return [(peer_ns, bridge)] + [
-                    self.peer_of(peer_ns, port)
-                    for port in _ports(peer_ns, bridge.name)
-                    if port != peer
-                ]
-            return [(peer_ns, peer)]
-        return []
-
     def peer_of(self, ns: Netns, veth: Interface) -> tuple[Netns, Interface]:
         assert veth.peer is not None
         peer_ns = self.network.netns(veth.peer[0])
@@ -169,22 +145,26 @@ class _Walker:
         """Who answers ARP for `addr` on `iface`'s segment."""
         if iface.kind is IfKind.ETHERNET:
             owner = self.network.segment_owner(addr)
-            if owner is None:
-                return None
-            owner_ns = self.network.netns(owner[0])
-            return owner_ns, owner_ns.iface(owner[1])
-        for peer_ns, peer in self.l2_peers(ns, iface):
-            if any(a.ip == addr for a in peer.addrs):
-                return peer_ns, peer
-        return None
+        elif iface.kind is IfKind.BRIDGE or iface.master is not None:
+            owner = self.network.bridge_member(ns.node or "", addr) if ns.node else None
+        elif iface.peer is not None:
+            peer_ns = self.network.netns(iface.peer[0])
+            peer = peer_ns.iface(iface.peer[1])
+            if peer.master is None:
+                owner = (peer_ns.name, peer.name) if any(a.ip == addr for a in peer.addrs) else None
+            else:
+                owner = self.network.bridge_member(peer_ns.node or "", addr)
+        else:
+            owner = None
+        if owner is None:
+            return None
+        owner_ns = self.network.netns(owner[0])
+        return owner_ns, owner_ns.iface(owner[1])
 
     def fdb(self, ns: Netns, bridge: Interface, mac: str | None) -> Interface | None:
         """The bridge port behind which `mac` was learned."""
-        for port in _ports(ns, bridge.name):
-            _, peer = self.peer_of(ns, port)
-            if peer.mac == mac:
-                return port
-        return None
+        port = self.network.bridge_port_for_mac(ns.node or "", mac)
+        return ns.iface(port) if port is not None and ns.has_iface(port) else None
 
     # -- netfilter ------------------------------------------------------------------
 
@@ -361,12 +341,20 @@ class _Walker:
             pkt,
             framed,
             f"{ns.label} {out.name} sends the frame to {nexthop} ({_ns_label(peer_ns)}) on the "
-            f"node network; {wire_sentence(self.cluster)}",
+            "node network"
+            + (f"; {wire_sentence(self.cluster)}" if self._pod_traffic(pkt) else ""),
             interface=out.name,
             detail=f"neighbour {nexthop} lladdr {peer.mac}",
             dt=40,
         )
         return self.receive(peer_ns, peer, framed)
+
+    def _pod_traffic(self, pkt: Packet) -> bool:
+        cidr = self.cluster.kube_proxy.cluster_cidr
+        if cidr is not None:
+            return pkt.src in cidr or pkt.dst in cidr
+        cidrs = [n.pod_cidr for n in self.cluster.nodes if n.pod_cidr is not None]
+        return any(pkt.src in c or pkt.dst in c for c in cidrs)
 
     def cross_veth(
         self,
@@ -635,10 +623,6 @@ def _host_net(addr: IPv4Address) -> IPv4Network:
     return IPv4Network(f"{addr}/32")
 
 
-def _ports(ns: Netns, bridge: str) -> list[Interface]:
-    return [i for i in ns.interfaces if i.master == bridge]
-
-
 def _ns_label(ns: Netns) -> str:
     return ns.label
 
@@ -774,7 +758,7 @@ def trace_flow(
     src = parse_source(cluster, source, container)
     dest = parse_destination(destination)
     pinned = _parse_pick(pick) if pick is not None else None
-    network = Network(cluster)
+    network = network_of(cluster)
     walker = _Walker(
         cluster=cluster,
         network=network,
