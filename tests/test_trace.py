@@ -336,3 +336,39 @@ def test_bad_flows_are_one_line_errors(bad: Bad, demo: Cluster) -> None:
     assert bad.message in str(err.value)
     assert "\n" not in str(err.value)
     assert isinstance(err.value, KubehopError)
+
+
+# -- what a real cluster may contain -----------------------------------------------------------------
+
+
+def test_a_headless_service_resolves_to_pods_and_skips_kube_proxy(demo: Cluster) -> None:
+    from model.cluster import Service, ServicePort
+    from sim.cluster_io import with_derived_slices
+
+    headless = Service(
+        name="backend-headless",
+        cluster_ip=None,
+        ports=(ServicePort(name="http", port=8080, target_port=8080),),
+        selector=(("app", "backend"),),
+    )
+    cluster = with_derived_slices(
+        demo.model_copy(update={"services": (*demo.services, headless)}), "test"
+    )
+    t = trace(cluster, "pod1", "backend-headless:8080", seed=1)
+    assert t.hops[0].kind is HopKind.DNS
+    assert "headless" in t.hops[0].sentence
+    assert t.verdict is Verdict.DELIVERED
+    assert all(h.before.dst == h.after.dst for h in hops(t, Direction.REQUEST))
+    assert str(delivered_to(t).after.dst) in {"192.168.1.3", "192.168.1.4", "192.168.2.2"}
+
+
+def test_a_pod_ip_outside_its_nodes_pod_cidr_is_unreachable_from_elsewhere(demo: Cluster) -> None:
+    pods = tuple(
+        p.model_copy(update={"ip": IPv4Address("192.168.9.7")}) if p.name == "pod4" else p
+        for p in demo.pods
+    )
+    cluster = demo.model_copy(update={"pods": pods, "endpoint_slices": ()})
+    t = trace(cluster, "pod1", "192.168.9.7:8080", seed=1)
+    # host-gw routes only cover podCIDRs, so node-a sends it to its default router.
+    assert t.verdict is Verdict.UNREACHABLE
+    assert "10.0.0.1" in t.reason
