@@ -7,8 +7,10 @@ validation rules live in `model.load`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from functools import cached_property
+from typing import Any
 from ipaddress import IPv4Address, IPv4Network
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -294,6 +296,17 @@ class Cluster(_Frozen):
     """The network the nodes' InternalIPs are on (inferred as the smallest covering /24 or wider)."""
     warnings: tuple[str, ...] = ()
     """What a real cluster may contain but that has consequences (one line each)."""
+
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> Cluster:
+        """A copy with `update` applied, its lookup indexes rebuilt on first use."""
+        copy = super().model_copy(update=update, deep=deep)
+        # cached_property values live in __dict__ next to the fields; a copy
+        # must not answer lookups from the original's indexes.
+        for name in [k for k in copy.__dict__ if k not in type(self).model_fields]:
+            del copy.__dict__[name]
+        return copy
 
     # Lookups are indexed once per (immutable) cluster: a cluster at Kubernetes'
     # scale limits has 150,000 pods and 10,000 Services.
