@@ -1,0 +1,402 @@
+"""Pilot tests: drive the app with keys and check what a user would see change."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+import pytest
+from textual.widget import Widget
+from textual.widgets import Input, Label, Tabs
+
+from model.cluster import Cluster, ExternalClient
+from model.trace import Direction, HopKind
+from sim.cluster_io import demo_cluster
+from tui.app import KubehopApp
+from tui.hopstyle import Effect, badge
+from tui.screens.diff import RulesDiffScreen
+from tui.screens.help import HelpScreen
+from tui.screens.pick import PickScreen
+from tui.screens.spread import SpreadChart, SpreadScreen
+from tui.screens.trace import TraceScreen
+from tui.session import FlowRequest
+from tui.widgets.cluster_tree import ClusterTree
+from tui.widgets.inspector import PacketInspector
+from tui.widgets.packet_log import PacketLog
+from tui.widgets.path_map import PathMap
+from tui.widgets.rules_view import RulesView, index_rules
+
+SVC_B = FlowRequest("pod1", "svc-b:80", pick="192.168.2.2:8080")
+
+
+@pytest.fixture(autouse=True)
+def _plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("TEXTUAL_THEME", raising=False)
+
+
+def make_app(request: FlowRequest | None = SVC_B, cluster: Cluster | None = None) -> KubehopApp:
+    return KubehopApp(cluster or demo_cluster(), request=request, seed=7, theme="textual-dark")
+
+
+def screen_of(app: KubehopApp) -> TraceScreen:
+    screen = app.screen
+    assert isinstance(screen, TraceScreen)
+    return screen
+
+
+def shown(widget: Widget) -> str:
+    """The text a widget shows on screen now."""
+    return "\n".join(widget.render_line(y).text for y in range(widget.size.height))
+
+
+def dnat_index(screen: TraceScreen) -> int:
+    assert screen.trace is not None
+    return next(h.seq for h in screen.trace.hops if badge(h).effect is Effect.DNAT)
+
+
+def visible_state(screen: TraceScreen) -> tuple[object, ...]:
+    rules = screen.query_one(RulesView)
+    return (
+        screen.index,
+        screen.query_one(PacketInspector).hop,
+        screen.query_one(PathMap).index,
+        screen.query_one(PacketLog).highlighted,
+        rules.node,
+        rules.focus_row,
+        rules.matched_rows,
+    )
+
+
+async def test_step_forward_then_back_restores_the_same_state() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        await pilot.press("n", "n", "n")
+        before = visible_state(screen)
+        assert screen.index == 3
+        await pilot.press("n", "n")
+        assert visible_state(screen) != before
+        await pilot.press("b", "b")
+        await pilot.pause()
+        assert visible_state(screen) == before
+
+
+async def test_the_highlighted_rule_is_the_one_the_core_reports() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        screen.go_to(dnat_index(screen))
+        await pilot.pause()
+        hop = screen.hop
+        assert hop is not None and hop.kind is HopKind.NETFILTER
+        rules = screen.query_one(RulesView)
+        dnat = next(r for w in hop.tables for r in w.matched if "-j DNAT" in r.line)
+        assert rules.focus_row is not None
+        assert rules.index.lines[rules.focus_row] == dnat.line
+        matched_lines = {rules.index.lines[row] for row in rules.matched_rows}
+        assert matched_lines == {r.line for w in hop.tables for r in w.matched}
+        # Scrolled into view.
+        top = round(rules.scroll_y)
+        assert top <= rules.focus_row < top + rules.scrollable_content_region.height
+
+
+async def test_the_inspector_marks_the_rewritten_fields_at_dnat() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        screen.go_to(dnat_index(screen))
+        await pilot.pause()
+        body = shown(screen.query_one("#inspector-body"))
+        assert "✱ dst IP" in body and "✱ dport" in body
+        assert "✱ src IP" not in body
+        hop = screen.hop
+        assert hop is not None and f"{hop.after.dst}" in body
+
+
+async def test_reply_key_jumps_to_the_first_reply_hop_and_end_to_the_last() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        await pilot.press("r")
+        hop = screen.hop
+        assert hop is not None and hop.direction is Direction.REPLY
+        assert screen.trace is not None
+        assert screen.trace.hops[hop.seq - 1].direction is Direction.REQUEST
+        await pilot.press("G")
+        assert screen.index == len(screen.trace.hops) - 1
+        await pilot.press("g")
+        assert screen.index == 0
+
+
+async def test_choosing_an_earlier_log_line_shows_that_moment() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        await pilot.press("n", "n", "n", "n")
+        log = screen.query_one(PacketLog)
+        log.focus()
+        await pilot.press("up", "up")
+        await pilot.pause()
+        assert screen.index == 2
+        assert log.option_count == 5  # the hops reached stay listed
+        assert screen.query_one(PacketInspector).hop == screen.trace.hops[2]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("key", ["1", "2", "3", "4"])
+async def test_scenario_keys_load_the_articles_scenarios(key: str) -> None:
+    app = make_app(request=None)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        assert screen.trace is None
+        await pilot.press(key)
+        assert screen.trace is not None and screen.request is not None
+        assert screen.index == 0
+        assert screen.trace.verdict.value == "delivered"
+
+
+async def test_bad_input_in_the_pick_dialog_is_shown_there_and_the_state_is_kept() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = screen_of(app)
+        await pilot.press("n", "n")
+        trace_before, index_before = screen.trace, screen.index
+        await pilot.press("p")
+        dialog = app.screen
+        assert isinstance(dialog, PickScreen)
+        source = dialog.query_one("#pick-source", Input)
+        source.value = "no-such-pod"
+        source.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is dialog
+        error = dialog.query_one("#pick-error", Label)
+        assert error.has_class("-shown") and "no-such-pod" in shown(error)
+        await pilot.press("escape")
+        assert app.screen is screen
+        assert screen.trace is trace_before and screen.index == index_before
+
+
+async def test_the_pick_dialog_traces_what_is_typed() -> None:
+    app = make_app(request=None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p")
+        dialog = app.screen
+        assert isinstance(dialog, PickScreen)
+        dialog.query_one("#pick-source", Input).value = "client"
+        dialog.query_one("#pick-destination", Input).value = "10.0.0.12:30080"
+        dialog.query_one("#pick-seed", Input).value = "11"
+        dialog.query_one("#pick-destination", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = screen_of(app)
+        assert screen.trace is not None and screen.trace.seed == 11
+        assert screen.request == FlowRequest("client", "10.0.0.12:30080", None, 11, None)
+
+
+async def test_an_unknown_destination_from_a_preset_key_is_a_notification() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = screen_of(app)
+        trace = screen.trace
+        assert not screen.load(FlowRequest("pod1", "nowhere:80"))
+        await pilot.pause()
+        assert screen.trace is trace
+        assert any(n.severity == "error" for n in app._notifications)
+
+
+async def test_deleting_a_pod_changes_the_rules_and_the_next_trace() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        old_trace = screen.trace
+        old_text = screen.session.rules_text("node-a")
+        tree = screen.query_one(ClusterTree)
+        assert tree.select_pod("default", "pod4")
+        tree.focus()
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, RulesDiffScreen)
+        cluster = screen.session.cluster
+        assert cluster.pod("default", "pod4") is None
+        assert screen.session.rules_text("node-a") != old_text
+        await pilot.press("escape")
+        # The pinned endpoint is gone, so the request no longer traces; the
+        # old trace stays on screen and a warning says why.
+        assert screen.trace is old_trace
+        assert any("no longer traces" in str(n.message) for n in app._notifications)
+        await pilot.press("2")
+        assert screen.trace is not old_trace
+
+
+async def test_delete_without_a_pod_under_the_cursor_warns_and_changes_nothing() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        cluster = screen.session.cluster
+        screen.query_one(PacketLog).focus()
+        screen.query_one(ClusterTree).move_cursor(None)
+        await pilot.press("d")
+        assert screen.session.cluster is cluster
+        assert any(n.severity == "warning" for n in app._notifications)
+
+
+async def test_scale_up_adds_an_endpoint_to_the_rules() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        tree = screen.query_one(ClusterTree)
+        tree.select_pod("default", "pod2")
+        tree.focus()
+        old_pods = set(screen.session.cluster.pods)
+        before = index_rules(screen.session.rules_text("node-a")).rule_count
+        await pilot.press("plus")
+        await pilot.pause()
+        assert isinstance(app.screen, RulesDiffScreen)
+        (new,) = set(screen.session.cluster.pods) - old_pods
+        text = screen.session.rules_text("node-a")
+        assert index_rules(text).rule_count > before
+        assert f"-j DNAT --to-destination {new.ip}:8080" in text
+
+
+async def test_send_n_requests_charts_the_spread() -> None:
+    app = make_app(FlowRequest("pod1", "svc-b:80"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, SpreadScreen)
+        spread = dialog.query_one(SpreadChart).spread
+        assert spread is not None
+        assert sum(n for _, n in spread.counts) == 100
+        assert len(spread.counts) >= 2  # svc-b has several endpoints
+        field = dialog.query_one("#spread-count", Input)
+        field.value = "0"
+        field.focus()
+        await pilot.press("enter")
+        assert "out of range" in shown(dialog.query_one("#spread-error", Label))
+        assert dialog.query_one(SpreadChart).spread is spread
+
+
+async def test_switch_node_pins_the_rules_and_comes_back_to_following() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        rules = screen.query_one(RulesView)
+        assert rules.node == "node-a"
+        await pilot.press("o")
+        assert rules.node == "node-b" and screen.pinned_node == "node-b"
+        await pilot.press("o")
+        assert rules.node == "node-c"
+        await pilot.press("o")
+        assert screen.pinned_node is None and rules.node == "node-a"
+
+
+async def test_filter_narrows_the_rules_and_escape_clears_it() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        rules = screen.query_one(RulesView)
+        total = rules.visible_rows
+        await pilot.press("slash")
+        await pilot.press(*"KUBE-SVC")
+        await pilot.pause()
+        assert 0 < rules.visible_rows < total
+        assert all("kube-svc" in rules.index.lines[r].lower() for r in rules._rows or ())
+        # Typing in the filter does not step the trace.
+        assert screen.index == 0
+        await pilot.press("escape")
+        assert rules.visible_rows == total
+
+
+async def test_narrow_terminal_shows_one_pane_and_v_cycles_them() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = screen_of(app)
+        assert screen.has_class("-narrow")
+        shown = [p.id for p in screen.query(".pane") if p.display]
+        assert shown == ["log"]
+        await pilot.press("v")
+        assert [p.id for p in screen.query(".pane") if p.display] == ["inspector"]
+        assert screen.query_one(Tabs).active == "tab-inspector"
+        await pilot.press("v", "v")
+        assert [p.id for p in screen.query(".pane") if p.display] == ["cluster"]
+
+
+async def test_wide_terminal_shows_every_pane() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)):
+        screen = screen_of(app)
+        assert screen.has_class("-wide")
+        assert all(p.display for p in screen.query(".pane"))
+        assert not screen.query_one(Tabs).display
+
+
+async def test_play_advances_and_space_pauses() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        await pilot.press("greater_than_sign", "greater_than_sign", "greater_than_sign")
+        assert screen.speed == 8.0
+        await pilot.press("space")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if screen.index >= 2:
+                break
+        await pilot.press("space")
+        stopped = screen.index
+        assert stopped >= 2
+        await pilot.pause(0.3)
+        assert screen.index == stopped
+
+
+async def test_help_lists_every_key_and_closes() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = shown(app.screen.query_one("#help-keys"))
+        for description in ("Step", "Back", "Reply", "Delete pod", "Send N", "Filter"):
+            assert description in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, TraceScreen)
+
+
+async def test_every_screen_binding_is_a_palette_command() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)):
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for binding in TraceScreen.BINDINGS:
+            assert binding.description in titles  # type: ignore[union-attr]
+
+
+async def test_names_with_markup_and_escapes_are_shown_literally() -> None:
+    base = demo_cluster()
+    name = "[bold red]evil[/]\x1b[31m"
+    client = ExternalClient(name=name, ip=IPv4Address("10.0.0.200"))
+    fields = {f: getattr(base, f) for f in Cluster.model_fields}
+    fields["clients"] = (*base.clients, client)
+    app = make_app(cluster=Cluster(**fields))
+    async with app.run_test(size=(160, 48)):
+        tree = screen_of(app).query_one(ClusterTree)
+        labels = [str(node.label) for node in tree.root.children[2].children]
+        assert "[bold red]evil[/]\\x1b[31m  10.0.0.200" in labels
+
+
+async def test_the_rules_pane_draws_only_the_rows_on_screen() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        rules = screen_of(app).query_one(RulesView)
+        big = (
+            "*nat\n"
+            + "\n".join(
+                f"-A KUBE-SERVICES -d 10.{i // 65536}.{i // 256 % 256}.{i % 256}/32 -j KUBE-SVC-X{i}"
+                for i in range(100_000)
+            )
+            + "\nCOMMIT\n"
+        )
+        rules.show("node-x", big, None)
+        await pilot.pause()
+        assert rules.visible_rows == 100_002
+        assert rules.virtual_size.height == 100_002
+        assert len(rules._cache) <= rules.size.height
+        assert not rules.children

@@ -1,0 +1,69 @@
+"""kubehop's Textual app: watch a request cross a Kubernetes cluster, hop by hop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path, PurePath
+from typing import ClassVar
+
+from rich.markup import escape
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from model.cluster import Cluster
+from tui.screens.trace import TraceScreen
+from tui.session import FlowRequest, Session
+
+DEFAULT_THEME = "tokyo-night"
+"""The theme kubehop opens with (any Textual theme works; ctrl+p changes it)."""
+
+
+class KubehopApp(App[int]):
+    """One screen: cluster, rules, packet log, inspector, path map, explanation."""
+
+    TITLE = "kubehop"
+    CSS_PATH: ClassVar[list[str | PurePath] | str | PurePath | None] = ["app.tcss"]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("q", "quit", "Quit")]
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        request: FlowRequest | None = None,
+        seed: int | None = None,
+        theme: str | None = DEFAULT_THEME,
+    ) -> None:
+        super().__init__()
+        self.session = Session(cluster, seed=seed)
+        """The cluster under study."""
+        self._request = request
+        if theme is not None:
+            self.theme = theme
+
+    def get_default_screen(self) -> Screen[None]:
+        return TraceScreen(self.session, self._request)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        # Every key of the trace screen is a command too, from the same declarations.
+        if isinstance(screen, TraceScreen):
+            for binding in screen.BINDINGS:
+                if isinstance(binding, Binding) and binding.description:
+                    key = binding.key.split(",")[0]
+                    yield SystemCommand(
+                        binding.description,
+                        f"key {escape(key)}",
+                        partial(screen.run_action, binding.action),
+                    )
+
+
+def run(cluster_path: str | None = None) -> int:
+    """Run the app on the demo cluster, or on the cluster in `cluster_path`."""
+    from sim.cluster_io import load
+
+    cluster = load(Path(cluster_path) if cluster_path else None)
+    app = KubehopApp(cluster)
+    app.run()
+    return app.return_code or 0

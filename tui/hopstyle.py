@@ -1,0 +1,108 @@
+"""How a hop looks on screen: a symbol and a label per effect, read in monochrome too.
+
+The colour of each effect is named in `app.tcss` (`$hop-dnat`, …); here a hop
+only gets the name of its effect, so widgets can look up the component style.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+
+from rich.text import Text
+
+from model.trace import Direction, Hop, HopKind
+
+
+class Effect(StrEnum):
+    """What a hop did to the packet, as the screen colours it."""
+
+    DNAT = "dnat"
+    """The destination was rewritten (a Service's endpoint chosen)."""
+    SNAT = "snat"
+    """The source was rewritten (SNAT or MASQUERADE)."""
+    UNNAT = "unnat"
+    """Conntrack reversed an earlier NAT on a reply."""
+    BRIDGE = "bridge"
+    """The node bridge forwarded the frame (an FDB decision)."""
+    ROUTE = "route"
+    """A routing decision (and a MAC rewrite when the packet leaves by a new link)."""
+    HOOK = "hook"
+    """Netfilter tables walked without a rewrite."""
+    DROP = "drop"
+    """The packet died here."""
+    DELIVER = "deliver"
+    """A socket received the packet."""
+    PLAIN = "plain"
+    """Anything else: send, veth, loopback, the wire."""
+
+
+@dataclass(frozen=True)
+class Badge:
+    """A hop's effect as a fixed-width symbol and label."""
+
+    effect: Effect
+    """The effect, which names the component style."""
+    symbol: str
+    """One cell, so the effect reads without colour."""
+    label: str
+    """A short tag, at most seven cells."""
+
+    def text(self) -> str:
+        """`◆ DNAT   `: symbol, label, padded to a fixed width."""
+        return f"{self.symbol} {self.label:<7}"
+
+
+_KIND_BADGES: dict[HopKind, Badge] = {
+    HopKind.DNS: Badge(Effect.PLAIN, "?", "DNS"),
+    HopKind.SEND: Badge(Effect.PLAIN, "●", "SEND"),
+    HopKind.ROUTE: Badge(Effect.ROUTE, "↳", "ROUTE"),
+    HopKind.NETFILTER: Badge(Effect.HOOK, "◇", "HOOK"),
+    HopKind.LOOPBACK: Badge(Effect.PLAIN, "↺", "LO"),
+    HopKind.VETH: Badge(Effect.PLAIN, "═", "VETH"),
+    HopKind.BRIDGE: Badge(Effect.BRIDGE, "⊞", "BRIDGE"),
+    HopKind.WIRE: Badge(Effect.PLAIN, "~", "WIRE"),
+    HopKind.RECEIVE: Badge(Effect.PLAIN, "▸", "RECV"),
+    HopKind.DELIVER: Badge(Effect.DELIVER, "✔", "DELIVER"),
+    HopKind.DROP: Badge(Effect.DROP, "✘", "DROP"),
+}
+
+
+def badge(hop: Hop) -> Badge:
+    """The badge of `hop`, from its kind and the fields it rewrote."""
+    changed = set(hop.changed)
+    if hop.kind is HopKind.NETFILTER:
+        if hop.direction is Direction.REPLY and changed & {"src", "dst", "sport", "dport"}:
+            return Badge(Effect.UNNAT, "◆", "UN-NAT")
+        if changed & {"dst", "dport"}:
+            return Badge(Effect.DNAT, "◆", "DNAT")
+        if changed & {"src", "sport"}:
+            masq = any("-j MASQUERADE" in rule.line for walk in hop.tables for rule in walk.matched)
+            return Badge(Effect.SNAT, "◆", "MASQ" if masq else "SNAT")
+        if any(walk.verdict in ("DROP", "REJECT") for walk in hop.tables):
+            return Badge(Effect.DROP, "✘", "DROP")
+    return _KIND_BADGES[hop.kind]
+
+
+def literal(value: object) -> str:
+    """`value` as text that shows every character: control characters are escaped.
+
+    Names come from user files; an escape sequence in one must not repaint the
+    terminal, and Rich markup in one must not be interpreted (callers wrap the
+    result in `Text`, never in markup).
+    """
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(
+        ch
+        if ch.isprintable() or unicodedata.category(ch) == "Zs"
+        else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
+def plain(value: object, style: str = "") -> Text:
+    """A `Text` of `value`, shown literally (see `literal`)."""
+    return Text(literal(value), style=style)

@@ -1,0 +1,93 @@
+"""The help screen: every key, from the bindings as they are declared, and the colour legend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from tui.hopstyle import Badge, Effect
+
+_LEGEND: tuple[Badge, ...] = (
+    Badge(Effect.DNAT, "◆", "DNAT"),
+    Badge(Effect.SNAT, "◆", "SNAT"),
+    Badge(Effect.SNAT, "◆", "MASQ"),
+    Badge(Effect.UNNAT, "◆", "UN-NAT"),
+    Badge(Effect.BRIDGE, "⊞", "BRIDGE"),
+    Badge(Effect.ROUTE, "↳", "ROUTE"),
+    Badge(Effect.HOOK, "◇", "HOOK"),
+    Badge(Effect.DROP, "✘", "DROP"),
+    Badge(Effect.DELIVER, "✔", "DELIVER"),
+)
+
+_MEANING = {
+    "DNAT": "destination rewritten: kube-proxy chose an endpoint",
+    "SNAT": "source rewritten by an SNAT rule",
+    "MASQ": "source rewritten to the outgoing interface's address",
+    "UN-NAT": "conntrack undoes the NAT on the reply",
+    "BRIDGE": "the node bridge forwards by its FDB",
+    "ROUTE": "a routing decision (MACs rewritten on the next link)",
+    "HOOK": "netfilter tables walked, nothing rewritten",
+    "DROP": "the packet dies here",
+    "DELIVER": "a socket receives it",
+}
+
+
+def _key_name(binding: Binding) -> str:
+    names = {
+        "question_mark": "?",
+        "slash": "/",
+        "plus": "+",
+        "minus": "−",
+        "greater_than_sign": ">",
+        "less_than_sign": "<",
+        "space": "space",
+    }
+    return " ".join(names.get(k, k) for k in binding.key.split(","))
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys and what the colours and symbols mean."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def __init__(self, bindings: Iterable[BindingType]) -> None:
+        super().__init__()
+        self._keys = [b for b in bindings if isinstance(b, Binding)]
+
+    def compose(self) -> ComposeResult:
+        keys = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
+        keys.add_column(style="bold", no_wrap=True)
+        keys.add_column()
+        for binding in self._keys:
+            keys.add_row(_key_name(binding), binding.description)
+        keys.add_row("ctrl+p", "Command palette: every action, themes")
+        keys.add_row("q", "Quit")
+        legend = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
+        legend.add_column(no_wrap=True)
+        legend.add_column()
+        for badge in _LEGEND:
+            legend.add_row(Text(badge.text(), style="bold"), _MEANING[badge.label])
+        with VerticalScroll(id="help-body") as body:
+            body.border_title = "Keys"
+            body.border_subtitle = "Esc closes"
+            yield Static(keys, id="help-keys")
+            yield Static(
+                Text("Symbols in the log and the path map", style="bold"), classes="help-heading"
+            )
+            yield Static(legend, id="help-legend")
+            yield Static(
+                Text(
+                    "In the cluster pane, put the cursor on a pod: d deletes it, + and − scale "
+                    "its ReplicaSet; the rules that change are shown. On a narrow terminal the "
+                    "panes are tabs: v cycles them."
+                ),
+                classes="help-heading",
+            )

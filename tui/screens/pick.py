@@ -1,0 +1,171 @@
+"""The pick dialog: a source and a destination, completed from the cluster, or a preset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.markup import escape
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Vertical
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from model.errors import KubehopError
+from model.trace import Trace
+from tui.hopstyle import literal
+from tui.session import FlowRequest, Session, presets
+
+_MATCHES = 6
+"""Completions listed under the fields."""
+
+
+@dataclass(frozen=True)
+class PickResult:
+    """What the dialog hands back: the request and its trace, already made."""
+
+    request: FlowRequest
+    """The request as typed."""
+    trace: Trace
+    """Its trace."""
+
+
+class PickScreen(ModalScreen[PickResult | None]):
+    """Choose what to trace; a bad name is reported under the fields, and the dialog stays."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Cancel"),
+        Binding("ctrl+s", "submit", "Trace"),
+    ]
+
+    def __init__(self, session: Session, current: FlowRequest | None = None) -> None:
+        super().__init__()
+        self._session = session
+        self._current = current
+        self._sources, self._destinations = session.completions()
+        self._field = "pick-source"
+
+    def compose(self) -> ComposeResult:
+        current = self._current
+        with Vertical(id="pick-body") as body:
+            body.border_title = "Trace a request"
+            body.border_subtitle = "Enter traces · Esc cancels"
+            with Grid(id="pick-fields"):
+                yield Label("Source")
+                yield Input(
+                    current.source if current else "",
+                    placeholder="pod, ns/pod, client or IP",
+                    suggester=SuggestFromList(self._sources, case_sensitive=False),
+                    id="pick-source",
+                    compact=True,
+                )
+                yield Label("Container")
+                yield Input(
+                    (current.container or "") if current else "",
+                    placeholder="-c, for a pod with several",
+                    id="pick-container",
+                    compact=True,
+                )
+                yield Label("Destination")
+                yield Input(
+                    current.destination if current else "",
+                    placeholder="svc:port, IP:port, localhost:port, nodeIP:nodePort",
+                    suggester=SuggestFromList(self._destinations, case_sensitive=False),
+                    id="pick-destination",
+                    compact=True,
+                )
+                yield Label("Seed")
+                yield Input(
+                    str(current.seed) if current and current.seed is not None else "",
+                    placeholder="random, then shown",
+                    type="integer",
+                    id="pick-seed",
+                    compact=True,
+                )
+                yield Label("Pin endpoint")
+                yield Input(
+                    (current.pick or "") if current else "",
+                    placeholder="IP:PORT instead of the random choice",
+                    id="pick-pin",
+                    compact=True,
+                )
+            yield Label("", id="pick-error")
+            yield OptionList(id="pick-matches")
+            yield Label("Scenarios from the article", classes="pick-heading")
+            yield OptionList(
+                *(
+                    Option(Text(f"{p.key}  {literal(p.title)}"), id=f"preset-{p.key}")
+                    for p in presets()
+                ),
+                id="pick-presets",
+            )
+
+    def on_mount(self) -> None:
+        self._update_matches("pick-source", self.query_one("#pick-source", Input).value)
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        if event.input.id in ("pick-source", "pick-destination"):
+            self._update_matches(event.input.id, event.value)
+
+    def on_descendant_focus(self) -> None:
+        focused = self.focused
+        if isinstance(focused, Input) and focused.id in ("pick-source", "pick-destination"):
+            self._update_matches(focused.id, focused.value)
+
+    def _update_matches(self, field: str, value: str) -> None:
+        self._field = field
+        pool = self._sources if field == "pick-source" else self._destinations
+        needle = value.strip().lower()
+        found = [c for c in pool if needle in c.lower()][:_MATCHES]
+        matches = self.query_one("#pick-matches", OptionList)
+        matches.set_options(Option(Text(literal(c)), id=None) for c in found)
+        matches.border_title = "sources" if field == "pick-source" else "destinations"
+
+    @on(OptionList.OptionSelected, "#pick-matches")
+    def _match_chosen(self, event: OptionList.OptionSelected) -> None:
+        field = self.query_one(f"#{self._field}", Input)
+        field.value = str(event.option.prompt)
+        field.focus()
+
+    @on(OptionList.OptionSelected, "#pick-presets")
+    def _preset_chosen(self, event: OptionList.OptionSelected) -> None:
+        key = (event.option.id or "").removeprefix("preset-")
+        for preset in presets():
+            if preset.key == key:
+                self._trace(preset.request)
+
+    @on(Input.Submitted)
+    def action_submit(self) -> None:
+        """Trace what the fields say."""
+        value = {i.id: i.value.strip() for i in self.query(Input)}
+        seed_text = value["pick-seed"]
+        request = FlowRequest(
+            source=value["pick-source"],
+            destination=value["pick-destination"],
+            container=value["pick-container"] or None,
+            seed=int(seed_text) if seed_text.lstrip("-").isdigit() else None,
+            pick=value["pick-pin"] or None,
+        )
+        if not request.source or not request.destination:
+            self._error("Give a source and a destination.")
+            return
+        self._trace(request)
+
+    def _trace(self, request: FlowRequest) -> None:
+        try:
+            trace = self._session.trace(request)
+        except KubehopError as err:
+            self._error(str(err))
+            return
+        self.dismiss(PickResult(request, trace))
+
+    def _error(self, message: str) -> None:
+        label = self.query_one("#pick-error", Label)
+        label.update(escape(message))
+        label.set_class(bool(message), "-shown")

@@ -1,0 +1,488 @@
+"""The trace screen: cluster, rules, packet log, inspector and path map of one request."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.markup import escape
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Container, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Tab, Tabs
+from textual.worker import Worker
+
+from model.errors import KubehopError
+from model.trace import Direction, Hop, Trace
+from sim.stepper import Stepper
+from tui.screens.diff import RulesDiffScreen
+from tui.screens.help import HelpScreen
+from tui.screens.pick import PickResult, PickScreen
+from tui.screens.spread import SpreadScreen
+from tui.session import FlowRequest, Session, presets
+from tui.widgets.cluster_tree import ClusterTree
+from tui.widgets.explanation import Explanation
+from tui.widgets.inspector import PacketInspector
+from tui.widgets.packet_log import PacketLog
+from tui.widgets.path_map import PathMap
+from tui.widgets.rules_view import RulesView
+
+_SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+"""Play speeds, as multiples of one hop per second of the virtual clock's pacing."""
+
+PANES: tuple[tuple[str, str], ...] = (
+    ("log", "Hops"),
+    ("inspector", "Packet"),
+    ("rules-pane", "Rules"),
+    ("cluster", "Cluster"),
+)
+"""(pane id, tab label): the panes, in the order `v` cycles them on a narrow terminal."""
+
+
+class TraceScreen(Screen[None]):
+    """Step one request and its reply through the cluster, watching every rewrite."""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Screen declares it)
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n,right", "step", "Step"),
+        Binding("b,left", "back", "Back"),
+        Binding("space", "play", "Play/Pause"),
+        Binding("r", "reply", "Reply"),
+        Binding("p", "pick", "Pick"),
+        Binding("v", "next_pane", "View"),
+        Binding("o", "switch_node", "Node"),
+        Binding("slash", "filter", "Filter"),
+        Binding("g,home", "start", "Start", show=False),
+        Binding("G,end", "end", "End", show=False),
+        Binding("greater_than_sign", "faster", "Faster", show=False),
+        Binding("less_than_sign", "slower", "Slower", show=False),
+        Binding("1", "scenario('1')", "Scenario 1", show=False),
+        Binding("2", "scenario('2')", "Scenario 2", show=False),
+        Binding("3", "scenario('3')", "Scenario 3", show=False),
+        Binding("4", "scenario('4')", "Scenario 4", show=False),
+        Binding("d", "delete_pod", "Delete pod", show=False),
+        Binding("plus", "scale(1)", "Scale up", show=False),
+        Binding("minus", "scale(-1)", "Scale down", show=False),
+        Binding("s", "spread", "Send N", show=False),
+        Binding("question_mark", "help", "Keys"),
+    ]
+
+    def __init__(self, session: Session, request: FlowRequest | None = None) -> None:
+        super().__init__()
+        self.session = session
+        """The cluster and the calls on it."""
+        self.request: FlowRequest | None = request
+        """The request on display."""
+        self.trace: Trace | None = None
+        """Its trace."""
+        self.stepper: Stepper | None = None
+        """The cursor over the trace's hops."""
+        self.furthest = 0
+        """The furthest hop reached, the end of the packet log."""
+        self.pinned_node: str | None = None
+        """The node whose rules are shown regardless of the packet, None to follow it."""
+        self.pane = PANES[0][0]
+        """The pane shown on a narrow terminal."""
+        self.speed = 1.0
+        """Play speed."""
+        self._player: Worker[None] | None = None
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="⇄")
+        yield Tabs(*(Tab(label, id=f"tab-{pane}") for pane, label in PANES), id="pane-tabs")
+        yield PathMap(id="path")
+        with Container(id="panes"):
+            cluster = ClusterTree(id="cluster", classes="pane")
+            cluster.border_title = "Cluster"
+            yield cluster
+            with Vertical(id="rules-pane", classes="pane"):
+                yield Input(
+                    placeholder="filter rules: text or chain (Esc clears)", id="rules-filter"
+                )
+                yield RulesView(id="rules")
+            inspector = PacketInspector(id="inspector", classes="pane")
+            inspector.border_title = "Packet"
+            yield inspector
+            log = PacketLog(id="log", classes="pane")
+            log.border_title = "Packet log"
+            yield log
+        yield Explanation(id="explanation")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(ClusterTree).show(self.session.cluster)
+        self._show_pane(self.pane)
+        self.query_one(PacketLog).focus()
+        if self.request is not None:
+            self.load(self.request)
+        else:
+            self._refresh_rules(None)
+            self._update_title()
+
+    def _show_pane(self, pane: str) -> None:
+        self.pane = pane
+        for name, _ in PANES:
+            self.query_one(f"#{name}").set_class(name == pane, "-shown")
+        tabs = self.query_one(Tabs)
+        if tabs.active != f"tab-{pane}":
+            tabs.active = f"tab-{pane}"
+
+    @on(Tabs.TabActivated, "#pane-tabs")
+    def _tab_activated(self, event: Tabs.TabActivated) -> None:
+        event.stop()
+        if event.tab.id is not None:
+            self._show_pane(event.tab.id.removeprefix("tab-"))
+
+    # -- showing a trace ------------------------------------------------------------------
+
+    def load(self, request: FlowRequest) -> bool:
+        """Trace `request` and show its first hop; on a bad request, say why and keep the old."""
+        try:
+            trace = self.session.trace(request)
+        except KubehopError as err:
+            self.notify(escape(str(err)), title="Cannot trace", severity="error")
+            return False
+        self.show_trace(request, trace)
+        return True
+
+    def show_trace(self, request: FlowRequest, trace: Trace, index: int = 0) -> None:
+        """Show `trace` from hop `index`."""
+        self._stop()
+        self.request = request
+        self.trace = trace
+        self.stepper = Stepper(trace)
+        self.furthest = self.stepper.seek(index).seq
+        self._update_title()
+        self._draw()
+
+    def _update_title(self) -> None:
+        if self.trace is None or self.request is None:
+            self.title = "kubehop"
+            self.sub_title = f"{len(self.session.cluster.nodes)} nodes · press p or 1–4"
+            return
+        trace = self.trace
+        endpoint = f" → {trace.endpoint}" if trace.endpoint else ""
+        self.title = self.request.describe()
+        self.sub_title = f"{trace.verdict.value}{endpoint} · seed {trace.seed}"
+
+    @property
+    def index(self) -> int:
+        """The position of the hop on display."""
+        return self.stepper.index if self.stepper is not None else 0
+
+    @property
+    def hop(self) -> Hop | None:
+        """The hop on display."""
+        return self.stepper.current if self.stepper is not None else None
+
+    def go_to(self, index: int) -> None:
+        """Show hop `index` (clamped to the trace)."""
+        if self.stepper is None:
+            return
+        self.stepper.seek(index)
+        self._shown()
+
+    def _shown(self) -> None:
+        """Draw the stepper's current hop."""
+        self.furthest = max(self.furthest, self.index)
+        self._draw()
+
+    def _draw(self) -> None:
+        trace, hop = self.trace, self.hop
+        if trace is None or hop is None:
+            return
+        path = self.query_one(PathMap)
+        path.bridge = self.session.cluster.cni.bridge
+        path.index = hop.seq
+        path.trace = trace
+        self.query_one(PacketLog).show(trace, hop.seq, self.furthest)
+        self.query_one(PacketInspector).hop = hop
+        explanation = self.query_one(Explanation)
+        explanation.trace = trace
+        explanation.hop = hop
+        self._refresh_rules(hop)
+
+    def _node_of(self, hop: Hop | None) -> str | None:
+        """The node whose rules go with `hop`: its own, else the nearest hop's that has one."""
+        if self.pinned_node is not None:
+            return self.pinned_node
+        trace = self.trace
+        if trace is None or hop is None:
+            nodes = self.session.cluster.nodes
+            return nodes[0].name if nodes else None
+        if hop.where.node is not None:
+            return hop.where.node
+        before = trace.hops[: hop.seq][::-1]
+        after = trace.hops[hop.seq + 1 :]
+        for other in (*before, *after):
+            if other.where.node is not None:
+                return other.where.node
+        return None
+
+    def _refresh_rules(self, hop: Hop | None) -> None:
+        node = self._node_of(hop)
+        rules = self.query_one(RulesView)
+        pane = self.query_one("#rules-pane")
+        if node is None:
+            rules.show(None, "", None)
+            pane.border_title = "Rules"
+            return
+        try:
+            text = self.session.rules_text(node)
+        except KubehopError as err:
+            self.notify(escape(str(err)), severity="error")
+            return
+        on_node = hop is not None and hop.where.node == node
+        rules.show(node, text, hop if on_node else None)
+        how = "pinned" if self.pinned_node else "following the packet"
+        pane.border_title = escape(f"Rules · {node} ({how})")
+        index = rules.index
+        pane.border_subtitle = escape(
+            f"{rules.visible_rows:,}/{len(index.lines):,} lines · {index.rule_count:,} rules"
+        )
+
+    # -- stepping -------------------------------------------------------------------------
+
+    def action_step(self) -> None:
+        """Next hop."""
+        self._stop()
+        if self.stepper is not None:
+            self.stepper.forward()
+            self._shown()
+
+    def action_back(self) -> None:
+        """Previous hop."""
+        self._stop()
+        if self.stepper is not None:
+            self.stepper.back()
+            self._shown()
+
+    def action_start(self) -> None:
+        """First hop."""
+        self._stop()
+        if self.stepper is not None:
+            self.stepper.to_start()
+            self._shown()
+
+    def action_end(self) -> None:
+        """Last hop."""
+        self._stop()
+        if self.stepper is not None:
+            self.stepper.to_end()
+            self._shown()
+
+    def action_reply(self) -> None:
+        """First hop of the reply."""
+        self._stop()
+        if self.stepper is None or self.trace is None:
+            return
+        if not any(h.direction is Direction.REPLY for h in self.trace.hops):
+            self.notify(
+                "This request got no reply: " + escape(self.trace.reason), severity="warning"
+            )
+        self.stepper.to_reply()
+        self._shown()
+
+    def action_play(self) -> None:
+        """Play from the current hop, or pause."""
+        if self._player is not None and self._player.is_running:
+            self._stop()
+            return
+        if self.stepper is None:
+            return
+        if self.stepper.at_end:
+            self.stepper.to_start()
+            self._shown()
+        self._player = self._play()
+
+    def action_faster(self) -> None:
+        """Play faster."""
+        self._set_speed(+1)
+
+    def action_slower(self) -> None:
+        """Play slower."""
+        self._set_speed(-1)
+
+    def _set_speed(self, step: int) -> None:
+        position = _SPEEDS.index(self.speed) if self.speed in _SPEEDS else 2
+        self.speed = _SPEEDS[max(0, min(len(_SPEEDS) - 1, position + step))]
+        self.notify(f"Play speed ×{self.speed:g}", timeout=1.5)
+        if self._player is not None and self._player.is_running:
+            self._stop()
+            self._player = self._play()
+
+    @work(exclusive=True, group="play")
+    async def _play(self) -> None:
+        stepper = self.stepper
+        if stepper is None:
+            return
+        async for _ in stepper.play(self.speed):
+            if self.stepper is not stepper:
+                return
+            self._shown()
+
+    def _stop(self) -> None:
+        if self._player is not None:
+            self._player.cancel()
+            self._player = None
+
+    @on(PacketLog.HopChosen)
+    def _hop_chosen(self, event: PacketLog.HopChosen) -> None:
+        if event.index != self.index:
+            self._stop()
+            self.go_to(event.index)
+
+    # -- choosing what to trace -----------------------------------------------------------
+
+    def action_scenario(self, key: str) -> None:
+        """Load one of the article's scenarios."""
+        for preset in presets():
+            if preset.key == key:
+                self.load(preset.request)
+                return
+
+    def action_pick(self) -> None:
+        """Open the pick dialog."""
+
+        def picked(result: PickResult | None) -> None:
+            if result is not None:
+                self.show_trace(result.request, result.trace)
+
+        self.app.push_screen(PickScreen(self.session, self.request), picked)
+
+    # -- rules pane -----------------------------------------------------------------------
+
+    def action_switch_node(self) -> None:
+        """Show the next node's rules; after the last node, follow the packet again."""
+        names = [n.name for n in self.session.cluster.nodes]
+        if not names:
+            return
+        if self.pinned_node is None:
+            current = self._node_of(self.hop)
+            position = names.index(current) if current in names else -1
+            self.pinned_node = names[(position + 1) % len(names)]
+        else:
+            position = names.index(self.pinned_node) if self.pinned_node in names else -1
+            self.pinned_node = names[position + 1] if position + 1 < len(names) else None
+        self._refresh_rules(self.hop)
+        self._show_pane("rules-pane")
+
+    def action_filter(self) -> None:
+        """Filter the rules by text or chain."""
+        self._show_pane("rules-pane")
+        field = self.query_one("#rules-filter", Input)
+        field.add_class("-open")
+        field.focus()
+
+    @on(Input.Changed, "#rules-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.query_one(RulesView).filter_text = event.value
+        self._refresh_rules(self.hop)
+
+    @on(Input.Submitted, "#rules-filter")
+    def _filter_submitted(self) -> None:
+        self.query_one(RulesView).focus()
+
+    def key_escape(self) -> None:
+        field = self.query_one("#rules-filter", Input)
+        if field.has_class("-open"):
+            field.value = ""
+            field.remove_class("-open")
+            self.query_one(RulesView).focus()
+
+    # -- panes on a narrow terminal -------------------------------------------------------
+
+    def action_next_pane(self) -> None:
+        """Show the next pane (on a narrow terminal the panes are tabs)."""
+        names = [name for name, _ in PANES]
+        pane = names[(names.index(self.pane) + 1) % len(names)]
+        self._show_pane(pane)
+        focus = self.query_one("#rules" if pane == "rules-pane" else f"#{pane}")
+        focus.focus()
+
+    # -- editing the cluster --------------------------------------------------------------
+
+    def action_delete_pod(self) -> None:
+        """Delete the pod under the cursor in the cluster pane."""
+        pod = self.query_one(ClusterTree).selected_pod
+        if pod is None:
+            self._show_pane("cluster")
+            self.query_one(ClusterTree).focus()
+            self.notify(
+                "Put the cursor on a pod in the cluster pane, then press d.", severity="warning"
+            )
+            return
+        try:
+            edit = self.session.delete_pod(pod, seed=self.session.generation)
+        except KubehopError as err:
+            self.notify(escape(str(err)), severity="error")
+            return
+        self._after_edit(edit.summary)
+        self.app.push_screen(RulesDiffScreen(edit))
+
+    def action_scale(self, delta: int) -> None:
+        """Scale the ReplicaSet of the pod under the cursor."""
+        pod = self.query_one(ClusterTree).selected_pod
+        if pod is None:
+            self._show_pane("cluster")
+            self.query_one(ClusterTree).focus()
+            self.notify(
+                "Put the cursor on a pod owned by a ReplicaSet, then press + or −.",
+                severity="warning",
+            )
+            return
+        try:
+            edit = self.session.scale(pod, delta, seed=self.session.generation)
+        except KubehopError as err:
+            self.notify(escape(str(err)), severity="error")
+            return
+        self._after_edit(edit.summary)
+        self.app.push_screen(RulesDiffScreen(edit))
+
+    def _after_edit(self, summary: str) -> None:
+        self.query_one(ClusterTree).show(self.session.cluster)
+        self.notify(escape(summary), title="Cluster changed")
+        if self.request is not None and self.trace is not None:
+            # The same seed again: what differs in the next trace is the edit's doing.
+            request = FlowRequest(
+                self.request.source,
+                self.request.destination,
+                self.request.container,
+                self.trace.seed,
+                self.request.pick,
+            )
+            try:
+                trace = self.session.trace(request)
+            except KubehopError as err:
+                self.notify(
+                    escape(f"The current request no longer traces: {err}"), severity="warning"
+                )
+                self._refresh_rules(self.hop)
+                return
+            self.show_trace(self.request, trace, self.index)
+        else:
+            self._refresh_rules(self.hop)
+
+    def action_spread(self) -> None:
+        """Send N requests and chart where they went."""
+        if self.request is None:
+            self.notify("Pick a request first (p, or 1–4).", severity="warning")
+            return
+        request = self.request
+        seed = self.trace.seed if self.trace is not None else None
+        self.app.push_screen(
+            SpreadScreen(
+                lambda count: self.session.spread(
+                    FlowRequest(request.source, request.destination, request.container, seed),
+                    count,
+                )
+            )
+        )
+
+    def action_help(self) -> None:
+        """Show the keys."""
+        self.app.push_screen(HelpScreen(self.BINDINGS))

@@ -1,0 +1,154 @@
+"""The app's one seam to `sim`: a cluster being explored, and the calls made on it.
+
+The screen keeps what is on display; the session keeps the cluster and the
+last request, asks `sim` for traces, rules and edits, and hands back frozen
+results. Nothing here computes networking.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+from model.cluster import Cluster, Pod
+from model.trace import Trace
+from sim import edits, flow, rules, scenarios, tracer
+
+
+@dataclass(frozen=True)
+class FlowRequest:
+    """What the user asked to trace, as the pick dialog or a preset gives it."""
+
+    source: str
+    """`[NAMESPACE/]POD`, an external client's name, or an IP."""
+    destination: str
+    """`localhost:PORT`, `IP:PORT`, `SERVICE:PORT`, `NODE_IP:NODEPORT`."""
+    container: str | None = None
+    """`-c CONTAINER`, for a pod with several."""
+    seed: int | None = None
+    """The random generator's seed; None lets the tracer choose (and report) one."""
+    pick: str | None = None
+    """`IP:PORT` of the endpoint to pin instead of the random choice."""
+
+    def describe(self) -> str:
+        """`pod1 -c container01 → localhost:8080`."""
+        container = f" -c {self.container}" if self.container else ""
+        return f"{self.source}{container} → {self.destination}"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One of the article's scenarios, on keys 1–4."""
+
+    key: str
+    """The key that loads it."""
+    title: str
+    """What it shows."""
+    request: FlowRequest
+    """The request it traces."""
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A cluster edit's outcome: the new cluster and what it did to the rules."""
+
+    cluster: Cluster
+    """The cluster after the edit."""
+    summary: str
+    """One line: what changed (`pod4 deleted; backend-5d8f7b-x7k2q took 192.168.2.3`)."""
+    diffs: tuple[tuple[str, tuple[str, ...]], ...]
+    """Per node, the unified diff of its rules (nodes whose rules did not change omitted)."""
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Where N requests from fresh source ports ended up."""
+
+    request: FlowRequest
+    """The request sent."""
+    counts: tuple[tuple[str, int], ...]
+    """(endpoint or verdict, requests), most first."""
+    seed: int
+    """The seed the requests shared."""
+
+
+def presets() -> tuple[Preset, ...]:
+    """The article's scenarios, as `sim.scenarios` defines them."""
+    return tuple(
+        Preset(s.key, s.title, FlowRequest(s.source, s.destination, s.container, pick=s.pick))
+        for s in scenarios.SCENARIOS
+    )
+
+
+@dataclass
+class Session:
+    """The cluster under study and the requests made on it."""
+
+    cluster: Cluster
+    """The cluster as it is now (edits replace it)."""
+    seed: int | None = None
+    """The seed for requests that name none; None lets the tracer choose one each time."""
+    generation: int = 0
+    """Counts edits, so the screen can tell when the cluster changed."""
+    history: list[str] = field(default_factory=list)
+    """One line per edit, oldest first."""
+
+    def trace(self, request: FlowRequest) -> Trace:
+        """Trace `request`; raises `KubehopError` for a name the cluster does not have."""
+        return tracer.trace(
+            self.cluster,
+            request.source,
+            request.destination,
+            container=request.container,
+            seed=request.seed if request.seed is not None else self.seed,
+            pick=request.pick,
+        )
+
+    def rules_text(self, node: str) -> str:
+        """The iptables-save text of `node`'s rules."""
+        return rules.node_rules(self.cluster, node).text
+
+    def completions(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(sources, destinations) the pick dialog completes from."""
+        sources, destinations = flow.completions(self.cluster)
+        return tuple(sources), tuple(destinations)
+
+    def delete_pod(self, pod: Pod, *, seed: int = 0) -> Edit:
+        """Delete `pod`; its ReplicaSet, if any, makes a replacement."""
+        result = edits.delete_pod(self.cluster, pod.namespace, pod.name, seed=seed)
+        return self._apply(result.cluster, result.summary)
+
+    def scale(self, pod: Pod, delta: int, *, seed: int = 0) -> Edit:
+        """Scale the controller owning `pod` by `delta` replicas."""
+        if pod.owner is None:
+            raise edits.EditError(f"pod {pod.name!r} has no controller to scale")
+        result = edits.scale(self.cluster, pod.namespace, pod.owner.name, delta=delta, seed=seed)
+        return self._apply(result.cluster, result.summary)
+
+    def spread(self, request: FlowRequest, count: int) -> Spread:
+        """Send `count` requests from fresh source ports and count where each ended."""
+        seed = next(s for s in (request.seed, self.seed, 1) if s is not None)
+        traces = tracer.trace_many(
+            self.cluster,
+            request.source,
+            request.destination,
+            count,
+            seed=seed,
+            container=request.container,
+        )
+        tally = Counter(t.endpoint or t.verdict.value for t in traces)
+        counts = tuple(sorted(tally.items(), key=lambda item: (-item[1], item[0])))
+        return Spread(replace(request, seed=seed), counts, seed)
+
+    def _apply(self, cluster: Cluster, summary: str) -> Edit:
+        diffs: list[tuple[str, tuple[str, ...]]] = []
+        for node in cluster.nodes:
+            before = rules.node_rules(self.cluster, node.name).text
+            after = rules.node_rules(cluster, node.name).text
+            diff = edits.rules_diff(before, after)
+            if diff:
+                diffs.append((node.name, diff))
+        self.cluster = cluster
+        self.generation += 1
+        self.history.append(summary)
+        return Edit(cluster, summary, tuple(diffs))

@@ -1,0 +1,45 @@
+"""The explanation bar: the current hop in one plain sentence, and a note where needed."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from model.trace import Hop, Trace
+from tui.hopstyle import badge, literal
+
+
+class Explanation(Widget):
+    """What happened at this hop and why; where kubehop or the article simplifies, a note."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"-badge", "-note", "-verdict"}
+
+    hop: reactive[Hop | None] = reactive(None, layout=True)
+    """The hop explained."""
+    trace: reactive[Trace | None] = reactive(None, layout=True)
+    """The trace the hop belongs to (for the verdict on its last hop)."""
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(name, partial=True, default=Style())
+
+    def render(self) -> Text:
+        hop = self.hop
+        if hop is None:
+            return Text(
+                "Press p to pick a source and destination, or 1–4 for the article's scenarios."
+            )
+        text = Text()
+        text.append(f"{badge(hop).text().rstrip()}  ", self._style("-badge"))
+        text.append(literal(hop.sentence))
+        trace = self.trace
+        if trace is not None and hop.seq == len(trace.hops) - 1:
+            text.append(f"\n⏹ {trace.verdict.value}: ", self._style("-verdict"))
+            text.append(literal(trace.reason))
+        if hop.note:
+            text.append("\nNote: ", self._style("-note"))
+            text.append(literal(hop.note))
+        return text

@@ -1,0 +1,136 @@
+"""The packet inspector: the packet before and after the current hop, changes highlighted."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.console import Group, RenderableType
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet
+from model.trace import Hop, TableWalk
+from tui.hopstyle import badge, literal
+
+# (layer, field, label): the rows of the before/after table, L2 to L4.
+_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("L2", "src_mac", "src MAC"),
+    ("", "dst_mac", "dst MAC"),
+    ("L3", "src", "src IP"),
+    ("", "dst", "dst IP"),
+    ("", "ttl", "TTL"),
+    ("L4", "proto", "proto"),
+    ("", "sport", "sport"),
+    ("", "dport", "dport"),
+    ("", "tcp_flags", "flags"),
+    ("", "mark", "mark"),
+)
+
+
+def _value(packet: Packet, name: str) -> str:
+    value = getattr(packet, name)
+    if value is None:
+        return "—"
+    if name == "mark":
+        return f"{value:#x}"
+    return literal(value)
+
+
+def _endpoint(t: ConntrackTuple) -> str:
+    return f"{t.src}:{t.sport} → {t.dst}:{t.dport}"
+
+
+def walk_line(walk: TableWalk) -> str:
+    """`nat: PREROUTING 1 → KUBE-SERVICES 1-4 → … ⇒ DNAT`, one table's walk."""
+    if walk.skipped:
+        return f"{walk.table.value}: skipped — {walk.skipped}"
+    spans = " → ".join(
+        f"{s.chain} {s.first}"
+        if s.first == s.last
+        else (f"{s.chain} (empty)" if s.last < s.first else f"{s.chain} {s.first}–{s.last}")
+        for s in walk.spans
+    )
+    return f"{walk.table.value}: {spans} ⇒ {walk.verdict}"
+
+
+class PacketInspector(VerticalScroll):
+    """L2/L3/L4 fields before and after the hop, the conntrack entry, the tables walked."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"-heading", "-layer", "-changed", "-same", "-dim"}
+
+    hop: reactive[Hop | None] = reactive(None)
+    """The hop inspected."""
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield Static(id="inspector-body")
+
+    def watch_hop(self) -> None:
+        if self.is_mounted:
+            self.query_one("#inspector-body", Static).update(self._render_hop())
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self.watch_hop()
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(name, partial=True, default=Style())
+
+    def _render_hop(self) -> RenderableType:
+        hop = self.hop
+        if hop is None:
+            return Text("No trace yet: press p to pick a source and a destination.")
+        changed = set(hop.changed)
+        mark = badge(hop)
+        heading = Text(no_wrap=False)
+        heading.append(f"{mark.text().rstrip()}  ", self._style("-heading"))
+        heading.append(literal(str(hop.where)))
+        fields = Table(box=None, expand=True, padding=(0, 0, 0, 1), show_edge=False)
+        fields.add_column("", width=2, style=self._style("-layer"), no_wrap=True)
+        fields.add_column("field", no_wrap=True, width=10)
+        fields.add_column("before", overflow="fold", ratio=1)
+        fields.add_column("after", overflow="fold", ratio=1)
+        for layer, name, label in _ROWS:
+            before, after = _value(hop.before, name), _value(hop.after, name)
+            if name in changed:
+                style = self._style("-changed")
+                fields.add_row(layer, Text(f"✱ {label}", style), Text(before), Text(after, style))
+            else:
+                fields.add_row(
+                    layer, Text(f"  {label}"), Text(before), Text(after, self._style("-same"))
+                )
+        parts: list[RenderableType] = [heading, fields]
+        parts.append(self._conntrack(hop.conntrack))
+        if hop.tables:
+            parts.append(Text("Tables walked", self._style("-heading")))
+            parts.extend(Text(literal(walk_line(w))) for w in hop.tables)
+        if hop.detail:
+            parts.append(Text("Decision", self._style("-heading")))
+            parts.append(Text(literal(hop.detail)))
+        return Group(*parts)
+
+    def _conntrack(self, entry: ConntrackEntry | None) -> RenderableType:
+        text = Text()
+        text.append("Conntrack ", self._style("-heading"))
+        if entry is None:
+            text.append("  no entry in this netns", self._style("-dim"))
+            return text
+        state = entry.state.value if entry.state is not CtState.NEW else "NEW [UNREPLIED]"
+        flags = " ".join(f for f, on in (("DNAT", entry.dnat), ("SNAT", entry.snat)) if on)
+        text.append(f"  {entry.original.proto.value} {state}")
+        if flags:
+            text.append(f"  {flags}", self._style("-changed"))
+        text.append(f"  mark {entry.mark:#x}")
+        if not entry.confirmed:
+            text.append("  unconfirmed", self._style("-dim"))
+        text.append("\n  original ")
+        text.append(_endpoint(entry.original))
+        text.append("\n  reply    ")
+        reply = Text(_endpoint(entry.reply))
+        if entry.reply != entry.original.inverted():
+            reply.stylize(self._style("-changed"))
+        text.append_text(reply)
+        return text

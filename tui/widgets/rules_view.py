@@ -1,0 +1,310 @@
+"""The rules pane: a node's iptables-save text, virtualised, with the packet's walk marked.
+
+A node of a cluster at Kubernetes' scale limits has about 100,000 rules, so this
+is a Line API widget: it keeps the text as a list of lines and draws only the
+rows on screen. Nothing is built per rule up front except one index entry.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import ClassVar
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import BindingType
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from model.netfilter import RuleRef
+from model.trace import Hop
+from tui.hopstyle import literal
+
+_GUTTER = 8
+"""Cells before each line: a walk marker and the rule number."""
+
+_CHAIN_CAP = 28
+"""Chain names wider than this push their rule's columns right."""
+
+_DECISIVE_TARGETS = ("-j DNAT", "-j SNAT", "-j MASQUERADE", "-j DROP", "-j REJECT")
+"""Targets that decide what happens to the packet; the view scrolls to these first."""
+
+
+@dataclass(frozen=True)
+class RuleIndex:
+    """Where each rule of one iptables-save text is, found in one pass over its lines."""
+
+    lines: tuple[str, ...]
+    """The text's lines, unchanged."""
+    tables: tuple[str, ...]
+    """The table each line belongs to (`nat`), "" before the first `*table`."""
+    chains: tuple[str, ...]
+    """For `-A CHAIN` lines the chain, else ""."""
+    numbers: tuple[int, ...]
+    """For `-A` lines the 1-based rule number in its chain, else 0."""
+    row_of: dict[tuple[str, str, int], int]
+    """(table, chain, number) → line number."""
+    width: int
+    """The widest line, in characters."""
+    rule_count: int
+    """How many `-A` lines there are."""
+    chain_width: int
+    """The column width for chain names (the longest, capped)."""
+
+
+@lru_cache(maxsize=8)
+def index_rules(text: str) -> RuleIndex:
+    """Index `text` (iptables-save format). Cached: the same node's text is indexed once."""
+    lines = tuple(text.splitlines())
+    tables: list[str] = []
+    chains: list[str] = []
+    numbers: list[int] = []
+    row_of: dict[tuple[str, str, int], int] = {}
+    counters: dict[tuple[str, str], int] = {}
+    table = ""
+    for row, line in enumerate(lines):
+        chain = ""
+        number = 0
+        if line.startswith("-A "):
+            end = line.find(" ", 3)
+            chain = line[3:] if end < 0 else line[3:end]
+            key = (table, chain)
+            number = counters.get(key, 0) + 1
+            counters[key] = number
+            row_of[(table, chain, number)] = row
+        elif line.startswith("*"):
+            table = line[1:].strip()
+        tables.append(table)
+        chains.append(chain)
+        numbers.append(number)
+    return RuleIndex(
+        lines=lines,
+        tables=tuple(tables),
+        chains=tuple(chains),
+        numbers=tuple(numbers),
+        row_of=row_of,
+        width=max((len(line) for line in lines), default=0),
+        rule_count=len(row_of),
+        chain_width=min(_CHAIN_CAP, max((len(c) for _, c in counters), default=0)),
+    )
+
+
+@dataclass(frozen=True)
+class WalkMarks:
+    """Which rules one hop compared and matched, keyed the way `RuleIndex` is."""
+
+    spans: dict[tuple[str, str], tuple[tuple[int, int], ...]]
+    """(table, chain) → the (first, last) rule numbers compared."""
+    matched: tuple[RuleRef, ...]
+    """Every rule that matched, in walk order."""
+
+    @classmethod
+    def of(cls, hop: Hop) -> WalkMarks:
+        """The marks of `hop` (empty for a hop that walked no table)."""
+        spans: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        matched: list[RuleRef] = []
+        for walk in hop.tables:
+            for span in walk.spans:
+                spans.setdefault((walk.table.value, span.chain), []).append((span.first, span.last))
+            matched.extend(walk.matched)
+        return cls({key: tuple(value) for key, value in spans.items()}, tuple(matched))
+
+    def walked(self, table: str, chain: str, number: int) -> bool:
+        """The packet was compared with this rule."""
+        return any(first <= number <= last for first, last in self.spans.get((table, chain), ()))
+
+    @property
+    def decisive(self) -> RuleRef | None:
+        """The rule that decided the packet's fate: the last rewrite or drop, else last match."""
+        for rule in reversed(self.matched):
+            if any(target in rule.line for target in _DECISIVE_TARGETS):
+                return rule
+        return self.matched[-1] if self.matched else None
+
+
+class RulesView(ScrollView, can_focus=True):
+    """One node's kube-proxy rules in iptables-save order, the current hop's walk marked."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "-table",
+        "-decl",
+        "-commit",
+        "-number",
+        "-chain",
+        "-walked",
+        "-matched",
+        "-target",
+    }
+
+    # Keys that act on the rules are the screen's, so they are declared once.
+    BINDINGS: ClassVar[list[BindingType]] = []
+
+    node: reactive[str | None] = reactive(None, layout=False)
+    """The node whose rules are shown."""
+    filter_text: reactive[str] = reactive("")
+    """Only lines containing this (case-insensitive) are shown; "" shows all."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._index: RuleIndex = index_rules("")
+        self._marks: WalkMarks | None = None
+        self._rows: list[int] | None = None
+        self._matched_rows: frozenset[int] = frozenset()
+        self._cache: LRUCache[tuple[int, int, int], Strip] = LRUCache(512)
+        self.focus_row: int | None = None
+        """The line number of the decisive matched rule, scrolled into view."""
+
+    @property
+    def index(self) -> RuleIndex:
+        """The index of the text shown."""
+        return self._index
+
+    @property
+    def marks(self) -> WalkMarks | None:
+        """The walk marked, None when the packet is not on this node's rules."""
+        return self._marks
+
+    @property
+    def matched_rows(self) -> frozenset[int]:
+        """Line numbers of the matched rules (styled `-matched`)."""
+        return self._matched_rows
+
+    @property
+    def visible_rows(self) -> int:
+        """How many lines the filter lets through."""
+        return len(self._index.lines) if self._rows is None else len(self._rows)
+
+    def show(self, node: str | None, text: str, hop: Hop | None) -> None:
+        """Show `text` (the rules of `node`) with `hop`'s walk marked, if it walked any."""
+        index = index_rules(text)
+        text_changed = index is not self._index
+        self._index = index
+        self.node = node
+        marks = WalkMarks.of(hop) if hop is not None and hop.tables else None
+        self._marks = marks
+        self._matched_rows = frozenset(
+            row
+            for rule in (marks.matched if marks else ())
+            if (row := index.row_of.get((rule.table.value, rule.chain, rule.index))) is not None
+        )
+        decisive = marks.decisive if marks else None
+        self.focus_row = (
+            index.row_of.get((decisive.table.value, decisive.chain, decisive.index))
+            if decisive
+            else None
+        )
+        if text_changed:
+            self._apply_filter()
+        self._cache.clear()
+        self._update_size()
+        self.refresh()
+        self.call_after_refresh(self.scroll_to_focus)
+
+    def scroll_to_focus(self) -> None:
+        """Scroll so the decisive matched rule sits a third of the way down."""
+        if self.focus_row is None:
+            return
+        position = self._position_of(self.focus_row)
+        if position is not None:
+            self.scroll_to(
+                y=max(0, position - self.scrollable_content_region.height // 3),
+                animate=False,
+                immediate=True,
+            )
+
+    def _position_of(self, row: int) -> int | None:
+        if self._rows is None:
+            return row
+        # Filtered rows are in order, so bisect finds the row's position.
+        position = bisect_left(self._rows, row)
+        return position if position < len(self._rows) and self._rows[position] == row else None
+
+    def watch_filter_text(self) -> None:
+        self._apply_filter()
+        self._cache.clear()
+        self._update_size()
+        self.scroll_to(y=0, animate=False)
+        self.scroll_to_focus()
+        self.refresh()
+
+    def _apply_filter(self) -> None:
+        needle = self.filter_text.strip().lower()
+        if not needle:
+            self._rows = None
+            return
+        self._rows = [row for row, line in enumerate(self._index.lines) if needle in line.lower()]
+
+    def _update_size(self) -> None:
+        index = self._index
+        self.virtual_size = Size(index.width + index.chain_width + _GUTTER, self.visible_rows)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cache.clear()
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        position = scroll_y + y
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if position >= self.visible_rows:
+            return Strip.blank(width, base)
+        row = position if self._rows is None else self._rows[position]
+        key = (row, scroll_x, width)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        strip = self._render_row(row, base).crop_extend(scroll_x, scroll_x + width, None)
+        self._cache[key] = strip
+        return strip
+
+    def _render_row(self, row: int, base: Style) -> Strip:
+        index = self._index
+        line = literal(index.lines[row])
+        number = index.numbers[row]
+
+        def style(name: str) -> Style:
+            return self.get_component_rich_style(name, partial=True)
+
+        line_style = base
+        marker = " "
+        if number:
+            table, chain = index.tables[row], index.chains[row]
+            # Marked lines take the full (blended) style, so the bar's
+            # translucent colour is mixed over the pane's background.
+            if row in self._matched_rows:
+                line_style = base + self.get_component_rich_style("-matched")
+                marker = "▶"
+            elif self._marks is not None and self._marks.walked(table, chain, number):
+                line_style = base + self.get_component_rich_style("-walked")
+                marker = "│"
+            gutter = Segment(f"{marker}{number:>6} ", line_style + style("-number"))
+            # Columns: chain, target, then the matches, so the target (the part
+            # that says what happens) stays in view however long the matches are.
+            rest = line[4 + len(chain) :]
+            cut = rest.find("-j ") if rest.startswith("-j ") else rest.find(" -j ")
+            if cut < 0:
+                cut = rest.find(" -g ")
+            target, matches = (rest[cut:].strip(), rest[:cut]) if cut >= 0 else ("", rest)
+            segments = [
+                gutter,
+                Segment(f"{chain:<{index.chain_width}} ", line_style + style("-chain")),
+                Segment(target, line_style + style("-target")),
+                Segment(f"  {matches}" if matches else "", line_style),
+            ]
+        else:
+            if line.startswith("*"):
+                line_style = base + style("-table")
+            elif line.startswith(":"):
+                line_style = base + style("-decl")
+            elif line.startswith(("COMMIT", "#")):
+                line_style = base + style("-commit")
+            segments = [Segment(" " * _GUTTER, line_style), Segment(line, line_style)]
+        strip = Strip(segments)
+        # A marked line is styled to the pane's edge, so the highlight reads as a bar.
+        return strip.extend_cell_length(max(self.virtual_size.width, self.size.width), line_style)
