@@ -8,7 +8,6 @@ hashes the endpoint ("ip:port") in as well. The service port name is
 
 from __future__ import annotations
 
-import base64
 import hashlib
 
 from model.cluster import Service, ServicePort
@@ -44,8 +43,15 @@ FW_PREFIX = "KUBE-FW-"
 SEP_PREFIX = "KUBE-SEP-"
 
 
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
 def _hash16(text: str) -> str:
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+    # The first 16 base32 characters are exactly the first 80 bits (10 bytes)
+    # of the digest; encoding those directly avoids base64's pure-Python loop,
+    # which dominated rendering a node of a 150,000-pod cluster.
+    bits = int.from_bytes(hashlib.sha256(text.encode()).digest()[:10], "big")
+    return "".join(_B32[(bits >> shift) & 31] for shift in range(75, -1, -5))
 
 
 def port_proto_hash(svc_port_name: str, protocol: str) -> str:
