@@ -26,12 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.cluster import Cluster  # noqa: E402
-from sim.cluster_io import demo_cluster, load  # noqa: E402
-from sim.gen import generate  # noqa: E402
-from sim.kubeproxy import render_node_rules  # noqa: E402
-from sim.rules import node_rules  # noqa: E402
-from sim.tracer import trace  # noqa: E402
+from model.cluster import Cluster
+from sim.cluster_io import demo_cluster, load
+from sim.gen import generate
+from sim.kubeproxy import render_node_rules
+from sim.rules import node_rules
+from sim.tracer import trace
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 

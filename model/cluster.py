@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
 from ipaddress import IPv4Address, IPv4Network
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 

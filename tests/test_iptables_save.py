@@ -1,7 +1,6 @@
 """Parsing iptables-save text as kube-proxy nodes print it."""
 
 # iptables-save prints each rule on one line; the texts below keep them verbatim.
-# ruff: noqa: E501
 
 from __future__ import annotations
 

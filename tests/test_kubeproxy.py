@@ -7,7 +7,6 @@ kube-proxy's input, and compare `iptables-save` with `render_node_rules`.
 """
 
 # Expected rules are iptables-save lines, verbatim and often long.
-# ruff: noqa: E501
 
 from __future__ import annotations
 

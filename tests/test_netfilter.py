@@ -1,7 +1,6 @@
 """Netfilter at each hook: kube-proxy's rules, conntrack and NAT, as the kernel runs them."""
 
 # iptables-save prints each rule on one line; the texts below keep them verbatim.
-# ruff: noqa: E501
 
 from __future__ import annotations
 
