@@ -22,7 +22,7 @@ import os
 import re
 import socket
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, IPv6Address, NetmaskValueError
 from itertools import pairwise
@@ -54,7 +54,13 @@ from model.cluster import (
 from model.errors import ClusterFileError
 from model.packet import Proto
 
-__all__ = ["load_cluster_file", "parse_cluster"]
+__all__ = [
+    "Progress",
+    "load_cluster_file",
+    "load_cluster_files",
+    "parse_cluster",
+    "parse_clusters",
+]
 
 # libyaml's C parser is about ten times faster than the pure-Python one.
 _YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -99,8 +105,29 @@ Key = str | int
 """One step of a path into a document: a mapping key or a list index."""
 
 
-def load_cluster_file(path: str | os.PathLike[str]) -> Cluster:
+Progress = Callable[[str, int, int], None]
+"""Told `(stage, done, total)` while a dump loads: bytes read, then objects checked."""
+
+
+def load_cluster_file(path: str | os.PathLike[str], progress: Progress | None = None) -> Cluster:
     """Read and check the cluster file at `path`."""
+    return load_cluster_files([path], progress=progress)
+
+
+def load_cluster_files(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    name: str | None = None,
+    progress: Progress | None = None,
+) -> Cluster:
+    """Read and check the files at `paths` as one cluster; `name` names them all in messages."""
+    files = [(_read_text(path), _show(os.fspath(path))) for path in paths]
+    if not files:
+        raise ClusterFileError(f"{name or 'cluster'}: no cluster files given")
+    return parse_clusters(files, name=name, progress=progress)
+
+
+def _read_text(path: str | os.PathLike[str]) -> str:
     name = _show(os.fspath(path))
     try:
         raw = Path(path).read_bytes()
@@ -113,24 +140,32 @@ def load_cluster_file(path: str | os.PathLike[str]) -> Cluster:
     except OSError as err:
         raise ClusterFileError(f"{name}: cannot read: {err.strerror or err}") from None
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
         raise ClusterFileError(
             f"{name}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start})"
         ) from None
-    return parse_cluster(text, name)
 
 
-def parse_cluster(text: str, source: str) -> Cluster:
+def parse_cluster(text: str, source: str, progress: Progress | None = None) -> Cluster:
     """Parse and check a cluster file's `text`; `source` names it in messages."""
+    return parse_clusters([(text, source)], progress=progress)
+
+
+def parse_clusters(
+    files: Sequence[tuple[str, str]], *, name: str | None = None, progress: Progress | None = None
+) -> Cluster:
+    """Parse and check several files' `(text, source)` as one cluster (a directory of dumps)."""
     # A big file becomes millions of dicts and models, none of them in a
     # reference cycle; the cyclic collector would rescan them again and again
     # while they are built (three quarters of json.loads' time on 150,000 pods).
+    shown = [(text, _show(source)) for text, source in files]
+    label = _show(name) if name is not None else shown[0][1] if len(shown) == 1 else "cluster"
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _Loader(text, _show(source)).cluster()
+        return _Loader(shown, label, progress).cluster()
     finally:
         if collecting:
             gc.enable()
@@ -318,6 +353,7 @@ class _At:
     kind: str
     namespace: object = None
     name: object = None
+    file: int = 0
 
     def ident(self) -> str:
         kind = self.kind or "object"
@@ -337,12 +373,21 @@ class _Warning:
 
 
 class _Loader:
-    """One file's parse: its objects by kind, then the cross-object checks."""
+    """One parse of one or more files: their objects by kind, then the cross-object checks."""
 
-    def __init__(self, text: str, source: str) -> None:
-        self.source = source
-        self.text = text.removeprefix("\ufeff")
+    def __init__(
+        self, files: Sequence[tuple[str, str]], name: str, progress: Progress | None = None
+    ) -> None:
+        self.inputs = [(text.removeprefix("\ufeff"), source) for text, source in files]
+        self.name = name
+        self.progress = progress
+        # The file being read; `places` keeps every file's name and locator,
+        # indexed by `_At.file`, for messages about any of them.
+        self.file = 0
+        self.source = self.inputs[0][1] if self.inputs else name
+        self.text = self.inputs[0][0] if self.inputs else ""
         self.locator: _Locator = _YamlLocator(self.text)
+        self.places: list[tuple[str, _Locator]] = []
         self.warnings: list[_Warning] = []
         # Validated labels, containers and ports, shared between the pods that
         # have the same ones: thousands of replicas differ only in name and IP.
@@ -361,20 +406,33 @@ class _Loader:
     def warn(self, sort: str, at: _At | None, field: tuple[Key, ...], reason: str) -> None:
         self.warnings.append(_Warning(sort, at, field, reason))
 
+    def place(self, at: _At) -> tuple[str, _Locator]:
+        if at.file < len(self.places):
+            return self.places[at.file]
+        return self.source, self.locator
+
     def where(self, at: _At | None, field: tuple[Key, ...], reason: str) -> str:
         if at is None:
-            return f"{self.source}: {reason}"
-        line = self.locator.line(at.doc, at.keys + field)
+            return f"{self.name}: {reason}"
+        source, locator = self.place(at)
+        line = locator.line(at.doc, at.keys + field)
         if not at.kind and at.name is None:
             if field:
-                return f"{self.source}:{line}: {_dotted(field)}: {reason}"
-            return f"{self.source}:{line}: {reason}"
+                return f"{source}:{line}: {_dotted(field)}: {reason}"
+            return f"{source}:{line}: {reason}"
         if not field:
-            return f"{self.source}:{line}: {at.ident()}: {reason}"
-        return f"{self.source}:{line}: {at.ident()}: {_dotted(field)}: {reason}"
+            return f"{source}:{line}: {at.ident()}: {reason}"
+        return f"{source}:{line}: {at.ident()}: {_dotted(field)}: {reason}"
 
     def line_of(self, at: _At) -> int:
-        return self.locator.line(at.doc, (*at.keys, "metadata", "name"))
+        return self.place(at)[1].line(at.doc, (*at.keys, "metadata", "name"))
+
+    def line_ref(self, first: _At, at: _At, *, name: bool = True) -> str:
+        """`line 12`, or `other.yaml:12` when `first` is in another file than `at`."""
+        source, locator = self.place(first)
+        keys = (*first.keys, "metadata", "name") if name else first.keys
+        line = locator.line(first.doc, keys)
+        return f"line {line}" if first.file == at.file else f"{source}:{line}"
 
     def rendered_warnings(self) -> tuple[str, ...]:
         shown: list[str] = []
@@ -385,14 +443,20 @@ class _Loader:
                 shown.append(_one_line(self.where(warning.at, warning.field, warning.reason)))
         for sort, count in counts.items():
             if count > _WARNINGS_PER_SORT:
-                shown.append(f"{self.source}: … and {count - _WARNINGS_PER_SORT} more {sort}")
+                shown.append(f"{self.name}: … and {count - _WARNINGS_PER_SORT} more {sort}")
         return tuple(shown)
+
+    def tick(self, stage: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(stage, done, total)
 
     # -- reading the text
 
     def documents(self) -> list[Any]:
         text = self.text
         stripped = text.lstrip()
+        if not stripped and len(self.inputs) > 1:
+            return []
         if not stripped:
             raise ClusterFileError(
                 f"{self.source}: file is empty (expected Kubernetes objects in YAML or JSON)"
@@ -430,23 +494,33 @@ class _Loader:
         except RecursionError:
             raise ClusterFileError(f"{self.source}: nested too deeply to read") from None
 
-    def objects(self, docs: list[Any]) -> Iterator[tuple[_At, dict[str, Any]]]:
-        """Every object in the file, `kind: List`s opened, in file order."""
-        found = False
-        for index, doc in enumerate(docs):
-            if doc is None:
-                continue
-            found = True
-            yield from self._flatten(doc, index, (), None)
-        if not found:
-            raise ClusterFileError(
-                f"{self.source}: file is empty (expected Kubernetes objects in YAML or JSON)"
-            )
+    def objects(self) -> Iterator[tuple[_At, dict[str, Any]]]:
+        """Every object of every file, `kind: List`s opened, in file order."""
+        total = sum(len(text) for text, _ in self.inputs)
+        done = 0
+        for index, (text, source) in enumerate(self.inputs):
+            self.file, self.text, self.source = index, text, source
+            self.locator = _YamlLocator(text)
+            self.tick(f"reading {source}", done, total)
+            docs = self.documents()
+            self.places.append((source, self.locator))
+            done += len(text)
+            self.tick(f"reading {source}", done, total)
+            found = False
+            for number, doc in enumerate(docs):
+                if doc is None:
+                    continue
+                found = True
+                yield from self._flatten(doc, number, (), None)
+            if not found and len(self.inputs) == 1:
+                raise ClusterFileError(
+                    f"{source}: file is empty (expected Kubernetes objects in YAML or JSON)"
+                )
 
     def _flatten(
         self, obj: object, doc: int, keys: tuple[Key, ...], implied: str | None
     ) -> Iterator[tuple[_At, dict[str, Any]]]:
-        where = _At(doc, keys, "")
+        where = _At(doc, keys, "", file=self.file)
         if not isinstance(obj, dict):
             what = "item" if keys else "document"
             self.fail(
@@ -479,7 +553,9 @@ class _Loader:
                     if type(item_kind_here) is str and not item_kind_here.endswith("List"):
                         meta = item.get("metadata")
                         name = meta.get("name") if type(meta) is dict else None
-                        at = _At(doc, (*keys, "items", index), item_kind_here, None, name)
+                        at = _At(
+                            doc, (*keys, "items", index), item_kind_here, None, name, self.file
+                        )
                         yield at, item
                         continue
                 yield from self._flatten(item, doc, (*keys, "items", index), item_kind)
@@ -490,11 +566,13 @@ class _Loader:
 
     def cluster(self) -> Cluster:
         by_kind: dict[str, list[tuple[_At, dict[str, Any]]]] = {}
-        for at, obj in self.objects(self.documents()):
+        for at, obj in self.objects():
             version = obj.get("apiVersion")
             expected = _API_VERSIONS.get(at.kind)
             if expected is None:
-                continue  # Deployments, ConfigMaps, Endpoints…: nothing kube-proxy reads.
+                if at.kind == "ConfigMap":
+                    self.kube_proxy_config_map(at, obj, by_kind)
+                continue  # Deployments, Endpoints…: nothing kube-proxy reads.
             if version is not None and version != expected:
                 if at.kind == "EndpointSlice" and version == "discovery.k8s.io/v1beta1":
                     reason = "discovery.k8s.io/v1beta1 was removed in Kubernetes 1.25; use v1"
@@ -503,27 +581,33 @@ class _Loader:
                 self.fail(at, ("apiVersion",), reason)
             by_kind.setdefault(at.kind, []).append((at, obj))
 
-        proxy = self.kube_proxy(by_kind.get("KubeProxyConfiguration", []))
+        total = sum(len(by_kind.get(kind, ())) for kind in _API_VERSIONS)
+        counted = _Counter(self, total)
+        proxies = by_kind.get("KubeProxyConfiguration", [])
+        if not proxies:
+            proxies = by_kind.get("ConfigMap kube-proxy", [])
+        proxy = self.kube_proxy(proxies)
         cni = self.cni(by_kind.get("CNIConfig", []))
-        nodes = [self.node(at, obj) for at, obj in by_kind.get("Node", [])]
+        nodes = [self.node(at, obj) for at, obj in counted(by_kind.get("Node", []))]
         self.unique("Node", [(at, n.name, None) for at, n in nodes])
         nodes_by_name = {n.name: n for _, n in nodes}
         clients = [self.client(at, obj) for at, obj in by_kind.get("ExternalClient", [])]
         self.unique("ExternalClient", [(at, c.name, None) for at, c in clients])
         pods = [
             parsed
-            for at, obj in by_kind.get("Pod", [])
+            for at, obj in counted(by_kind.get("Pod", []))
             if (parsed := self.pod(at, obj, nodes_by_name)) is not None
         ]
         self.unique("Pod", [(at, p.name, p.namespace) for at, p in pods])
-        services = [self.service(at, obj) for at, obj in by_kind.get("Service", [])]
+        services = [self.service(at, obj) for at, obj in counted(by_kind.get("Service", []))]
         self.unique("Service", [(at, s.name, s.namespace) for at, s in services])
         slices = [
             slice_
-            for at, obj in by_kind.get("EndpointSlice", [])
+            for at, obj in counted(by_kind.get("EndpointSlice", []))
             if (slice_ := self.endpoint_slice(at, obj)) is not None
         ]
         self.unique("EndpointSlice", [(at, s.name, s.namespace) for at, s in slices])
+        counted.finish()
 
         self.check_addresses(nodes, pods, clients)
         self.check_pod_cidrs(nodes)
@@ -532,6 +616,15 @@ class _Loader:
         self.check_selectors(services, pods)
         self.check_slices(slices, services, nodes_by_name)
         proxy = self.infer_cluster_cidr(proxy, nodes, pods)
+        if cni.inferred and len(nodes) > 1:
+            self.warn(
+                "configuration warnings",
+                None,
+                (),
+                "no CNIConfig: assuming host-gw-like routing between nodes (each node routes"
+                " another node's podCIDR via its InternalIP); an overlay (VXLAN) or BGP data"
+                " path is not simulated",
+            )
 
         node_network = None
         addresses = [int(n.internal_ip) for _, n in nodes] + [int(c.ip) for _, c in clients]
@@ -549,6 +642,31 @@ class _Loader:
             warnings=self.rendered_warnings(),
         )
 
+    def kube_proxy_config_map(
+        self, at: _At, obj: dict[str, Any], by_kind: dict[str, list[tuple[_At, dict[str, Any]]]]
+    ) -> None:
+        """kubeadm's and kind's `kube-system/kube-proxy` ConfigMap holds kube-proxy's config."""
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict) or (meta.get("namespace"), meta.get("name")) != (
+            "kube-system",
+            "kube-proxy",
+        ):
+            return
+        data = obj.get("data")
+        text = data.get("config.conf") if isinstance(data, dict) else None
+        if not isinstance(text, str):
+            return
+        at.namespace = "kube-system"
+        try:
+            config = yaml.load(text, Loader=_YamlLoader)
+        except yaml.YAMLError as err:
+            self.fail(at, ("data", "config.conf"), _one_line(f"not valid YAML: {err}"))
+        if not isinstance(config, dict) or config.get("kind") != "KubeProxyConfiguration":
+            return
+        inner = _At(at.doc, (*at.keys, "data", "config.conf"), at.kind, at.namespace, at.name)
+        inner.file = at.file
+        by_kind.setdefault("ConfigMap kube-proxy", []).append((inner, config))
+
     def unique(
         self, kind: str, named: list[tuple[_At, str, str | None]]
     ) -> dict[tuple[str | None, str], _At]:
@@ -559,7 +677,7 @@ class _Loader:
                 self.fail(
                     at,
                     ("metadata", "name"),
-                    f"duplicate name (first defined at line {self.line_of(first)})",
+                    f"duplicate name (first defined at {self.line_ref(first, at)})",
                 )
         return seen
 
@@ -760,7 +878,7 @@ class _Loader:
                 at,
                 (),
                 "a second KubeProxyConfiguration (kube-proxy runs with one; the first is at"
-                f" line {self.locator.line(found[0][0].doc, found[0][0].keys)})",
+                f" {self.line_ref(found[0][0], at, name=False)})",
             )
         at, obj = found[0]
         mode = obj.get("mode") or "iptables"
@@ -1381,8 +1499,8 @@ class _Loader:
         for ip, at, field in claims:
             first = owners.setdefault(ip, at)
             if first is not at:
-                line = self.line_of(first)
-                self.fail(at, field, f"{ip} is already the IP of {first.ident()} (line {line})")
+                line = self.line_ref(first, at)
+                self.fail(at, field, f"{ip} is already the IP of {first.ident()} ({line})")
 
     def check_pod_cidrs(self, nodes: list[tuple[_At, Node]]) -> None:
         # Sorted by start, two podCIDRs overlap only if neighbours do.
@@ -1396,7 +1514,7 @@ class _Loader:
                     at,
                     ("spec", "podCIDR"),
                     f"{after} overlaps {first.ident()}'s podCIDR {before}"
-                    f" (line {self.line_of(first)})",
+                    f" ({self.line_ref(first, at)})",
                 )
 
     def check_pods_in_cidrs(self, pods: list[tuple[_At, Pod]], nodes: dict[str, Node]) -> None:
@@ -1444,7 +1562,7 @@ class _Loader:
                         at,
                         ("spec", "clusterIP"),
                         f"{service.cluster_ip} is already the ClusterIP of {first.ident()}"
-                        f" (line {self.line_of(first)})",
+                        f" ({self.line_ref(first, at)})",
                     )
             for index, port in enumerate(service.ports):
                 if port.node_port is None:
@@ -1455,7 +1573,7 @@ class _Loader:
                         at,
                         ("spec", "ports", index, "nodePort"),
                         f"{port.node_port} is already a nodePort of {first.ident()}"
-                        f" (line {self.line_of(first)})",
+                        f" ({self.line_ref(first, at)})",
                     )
 
     def check_selectors(
@@ -1531,6 +1649,30 @@ class _Loader:
             f" {cluster_cidr} ({basis})",
         )
         return KubeProxyConfig(cluster_cidr=cluster_cidr, inferred=True)
+
+
+class _Counter:
+    """Counts objects as they are checked, telling the loader's progress every 1024."""
+
+    def __init__(self, loader: _Loader, total: int) -> None:
+        self.loader = loader
+        self.total = total
+        self.done = 0
+
+    def __call__(
+        self, items: list[tuple[_At, dict[str, Any]]]
+    ) -> Iterator[tuple[_At, dict[str, Any]]]:
+        if self.loader.progress is None:
+            yield from items
+            return
+        for item in items:
+            yield item
+            self.done += 1
+            if not self.done & 1023:
+                self.loader.tick("checking objects", self.done, self.total)
+
+    def finish(self) -> None:
+        self.loader.tick("checking objects", self.total, self.total)
 
 
 def _containers_key(items: list[Any]) -> tuple[object, ...] | None:

@@ -171,4 +171,7 @@ class Trace(BaseModel):
     endpoint: str | None = None
     """`IP:PORT` of the endpoint that served the request, when one did."""
     warnings: tuple[str, ...] = ()
-    """Cluster warnings that bear on this trace."""
+    """Cluster warnings that bear on this trace, and where the rules made kubehop assume."""
+    rule: str | None = None
+    """The rule that dropped or rejected the packet, as iptables-save prints it (with
+    `file:line:` in front for a real node's dump); None when no rule did."""

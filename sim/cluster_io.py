@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
 from model.cluster import Cluster, EndpointSlice
-from model.load import load_cluster_file, parse_cluster
+from model.load import Progress, parse_cluster
+from sim.dump import load_dump
 from sim.endpoints import derive_endpoint_slices
 
 __all__ = ["DEMO_SOURCE", "demo_cluster", "load", "with_derived_slices"]
@@ -16,11 +19,21 @@ DEMO_SOURCE = "demo_cluster.yaml"
 """How messages name the built-in demo cluster file."""
 
 
-def load(path: str | Path | None) -> Cluster:
-    """The cluster in the file at `path` (the demo cluster when None), slices derived."""
+def load(
+    path: str | Path | Sequence[str | Path] | None, *, progress: Progress | None = None
+) -> Cluster:
+    """The cluster at `path`, slices derived: a file, a directory of files, or several.
+
+    None is the demo cluster. `progress` is told how loading goes (a big dump
+    takes seconds).
+    """
     if path is None:
         return demo_cluster()
-    return with_derived_slices(load_cluster_file(path), str(path))
+    paths = [path] if isinstance(path, str | Path) else list(path)
+    if not paths:
+        return demo_cluster()
+    source = os.fspath(paths[0]) if len(paths) == 1 else f"{len(paths)} cluster files"
+    return with_derived_slices(load_dump(paths, progress=progress), source)
 
 
 @cache

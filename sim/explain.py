@@ -33,6 +33,42 @@ def rule_name(rule: Rule) -> str:
     return f"{rule.chain} #{rule.index}"
 
 
+_BUILTIN_CHAINS = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"})
+
+
+def rule_detail(rule: Rule, rules_source: str | None = None) -> str:
+    """`nat: -A KUBE-SEP-… -j DNAT …`, prefixed `file:line:` for a real node's dump."""
+    text = f"{rule.table.value}: {rule.line}"
+    if rules_source is not None and rule.lineno:
+        return f"{rules_source}:{rule.lineno}: {text}"
+    return text
+
+
+def _stop_reason(stop: Rule, node: str | None) -> str:
+    """Why a DROP or REJECT rule fired, from kube-proxy's comment when it has one."""
+    comment = comment_of(stop)
+    if comment is None:
+        if stop.chain.startswith("KUBE-"):
+            return f"{rule_name(stop)} (no comment on the rule)"
+        return f"{rule_name(stop)}, a rule kube-proxy did not write (no comment on it)"
+    service = comment.split(" ")[0]
+    on = f" on {node}" if node else ""
+    if comment.endswith(" has no local endpoints"):
+        policy = "internal" if stop.chain == "KUBE-SERVICES" else "external"
+        return (
+            f"{policy}TrafficPolicy Local and no local endpoint{on} ({service},"
+            f" {rule_name(stop)}): the node drops it rather than send it to another node"
+        )
+    if comment.endswith(" has no endpoints"):
+        return (
+            f"{service} has no endpoints ({rule_name(stop)}): no ready pod backs it, so"
+            " kube-proxy rejects its traffic"
+        )
+    if " traffic not accepted by " in comment:
+        return f"{service}'s loadBalancerSourceRanges leave this source out ({rule_name(stop)})"
+    return f"{comment} ({rule_name(stop)})"
+
+
 def masq_reason(matched: tuple[Rule, ...]) -> str | None:
     """Why a rule among `matched` jumped to KUBE-MARK-MASQ, in plain words; None if none did."""
     for rule in matched:
@@ -52,7 +88,7 @@ def masq_reason(matched: tuple[Rule, ...]) -> str | None:
                 "where conntrack can undo the DNAT"
             )
         if sources and sources[0].negate:
-            return f"the source is outside the cluster CIDR {sources[0].net} ({rule_name(rule)})"
+            return f"the source is outside the cluster CIDR {sources[0].net}: {rule_name(rule)}"
         if rule.chain.startswith("KUBE-SVC-") or rule.chain == "KUBE-SERVICES":
             return (
                 f"masqueradeAll is set, so every Service packet is masqueraded ({rule_name(rule)})"
@@ -101,8 +137,14 @@ def explain_hook(
     masq_because: str | None,
     picked: bool,
     ruleset: Ruleset,
+    node: str | None = None,
+    rules_source: str | None = None,
 ) -> tuple[str, str]:
-    """One sentence for what `hook` did to the packet, and the decisive rule's line."""
+    """One sentence for what `hook` did to the packet, and the decisive rule's line.
+
+    `rules_source` names a real node's iptables-save file: the rule is then
+    given as `file:line` so a person finds it in their dump.
+    """
     decisive: Rule | None = None
     clauses: list[str] = []
     if verdict in ("REJECT", "DROP"):
@@ -111,13 +153,20 @@ def explain_hook(
             None,
         )
         if stop is None:
-            policy = f"{hook.value} policy"
-            return f"{verdict}: {policy} drops the packet (no rule accepted it)", ""
-        why = comment_of(stop) or "no comment on the rule"
+            walk = next((t for t in tables if t.verdict == verdict), None)
+            table = walk.table.value if walk is not None else "filter"
+            return (
+                f"{verdict}: the {table} table's {hook.value} policy is {verdict} and no rule"
+                " accepted the packet",
+                f"{table}: :{hook.value} {verdict}",
+            )
         extra = ""
         if isinstance(stop.target, RejectTarget):
             extra = f"; the kernel answers with {stop.target.reject_with}"
-        return f"{verdict} in {stop.chain}: {why}{extra}", f"{stop.table.value}: {stop.line}"
+        return (
+            f"{verdict} in {stop.chain}: {_stop_reason(stop, node)}{extra}",
+            rule_detail(stop, rules_source),
+        )
     marked = after.mark & 0x4000 and not before.mark & 0x4000
     if marked:
         clauses.append(
@@ -153,6 +202,10 @@ def explain_hook(
             because = (
                 f", because KUBE-MARK-MASQ set 0x4000 ({masq_because})" if masq_because else ""
             )
+            if not snat.chain.startswith("KUBE-"):
+                # Not kube-proxy's: the CNI's or Docker's masquerade rule.
+                note = comment_of(snat)
+                because = f" ({note})" if note else f", by a rule in {snat.chain}, not kube-proxy's"
             clauses.append(
                 f"{kind} in {rule_name(snat)}: source {before.src}:{before.sport} → "
                 f"{after.src}:{after.sport}{where}{because}"
@@ -165,11 +218,15 @@ def explain_hook(
             )
     if not clauses:
         skipped = next((t.skipped for t in tables if t.skipped), None)
+        # An ACCEPT in a user chain is worth a sentence (kube-proxy's, or on
+        # a real node the CNI's under a FORWARD policy of DROP).
         accept = next(
             (
                 r
                 for r in reversed(matched)
-                if r.target is not None and r.target.kind == "ACCEPT" and r.chain.startswith("KUBE")
+                if r.target is not None
+                and r.target.kind == "ACCEPT"
+                and r.chain not in _BUILTIN_CHAINS
             ),
             None,
         )
@@ -185,6 +242,6 @@ def explain_hook(
             clauses.append(f"no {hook.value} rule changes or stops the packet")
         if skipped:
             clauses.append(skipped)
-    detail = f"{decisive.table.value}: {decisive.line}" if decisive is not None else ""
+    detail = rule_detail(decisive, rules_source) if decisive is not None else ""
     sentence = "; ".join(clauses)
     return sentence[0].upper() + sentence[1:], detail

@@ -116,6 +116,9 @@ class HookContext:
     decide: Callable[[Rule], bool | None] | None = None
     """Overrides the draw of a rule's `-m statistic --mode random` (True: it matches);
     returning None, or no callable, draws from the generator as the kernel does."""
+    foreign: Callable[[UnknownMatch, Packet], bool | None] | None = None
+    """Evaluates a match the engine has no model of (`-m set` given an `ipset save`);
+    returning None, or no callable, assumes it does not match and says so."""
 
 
 @dataclass(frozen=True)
@@ -638,6 +641,10 @@ class _Run:
         if isinstance(m, IcmpMatch):
             return False  # simulated packets are never ICMP
         assert isinstance(m, UnknownMatch)
+        if ctx.foreign is not None:
+            answer = ctx.foreign(m, pkt)
+            if answer is not None:
+                return answer
         args = " ".join(m.args)
         self.assumptions.append(
             f"{rule.ref}: cannot evaluate -m {m.module} {args}; assumed it does not match"

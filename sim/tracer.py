@@ -18,10 +18,11 @@ The kernel paths it follows:
 
 from __future__ import annotations
 
+import functools
 import random
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 
 from model.cluster import Cluster
@@ -33,18 +34,21 @@ from model.netfilter import (
     Rule,
     RuleRef,
     StatisticMatch,
+    UnknownMatch,
 )
 from model.packet import ConntrackEntry, Packet, Proto
 from model.trace import Direction, Hop, HopKind, TableWalk, Trace, Verdict, Where
 from sim.cni import wire_sentence
 from sim.conntrack import ConntrackTable
 from sim.dns import Resolution, resolve
-from sim.explain import explain_hook, masq_reason
+from sim.explain import comment_of, explain_hook, masq_reason
 from sim.flow import Destination, Source, SourceKind, parse_destination, parse_source
+from sim.ipset import IpSets, set_match
 from sim.netfilter import HookContext, NetfilterState, RecentTable, traverse
+from sim.node_dump import NodeDump
 from sim.route import Route
 from sim.rules import NodeRules, rules_for
-from sim.topology import IfKind, Interface, Netns, Network, network_of
+from sim.topology import IfKind, Interface, Netns, NetnsKind, Network, network_of
 
 EPHEMERAL_PORTS = (32768, 60999)
 """net.ipv4.ip_local_port_range's default: where a client's source port comes from."""
@@ -87,6 +91,12 @@ class _Walker:
     endpoint: str | None = None
     reply_socket: tuple[str, Packet] | None = None
     assumptions: list[str] = field(default_factory=list)
+    choose: Callable[[Rule], bool | None] | None = None
+    """Overrides every `-m statistic` draw (the fork view walks each branch with it)."""
+    findings: list[str] = field(default_factory=list)
+    """What a real node's rules do that the cluster dump does not explain (stale endpoints)."""
+    verdict_rule: str | None = None
+    """The rule that dropped or rejected the packet, as the hop's detail gives it."""
 
     # -- recording ------------------------------------------------------------
 
@@ -198,6 +208,9 @@ class _Walker:
             bridged=physdev_in is not None or physdev_out is not None,
             decide=self.decide,
         )
+        sets = rules.ipsets if isinstance(rules, NodeDump) else None
+        if sets:
+            ctx = replace(ctx, foreign=functools.partial(_set_match, sets))
         state = self.state.get(ns.name) or NetfilterState(ConntrackTable.of(), RecentTable())
         result = traverse(ctx, pkt, rules.ruleset, state, self.rng)
         self.state[ns.name] = result.state
@@ -206,8 +219,14 @@ class _Walker:
         why = masq_reason(matched)
         if why is not None:
             self.masq_because = why
+        notes: list[str] = []
         if pkt.dst != result.packet.dst and self.direction is Direction.REQUEST:
             self.endpoint = f"{result.packet.dst}:{result.packet.dport}"
+            if not rules.rendered:
+                stale = self.stale_endpoint(ns.node or "", rules, result.packet, matched)
+                if stale is not None:
+                    self.findings.append(stale)
+                    notes.append(stale)
         sentence, detail = explain_hook(
             hook,
             pkt,
@@ -219,7 +238,16 @@ class _Walker:
             masq_because=self.masq_because,
             picked=self.pick is not None,
             ruleset=rules.ruleset,
+            node=ns.node,
+            rules_source=None if rules.rendered else rules.ruleset.source,
         )
+        if result.assumptions:
+            notes.append(
+                "kubehop had to assume here: " + "; ".join(dict.fromkeys(result.assumptions))
+            )
+        bridge = _bridge_note(hook, physdev_in, physdev_out)
+        if bridge is not None:
+            notes.append(bridge)
         shown = in_iface or out_iface
         iface = shown.name if shown is not None else None
         self.emit(
@@ -233,16 +261,37 @@ class _Walker:
             tables=result.tables,
             conntrack=result.entry,
             detail=detail,
-            note=_bridge_note(hook, physdev_in, physdev_out),
+            note="; ".join(notes) or None,
             dt=2,
         )
         if result.verdict == "ACCEPT":
             return result.packet
+        self.verdict_rule = detail or None
         verdict = Verdict.REJECTED if result.verdict == "REJECT" else Verdict.DROPPED
         return _End(verdict, sentence, result.packet, ns.name)
 
+    def stale_endpoint(
+        self, node: str, rules: NodeRules, after: Packet, matched: tuple[Rule, ...]
+    ) -> str | None:
+        """A sentence when a real node's rules DNAT to an address no EndpointSlice lists."""
+        known = _endpoints_of(self.cluster)
+        if (after.dst, after.dport) in known:
+            return None
+        dnat = next((r for r in matched if isinstance(r.target, DnatTarget)), None)
+        if dnat is None or not dnat.chain.startswith("KUBE-"):
+            return None
+        service = comment_of(dnat)
+        of = f" of {service}" if service else ""
+        return (
+            f"{node}'s rules ({rules.ruleset.source}:{dnat.lineno}) DNAT to {after.dst}:"
+            f"{after.dport}{of}, but no EndpointSlice in the cluster dump lists that endpoint:"
+            " a stale rule kube-proxy has not removed (or a dump older than the rules)"
+        )
+
     def decide(self, rule: Rule) -> bool | None:
         """For `--pick`: whether a statistic rule leads to the pinned endpoint (None: draw)."""
+        if self.choose is not None and any(isinstance(m, StatisticMatch) for m in rule.matches):
+            return self.choose(rule)
         if self.pick is None or not any(isinstance(m, StatisticMatch) for m in rule.matches):
             return None
         target = rule.target
@@ -306,10 +355,20 @@ class _Walker:
                 interface="lo",
             )
             return self.ip_receive(ns, out, pkt, prerouted=False)
-        return self.transmit(ns, out, pkt, route.via or pkt.dst)
+        return self.transmit(ns, out, pkt, route.via or pkt.dst, default=route.dst.prefixlen == 0)
 
-    def transmit(self, ns: Netns, out: Interface, pkt: Packet, nexthop: IPv4Address) -> _End:
+    def transmit(
+        self, ns: Netns, out: Interface, pkt: Packet, nexthop: IPv4Address, *, default: bool = False
+    ) -> _End:
         neighbour = self.neighbour(ns, out, nexthop)
+        if neighbour is None and default and ns.kind is NetnsKind.NODE:
+            return self.unreachable(
+                ns,
+                pkt,
+                f"no route to {pkt.dst} on {ns.label}: no pod, node or Service kubehop knows has"
+                f" that address, so only the default route (via {nexthop}, a gateway outside the"
+                " simulated network) would take it",
+            )
         if neighbour is None:
             return self.unreachable(
                 ns,
@@ -341,8 +400,7 @@ class _Walker:
             pkt,
             framed,
             f"{ns.label} {out.name} sends the frame to {nexthop} ({_ns_label(peer_ns)}) on the "
-            "node network"
-            + (f"; {wire_sentence(self.cluster)}" if self._pod_traffic(pkt) else ""),
+            "node network" + (f"; {wire_sentence(self.cluster)}" if self._pod_traffic(pkt) else ""),
             interface=out.name,
             detail=f"neighbour {nexthop} lladdr {peer.mac}",
             dt=40,
@@ -551,7 +609,7 @@ class _Walker:
                 if isinstance(after, _End):
                     return after
                 pkt = after
-        return self.transmit(ns, out, pkt, route.via or pkt.dst)
+        return self.transmit(ns, out, pkt, route.via or pkt.dst, default=route.dst.prefixlen == 0)
 
     def deliver(self, ns: Netns, pkt: Packet) -> _End:
         if self.direction is Direction.REPLY:
@@ -589,9 +647,16 @@ class _Walker:
         listener = ns.listener(pkt.proto, pkt.dport)
         if listener is None:
             declared = sorted({f"{s.proto.value}/{s.port}" for s in ns.listeners})
-            what = f" (it declares {', '.join(declared)}" if declared else " (it declares no ports"
+            if ns.kind is NetnsKind.NODE:
+                what = (
+                    f" (they declare {', '.join(declared)}" if declared else " (none declares any"
+                )
+                who = f"no hostNetwork pod on {ns.label} declares port"
+            else:
+                what = f" (it declares {', '.join(declared)}" if declared else " (it declares none"
+                who = f"pod {ns.label} declares no port"
             reason = (
-                f"nothing listens on {pkt.proto.value}/{pkt.dport} in {ns.label}{what}; kubehop "
+                f"{who} {pkt.proto.value}/{pkt.dport}{what}; kubehop "
                 "takes declared container ports as the listening ones): "
                 + (
                     "the kernel answers with a TCP RST"
@@ -617,6 +682,30 @@ class _Walker:
     def unreachable(self, ns: Netns, pkt: Packet, reason: str) -> _End:
         self.emit(HopKind.DROP, ns, pkt, pkt, reason)
         return _End(Verdict.UNREACHABLE, reason, pkt, ns.name)
+
+
+_ENDPOINTS: dict[int, tuple[Cluster, frozenset[tuple[IPv4Address, int]]]] = {}
+
+
+def _endpoints_of(cluster: Cluster) -> frozenset[tuple[IPv4Address, int]]:
+    """Every (address, port) some EndpointSlice lists, once per cluster object."""
+    hit = _ENDPOINTS.get(id(cluster))
+    if hit is not None and hit[0] is cluster:
+        return hit[1]
+    found = frozenset(
+        (endpoint.ip, port.port)
+        for slice_ in cluster.endpoint_slices
+        for endpoint in slice_.endpoints
+        for port in slice_.ports
+    )
+    if len(_ENDPOINTS) > 8:
+        _ENDPOINTS.clear()
+    _ENDPOINTS[id(cluster)] = (cluster, found)
+    return found
+
+
+def _set_match(sets: IpSets, m: UnknownMatch, pkt: Packet) -> bool | None:
+    return set_match(sets, m, pkt)
 
 
 def _host_net(addr: IPv4Address) -> IPv4Network:
@@ -694,8 +783,13 @@ def trace(
     seed: int | None = None,
     pick: str | None = None,
     node_rules: Mapping[str, NodeRules] | None = None,
+    choose: Callable[[Rule], bool | None] | None = None,
 ) -> Trace:
-    """Trace one request from `source` to `destination` and its reply."""
+    """Trace one request from `source` to `destination` and its reply.
+
+    `choose` decides every `-m statistic --mode random` rule instead of the
+    seeded draw (True: the rule matches); it may return None to draw.
+    """
     chosen = seed if seed is not None else secrets.randbelow(2**31)
     result, _ = trace_flow(
         cluster,
@@ -706,6 +800,7 @@ def trace(
         seed=chosen,
         pick=pick,
         node_rules=node_rules,
+        choose=choose,
     )
     return result
 
@@ -753,6 +848,7 @@ def trace_flow(
     state: FlowState | None = None,
     node_rules: Mapping[str, NodeRules] | None = None,
     on_hop: Callable[[Hop], None] | None = None,
+    choose: Callable[[Rule], bool | None] | None = None,
 ) -> tuple[Trace, FlowState]:
     """Trace one flow with a given generator and shared state; returns the new state."""
     src = parse_source(cluster, source, container)
@@ -766,6 +862,7 @@ def trace_flow(
         state=dict((state or FlowState()).netfilter),
         overrides=node_rules,
         pick=pinned,
+        choose=choose,
     )
     ns = network.netns(src.netns)
     dst_ip, resolution = _resolve_destination(cluster, src, dest)
@@ -824,7 +921,11 @@ def trace_flow(
     if on_hop is not None:
         for hop in hops:
             on_hop(hop)
-    warnings = _relevant_warnings(cluster, walker) + tuple(dict.fromkeys(walker.assumptions))
+    warnings = (
+        _relevant_warnings(cluster, walker)
+        + tuple(dict.fromkeys(walker.findings))
+        + tuple(dict.fromkeys(walker.assumptions))
+    )
     result = Trace(
         source=source if container is None else f"{source} -c {container}",
         destination=destination,
@@ -834,6 +935,7 @@ def trace_flow(
         reason=reason,
         endpoint=walker.endpoint,
         warnings=warnings,
+        rule=walker.verdict_rule if verdict in (Verdict.DROPPED, Verdict.REJECTED) else None,
     )
     return result, FlowState(dict(walker.state))
 

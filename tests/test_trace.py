@@ -188,7 +188,12 @@ def test_external_traffic_policy_local_keeps_the_client_address(demo: Cluster) -
 def test_external_traffic_policy_local_without_a_local_endpoint_drops(demo: Cluster) -> None:
     t = trace(demo, "client", "10.0.0.12:30081", seed=1)
     assert t.verdict is Verdict.DROPPED
-    assert t.reason == "DROP in KUBE-EXTERNAL-SERVICES: default/web-local has no local endpoints"
+    assert t.reason == (
+        "DROP in KUBE-EXTERNAL-SERVICES: externalTrafficPolicy Local and no local endpoint on"
+        " node-b (default/web-local, KUBE-EXTERNAL-SERVICES #1): the node drops it rather than"
+        " send it to another node"
+    )
+    assert t.rule is not None and t.rule.startswith("filter: -A KUBE-EXTERNAL-SERVICES ")
     assert t.hops[-1].where.hook is Hook.INPUT
 
 
@@ -252,7 +257,7 @@ def test_service_without_endpoints_is_rejected(demo: Cluster) -> None:
 def test_a_port_nothing_listens_on_is_refused(demo: Cluster) -> None:
     t = trace(demo, "pod1", "192.168.1.3:9999", seed=1)
     assert t.verdict is Verdict.REFUSED
-    assert "nothing listens on tcp/9999 in pod2 (it declares tcp/8080" in t.reason
+    assert "pod pod2 declares no port tcp/9999 (it declares tcp/8080" in t.reason
 
 
 def test_a_node_process_reaching_a_cluster_ip_goes_through_output(demo: Cluster) -> None:

@@ -9,11 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from model.errors import KubehopError
-from model.trace import Verdict
+from model.trace import Trace, Verdict
+
+if TYPE_CHECKING:
+    from model.cluster import Cluster
+    from sim.rules import NodeRules
 
 EXIT_OK = 0
 EXIT_NOT_DELIVERED = 1
@@ -33,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         "veth, bridge, kube-proxy's iptables rules, routing and the CNI, and back.",
     )
     parser.add_argument(
-        "--cluster", metavar="FILE", help="cluster file (default: the built-in demo)"
+        "--cluster",
+        dest="clusters",
+        metavar="FILE",
+        action="append",
+        help="cluster dump: a kubectl -o yaml/json file or a directory of them; repeat for"
+        " several files (default: the built-in demo)",
     )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
@@ -45,16 +55,51 @@ def build_parser() -> argparse.ArgumentParser:
         "CLUSTER_IP:PORT or NODE_IP:NODEPORT",
     )
     trace.add_argument("-c", "--container", help="the source pod's container (as kubectl -c)")
-    trace.add_argument("--cluster", dest="cluster_sub", metavar="FILE", help="cluster file")
+    _cluster_option(trace)
     trace.add_argument("--seed", type=int, help="seed of the random endpoint choice")
     trace.add_argument("--pick", metavar="IP:PORT", help="pin the endpoint the random rule chooses")
     trace.add_argument(
-        "--json", action="store_true", help="print the trace as JSON (kubehop schema)"
+        "--node-rules",
+        metavar="NODE=FILE",
+        action="append",
+        default=[],
+        help="walk NODE through its real rules (`iptables-save` output) instead of kubehop's;"
+        " repeat for several nodes",
+    )
+    trace.add_argument(
+        "--ipset",
+        metavar="NODE=FILE",
+        action="append",
+        default=[],
+        help="NODE's `ipset save` output, for rules that use -m set",
+    )
+    trace.add_argument(
+        "--all-endpoints",
+        action="store_true",
+        help="trace every branch of the load balancing, as a tree with probabilities",
+    )
+    trace.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="output: text (default), json (kubehop schema), markdown, dot (Graphviz)",
+    )
+    trace.add_argument("--json", action="store_true", help="the same as --format json")
+    trace.add_argument(
+        "--reproduce",
+        action="store_true",
+        help="print the commands that confirm this trace on the live cluster",
     )
 
     rules = sub.add_parser("rules", help="a node's nat and filter tables, iptables-save format")
     rules.add_argument("--node", help="the node (default: the first)")
-    rules.add_argument("--cluster", dest="cluster_sub", metavar="FILE", help="cluster file")
+    _cluster_option(rules)
+    rules.add_argument(
+        "--diff",
+        metavar="FILE",
+        help="compare the node's `iptables-save` output with what kube-proxy should have"
+        " written (exit 1 when they differ)",
+    )
 
     sub.add_parser("schema", help="print the JSON Schema of `trace --json`")
     sub.add_parser("scenarios", help="list the article's four scenarios as commands")
@@ -68,22 +113,114 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the app in a browser on 127.0.0.1 (textual-serve)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--cluster", dest="cluster_sub", metavar="FILE", help="cluster file")
+    _cluster_option(serve)
+    if _lab_available():
+        from sim.lab.command import add_lab_parser
+
+        add_lab_parser(sub)
     return parser
 
 
+FORMATS = ("text", "json", "markdown", "dot")
+"""What `trace --format` writes."""
+
+
+def _cluster_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cluster",
+        dest="cluster_sub",
+        metavar="FILE",
+        action="append",
+        help="cluster dump (file or directory; repeat for several)",
+    )
+
+
+def _lab_available() -> bool:
+    # Only the lab's argparse wiring is imported here; building namespaces
+    # happens in run_lab, so `kubehop trace` does not pay for it.
+    from importlib.util import find_spec
+
+    try:
+        return find_spec("sim.lab.command") is not None
+    except ImportError:
+        return False
+
+
+def _cluster_paths(args: argparse.Namespace) -> list[str]:
+    sub: list[str] | str | None = getattr(args, "cluster_sub", None)
+    top: list[str] | None = getattr(args, "clusters", None)
+    if isinstance(sub, str):  # the lab's own --cluster takes one path
+        return [sub]
+    return list(sub or top or [])
+
+
 def _cluster_path(args: argparse.Namespace) -> str | None:
-    sub: str | None = getattr(args, "cluster_sub", None)
-    top: str | None = args.cluster
-    return sub or top
+    """The one cluster path the app, `serve` and the lab take."""
+    paths = _cluster_paths(args)
+    if len(paths) > 1:
+        raise KubehopError(
+            "the app takes one --cluster; put the files in a directory and give that"
+        )
+    return paths[0] if paths else None
+
+
+class _ProgressBar:
+    """A progress line on stderr while a big dump loads (only on a terminal)."""
+
+    def __init__(self) -> None:
+        self.shown = False
+        self.last = -1
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if total <= 0 or not sys.stderr.isatty():
+            return
+        # Small files load in a blink; a bar would only flicker.
+        if not self.shown and total < 4_000_000 and not stage.startswith("checking"):
+            return
+        if stage.startswith("checking") and total < 5_000 and not self.shown:
+            return
+        percent = done * 100 // total
+        if percent == self.last and done < total:
+            return
+        self.last = percent
+        self.shown = True
+        width = 30
+        filled = width * done // total
+        unit = "objects" if stage.startswith("checking") else "bytes"
+        sys.stderr.write(
+            f"\r{stage[:40]:<40} [{'#' * filled}{'.' * (width - filled)}] {percent:3d}%"
+            f" ({done:,}/{total:,} {unit})"
+        )
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _load(args: argparse.Namespace) -> Cluster:
+    from sim.cluster_io import load
+
+    bar = _ProgressBar()
+    try:
+        return load(_cluster_paths(args) or None, progress=bar)
+    finally:
+        bar.finish()
 
 
 def _trace(args: argparse.Namespace) -> int:
-    from sim.cluster_io import load
+    from sim.node_dump import load_node_rules
     from sim.report import trace_json, trace_text
     from sim.tracer import trace
 
-    cluster = load(_cluster_path(args))
+    fmt = "json" if args.json else args.format or "text"
+    if args.json and args.format not in (None, "json"):
+        raise KubehopError(f"--json and --format {args.format} disagree; give one")
+    cluster = _load(args)
+    real = load_node_rules(cluster, args.node_rules, args.ipset)
+    if args.all_endpoints:
+        return _trace_all(args, cluster, real, fmt)
     result = trace(
         cluster,
         args.source,
@@ -91,24 +228,116 @@ def _trace(args: argparse.Namespace) -> int:
         container=args.container,
         seed=args.seed,
         pick=args.pick,
+        node_rules=real,
     )
     if args.seed is None:
         print(
             f"kubehop: seed {result.seed} (add --seed {result.seed} to repeat this trace)",
             file=sys.stderr,
         )
-    sys.stdout.write(trace_json(result) if args.json else trace_text(result))
+    if fmt == "json":
+        sys.stdout.write(trace_json(result))
+    elif fmt == "markdown":
+        from sim.export import trace_markdown
+
+        sys.stdout.write(trace_markdown(result))
+    elif fmt == "dot":
+        from sim.export import trace_dot
+
+        sys.stdout.write(trace_dot(result))
+    else:
+        sys.stdout.write(_rules_header(real) + trace_text(result))
+        if real:
+            sys.stdout.write(_compared(cluster, args, real, result))
+    if args.reproduce:
+        from sim.export import reproduce_commands
+
+        sys.stdout.write("\n" + reproduce_commands(result))
     return EXIT_OK if result.verdict is Verdict.DELIVERED else EXIT_NOT_DELIVERED
 
 
+def _rules_header(real: Mapping[str, NodeRules]) -> str:
+    lines = [
+        f"rules on {node}: {rules.ruleset.source} (the node's iptables-save);"
+        f" {len(rules.ruleset.warnings)} rule(s) kubehop cannot evaluate"
+        for node, rules in real.items()
+    ]
+    for rules in real.values():
+        lines += [f"  warning: {w}" for w in rules.ruleset.warnings[:10]]
+    if real:
+        lines.append("other nodes: kube-proxy's rules as kubehop renders them from the cluster")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _compared(
+    cluster: Cluster, args: argparse.Namespace, real: Mapping[str, NodeRules], result: Trace
+) -> str:
+    """How the trace through kubehop's own rules ends, when it ends differently."""
+    from sim.tracer import trace
+
+    rendered = trace(
+        cluster,
+        args.source,
+        args.destination,
+        container=args.container,
+        seed=result.seed,
+        pick=args.pick,
+    )
+    if (rendered.verdict, rendered.endpoint, rendered.reason) == (
+        result.verdict,
+        result.endpoint,
+        result.reason,
+    ):
+        return "with kube-proxy's rendered rules instead: the same outcome\n"
+    return (
+        "with kube-proxy's rendered rules instead: "
+        f"{rendered.verdict.value.upper()}: {rendered.reason}\n"
+    )
+
+
+def _trace_all(
+    args: argparse.Namespace, cluster: Cluster, real: Mapping[str, NodeRules], fmt: str
+) -> int:
+    from sim.fork import all_delivered, fork, fork_dict, fork_text
+    from sim.report import trace_text
+
+    if args.pick is not None:
+        raise KubehopError("--all-endpoints traces every endpoint; drop --pick")
+    if fmt in ("markdown", "dot"):
+        raise KubehopError(f"--all-endpoints prints text or json, not {fmt}")
+    result = fork(
+        cluster,
+        args.source,
+        args.destination,
+        seed=args.seed if args.seed is not None else 1,
+        container=args.container,
+        node_rules=real,
+    )
+    if fmt == "json":
+        sys.stdout.write(json.dumps(fork_dict(result), indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(_rules_header(real) + fork_text(result))
+        for number, branch in enumerate(result.branches, start=1):
+            sys.stdout.write(f"\n=== branch {number} ===\n" + trace_text(branch.trace))
+    return EXIT_OK if all_delivered(result) else EXIT_NOT_DELIVERED
+
+
 def _rules(args: argparse.Namespace) -> int:
-    from sim.cluster_io import load
     from sim.rules import node_rules
 
-    cluster = load(_cluster_path(args))
+    cluster = _load(args)
     node = args.node or cluster.nodes[0].name
-    sys.stdout.write(node_rules(cluster, node).text)
-    return EXIT_OK
+    rendered = node_rules(cluster, node)
+    if args.diff is None:
+        sys.stdout.write(rendered.text)
+        return EXIT_OK
+    from sim.node_dump import load_node_rules
+    from sim.rules_diff import diff_rules, diff_text
+
+    real = load_node_rules(cluster, [f"{node}={args.diff}"])[node]
+    diff = diff_rules(rendered, real)
+    sys.stdout.write(diff_text(diff))
+    return EXIT_OK if diff.same else EXIT_NOT_DELIVERED
 
 
 def _gen(args: argparse.Namespace) -> int:
@@ -158,6 +387,13 @@ def run(argv: Sequence[str] | None = None) -> int:
             from tui.serve import serve
 
             return serve(_cluster_path(args), port=args.port)
+        if args.command == "lab":
+            from sim.lab.command import run_lab
+
+            # The lab reads one path from `cluster` (its own --cluster is cluster_sub).
+            args.cluster = _cluster_path(args)
+            args.cluster_sub = args.cluster
+            return run_lab(args)
         from tui.app import run as run_app
 
         return run_app(_cluster_path(args))
