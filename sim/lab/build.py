@@ -1,0 +1,343 @@
+"""`lab up`: the cluster's network, built in network namespaces from `sim.topology`.
+
+The lab is made from the same `Network` the tracer walks: every netns,
+interface, MAC, address and route comes from there, and after building, the
+kernel's own view (`ip -j addr`, `ip -j route`) is compared with it. The node
+network, which the simulation treats as a wire, is a bridge in its own lab
+netns (`kh-<id>-net`); nothing is linked to the root namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from ipaddress import IPv4Network
+from types import FrameType
+
+from model.cluster import Cluster
+from sim.kubeproxy.sync import sync
+from sim.lab import nfacct
+from sim.lab.errors import LabError, LabInterrupted
+from sim.lab.netns import (
+    add_netns,
+    check_host,
+    delete_netns,
+    get_sysctl,
+    in_netns,
+    ip,
+    lab_netns,
+    run_id_of,
+    set_sysctl,
+)
+from sim.lab.state import LabState
+from sim.rules import node_rules
+from sim.topology import IfKind, Netns, Network, client_ns_name, node_ns_name, pod_ns_name
+
+NODE_NET_BRIDGE = "br0"
+"""The bridge in `kh-<id>-net` that the nodes' and clients' eth0 plug into."""
+
+
+@dataclass
+class Lab:
+    """A lab that is up: its state file, the cluster it was built from, and its topology."""
+
+    state: LabState
+    """What was made, by which run."""
+    cluster: Cluster
+    """The cluster it was built from."""
+
+    @cached_property
+    def network(self) -> Network:
+        """The simulation's topology of the cluster (what the lab mirrors)."""
+        return Network(self.cluster)
+
+    def netns(self, topology_name: str) -> str:
+        """The lab netns standing for the simulation's netns `topology_name`."""
+        return self.state.netns[topology_name]
+
+    @property
+    def node_netns(self) -> dict[str, str]:
+        """Node name → its lab netns."""
+        return {n.name: self.state.netns[node_ns_name(n.name)] for n in self.cluster.nodes}
+
+
+def fingerprint(cluster: Cluster) -> str:
+    """A hash of what the lab is built from: the cluster and every node's rules."""
+    digest = hashlib.sha256(cluster.model_dump_json(exclude={"warnings"}).encode())
+    return digest.hexdigest()[:16]
+
+
+def topology_netns(cluster: Cluster) -> list[str]:
+    """Every simulated netns the lab makes: nodes, pods (not hostNetwork), clients."""
+    names = [node_ns_name(n.name) for n in cluster.nodes]
+    names += [pod_ns_name(p) for p in cluster.pods if not p.host_network]
+    names += [client_ns_name(c) for c in cluster.clients]
+    return names
+
+
+def lab_netns_name(run_id: str, network: Network, topology_name: str) -> str:
+    """`kh-<id>-n-node-a`, `kh-<id>-p-default.pod1`, `kh-<id>-c-client`."""
+    ns = network.netns(topology_name)
+    kind = {"node": "n", "pod": "p", "client": "c"}[ns.kind.value]
+    tail = topology_name.split("/", 1)[-1].replace("/", ".")
+    name = f"kh-{run_id}-{kind}-{tail}"
+    if len(name) > 200:
+        name = f"kh-{run_id}-{kind}-{hashlib.sha256(tail.encode()).hexdigest()[:16]}"
+    return name
+
+
+def _new_run_id() -> str:
+    taken = {run_id_of(n) for n in lab_netns()}
+    while True:
+        run_id = secrets.token_hex(3)
+        if run_id not in taken:
+            return run_id
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise LabInterrupted (SIGINT already raises KeyboardInterrupt)."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise LabInterrupted(signal.Signals(signum).name)
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_ignored() -> Iterator[None]:
+    """A second Ctrl-C or SIGTERM must not cut a cleanup short and leave namespaces behind."""
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def build(cluster: Cluster, source: str, *, persistent: bool) -> Lab:
+    """Build the cluster's network in new lab namespaces; on any failure remove them all."""
+    check_host()
+    network = Network(cluster)
+    run_id = _new_run_id()
+    names = {t: lab_netns_name(run_id, network, t) for t in topology_netns(cluster)}
+    state = LabState(
+        run_id=run_id,
+        pid=os.getpid(),
+        persistent=persistent,
+        cluster_source=source,
+        fingerprint=fingerprint(cluster),
+        netns=names,
+        net=f"kh-{run_id}-net",
+    )
+    # Written before anything exists, so a killed run leaves its names behind.
+    state.save()
+    lab = Lab(state, cluster)
+    try:
+        _Builder(lab, network).build()
+        state.ready = True
+        state.save()
+    except BaseException:
+        teardown(state)
+        raise
+    return lab
+
+
+def teardown(state: LabState) -> None:
+    """Remove every netns of a run (its processes first), then its state file."""
+    with signals_ignored():
+        mine = set(state.all_netns) | {n for n in lab_netns() if run_id_of(n) == state.run_id}
+        for name in sorted(mine):
+            delete_netns(name)
+        state.remove()
+
+
+class _Builder:
+    """The commands that make one lab, in dependency order."""
+
+    def __init__(self, lab: Lab, network: Network) -> None:
+        self.lab = lab
+        self.network = network
+        self.state = lab.state
+        self.cluster = lab.cluster
+
+    def ns(self, topology_name: str) -> str:
+        return self.state.netns[topology_name]
+
+    def build(self) -> None:
+        all_ns = [self.network.netns(t) for t in self.state.netns]
+        add_netns(self.state.net)
+        for topo in all_ns:
+            add_netns(self.ns(topo.name))
+        self._sysctls(all_ns)
+        ip(self.state.net, "link", "add", NODE_NET_BRIDGE, "type", "bridge")
+        ip(self.state.net, "link", "set", NODE_NET_BRIDGE, "up")
+        port = 0
+        for topo in all_ns:
+            for iface in topo.interfaces:
+                if iface.kind is IfKind.ETHERNET:
+                    port += 1
+                    self._plug_into_node_network(topo, iface.name, iface.mac, f"nb{port}")
+                elif iface.kind is IfKind.BRIDGE:
+                    ip(self.ns(topo.name), "link", "add", iface.name, "address", iface.mac,
+                       "type", "bridge")  # fmt: skip
+        for topo in all_ns:
+            for iface in topo.interfaces:
+                if iface.kind is IfKind.VETH and iface.master is not None:
+                    self._pod_veth(topo, iface.name)
+        for topo in all_ns:
+            name = self.ns(topo.name)
+            for iface in topo.interfaces:
+                for addr in iface.addrs if iface.kind is not IfKind.LOOPBACK else ():
+                    ip(name, "addr", "add", str(addr), "dev", iface.name)
+            # Bridges first, so a port never comes up before its bridge.
+            for iface in sorted(topo.interfaces, key=lambda i: i.kind is not IfKind.BRIDGE):
+                ip(name, "link", "set", iface.name, "up")
+        for topo in all_ns:
+            self._routes(topo)
+        for node in self.cluster.nodes:
+            self._rules(node.name)
+        problems = [p for topo in all_ns for p in compare_with_topology(self.ns(topo.name), topo)]
+        if problems:
+            raise LabError(f"the kernel's network differs from kubehop's topology: {problems[0]}")
+
+    def _sysctls(self, all_ns: list[Netns]) -> None:
+        set_sysctl(self.state.net, "net.ipv4.ip_forward", "0")
+        if get_sysctl(self.state.net, "net.bridge.bridge-nf-call-iptables") is not None:
+            # The node network is a plain switch: no netfilter on its bridge.
+            set_sysctl(self.state.net, "net.bridge.bridge-nf-call-iptables", "0")
+        for topo in all_ns:
+            name = self.ns(topo.name)
+            set_sysctl(name, "net.ipv4.ip_forward", "1" if topo.forwarding else "0")
+            # kubehop does not model reverse-path filtering; a new netns may
+            # inherit the machine's setting, so pin it off for repeatable runs.
+            for scope in ("all", "default"):
+                set_sysctl(name, f"net.ipv4.conf.{scope}.rp_filter", "0")
+            # A server whose SYN-ACK is lost (a flow that fails by design)
+            # would resend it for a minute, into the next flows' counters and
+            # conntrack; one SYN-ACK keeps each flow's packets its own.
+            set_sysctl(name, "net.ipv4.tcp_synack_retries", "0")
+            if topo.bridge_nf_call_iptables:
+                if get_sysctl(name, "net.bridge.bridge-nf-call-iptables") is None:
+                    self._note(
+                        "br_netfilter is not loaded (no /proc/sys/net/bridge in the node "
+                        "namespaces), and the lab loads no modules: bridged traffic skips "
+                        "iptables, so pod-to-Service flows between pods of one node and "
+                        "hairpin flows cannot be checked"
+                    )
+                else:
+                    set_sysctl(name, "net.bridge.bridge-nf-call-iptables", "1")
+            if topo.node is not None and topo.netfilter:
+                node = self.cluster.node(topo.node)
+                assert node is not None
+                if sync(self.cluster, node).localhost_nodeports:
+                    # kube-proxy sets this when NodePorts answer on 127.0.0.1.
+                    set_sysctl(name, "net.ipv4.conf.all.route_localnet", "1")
+
+    def _plug_into_node_network(self, topo: Netns, name: str, mac: str, port: str) -> None:
+        # The veth is made inside the node-network netns with its far end
+        # placed straight into the node's or client's: no end ever exists in
+        # the root namespace.
+        ip(self.state.net, "link", "add", port, "type", "veth", "peer", "name", name,
+           "address", mac, "netns", self.ns(topo.name))  # fmt: skip
+        ip(self.state.net, "link", "set", port, "master", NODE_NET_BRIDGE, "up")
+
+    def _pod_veth(self, node: Netns, host_end: str) -> None:
+        iface = node.iface(host_end)
+        assert iface.peer is not None and iface.master is not None
+        pod_ns, pod_if = iface.peer
+        pod_iface = self.network.netns(pod_ns).iface(pod_if)
+        here = self.ns(node.name)
+        ip(here, "link", "add", host_end, "address", iface.mac, "type", "veth", "peer", "name",
+           pod_if, "address", pod_iface.mac, "netns", self.ns(pod_ns))  # fmt: skip
+        ip(here, "link", "set", host_end, "master", iface.master)
+        hairpin = "on" if iface.hairpin else "off"
+        ip(here, "link", "set", "dev", host_end, "type", "bridge_slave", "hairpin", hairpin)
+
+    def _routes(self, topo: Netns) -> None:
+        name = self.ns(topo.name)
+        connected = [
+            a.network for i in topo.interfaces for a in i.addrs if i.kind is not IfKind.LOOPBACK
+        ]
+        for route in topo.routes.routes:
+            if route.proto == "kernel":
+                continue  # the kernel made it when the address was added
+            args = ["route", "add", _dst(route.dst)]
+            if route.via is not None:
+                args += ["via", str(route.via)]
+            args += ["dev", route.dev, "proto", "static"]
+            if route.src is not None:
+                args += ["src", str(route.src)]
+            if route.via is not None and not any(route.via in net for net in connected):
+                args.append("onlink")
+            ip(name, *args)
+
+    def _rules(self, node: str) -> None:
+        name = self.ns(node_ns_name(node))
+        text = node_rules(self.cluster, node).text
+        counters = nfacct.counters_in(text)
+        try:
+            for counter in counters:
+                nfacct.add_counter(name, counter)
+        except OSError as err:
+            self._note(
+                f"the kernel has no nfacct ({err}): the rules are loaded without their "
+                "`-m nfacct` matches, as kube-proxy writes them when nfacct is missing "
+                "(they only count packets)"
+            )
+            text = nfacct.without_nfacct(text)
+        in_netns(name, ["iptables-restore", "-w", "5"], stdin=text)
+
+    def _note(self, text: str) -> None:
+        if text not in self.state.notes:
+            self.state.notes.append(text)
+
+
+def _dst(net: IPv4Network) -> str:
+    return "default" if net.prefixlen == 0 else str(net)
+
+
+def compare_with_topology(netns: str, topo: Netns) -> list[str]:
+    """Where the kernel's interfaces and main routes in `netns` differ from the topology's."""
+    problems: list[str] = []
+    links = {link["ifname"]: link for link in json.loads(ip(netns, "-j", "addr", "show") or "[]")}
+    for iface in topo.interfaces:
+        link = links.get(iface.name)
+        if link is None:
+            problems.append(f"{topo.name}: no interface {iface.name}")
+            continue
+        if iface.kind is not IfKind.LOOPBACK and link.get("address") != iface.mac:
+            problems.append(f"{topo.name} {iface.name}: MAC {link.get('address')} != {iface.mac}")
+        addrs = {
+            f"{a['local']}/{a['prefixlen']}"
+            for a in link.get("addr_info", ())
+            if a["family"] == "inet"
+        }
+        if addrs != {str(a) for a in iface.addrs}:
+            problems.append(f"{topo.name} {iface.name}: addresses {sorted(addrs)}")
+        if iface.master is not None and link.get("master") != iface.master:
+            problems.append(f"{topo.name} {iface.name}: not a port of {iface.master}")
+    extra = set(links) - {i.name for i in topo.interfaces}
+    if extra:
+        problems.append(f"{topo.name}: unexpected interfaces {sorted(extra)}")
+    kernel_routes = {
+        (r["dst"], r.get("gateway"), r["dev"])
+        for r in json.loads(ip(netns, "-j", "route", "show", "table", "main") or "[]")
+    }
+    wanted = {(_dst(r.dst), str(r.via) if r.via else None, r.dev) for r in topo.routes.routes}
+    if kernel_routes != wanted:
+        problems.append(f"{topo.name}: routes {sorted(kernel_routes ^ wanted, key=str)} differ")
+    return problems

@@ -1,0 +1,169 @@
+"""`kubehop lab up | verify | down`: the argparse wiring and what each subcommand does.
+
+Exit status: 0 success (verify: everything agrees), 1 verify found a
+disagreement, 2 a user error or a machine that cannot run the lab (one line
+on stderr), 130 interrupted (after removing what the run made).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from model.errors import KubehopError
+from sim.lab.errors import LabInterrupted
+
+EXIT_OK = 0
+EXIT_DISAGREE = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def add_lab_parser(subparsers: Any) -> None:
+    """Add `lab` and its subcommands to the `kubehop` parser's subparsers."""
+    lab = subparsers.add_parser(
+        "lab",
+        help="check kubehop against the real kernel in network namespaces (root, Linux)",
+        description="Build the cluster's network in Linux network namespaces (kh-<id>-…), "
+        "load every node's kube-proxy rules with iptables-restore, send real traffic and "
+        "compare with kubehop's traces. Nothing is added to the root namespace.",
+    )
+    sub = lab.add_subparsers(dest="lab_command", metavar="{up,verify,down}", parser_class=type(lab))
+    up = sub.add_parser("up", help="build the cluster's network in namespaces and leave it up")
+    up.add_argument("--cluster", dest="cluster_sub", metavar="FILE", help="cluster file")
+    verify = sub.add_parser(
+        "verify", help="send real traffic and compare with kubehop (builds a lab if none is up)"
+    )
+    verify.add_argument("--cluster", dest="cluster_sub", metavar="FILE", help="cluster file")
+    verify.add_argument("--flows", type=int, default=0, metavar="N", help="N random flows too")
+    verify.add_argument("--seed", type=int, default=1, help="seed of the random flows")
+    sub.add_parser("down", help="remove every lab namespace (also leftovers of crashed runs)")
+
+
+def run_lab(args: argparse.Namespace) -> int:
+    """Run `kubehop lab …`; returns the exit status."""
+    command = getattr(args, "lab_command", None)
+    path: str | None = getattr(args, "cluster_sub", None) or getattr(args, "cluster", None)
+    try:
+        if command == "up":
+            return _up(path)
+        if command == "verify":
+            return _verify(path, args.flows, args.seed)
+        if command == "down":
+            return _down()
+        print("kubehop lab: say what to do: up, verify or down (see 'kubehop lab --help')",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_BAD_INPUT
+    except KubehopError as err:
+        print(f"kubehop lab: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (KeyboardInterrupt, LabInterrupted):
+        print("kubehop lab: interrupted; everything this run made is removed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _up(path: str | None) -> int:
+    from sim.cluster_io import DEMO_SOURCE, load
+    from sim.lab.build import build, fingerprint, signals_raise
+    from sim.lab.netns import check_host
+    from sim.lab.state import running_labs
+
+    check_host()
+    cluster = load(path)
+    same = [s for s in running_labs() if s.persistent and s.fingerprint == fingerprint(cluster)]
+    if same:
+        raise KubehopError(
+            f"a lab of this cluster is already up (run {same[-1].run_id}): "
+            "`kubehop lab verify` uses it, `kubehop lab down` removes it"
+        )
+    with signals_raise():
+        lab = build(cluster, path or DEMO_SOURCE, persistent=True)
+    state = lab.state
+    print(
+        f"lab {state.run_id} is up: {len(state.all_netns)} network namespaces "
+        f"(kh-{state.run_id}-…) for {len(cluster.nodes)} nodes, "
+        f"{len(state.netns) - len(cluster.nodes) - len(cluster.clients)} pods and "
+        f"{len(cluster.clients)} clients, every node's rules loaded"
+    )
+    for note in state.notes:
+        print(f"note: {note}")
+    print("next: `kubehop lab verify`, then `kubehop lab down`")
+    return EXIT_OK
+
+
+def _verify(path: str | None, flows: int, seed: int) -> int:
+    from sim.cluster_io import DEMO_SOURCE, load
+    from sim.lab.build import build, fingerprint, signals_raise, teardown
+    from sim.lab.flows import random_flows, spreads, standard_flows
+    from sim.lab.netns import check_host
+    from sim.lab.probe import Listeners
+    from sim.lab.report import table
+    from sim.lab.state import exclusive, running_lab
+    from sim.lab.verify import Verifier, attach
+
+    if not 0 <= flows <= 10_000:
+        raise KubehopError(f"--flows {flows}: must be 0-10000")
+    check_host()
+    cluster = load(path)
+    with signals_raise():
+        if running_lab(fingerprint(cluster)) is not None:
+            lab, own = attach(cluster), False
+        else:
+            print("no lab of this cluster is up: building one for this run", file=sys.stderr)
+            lab, own = build(cluster, path or DEMO_SOURCE, persistent=False), True
+        try:
+            for note in lab.state.notes:
+                print(f"note: {note}", file=sys.stderr)
+            verifier = Verifier(lab)
+            todo = standard_flows(cluster) + random_flows(cluster, flows, seed)
+            checks = verifier.rules()
+            with exclusive(lab.state), Listeners(verifier.listen_specs()):
+                for i, flow in enumerate(todo, 1):
+                    _progress(f"[{i}/{len(todo)}] {flow.name}")
+                    checks.append(verifier.check(flow))
+                for spread in spreads(cluster):
+                    _progress(f"{spread.name} ×{spread.count}")
+                    checks.append(verifier.spread(spread))
+            _progress("")
+        finally:
+            if own:
+                teardown(lab.state)
+    sys.stdout.write(table(checks))
+    return EXIT_OK if all(c.agree for c in checks) else EXIT_DISAGREE
+
+
+def _progress(text: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\033[K{text[:100]}")
+        sys.stderr.flush()
+
+
+def _down() -> int:
+    from sim.lab.build import teardown
+    from sim.lab.netns import check_host, delete_netns, lab_netns, run_id_of
+    from sim.lab.state import load_all
+
+    check_host()
+    removed: list[str] = []
+    busy: set[str] = set()
+    for state in load_all():
+        if not state.persistent and state.owner_alive():
+            # A `lab verify` (or a test) is using it right now; it removes its own.
+            busy.add(state.run_id)
+            continue
+        teardown(state)
+        removed.append(state.run_id)
+    # Namespaces whose run left no state file (killed before writing it, or
+    # its file was lost): found by name alone.
+    orphans = [n for n in lab_netns() if run_id_of(n) not in busy]
+    for name in orphans:
+        delete_netns(name)
+    runs = sorted(set(removed) | {run_id_of(n) or "" for n in orphans})
+    if runs:
+        print(f"removed lab run{'s' if len(runs) > 1 else ''} {', '.join(runs)}")
+    else:
+        print("no lab was up")
+    if busy:
+        print(f"left alone: run {', '.join(sorted(busy))} belongs to a process still running")
+    return EXIT_OK

@@ -1,0 +1,607 @@
+"""`lab verify`: send each flow for real and hold kubehop's trace of it against the kernel.
+
+For one flow the kernel is asked, in order: did the connection succeed (or
+was it refused, or did it time out); which endpoint answered (the server
+reports the address it was reached at); which address did the server see the
+request come from (MASQUERADE or not); and what each node's conntrack holds
+(original and reply tuples). kubehop is then asked for the trace of the same
+flow pinned to the endpoint the kernel chose, and every answer must agree.
+
+Ports: the simulation draws its own client port and its own --random-fully
+port, so a port is compared only where it is deterministic (the client's port
+maps to the kernel's, and destination and endpoint ports are fixed); a port
+that MASQUERADE chose is compared as "any".
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from model.cluster import Cluster
+from model.errors import FlowError
+from model.netfilter import DnatTarget, Table
+from model.packet import ConntrackEntry, ConntrackTuple, Packet, Proto
+from model.trace import Direction, HopKind, Trace, Verdict
+from sim.lab.build import Lab, fingerprint
+from sim.lab.errors import LabError, NoLabRunning
+from sim.lab.flows import Flow, Spread
+from sim.lab.netns import check_host, in_netns, lab_netns
+from sim.lab.probe import (
+    KernelEntry,
+    Listeners,
+    ListenSpec,
+    Observation,
+    Outcome,
+    conntrack_flush,
+    conntrack_list,
+    drop_rules_hit,
+    send,
+    zero_counters,
+)
+from sim.lab.state import exclusive, running_lab
+from sim.rules import node_rules
+from sim.tracer import trace, trace_many
+
+TRACE_SEED = 1
+"""The seed of every trace (the endpoint is pinned to the kernel's choice anyway)."""
+PICK_ATTEMPTS = 40
+"""Connections sent at most to see the kernel choose a given endpoint."""
+PICK_SECONDS = 10.0
+"""...and for at most this long (failed connections each cost a timeout)."""
+SPREAD_FAILURES = 3
+"""A spread check stops after this many failed connections."""
+
+EXPECTED: dict[Verdict, frozenset[Outcome]] = {
+    Verdict.DELIVERED: frozenset({Outcome.DELIVERED}),
+    # REJECT answers with ICMP port unreachable, which a TCP connect reports
+    # as ECONNREFUSED, exactly like a RST from a port nobody listens on.
+    Verdict.REFUSED: frozenset({Outcome.REFUSED}),
+    # A packet a node's own OUTPUT chain drops or rejects fails the send with EPERM.
+    Verdict.REJECTED: frozenset({Outcome.REFUSED, Outcome.DENIED}),
+    # DROP sends nothing back, and neither does a client whose SYN-ACK came
+    # from an address it did not connect to (it answers that with a RST).
+    Verdict.DROPPED: frozenset({Outcome.TIMEOUT, Outcome.DENIED}),
+    # No route is immediate (ENETUNREACH); an unanswered ARP reports
+    # EHOSTUNREACH only after 3 s, past the connect timeout.
+    Verdict.UNREACHABLE: frozenset({Outcome.UNREACHABLE, Outcome.TIMEOUT}),
+}
+"""Which outcomes of a real connection agree with each kubehop verdict."""
+
+
+@dataclass(frozen=True)
+class FlowCheck:
+    """One flow checked against the kernel: both sides in a phrase, and where they differ."""
+
+    name: str
+    """What the flow is."""
+    command: str
+    """The `kubehop trace` command for the same flow (pinned as compared)."""
+    kubehop: str
+    """What kubehop's trace says, in a phrase."""
+    kernel: str
+    """What the kernel did, in a phrase."""
+    differences: tuple[str, ...] = ()
+    """Each disagreement in one sentence; empty when they agree."""
+    trace: Trace | None = None
+    """The trace compared."""
+    observation: Observation | None = None
+    """The real connection compared."""
+
+    @property
+    def agree(self) -> bool:
+        """kubehop and the kernel agree on everything compared."""
+        return not self.differences
+
+
+@dataclass(frozen=True)
+class _Ports:
+    """Maps the simulation's ports onto the kernel's (None: not deterministic)."""
+
+    sim_sport: int
+    real_sport: int
+    fixed: frozenset[int]
+
+    def expect(self, port: int) -> int | None:
+        if port == self.sim_sport:
+            return self.real_sport
+        return port if port in self.fixed else None
+
+
+@dataclass
+class Verifier:
+    """Checks flows in one running lab."""
+
+    lab: Lab
+    """The lab."""
+    seed: int = TRACE_SEED
+    """The seed of the traces."""
+    _node_ns: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._node_ns = {
+            topo: lab_ns
+            for topo, lab_ns in self.lab.state.netns.items()
+            if self.lab.network.netns(topo).netfilter
+        }
+
+    @property
+    def cluster(self) -> Cluster:
+        """The cluster the lab was built from."""
+        return self.lab.cluster
+
+    def listen_specs(self) -> list[ListenSpec]:
+        """A listener for every netns where the topology has listening sockets."""
+        specs: list[ListenSpec] = []
+        for topo, lab_ns in self.lab.state.netns.items():
+            listeners = self.lab.network.netns(topo).listeners
+            tcp = tuple(sorted({s.port for s in listeners if s.proto is Proto.TCP}))
+            udp = tuple(sorted({s.port for s in listeners if s.proto is Proto.UDP}))
+            if tcp or udp:
+                specs.append(ListenSpec(lab_ns, tcp, udp))
+        return specs
+
+    # -- one flow ---------------------------------------------------------------------
+
+    def check(self, flow: Flow, *, compare_with: Trace | None = None) -> FlowCheck:
+        """Send `flow` for real and compare with its trace; never raises for a disagreement."""
+        first = self._trace(flow, flow.pick)
+        send_hop = next(h for h in first.hops if h.kind is HopKind.SEND)
+        request = send_hop.before
+        source_ns = self.lab.netns(send_hop.where.netns)
+
+        attempts = PICK_ATTEMPTS if flow.pick else 1
+        wanted = _endpoint_tuple(flow.pick) if flow.pick else None
+        deadline = time.monotonic() + PICK_SECONDS
+        attempt = 0
+        for attempt in range(1, attempts + 1):  # noqa: B007 (reported below)
+            for ns in self._node_ns.values():
+                conntrack_flush(ns)
+                zero_counters(ns)
+            obs = send(source_ns, request.dst, request.dport, request.proto)
+            kernel_ct = {
+                topo: conntrack_list(ns, request.proto) for topo, ns in self._node_ns.items()
+            }
+            kernel_drops = {topo: drop_rules_hit(ns) for topo, ns in self._node_ns.items()}
+            chosen = _kernel_endpoint(obs, kernel_ct, request)
+            if wanted is None or chosen == wanted or time.monotonic() > deadline:
+                break
+        differences: list[str] = []
+        if wanted is not None and chosen != wanted:
+            differences.append(
+                f"the kernel never chose {flow.pick} in {attempt} connections "
+                f"(kubehop's rules say it can)"
+            )
+
+        self._last_outcome = obs.outcome
+        compared, pick = self._pinned(flow, first, request, chosen, compare_with, differences)
+        differences += _compare(compared, obs, kernel_ct, self._node_ns)
+        differences += _compare_drops(compared, kernel_drops)
+        command = Flow(flow.name, flow.source, flow.destination, flow.container, pick).command
+        return FlowCheck(
+            name=flow.name,
+            command=command,
+            kubehop=_sim_phrase(compared),
+            kernel=_kernel_phrase(obs, chosen),
+            differences=tuple(differences),
+            trace=compared,
+            observation=obs,
+        )
+
+    _last_outcome: Outcome = Outcome.DELIVERED
+
+    def _dnat_targets(self, t: Trace) -> list[str]:
+        """Every endpoint a DNAT rule on the trace's nodes can choose (IP:PORT)."""
+        found: dict[str, None] = {}
+        for hop in t.hops:
+            node = hop.where.node
+            if node is None or hop.where.hook is None:
+                continue
+            for chain in node_rules(self.cluster, node).ruleset.tables.get(Table.NAT, {}).values():
+                for rule in chain.rules:
+                    target = rule.target
+                    if isinstance(target, DnatTarget) and target.ports is not None:
+                        found[f"{target.addr}:{target.ports.lo}"] = None
+        return list(found)
+
+    def _trace(self, flow: Flow, pick: str | None) -> Trace:
+        return trace(
+            self.cluster, flow.source, flow.destination, container=flow.container,
+            seed=self.seed, pick=pick,
+        )  # fmt: skip
+
+    def _pinned(
+        self,
+        flow: Flow,
+        first: Trace,
+        request: Packet,
+        chosen: tuple[IPv4Address, int] | None,
+        compare_with: Trace | None,
+        differences: list[str],
+    ) -> tuple[Trace, str | None]:
+        """The trace to compare: pinned to the endpoint the kernel chose, when NAT chose one."""
+        if chosen is None and first.endpoint is not None and flow.pick is None:
+            # A RST as the only answer makes conntrack forget the connection at
+            # once, so the kernel's endpoint is unknown: compare with kubehop
+            # pinned to an endpoint where it ends the same way, if there is one.
+            outcome = self._last_outcome
+            for candidate in self._dnat_targets(first):
+                try:
+                    pinned = self._trace(flow, candidate)
+                except FlowError:
+                    continue
+                if outcome in EXPECTED[pinned.verdict]:
+                    return pinned, candidate
+            return compare_with or first, flow.pick
+        if chosen is None or chosen == (request.dst, request.dport):
+            return compare_with or first, flow.pick
+        pick = f"{chosen[0]}:{chosen[1]}"
+        if compare_with is not None and compare_with.endpoint == pick:
+            return compare_with, pick
+        if first.endpoint == pick:
+            return first, flow.pick
+        try:
+            return self._trace(flow, pick), pick
+        except FlowError as err:
+            differences.append(f"the kernel chose {pick}, which kubehop cannot pin: {err}")
+            return first, flow.pick
+
+    # -- many flows to one Service --------------------------------------------------------
+
+    def spread(self, spread: Spread) -> FlowCheck:
+        """Send `spread.count` connections; every endpoint must answer (or one, with affinity)."""
+        first = trace(self.cluster, spread.source, spread.destination, seed=self.seed)
+        send_hop = next(h for h in first.hops if h.kind is HopKind.SEND)
+        request = send_hop.before
+        source_ns = self.lab.netns(send_hop.where.netns)
+        count = spread.count
+        reached: Counter[str] = Counter()
+        failures = 0
+        for _ in range(count):
+            obs = send(source_ns, request.dst, request.dport, request.proto)
+            if obs.outcome is Outcome.DELIVERED and obs.endpoint is not None:
+                reached[f"{obs.endpoint[0]}:{obs.endpoint[1]}"] += 1
+            else:
+                reached[obs.outcome.value] += 1
+                failures += obs.outcome is Outcome.TIMEOUT
+                if failures >= SPREAD_FAILURES:
+                    break  # each costs a timeout; the answer is already known
+        simulated = trace_many(
+            self.cluster, spread.source, spread.destination, count, seed=self.seed
+        )
+        # A flow refused or dropped at its endpoint reached no server, on both sides.
+        sim_reached = Counter(
+            t.endpoint if t.verdict is Verdict.DELIVERED and t.endpoint else t.verdict.value
+            for t in simulated
+        )
+        differences: list[str] = []
+        # An endpoint where nothing listens answers with a RST on both sides:
+        # kubehop's verdict names it as the kernel's outcome does.
+        sim_keys = {_OUTCOME_OF.get(k, k) for k in sim_reached}
+        expected = sim_keys
+        if spread.sticky:
+            # Which endpoint sticks is random on both sides; that one does is not.
+            if len(reached) != 1 or set(reached) - set(spread.endpoints):
+                differences.append(
+                    f"ClientIP affinity: every connection should reach one endpoint, the "
+                    f"kernel answered from {_counts(reached)}"
+                )
+            if len(sim_reached) != 1:
+                differences.append(
+                    f"ClientIP affinity: kubehop spread the flows over {_counts(sim_reached)}"
+                )
+        else:
+            if set(reached) != expected:
+                differences.append(
+                    f"kubehop reaches {', '.join(sorted(expected))}; the kernel answered "
+                    f"{_counts(reached)}"
+                )
+        want = (
+            "one endpoint (affinity)" if spread.sticky else f"all {len(spread.endpoints)} endpoints"
+        )
+        return FlowCheck(
+            name=f"{spread.name} ×{count}",
+            command=f"kubehop trace {spread.source} {spread.destination}",
+            kubehop=f"{want}: {_counts(sim_reached)}",
+            kernel=_counts(reached),
+            differences=tuple(differences),
+        )
+
+    # -- the rules themselves -------------------------------------------------------------
+
+    def rules(self) -> list[FlowCheck]:
+        """Each node's `iptables-save` in the lab, against kubehop's text for that node."""
+        checks: list[FlowCheck] = []
+        for node, lab_ns in self.lab.node_netns.items():
+            want = node_rules(self.cluster, node).text.splitlines()
+            saved = in_netns(lab_ns, ["iptables-save"]).stdout.splitlines()
+            got = [_zero_counters(line) for line in saved if not line.startswith("#")]
+            differences: tuple[str, ...] = ()
+            kernel = "identical"
+            if got != want:
+                at = next(
+                    (i for i, (a, b) in enumerate(zip(want, got, strict=False)) if a != b),
+                    min(len(want), len(got)),
+                )
+                line_w = want[at] if at < len(want) else "(end)"
+                line_g = got[at] if at < len(got) else "(end)"
+                kernel = f"differs at line {at + 1}"
+                differences = (
+                    f"{node}: line {at + 1}: kubehop has {line_w!r}, iptables-save prints "
+                    f"{line_g!r}",
+                )
+            rule_count = sum(1 for line in want if line.startswith("-A "))
+            checks.append(
+                FlowCheck(
+                    name=f"rules on {node}: iptables-save",
+                    command=f"kubehop rules --node {node}",
+                    kubehop=f"{rule_count} rules",
+                    kernel=kernel,
+                    differences=differences,
+                )
+            )
+        return checks
+
+
+_OUTCOME_OF = {
+    Verdict.REJECTED.value: Outcome.REFUSED.value,
+    Verdict.DROPPED.value: Outcome.TIMEOUT.value,
+}
+
+
+def _zero_counters(line: str) -> str:
+    if line.startswith(":") and line.endswith("]"):
+        return line[: line.rindex("[")] + "[0:0]"
+    return line
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{k} ×{n}" for k, n in sorted(counter.items())) or "nothing"
+
+
+def _endpoint_tuple(text: str) -> tuple[IPv4Address, int]:
+    host, _, port = text.rpartition(":")
+    return IPv4Address(host), int(port.split("/")[0])
+
+
+def _kernel_endpoint(
+    obs: Observation, kernel_ct: dict[str, list[KernelEntry]], request: Packet
+) -> tuple[IPv4Address, int] | None:
+    """The endpoint the kernel sent the connection to: as the server reported it, or else
+    as the first conntrack entry of this connection says (its reply source)."""
+    if obs.endpoint is not None:
+        return obs.endpoint
+    for entries in kernel_ct.values():
+        for e in entries:
+            _, dst, sport, dport = e.original
+            mine = (dst, dport, sport) == (request.dst, request.dport, obs.sport)
+            if mine and (e.reply[0], e.reply[2]) != (dst, dport):
+                return e.reply[0], e.reply[2]
+    return None
+
+
+def _request_deliver(t: Trace) -> Packet | None:
+    hop = next(
+        (h for h in t.hops if h.kind is HopKind.DELIVER and h.direction is Direction.REQUEST),
+        None,
+    )
+    return hop.before if hop is not None else None
+
+
+def _sim_entries(t: Trace) -> dict[str, list[ConntrackEntry]]:
+    """Each netns's confirmed connections after the trace (the last state of each)."""
+    found: dict[str, dict[ConntrackTuple, ConntrackEntry]] = {}
+    for hop in t.hops:
+        entry = hop.conntrack
+        if entry is not None:
+            found.setdefault(hop.where.netns, {})[entry.original] = entry
+    return {
+        ns: [e for e in entries.values() if e.confirmed]
+        for ns, entries in found.items()
+        if any(e.confirmed for e in entries.values())
+    }
+
+
+def _ports(t: Trace, real_sport: int) -> _Ports:
+    send_hop = next(h for h in t.hops if h.kind is HopKind.SEND)
+    fixed: set[int] = set()
+    for hop in t.hops:
+        if hop.direction is Direction.REQUEST:
+            fixed |= {hop.before.dport, hop.after.dport}
+    return _Ports(send_hop.before.sport, real_sport, frozenset(fixed))
+
+
+def _tuple_matches(
+    sim: ConntrackTuple, real: tuple[IPv4Address, IPv4Address, int, int], ports: _Ports
+) -> bool:
+    if (sim.src, sim.dst) != (real[0], real[1]):
+        return False
+    for sim_port, real_port in ((sim.sport, real[2]), (sim.dport, real[3])):
+        want = ports.expect(sim_port)
+        if want is not None and want != real_port:
+            return False
+    return True
+
+
+def _show_tuple(t: ConntrackTuple, ports: _Ports) -> str:
+    def port(p: int) -> str:
+        want = ports.expect(p)
+        return str(want) if want is not None else "*"
+
+    return f"{t.src}:{port(t.sport)}→{t.dst}:{port(t.dport)}"
+
+
+def _compare(
+    t: Trace,
+    obs: Observation,
+    kernel_ct: dict[str, list[KernelEntry]],
+    node_ns: dict[str, str],
+) -> list[str]:
+    differences: list[str] = []
+    if obs.outcome not in EXPECTED[t.verdict]:
+        differences.append(
+            f"kubehop says {t.verdict.value} ({t.reason}); the kernel: {obs.outcome.value}"
+            + (f" ({obs.error})" if obs.error else "")
+        )
+    ports = _ports(t, obs.sport)
+    sent = next(h for h in t.hops if h.kind is HopKind.SEND).before
+    if obs.src is not None and obs.src != sent.src:
+        differences.append(
+            f"the client's source address: kubehop sends from {sent.src}, the kernel chose "
+            f"{obs.src} (source address selection: the route's preferred source, else the "
+            "outgoing interface's first address)"
+        )
+    delivered = _request_deliver(t)
+    if t.verdict is Verdict.DELIVERED and obs.outcome is Outcome.DELIVERED and delivered:
+        assert obs.peer is not None and obs.endpoint is not None
+        sim_ep = (delivered.dst, delivered.dport)
+        if sim_ep != obs.endpoint:
+            differences.append(
+                f"endpoint: kubehop {sim_ep[0]}:{sim_ep[1]}, the kernel "
+                f"{obs.endpoint[0]}:{obs.endpoint[1]}"
+            )
+        want_port = ports.expect(delivered.sport)
+        if delivered.src != obs.peer[0] or (want_port is not None and want_port != obs.peer[1]):
+            shown = want_port if want_port is not None else "*"
+            differences.append(
+                f"the server saw the request from {obs.peer[0]}:{obs.peer[1]}; kubehop says "
+                f"{delivered.src}:{shown}" + _masq_hint(t, delivered.src, obs)
+            )
+    # A RST as the only reply deletes the connection from every conntrack on
+    # its way (kubehop applies the same), so a refused flow leaves no entry to compare.
+    sim_ct = {} if t.verdict is Verdict.REFUSED else _sim_entries(t)
+    for topo in node_ns:
+        expected = list(sim_ct.get(topo, []))
+        actual = list(kernel_ct.get(topo, []))
+        for entry in expected:
+            match = next(
+                (
+                    k
+                    for k in actual
+                    if _tuple_matches(entry.original, k.original, ports)
+                    and _tuple_matches(entry.reply, k.reply, ports)
+                ),
+                None,
+            )
+            if match is not None:
+                actual.remove(match)
+                continue
+            near = next(
+                (k for k in actual if _tuple_matches(entry.original, k.original, ports)), None
+            )
+            if near is not None:
+                actual.remove(near)
+                differences.append(
+                    f"conntrack on {topo}: {_show_tuple(entry.original, ports)} has reply "
+                    f"{_show_tuple(entry.reply, ports)} in kubehop, "
+                    f"{near.reply[0]}:{near.reply[2]}→{near.reply[1]}:{near.reply[3]} in the kernel"
+                )
+            else:
+                differences.append(
+                    f"conntrack on {topo}: kubehop has {_show_tuple(entry.original, ports)} "
+                    f"(reply {_show_tuple(entry.reply, ports)}), the kernel has no such entry"
+                )
+        for extra in actual:
+            differences.append(f"conntrack on {topo}: the kernel has {extra}, kubehop has none")
+    return differences
+
+
+def _sim_drops(t: Trace) -> dict[str, list[str]]:
+    """The DROP and REJECT rules that ended the trace, by netns."""
+    found: dict[str, list[str]] = {}
+    for hop in t.hops:
+        if hop.kind is not HopKind.DROP or hop.where.hook is None:
+            continue
+        for walk in hop.tables:
+            if walk.verdict in ("DROP", "REJECT") and walk.matched:
+                found.setdefault(hop.where.netns, []).append(walk.matched[-1].line)
+    return found
+
+
+def _compare_drops(t: Trace, kernel: dict[str, list[tuple[str, int]]]) -> list[str]:
+    """Which DROP/REJECT rule stopped the flow, and on which node, on both sides."""
+    differences: list[str] = []
+    sim = _sim_drops(t)
+    for topo in sorted(set(sim) | set(kernel)):
+        sim_lines = set(sim.get(topo, []))
+        kernel_lines = {line for line, _ in kernel.get(topo, [])}
+        for line in sorted(kernel_lines - sim_lines):
+            packets = dict(kernel.get(topo, []))[line]
+            differences.append(
+                f"on {topo} the kernel stopped {packets} packet(s) with `{line}`; kubehop "
+                + ("does not" if not sim_lines else f"uses `{sorted(sim_lines)[0]}`")
+            )
+        for line in sorted(sim_lines - kernel_lines):
+            if kernel_lines:
+                continue  # already reported above
+            differences.append(
+                f"kubehop stops the flow on {topo} with `{line}`; the kernel does not"
+            )
+    return differences
+
+
+def _masq_hint(t: Trace, sim_src: IPv4Address, obs: Observation) -> str:
+    sim_client = next(h for h in t.hops if h.kind is HopKind.SEND).before.src
+    real_client = obs.src or sim_client
+    assert obs.peer is not None
+    sim_masq, real_masq = sim_src != sim_client, obs.peer[0] != real_client
+    if sim_masq and not real_masq:
+        return " (kubehop masquerades it, the kernel did not)"
+    if real_masq and not sim_masq:
+        return " (the kernel masqueraded it, kubehop does not)"
+    return ""
+
+
+def _sim_phrase(t: Trace) -> str:
+    if t.verdict is not Verdict.DELIVERED:
+        return t.verdict.value
+    delivered = _request_deliver(t)
+    if delivered is None:
+        return t.verdict.value
+    send_hop = next(h for h in t.hops if h.kind is HopKind.SEND)
+    snat = " (SNAT)" if delivered.src != send_hop.before.src else ""
+    return f"{delivered.dst}:{delivered.dport} from {delivered.src}{snat}"
+
+
+def _kernel_phrase(obs: Observation, chosen: tuple[IPv4Address, int] | None) -> str:
+    if obs.outcome is Outcome.DELIVERED and obs.peer and obs.endpoint:
+        snat = " (SNAT)" if obs.src is not None and obs.peer[0] != obs.src else ""
+        return f"{obs.endpoint[0]}:{obs.endpoint[1]} from {obs.peer[0]}{snat}"
+    via = f" by {chosen[0]}:{chosen[1]}" if chosen is not None else ""
+    return f"{obs.outcome.value}{via}"
+
+
+# -- the API the app calls ------------------------------------------------------------------
+
+
+def attach(cluster: Cluster) -> Lab:
+    """The running lab, which must have been built from `cluster`."""
+    check_host()
+    state = running_lab(fingerprint(cluster))
+    if state is None:
+        other = running_lab()
+        if other is not None:
+            raise LabError(
+                f"the lab that is up ({other.run_id}) was built from {other.cluster_source}, "
+                "not this cluster: run `kubehop lab up --cluster FILE` for this one"
+            )
+        raise NoLabRunning("no lab is up: run `kubehop lab up` first (as root)")
+    missing = [n for n in state.all_netns if n not in set(lab_netns())]
+    if missing:
+        raise NoLabRunning(
+            f"the lab {state.run_id} is recorded but its netns {missing[0]} is gone: "
+            "run `kubehop lab down`, then `kubehop lab up`"
+        )
+    return Lab(state, cluster)
+
+
+def verify_trace(t: Trace, cluster: Cluster) -> FlowCheck:
+    """Check one trace against the running lab (raises NoLabRunning when none is up)."""
+    lab = attach(cluster)
+    source, _, container = t.source.partition(" -c ")
+    flow = Flow("this trace", source, t.destination, container or None, pick=t.endpoint)
+    verifier = Verifier(lab, seed=t.seed)
+    with exclusive(lab.state), Listeners(verifier.listen_specs()):
+        return verifier.check(flow, compare_with=t)
