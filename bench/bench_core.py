@@ -76,6 +76,7 @@ def restore_test_time(text: str) -> float | None:
     ns = f"kh-bench-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
+
         def run() -> None:
             subprocess.run(
                 ["ip", "netns", "exec", ns, "iptables-restore", "--test"],
@@ -129,16 +130,29 @@ def main() -> int:
     usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     rows = [
-        ("cluster", f"{args.nodes} nodes, {args.pods} pods, {args.services} Services, "
-         f"{size / 1e6:.0f} MB JSON, {rules_text.count(chr(10) + '-A ')} rules on {node}"),
-        ("trace big ÷ trace demo", f"{big_s * 1e3:.2f} ms ÷ {demo_s * 1e3:.2f} ms = "
-         f"{big_s / demo_s:.2f} (target ≤ 2)"),
-        ("load ÷ json.loads", f"{load_s:.2f} s ÷ {json_s:.2f} s = {load_s / json_s:.2f} (target ≤ 3)"),
-        ("render ÷ iptables-restore --test",
-         f"{render_s:.2f} s ÷ {restore_s:.2f} s = {render_s / restore_s:.2f} (target ≤ 0.5)"
-         if restore_s else f"{render_s:.2f} s ÷ n/a (needs root and iptables)"),
-        ("peak RSS of a load ÷ file size", f"{rss / 1e6:.0f} MB ÷ {size / 1e6:.0f} MB = "
-         f"{rss / size:.1f}"),
+        (
+            "cluster",
+            f"{args.nodes} nodes, {args.pods} pods, {args.services} Services, "
+            f"{size / 1e6:.0f} MB JSON, {rules_text.count(chr(10) + '-A ')} rules on {node}",
+        ),
+        (
+            "trace big ÷ trace demo",
+            f"{big_s * 1e3:.2f} ms ÷ {demo_s * 1e3:.2f} ms = {big_s / demo_s:.2f} (target ≤ 2)",
+        ),
+        (
+            "load ÷ json.loads",
+            f"{load_s:.2f} s ÷ {json_s:.2f} s = {load_s / json_s:.2f} (target ≤ 3)",
+        ),
+        (
+            "render ÷ iptables-restore --test",
+            f"{render_s:.2f} s ÷ {restore_s:.2f} s = {render_s / restore_s:.2f} (target ≤ 0.5)"
+            if restore_s
+            else f"{render_s:.2f} s ÷ n/a (needs root and iptables)",
+        ),
+        (
+            "peak RSS of a load ÷ file size",
+            f"{rss / 1e6:.0f} MB ÷ {size / 1e6:.0f} MB = {rss / size:.1f}",
+        ),
         ("this process's peak RSS", f"{usage / 1e6:.0f} MB"),
     ]
     width = max(len(r[0]) for r in rows)
@@ -151,4 +165,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

@@ -297,9 +297,7 @@ class Cluster(_Frozen):
     warnings: tuple[str, ...] = ()
     """What a real cluster may contain but that has consequences (one line each)."""
 
-    def model_copy(
-        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
-    ) -> Cluster:
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Cluster:
         """A copy with `update` applied, its lookup indexes rebuilt on first use."""
         copy = super().model_copy(update=update, deep=deep)
         # cached_property values live in __dict__ next to the fields; a copy

@@ -5,6 +5,7 @@ from __future__ import annotations
 from model.netfilter import (
     AddrMatch,
     CommentMatch,
+    ConntrackMatch,
     DnatTarget,
     DropTarget,
     Hook,
@@ -47,6 +48,16 @@ def rule_detail(rule: Rule, rules_source: str | None = None) -> str:
 def _stop_reason(stop: Rule, node: str | None) -> str:
     """Why a DROP or REJECT rule fired, from kube-proxy's comment when it has one."""
     comment = comment_of(stop)
+    invalid = any(
+        isinstance(m, ConntrackMatch) and m.states == ("INVALID",) and not m.states_negate
+        for m in stop.matches
+    )
+    if invalid:
+        return (
+            f"conntrack calls the packet INVALID ({rule_name(stop)}): it belongs to no "
+            "connection this node has seen, typically a reply that skipped the node which "
+            "rewrote the request"
+        )
     if comment is None:
         if stop.chain.startswith("KUBE-"):
             return f"{rule_name(stop)} (no comment on the rule)"

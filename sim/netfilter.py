@@ -68,7 +68,7 @@ from model.netfilter import (
     UnknownMatch,
     UnknownTarget,
 )
-from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet
+from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet, Proto
 from model.trace import ChainSpan, TableWalk
 from sim.conntrack import ConntrackTable, CtDirection
 
@@ -282,6 +282,9 @@ class _Run:
         self.candidates: dict[int, tuple[_Key, list[int]]] = {}
         self.assumptions: list[str] = []
         self.untracked = False
+        # A packet conntrack refuses to track (a SYN-ACK or RST of no known
+        # connection): no entry, ctstate INVALID, never NATed.
+        self.invalid = False
         self.reject_with: str | None = None
         self.entry: ConntrackEntry | None = None
         self.direction = CtDirection.ORIGINAL
@@ -295,7 +298,8 @@ class _Run:
             self.entry = carried.entry
             self.direction = carried.direction
             self.ctstate = carried.ctstate
-            self.untracked = carried.entry is None
+            self.untracked = carried.entry is None and carried.ctstate is CtState.UNTRACKED
+            self.invalid = carried.entry is None and carried.ctstate is CtState.INVALID
             if self.entry is not None and self.entry.confirmed:
                 self.entry = self.conntrack.get(self.entry.original) or self.entry
         else:
@@ -313,6 +317,13 @@ class _Run:
         self.attached = True
         key = self.pkt.tuple()
         found = self.conntrack.lookup(key)
+        if found is None and _starts_no_connection(self.pkt):
+            # nf_conntrack_proto_tcp's tcp_new(): only a SYN (or, with the
+            # default nf_conntrack_tcp_loose=1, a plain ACK) may open an entry.
+            self.invalid = True
+            self.entry = None
+            self.ctstate = CtState.INVALID
+            return
         if found is None:
             self.entry = ConntrackEntry(original=key, reply=key.inverted())
             self.direction = CtDirection.ORIGINAL
@@ -350,7 +361,10 @@ class _Run:
                 return None
             return TableWalk(
                 table=Table.NAT,
-                skipped="untracked packets (raw NOTRACK) are never NATed",
+                skipped="conntrack calls this packet INVALID (a TCP SYN-ACK or RST of no "
+                "connection it knows), so nat is not consulted"
+                if self.invalid
+                else "untracked packets (raw NOTRACK) are never NATed",
                 verdict="ACCEPT",
             )
         if not entry.confirmed:
@@ -827,7 +841,7 @@ class _Run:
             state=state,
             entry=None if self.untracked else self.entry,
             ctstate=CtState.UNTRACKED if self.untracked else self.ctstate,
-            direction=None if self.untracked else self.direction,
+            direction=None if self.untracked or self.invalid else self.direction,
             reject_with=self.reject_with if verdict == "REJECT" else None,
             assumptions=tuple(self.assumptions),
         )
@@ -926,3 +940,11 @@ def _chain_index(chain: Chain) -> ChainIndex:
         del _INDEX_CACHE[next(iter(_INDEX_CACHE))]
     _INDEX_CACHE[id(chain)] = (chain, index)
     return index
+
+
+def _starts_no_connection(pkt: Packet) -> bool:
+    """A TCP packet that conntrack will not open a connection for."""
+    if pkt.proto is not Proto.TCP:
+        return False
+    flags = set(pkt.tcp_flags.split(","))
+    return "RST" in flags or {"SYN", "ACK"} <= flags

@@ -48,7 +48,7 @@ def node_rules(cluster: Cluster, node: str) -> NodeRules:
         names = ", ".join(n.name for n in cluster.nodes[:10])
         raise FlowError(f"no node {node!r} in the cluster (nodes: {names})")
     text = render_node_rules(cluster, node)
-    rules = NodeRules(node, text, parse_iptables_save(text, source=f"{node} (rendered)"))
+    rules = NodeRules(node, text, parse_iptables_save(text, source=f"{node} (rendered)", lazy=True))
     _CACHE[key] = (cluster, rules)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)

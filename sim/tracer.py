@@ -201,7 +201,7 @@ class _Walker:
             in_iface=in_iface.name if in_iface else None,
             out_iface=out_iface.name if out_iface else None,
             local_addrs=ns.local_addrs,
-            out_iface_addr=out_iface.primary if out_iface else None,
+            out_iface_addr=_masquerade_address(ns, out_iface),
             physdev_in=physdev_in,
             physdev_out=physdev_out,
             now_s=self.t_us / 1_000_000,
@@ -866,7 +866,7 @@ def trace_flow(
     )
     ns = network.netns(src.netns)
     dst_ip, resolution = _resolve_destination(cluster, src, dest)
-    request = _first_packet(src, dst_ip, dest, rng)
+    request = _first_packet(src, dst_ip, dest, rng, _source_address(walker, ns, src, dst_ip))
     if resolution is not None:
         walker.emit(
             HopKind.DNS,
@@ -916,6 +916,8 @@ def trace_flow(
             dt=0,
         )
         end = walker.local_out(served, reply)
+    if end.verdict is Verdict.REFUSED and request.proto is Proto.TCP:
+        _forget_reset_connections(walker)
     verdict, reason = _verdict(end, src, dest, dst_ip, walker)
     hops = tuple(walker.hops)
     if on_hop is not None:
@@ -967,6 +969,23 @@ def _names_in(warning: str, name: str) -> bool:
     return f" {name}:" in warning or f" {name} " in warning or f"/{name}:" in warning
 
 
+def _forget_reset_connections(walker: _Walker) -> None:
+    """A RST as the only reply deletes the connection from every conntrack it passes.
+
+    kubehop does not walk the RST itself; it applies its effect, which the
+    kernel documents in nf_conntrack_proto_tcp ("If only reply is a RST, we
+    can consider ourselves not to have an established connection").
+    """
+    for hop in walker.hops:
+        entry = hop.conntrack
+        state = walker.state.get(hop.where.netns)
+        if entry is None or state is None or entry.original not in state.conntrack:
+            continue
+        walker.state[hop.where.netns] = replace(
+            state, conntrack=state.conntrack.without(entry.original)
+        )
+
+
 def _parse_pick(text: str) -> tuple[IPv4Address, int]:
     dest = parse_destination(text)
     if dest.ip is None:
@@ -981,16 +1000,14 @@ def _check_pick(walker: _Walker, ns: Netns, src: Source, pick: tuple[IPv4Address
     rules = (
         walker.ruleset_of(ns) if ns.netfilter else rules_for(walker.cluster, node, walker.overrides)
     )
-    for chains in rules.ruleset.tables.values():
-        for chain in chains.values():
-            for r in chain.rules:
-                t = r.target
-                if (
-                    isinstance(t, DnatTarget)
-                    and t.addr == pick[0]
-                    and (t.ports is None or t.ports.lo == pick[1])
-                ):
-                    return
+    # A text search, not a walk of every parsed rule: a big node has 500,000
+    # rules and parses its chains only when a packet visits them.
+    wanted = (f"--to-destination {pick[0]}:{pick[1]}", f"--to-destination {pick[0]}")
+    for line in rules.text.splitlines():
+        if "-j DNAT" in line and (line.endswith(wanted[0]) or f"{wanted[0]} " in line):
+            return
+    if any(line.endswith(wanted[1]) for line in rules.text.splitlines() if "-j DNAT" in line):
+        return
     raise FlowError(
         f"--pick {pick[0]}:{pick[1]}: no kube-proxy rule on {node} DNATs to that endpoint "
         "(it must be a ready endpoint of the Service)"
@@ -1024,9 +1041,39 @@ def _dns_sentence(resolution: Resolution, addr: IPv4Address) -> str:
     )
 
 
-def _first_packet(src: Source, dst: IPv4Address, dest: Destination, rng: random.Random) -> Packet:
+def _source_address(walker: _Walker, ns: Netns, src: Source, dst: IPv4Address) -> IPv4Address:
+    """The address connect() binds: the route's preferred source, else the out device's.
+
+    A node's process reaching its own pods leaves from cni0's address, not the
+    node's InternalIP; the real-kernel lab caught kubehop getting this wrong.
+    """
+    route = walker.route(ns, dst)
+    if route is None:
+        return src.ip
+    if route.src is not None:
+        return route.src
+    return ns.iface(route.dev).primary or src.ip
+
+
+def _masquerade_address(ns: Netns, out: Interface | None) -> IPv4Address | None:
+    """The address MASQUERADE takes: inet_select_addr() on the out device, scope universe.
+
+    lo has only the host-scope 127.0.0.1, which the kernel skips, taking the
+    first global address of the namespace's other devices instead.
+    """
+    if out is None:
+        return None
+    if out.kind is not IfKind.LOOPBACK:
+        return out.primary
+    return next(
+        (a.ip for i in ns.interfaces if i.kind is not IfKind.LOOPBACK for a in i.addrs), None
+    )
+
+
+def _first_packet(
+    src: Source, dst: IPv4Address, dest: Destination, rng: random.Random, src_ip: IPv4Address
+) -> Packet:
     sport = rng.randint(*EPHEMERAL_PORTS)
-    src_ip = IPv4Address("127.0.0.1") if dst.is_loopback else src.ip
     return Packet(
         src=src_ip,
         dst=dst,

@@ -79,7 +79,7 @@ def test_rules_prints_a_nodes_tables(capsys: pytest.CaptureFixture[str]) -> None
     assert out.startswith("*mangle\n")
     assert "*nat\n" in out and "*filter\n" in out
     assert (
-        '-A KUBE-SERVICES -d 10.101.100.102/32 -p tcp -m comment --comment '
+        "-A KUBE-SERVICES -d 10.101.100.102/32 -p tcp -m comment --comment "
         '"default/svc-b:http cluster IP" -m tcp --dport 80 -j KUBE-SVC-G4RDBLL5YDRMFUB4' in out
     )
     assert out.count("COMMIT\n") == 3

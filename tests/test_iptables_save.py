@@ -367,3 +367,18 @@ def test_malformed_text_names_line_and_problem(text: str, message: str) -> None:
         parse_iptables_save(text, "r")
     assert str(err.value) == message
     assert "\n" not in str(err.value)
+
+
+def test_lazy_parsing_gives_the_same_chains_as_eager_parsing() -> None:
+    from sim.cluster_io import demo_cluster
+    from sim.kubeproxy import render_node_rules
+
+    text = render_node_rules(demo_cluster(), "node-a")
+    eager = parse_iptables_save(text, "node-a")
+    lazy = parse_iptables_save(text, "node-a", lazy=True)
+    assert set(lazy.tables) == set(eager.tables)
+    for table, chains in eager.tables.items():
+        assert list(lazy.tables[table]) == list(chains)
+        for name, chain in chains.items():
+            assert lazy.chain(table, name) == chain
+    assert lazy.chain(Table.NAT, "NO-SUCH-CHAIN") is None

@@ -377,3 +377,53 @@ def test_a_pod_ip_outside_its_nodes_pod_cidr_is_unreachable_from_elsewhere(demo:
     # host-gw routes only cover podCIDRs, so node-a sends it to its default router.
     assert t.verdict is Verdict.UNREACHABLE
     assert "10.0.0.1" in t.reason
+
+
+# -- what the real-kernel lab taught us ---------------------------------------------------------------
+
+
+def test_a_node_reaching_its_own_pod_leaves_from_the_bridge_address(demo: Cluster) -> None:
+    t = trace(demo, "node-a", "192.168.1.2:8080", seed=1)
+    # connect() binds the route's preferred source: "192.168.1.0/24 dev cni0 src 192.168.1.1".
+    assert t.hops[0].after.src == IPv4Address("192.168.1.1")
+    assert delivered_to(t).after.src == IPv4Address("192.168.1.1")
+
+
+def test_masquerade_out_of_lo_takes_the_nodes_global_address() -> None:
+    from pathlib import Path
+
+    from sim.cluster_io import load
+
+    cluster = load(Path(__file__).parent / "data" / "real" / "kubeadm-flannel.yaml")
+    control_plane = next(n for n in cluster.nodes if n.name == "k8s-cp")
+    t = trace(cluster, "k8s-cp", "10.96.0.1:443", seed=1)
+    assert t.verdict is Verdict.DELIVERED
+    # The endpoint is the node's own hostNetwork apiserver: the packet goes out lo,
+    # and the kernel skips lo's host-scope 127.0.0.1 for the node's first global address.
+    assert delivered_to(t).after.src == control_plane.internal_ip
+
+
+def test_a_syn_ack_of_a_connection_the_node_never_saw_is_invalid(demo: Cluster) -> None:
+    # node-b DNATs pod1's request for its eTP Local NodePort without SNAT, so
+    # web-1's SYN-ACK comes back to node-a directly, where conntrack knows nothing of it.
+    t = trace(demo, "pod1", "10.0.0.12:30081", seed=1)
+    assert t.verdict is Verdict.DROPPED
+    assert t.hops[-1].where.node == "node-a" and t.hops[-1].where.hook is Hook.FORWARD
+    assert "conntrack calls the packet INVALID (KUBE-FORWARD #1)" in t.reason
+
+
+def test_a_refused_connection_leaves_no_conntrack_entry(demo: Cluster) -> None:
+    import random
+
+    from sim.tracer import trace_flow
+
+    _, state = trace_flow(
+        demo, "pod1", "svc-b:80", rng=random.Random(1), seed=1, pick="192.168.1.3:8080"
+    )
+    assert len(state.netfilter["node-a"].conntrack) == 1
+    refused, after = trace_flow(
+        demo, "pod1", "192.168.1.3:9999", rng=random.Random(1), seed=1, state=state
+    )
+    assert refused.verdict is Verdict.REFUSED
+    # The RST that answers deletes the entry at once; the first connection's stays.
+    assert len(after.netfilter["node-a"].conntrack) == 1
