@@ -25,12 +25,19 @@ class Scenario:
     @property
     def command(self) -> str:
         """The same flow as a `kubehop trace` command line."""
-        parts = ["kubehop", "trace", self.source, self.destination]
-        if self.container:
-            parts += ["-c", self.container]
-        if self.pick:
-            parts += ["--pick", self.pick]
-        return " ".join(parts)
+        return trace_command(self.source, self.destination, self.container, self.pick)
+
+
+def trace_command(
+    source: str, destination: str, container: str | None = None, pick: str | None = None
+) -> str:
+    """`kubehop trace SOURCE DESTINATION [-c CONTAINER] [--pick IP:PORT]`."""
+    parts = ["kubehop", "trace", source, destination]
+    if container:
+        parts += ["-c", container]
+    if pick:
+        parts += ["--pick", pick]
+    return " ".join(parts)
 
 
 SCENARIOS: tuple[Scenario, ...] = (

@@ -12,7 +12,7 @@ from model.errors import FlowError
 from model.packet import Proto
 from sim.flow import parse_destination
 from sim.kubeproxy.endpoints import categorize, internal_policy_local, port_endpoints
-from sim.scenarios import SCENARIOS
+from sim.scenarios import SCENARIOS, trace_command
 from sim.tracer import trace
 
 
@@ -34,12 +34,7 @@ class Flow:
     @property
     def command(self) -> str:
         """The same flow as a `kubehop trace` command line."""
-        parts = ["kubehop", "trace", self.source, self.destination]
-        if self.container:
-            parts += ["-c", self.container]
-        if self.pick:
-            parts += ["--pick", self.pick]
-        return " ".join(parts)
+        return trace_command(self.source, self.destination, self.container, self.pick)
 
 
 @dataclass(frozen=True)
