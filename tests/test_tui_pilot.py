@@ -20,6 +20,7 @@ from tui.screens.spread import SpreadChart, SpreadScreen
 from tui.screens.trace import TraceScreen
 from tui.session import FlowRequest
 from tui.widgets.cluster_tree import ClusterTree
+from tui.widgets.explanation import Explanation
 from tui.widgets.inspector import PacketInspector
 from tui.widgets.packet_log import PacketLog
 from tui.widgets.path_map import PathMap
@@ -400,3 +401,70 @@ async def test_the_rules_pane_draws_only_the_rows_on_screen() -> None:
         assert rules.virtual_size.height == 100_002
         assert len(rules._cache) <= rules.size.height
         assert not rules.children
+
+
+async def test_an_error_quoting_markup_is_shown_literally_in_the_pick_dialog() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p")
+        dialog = app.screen
+        assert isinstance(dialog, PickScreen)
+        dialog.query_one("#pick-destination", Input).value = "svc-b:80"
+        source = dialog.query_one("#pick-source", Input)
+        source.value = "[red]oops"
+        source.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "'[red]oops'" in shown(dialog.query_one("#pick-error", Label))
+
+
+async def test_quick_steps_are_not_undone_by_the_log_catching_up() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = screen_of(app)
+        # No pause between the keys: the log's highlight messages of the
+        # earlier steps arrive after the later steps.
+        await pilot.press(*"nnnnnn")
+        await pilot.pause()
+        assert screen.index == 6
+        assert screen.query_one(PathMap).index == 6
+
+
+async def test_the_footer_shows_the_help_key_at_80_columns() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        footer = "".join(shown(key) for key in app.screen.query("FooterKey"))
+        assert "? Keys" in footer.replace("  ", " ")
+
+
+async def test_checking_in_the_lab_without_a_lab_is_one_error_line() -> None:
+    pytest.importorskip("sim.lab")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = screen_of(app)
+        await pilot.press("L")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        errors = [n for n in app._notifications if n.severity == "error"]
+        assert len(errors) == 1 and errors[0].title == "Lab"
+        assert "\n" not in errors[0].message
+        assert screen.lab_result == ""
+
+
+async def test_on_a_big_cluster_tracing_and_rules_run_in_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("tui.session._BIG", 0)
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.trace is not None and screen.query_one(Explanation).waiting == ""
+        await pilot.press("o")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        rules = screen.query_one(RulesView)
+        assert rules.node == screen.pinned_node == "node-b"
+        assert not rules.placeholder and rules.index.rule_count > 0

@@ -7,12 +7,22 @@ results. Nothing here computes networking.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 
 from model.cluster import Cluster, Pod
 from model.trace import Trace
-from sim import edits, flow, rules, scenarios, tracer
+from sim import flow, rules, scenarios, tracer
+from sim.kubeproxy import render_node_rules
+
+# `sim.edits` is imported by the calls that edit: nothing on the first screen edits.
+
+
+_BIG = 20_000
+"""Services + pods past which a node's rules are rendered in a worker, with a notice."""
+
+_TEXTS_KEPT = 4
+"""Rendered texts of untraced nodes kept (58 MB each at the scale limits)."""
 
 
 @dataclass(frozen=True)
@@ -92,21 +102,50 @@ class Session:
     """Counts edits, so the screen can tell when the cluster changed."""
     history: list[str] = field(default_factory=list)
     """One line per edit, oldest first."""
+    _traced: set[str] = field(default_factory=set, repr=False)
+    # Nodes a trace of this cluster passed: `sim.rules` keeps their text, rendered.
+    _texts: OrderedDict[str, str] = field(default_factory=OrderedDict, repr=False)
+    # Other nodes' text, rendered for the rules pane only (no parse: nothing walks it).
+
+    @property
+    def big(self) -> bool:
+        """Rendering a node's rules takes long enough (~5 s at the scale limits) to show progress."""
+        return len(self.cluster.services) + len(self.cluster.pods) > _BIG
 
     def trace(self, request: FlowRequest) -> Trace:
         """Trace `request`; raises `KubehopError` for a name the cluster does not have."""
-        return tracer.trace(
-            self.cluster,
+        cluster = self.cluster
+        trace = tracer.trace(
+            cluster,
             request.source,
             request.destination,
             container=request.container,
             seed=request.seed if request.seed is not None else self.seed,
             pick=request.pick,
         )
+        if cluster is self.cluster:
+            self._traced.update(h.where.node for h in trace.hops if h.where.node is not None)
+        return trace
+
+    def rules_ready(self, node: str) -> bool:
+        """`rules_text(node)` returns at once: the text is rendered already."""
+        return node in self._traced or node in self._texts
 
     def rules_text(self, node: str) -> str:
-        """The iptables-save text of `node`'s rules."""
-        return rules.node_rules(self.cluster, node).text
+        """The iptables-save text of `node`'s rules (safe to call from a worker thread)."""
+        cluster = self.cluster
+        if node in self._traced:
+            return rules.node_rules(cluster, node).text
+        text = self._texts.get(node)
+        if text is None:
+            text = render_node_rules(cluster, node)
+            if cluster is not self.cluster:
+                return text  # an edit replaced the cluster meanwhile: do not keep it
+            self._texts[node] = text
+            while len(self._texts) > _TEXTS_KEPT:
+                self._texts.popitem(last=False)
+        self._texts.move_to_end(node)
+        return text
 
     def completions(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(sources, destinations) the pick dialog completes from."""
@@ -115,15 +154,19 @@ class Session:
 
     def delete_pod(self, pod: Pod, *, seed: int = 0) -> Edit:
         """Delete `pod`; its ReplicaSet, if any, makes a replacement."""
+        from sim import edits
+
         result = edits.delete_pod(self.cluster, pod.namespace, pod.name, seed=seed)
-        return self._apply(result.cluster, result.summary)
+        return self._apply(result.cluster, result.summary, pod.node)
 
     def scale(self, pod: Pod, delta: int, *, seed: int = 0) -> Edit:
         """Scale the controller owning `pod` by `delta` replicas."""
+        from sim import edits
+
         if pod.owner is None:
             raise edits.EditError(f"pod {pod.name!r} has no controller to scale")
         result = edits.scale(self.cluster, pod.namespace, pod.owner.name, delta=delta, seed=seed)
-        return self._apply(result.cluster, result.summary)
+        return self._apply(result.cluster, result.summary, pod.node)
 
     def spread(self, request: FlowRequest, count: int) -> Spread:
         """Send `count` requests from fresh source ports and count where each ended."""
@@ -140,15 +183,22 @@ class Session:
         counts = tuple(sorted(tally.items(), key=lambda item: (-item[1], item[0])))
         return Spread(replace(request, seed=seed), counts, seed)
 
-    def _apply(self, cluster: Cluster, summary: str) -> Edit:
+    def _apply(self, cluster: Cluster, summary: str, node: str) -> Edit:
+        from sim import edits
+
+        # Text only: a diff needs no parse. On a big cluster every node's rules
+        # take seconds to render, so only the edited pod's node is compared.
+        nodes = (node,) if self.big else tuple(n.name for n in cluster.nodes)
         diffs: list[tuple[str, tuple[str, ...]]] = []
-        for node in cluster.nodes:
-            before = rules.node_rules(self.cluster, node.name).text
-            after = rules.node_rules(cluster, node.name).text
-            diff = edits.rules_diff(before, after)
+        for name in nodes:
+            diff = edits.rules_diff(self.rules_text(name), render_node_rules(cluster, name))
             if diff:
-                diffs.append((node.name, diff))
+                diffs.append((name, diff))
+        if self.big:
+            summary += f" (rules compared on {node} only)"
         self.cluster = cluster
+        self._traced.clear()
+        self._texts.clear()
         self.generation += 1
         self.history.append(summary)
         return Edit(cluster, summary, tuple(diffs))

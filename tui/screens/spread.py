@@ -11,7 +11,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.widget import Widget
@@ -68,7 +68,9 @@ class SpreadScreen(ModalScreen[None]):
         with Vertical(id="spread-body") as body:
             body.border_title = "Send N requests"
             body.border_subtitle = "Enter sends · Esc closes"
-            yield Input(str(self._count), id="spread-count", type="integer")
+            with Horizontal(id="spread-row"):
+                yield Label("Requests", id="spread-label")
+                yield Input(str(self._count), id="spread-count", type="integer", compact=True)
             yield Label("", id="spread-error")
             yield SpreadChart(id="spread-chart")
 
@@ -94,4 +96,6 @@ class SpreadScreen(ModalScreen[None]):
         self.query_one(SpreadChart).spread = spread
 
     def _error(self, message: str) -> None:
-        self.query_one("#spread-error", Label).update(escape(message))
+        label = self.query_one("#spread-error", Label)
+        label.update(escape(message))
+        label.set_class(bool(message), "-shown")

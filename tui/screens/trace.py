@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.markup import escape
 from textual import on, work
@@ -10,23 +10,26 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Tab, Tabs
+from textual.widgets import Header, Input, Tab, Tabs
 from textual.worker import Worker
 
 from model.errors import KubehopError
 from model.trace import Direction, Hop, Trace
 from sim.stepper import Stepper
-from tui.screens.diff import RulesDiffScreen
-from tui.screens.help import HelpScreen
-from tui.screens.pick import PickResult, PickScreen
-from tui.screens.spread import SpreadScreen
-from tui.session import FlowRequest, Session, presets
+from tui.session import Edit, FlowRequest, Session, presets
 from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
 from tui.widgets.inspector import PacketInspector
+from tui.widgets.key_footer import KeyFooter
 from tui.widgets.packet_log import PacketLog
 from tui.widgets.path_map import PathMap
-from tui.widgets.rules_view import RulesView
+from tui.widgets.rules_view import RulesView, cached_index, index_rules
+
+if TYPE_CHECKING:
+    from tui.screens.pick import PickResult
+
+# The dialogs are imported when first opened: the first screen does not need
+# them, and the diff's RichLog alone pulls in rich.pretty and attrs at start-up.
 
 _SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 """Play speeds, as multiples of one hop per second of the virtual clock's pacing."""
@@ -43,17 +46,22 @@ PANES: tuple[tuple[str, str], ...] = (
 class TraceScreen(Screen[None]):
     """Step one request and its reply through the cluster, watching every rewrite."""
 
+    AUTO_FOCUS = "#log"
+    """The packet log has the keys first (focusing it once spares the footer a redraw)."""
+
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Screen declares it)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n,right", "step", "Step"),
         Binding("b,left", "back", "Back"),
-        Binding("space", "play", "Play/Pause"),
+        Binding("space", "play", "Play"),
         Binding("r", "reply", "Reply"),
         Binding("p", "pick", "Pick"),
+        # Early, so it stays in an 80-column footer: it lists every other key.
+        Binding("question_mark", "help", "Keys"),
         Binding("v", "next_pane", "View"),
         Binding("o", "switch_node", "Node"),
-        Binding("slash", "filter", "Filter"),
+        Binding("slash", "filter", "Filter", show=False),
         Binding("g,home", "start", "Start", show=False),
         Binding("G,end", "end", "End", show=False),
         Binding("greater_than_sign", "faster", "Faster", show=False),
@@ -66,7 +74,7 @@ class TraceScreen(Screen[None]):
         Binding("plus", "scale(1)", "Scale up", show=False),
         Binding("minus", "scale(-1)", "Scale down", show=False),
         Binding("s", "spread", "Send N", show=False),
-        Binding("question_mark", "help", "Keys"),
+        Binding("L", "verify", "Check in the lab", show=False),
     ]
 
     def __init__(self, session: Session, request: FlowRequest | None = None) -> None:
@@ -88,6 +96,8 @@ class TraceScreen(Screen[None]):
         self.speed = 1.0
         """Play speed."""
         self._player: Worker[None] | None = None
+        self.lab_result: str = ""
+        """How the real-kernel lab judged the trace on show ("" until checked)."""
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -107,16 +117,16 @@ class TraceScreen(Screen[None]):
             inspector = PacketInspector(id="inspector", classes="pane")
             inspector.border_title = "Packet"
             yield inspector
-            log = PacketLog(id="log", classes="pane")
+            # The log is the pane shown first on a narrow terminal.
+            log = PacketLog(id="log", classes="pane -shown")
             log.border_title = "Packet log"
             yield log
         yield Explanation(id="explanation")
-        yield Footer()
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(ClusterTree).show(self.session.cluster)
         self._show_pane(self.pane)
-        self.query_one(PacketLog).focus()
         if self.request is not None:
             self.load(self.request)
         else:
@@ -130,6 +140,11 @@ class TraceScreen(Screen[None]):
         tabs = self.query_one(Tabs)
         if tabs.active != f"tab-{pane}":
             tabs.active = f"tab-{pane}"
+        if pane == "rules-pane":
+            # A hidden pane has no height to scroll in: bring the matched rule
+            # into view once it is laid out.
+            rules = self.query_one(RulesView)
+            rules.call_after_refresh(rules.scroll_to_focus)
 
     @on(Tabs.TabActivated, "#pane-tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
@@ -140,7 +155,18 @@ class TraceScreen(Screen[None]):
     # -- showing a trace ------------------------------------------------------------------
 
     def load(self, request: FlowRequest) -> bool:
-        """Trace `request` and show its first hop; on a bad request, say why and keep the old."""
+        """Trace `request` and show its first hop; on a bad request, say why and keep the old.
+
+        On a big cluster the trace runs in a worker (False until it is shown).
+        """
+        if self.session.big:
+            self._stop()
+            self.query_one(Explanation).waiting = (
+                f"Tracing {request.describe()}: the first trace through a node renders and "
+                "parses its kube-proxy rules, which takes a while at this scale…"
+            )
+            self._trace_in_worker(request)
+            return False
         try:
             trace = self.session.trace(request)
         except KubehopError as err:
@@ -149,11 +175,26 @@ class TraceScreen(Screen[None]):
         self.show_trace(request, trace)
         return True
 
+    @work(thread=True, exclusive=True, group="trace")
+    def _trace_in_worker(self, request: FlowRequest) -> None:
+        try:
+            trace = self.session.trace(request)
+        except KubehopError as err:
+            self.app.call_from_thread(self._trace_failed, str(err))
+            return
+        self.app.call_from_thread(self.show_trace, request, trace)
+
+    def _trace_failed(self, message: str) -> None:
+        self.query_one(Explanation).waiting = ""
+        self.notify(escape(message), title="Cannot trace", severity="error")
+
     def show_trace(self, request: FlowRequest, trace: Trace, index: int = 0) -> None:
         """Show `trace` from hop `index`."""
         self._stop()
+        self.query_one(Explanation).waiting = ""
         self.request = request
         self.trace = trace
+        self.lab_result = ""
         self.stepper = Stepper(trace)
         self.furthest = self.stepper.seek(index).seq
         self._update_title()
@@ -166,8 +207,9 @@ class TraceScreen(Screen[None]):
             return
         trace = self.trace
         endpoint = f" → {trace.endpoint}" if trace.endpoint else ""
+        lab = f" · {self.lab_result}" if self.lab_result else ""
         self.title = self.request.describe()
-        self.sub_title = f"{trace.verdict.value}{endpoint} · seed {trace.seed}"
+        self.sub_title = f"{trace.verdict.value}{endpoint} · seed {trace.seed}{lab}"
 
     @property
     def index(self) -> int:
@@ -231,6 +273,17 @@ class TraceScreen(Screen[None]):
             rules.show(None, "", None)
             pane.border_title = "Rules"
             return
+        how = "pinned" if self.pinned_node else "following the packet"
+        if self.session.big and not (
+            self.session.rules_ready(node) and cached_index(self.session.rules_text(node))
+        ):
+            # Hundreds of thousands of lines: rendered off the event loop, so
+            # stepping and the keys stay quick while the pane says what it waits for.
+            rules.show(node, "", None, placeholder=f"Rendering {node}'s kube-proxy rules…")
+            pane.border_title = escape(f"Rules · {node} ({how})")
+            pane.border_subtitle = "rendering…"
+            self._render_rules(node)
+            return
         try:
             text = self.session.rules_text(node)
         except KubehopError as err:
@@ -238,12 +291,26 @@ class TraceScreen(Screen[None]):
             return
         on_node = hop is not None and hop.where.node == node
         rules.show(node, text, hop if on_node else None)
-        how = "pinned" if self.pinned_node else "following the packet"
         pane.border_title = escape(f"Rules · {node} ({how})")
         index = rules.index
         pane.border_subtitle = escape(
             f"{rules.visible_rows:,}/{len(index.lines):,} lines · {index.rule_count:,} rules"
         )
+
+    @work(thread=True, exclusive=True, group="rules")
+    def _render_rules(self, node: str) -> None:
+        session = self.session
+        try:
+            index_rules(session.rules_text(node))
+        except KubehopError as err:
+            self.app.call_from_thread(self.notify, escape(str(err)), severity="error")
+            return
+        # Drawn with whatever hop and node are current by then.
+        self.app.call_from_thread(self._rendered, node)
+
+    def _rendered(self, node: str) -> None:
+        if self._node_of(self.hop) == node:
+            self._refresh_rules(self.hop)
 
     # -- stepping -------------------------------------------------------------------------
 
@@ -348,6 +415,8 @@ class TraceScreen(Screen[None]):
     def action_pick(self) -> None:
         """Open the pick dialog."""
 
+        from tui.screens.pick import PickScreen
+
         def picked(result: PickResult | None) -> None:
             if result is not None:
                 self.show_trace(result.request, result.trace)
@@ -422,7 +491,7 @@ class TraceScreen(Screen[None]):
             self.notify(escape(str(err)), severity="error")
             return
         self._after_edit(edit.summary)
-        self.app.push_screen(RulesDiffScreen(edit))
+        self._show_diff(edit)
 
     def action_scale(self, delta: int) -> None:
         """Scale the ReplicaSet of the pod under the cursor."""
@@ -441,6 +510,11 @@ class TraceScreen(Screen[None]):
             self.notify(escape(str(err)), severity="error")
             return
         self._after_edit(edit.summary)
+        self._show_diff(edit)
+
+    def _show_diff(self, edit: Edit) -> None:
+        from tui.screens.diff import RulesDiffScreen
+
         self.app.push_screen(RulesDiffScreen(edit))
 
     def _after_edit(self, summary: str) -> None:
@@ -472,6 +546,8 @@ class TraceScreen(Screen[None]):
         if self.request is None:
             self.notify("Pick a request first (p, or 1–4).", severity="warning")
             return
+        from tui.screens.spread import SpreadScreen
+
         request = self.request
         seed = self.trace.seed if self.trace is not None else None
         self.app.push_screen(
@@ -483,6 +559,47 @@ class TraceScreen(Screen[None]):
             )
         )
 
+    # -- the real-kernel lab --------------------------------------------------------------
+
+    def action_verify(self) -> None:
+        """Send the request for real in the lab (`kubehop lab up`) and compare with the trace."""
+        if self.trace is None:
+            self.notify("Pick a request first (p, or 1–4).", severity="warning")
+            return
+        self.notify("Sending it through the real kernel…", title="Lab", timeout=2)
+        self._verify(self.trace)
+
+    @work(thread=True, exclusive=True, group="lab")
+    def _verify(self, trace: Trace) -> None:
+        from sim.lab import verify_trace
+
+        try:
+            check = verify_trace(trace, self.session.cluster)
+        except KubehopError as err:
+            self.app.call_from_thread(
+                self.notify, escape(str(err)), title="Lab", severity="error", timeout=8
+            )
+            return
+        self.app.call_from_thread(self._verified, trace, check.agree, check.differences)
+
+    def _verified(self, trace: Trace, agree: bool, differences: tuple[str, ...]) -> None:
+        if trace is not self.trace:
+            return  # another trace is on show by now
+        if agree:
+            self.lab_result = "lab ✔ the kernel agrees"
+            self.notify("The kernel did what the trace shows.", title="Lab ✔")
+        else:
+            self.lab_result = f"lab ✘ {len(differences)} differences"
+            self.notify(
+                escape("\n".join(differences)),
+                title="Lab ✘ the kernel differs",
+                severity="error",
+                timeout=15,
+            )
+        self._update_title()
+
     def action_help(self) -> None:
         """Show the keys."""
+        from tui.screens.help import HelpScreen
+
         self.app.push_screen(HelpScreen(self.BINDINGS))

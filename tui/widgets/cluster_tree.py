@@ -70,9 +70,10 @@ class ClusterTree(Tree[Item]):
             for client in cluster.clients:
                 clients.add_leaf(_label((client.name, ""), (f"  {client.ip}", "dim")), data=client)
             clients.expand()
-        for branch in (nodes, services):
-            self._fill(branch)
-            if len(branch.children) <= _AUTO_EXPAND or self._key(branch) in was_open:
+        for branch, size in ((nodes, len(cluster.nodes)), (services, len(cluster.services))):
+            # A closed branch is filled when opened: 15,000 rows at the scale limits.
+            if size <= _AUTO_EXPAND or self._key(branch) in was_open:
+                self._fill(branch)
                 branch.expand()
         for node in self._walk(self.root):
             if self._key(node) in was_open or (
@@ -131,26 +132,26 @@ class ClusterTree(Tree[Item]):
         if cluster is None or branch.children:
             return
         data = branch.data
+        # Labels are a name and an address, so they fit the 32-column pane;
+        # everything longer is a child line, seen when the branch is opened.
         if data == "nodes":
             for node in cluster.nodes:
-                cidr = f"  podCIDR {node.pod_cidr}" if node.pod_cidr else ""
-                branch.add(
-                    _label((node.name, "bold"), (f"  {node.internal_ip}", ""), (cidr, "dim")),
-                    data=node,
-                )
+                branch.add(_label((node.name, "bold"), (f"  {node.internal_ip}", "")), data=node)
         elif data == "services":
             for service in cluster.services:
                 ip = "headless" if service.cluster_ip is None else str(service.cluster_ip)
-                kind = "" if service.type.value == "ClusterIP" else f" {service.type.value}"
-                branch.add(_label((service.name, "bold"), (f"  {ip}{kind}", "")), data=service)
+                branch.add(_label((service.name, "bold"), (f"  {ip}", "")), data=service)
         elif isinstance(data, Node):
+            if data.pod_cidr:
+                branch.add_leaf(_label(("podCIDR ", "dim"), (str(data.pod_cidr), "")), data=data)
             for pod in cluster.pods_on(data.name):
-                owner = f"  ← {pod.owner.kind} {pod.owner.name}" if pod.owner else ""
                 pod_node = branch.add(
-                    _label((pod.name, ""), (f"  {pod.ip}", ""), (owner, "dim")),
-                    data=pod,
-                    expand=False,
+                    _label((pod.name, ""), (f"  {pod.ip}", "")), data=pod, expand=False
                 )
+                if pod.owner:
+                    pod_node.add_leaf(
+                        _label((f"{pod.owner.kind} ", "dim"), (pod.owner.name, "")), data=pod
+                    )
                 for container in pod.containers:
                     ports = ", ".join(
                         f"{p.container_port}/{p.protocol.value}" for p in container.ports
@@ -160,6 +161,8 @@ class ClusterTree(Tree[Item]):
                         data=pod,
                     )
         elif isinstance(data, Service):
+            if data.type.value != "ClusterIP":
+                branch.add_leaf(_label(("type ", "dim"), (data.type.value, "")), data=data)
             for port in data.ports:
                 node_port = f" nodePort {port.node_port}" if port.node_port else ""
                 branch.add_leaf(

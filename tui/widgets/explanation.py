@@ -22,11 +22,15 @@ class Explanation(Widget):
     """The hop explained."""
     trace: reactive[Trace | None] = reactive(None, layout=True)
     """The trace the hop belongs to (for the verdict on its last hop)."""
+    waiting: reactive[str] = reactive("", layout=True)
+    """What the screen is busy with (a trace on a big cluster), shown instead; "" when idle."""
 
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(name, partial=True, default=Style())
 
     def render(self) -> Text:
+        if self.waiting:
+            return Text(f"⏳ {literal(self.waiting)}")
         hop = self.hop
         if hop is None:
             return Text(

@@ -66,7 +66,11 @@ class PacketLog(OptionList):
             if i < self._shown:
                 self.replace_option_prompt_at_index(i, self._line_for(trace.hops[i]))
         if self.highlighted != current:
-            self.highlighted = current
+            # Moved by the screen, not the user: no HopChosen. Otherwise, when
+            # steps come quickly, the message of an earlier step arrives after a
+            # later one and sends the screen back to the earlier hop.
+            with self.prevent(OptionList.OptionHighlighted):
+                self.highlighted = current
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

@@ -8,8 +8,8 @@ rows on screen. Nothing is built per rule up front except one index entry.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import ClassVar
 
 from rich.segment import Segment
@@ -57,9 +57,30 @@ class RuleIndex:
     """The column width for chain names (the longest, capped)."""
 
 
-@lru_cache(maxsize=8)
+_INDEXES: OrderedDict[int, tuple[str, RuleIndex]] = OrderedDict()
+_INDEXES_KEPT = 4
+"""At the scale limits a node has 760,000 lines and its index ~250 MB, so few are kept."""
+
+
+def cached_index(text: str) -> RuleIndex | None:
+    """The index of `text` if it is made already (so showing it is quick)."""
+    hit = _INDEXES.get(id(text))
+    return hit[1] if hit is not None and hit[0] is text else None
+
+
 def index_rules(text: str) -> RuleIndex:
-    """Index `text` (iptables-save format). Cached: the same node's text is indexed once."""
+    """Index `text` (iptables-save format), once per text object (the session keeps them)."""
+    found = cached_index(text)
+    if found is None:
+        found = _index(text)
+        _INDEXES[id(text)] = (text, found)
+        while len(_INDEXES) > _INDEXES_KEPT:
+            _INDEXES.popitem(last=False)
+    _INDEXES.move_to_end(id(text))
+    return found
+
+
+def _index(text: str) -> RuleIndex:
     lines = tuple(text.splitlines())
     tables: list[str] = []
     chains: list[str] = []
@@ -158,6 +179,8 @@ class RulesView(ScrollView, can_focus=True):
         self._cache: LRUCache[tuple[int, int, int], Strip] = LRUCache(512)
         self.focus_row: int | None = None
         """The line number of the decisive matched rule, scrolled into view."""
+        self.placeholder = ""
+        """Shown while there is no text (`Rendering node-a's rules…`)."""
 
     @property
     def index(self) -> RuleIndex:
@@ -179,8 +202,9 @@ class RulesView(ScrollView, can_focus=True):
         """How many lines the filter lets through."""
         return len(self._index.lines) if self._rows is None else len(self._rows)
 
-    def show(self, node: str | None, text: str, hop: Hop | None) -> None:
+    def show(self, node: str | None, text: str, hop: Hop | None, *, placeholder: str = "") -> None:
         """Show `text` (the rules of `node`) with `hop`'s walk marked, if it walked any."""
+        self.placeholder = placeholder
         index = index_rules(text)
         text_changed = index is not self._index
         self._index = index
@@ -253,6 +277,9 @@ class RulesView(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         base = self.rich_style
         if position >= self.visible_rows:
+            if position == 0 and self.placeholder:
+                line = Strip([Segment(f"  {literal(self.placeholder)}", base)])
+                return line.crop_extend(0, width, base)
             return Strip.blank(width, base)
         row = position if self._rows is None else self._rows[position]
         key = (row, scroll_x, width)
