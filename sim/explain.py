@@ -129,10 +129,12 @@ def _endpoint_choice(matched: tuple[Rule, ...], picked: bool, ruleset: Ruleset) 
     chain = ruleset.chain(last.table, last.chain)
     earlier = chain.rules[: last.index - 1] if chain is not None else ()
     if any(isinstance(m, StatisticMatch) for r in earlier for m in r.matches):
-        return (
-            f"by {rule_name(last)}, the last endpoint rule, taken because every random rule "
-            "before it said no"
+        because = (
+            "--pick made every random rule before it say no"
+            if picked
+            else "taken because every random rule before it said no"
         )
+        return f"by {rule_name(last)}, the last endpoint rule, {because}"
     return f"the only endpoint ({rule_name(last)})"
 
 
