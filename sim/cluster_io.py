@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from functools import cache
-from importlib.resources import files
 from pathlib import Path
 
+import model
 from model.cluster import Cluster, EndpointSlice
 from model.load import Progress, parse_cluster
 from sim.dump import load_dump
@@ -39,7 +39,9 @@ def load(
 @cache
 def demo_cluster() -> Cluster:
     """The demo cluster kubehop ships (`model/demo_cluster.yaml`)."""
-    text = files("model").joinpath(DEMO_SOURCE).read_text(encoding="utf-8")
+    # model's own folder, not importlib.resources: that import alone costs a
+    # tenth of the app's start-up, and kubehop is never installed zipped.
+    text = (Path(model.__file__).parent / DEMO_SOURCE).read_text(encoding="utf-8")
     return with_derived_slices(parse_cluster(text, DEMO_SOURCE), DEMO_SOURCE)
 
 

@@ -8,7 +8,7 @@ falling back to serving-and-terminating endpoints when none is ready.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from model.cluster import Cluster, Service, ServicePort, ServiceType, TrafficPolicy
 
@@ -30,8 +30,15 @@ class KPEndpoint:
     terminating: bool
     """conditions.terminating."""
 
+    addr: str = field(init=False, compare=False, repr=False)
+    """`ip:port`, as kube-proxy's comments, names and DNAT targets spell it."""
+
+    def __post_init__(self) -> None:
+        # A big node prints each endpoint's "ip:port" several times over.
+        object.__setattr__(self, "addr", f"{self.ip}:{self.port}")
+
     def __str__(self) -> str:
-        return f"{self.ip}:{self.port}"
+        return self.addr
 
 
 @dataclass(frozen=True)

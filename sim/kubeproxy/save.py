@@ -21,8 +21,9 @@ tests/test_kubeproxy.py):
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sim.kubeproxy import names as n
 from sim.kubeproxy.sync import KUBE_FIREWALL_RULE, Restore, Tokens
@@ -104,11 +105,12 @@ def _kernel_probability(text: str) -> str:
     return f"{fixed / 0x80000000:.11f}"
 
 
-def _option_value(opts: list[str], name: str) -> str:
+def _option_value(opts: Sequence[str], name: str) -> str:
     return opts[opts.index(name) + 1]
 
 
-def _match(name: str, opts: list[str]) -> str:
+@functools.lru_cache(maxsize=1 << 16)
+def _match(name: str, opts: tuple[str, ...]) -> str:
     if name == "comment":
         return f"-m comment --comment {_save_string(_unquote(_option_value(opts, '--comment')))}"
     if name in ("tcp", "udp", "sctp"):
@@ -137,7 +139,8 @@ def _match(name: str, opts: list[str]) -> str:
     return " ".join(("-m", name, *opts))
 
 
-def _target(target: list[str]) -> str:
+@functools.lru_cache(maxsize=1 << 16)
+def _target(target: tuple[str, ...]) -> str:
     if not target:
         return ""
     if target[0] == "REJECT":
@@ -155,7 +158,7 @@ def save_rule(tokens: Tokens) -> str:
     chain = tokens[1]
     src = dst = proto = ""
     matches: list[tuple[str, list[str]]] = []
-    target: list[str] = []
+    target: Tokens = ()
     negate = False
     i = 2
     while i < len(tokens):
@@ -180,7 +183,7 @@ def save_rule(tokens: Tokens) -> str:
             matches.append((tokens[i + 1], []))
             i += 2
         elif tok == "-j":
-            target = list(tokens[i + 1 :])
+            target = tokens[i + 1 :]
             break
         else:
             # A match option (and its values) belongs to the latest `-m`.
@@ -190,7 +193,9 @@ def save_rule(tokens: Tokens) -> str:
             opts.append(tok)
             i += 1
     parts = [f"-A {chain}", *(p for p in (src, dst, proto) if p)]
-    parts += [_match(name, opts) for name, opts in matches]
+    # Most matches repeat across a node's rules (a Service's comment on each
+    # of its endpoints, `-m tcp --dport`, the probabilities): cached above.
+    parts += [_match(name, tuple(opts)) for name, opts in matches]
     return " ".join(parts) + _target(target)
 
 

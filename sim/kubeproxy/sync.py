@@ -352,6 +352,13 @@ def sync(cluster: Cluster, node: Node) -> Restore:
             )
 
         affinity = svc.session_affinity_timeout
+        # Each endpoint's chain name is needed by the SVC/SVL rules and by the
+        # SEP chain itself; hash it once.
+        seps: dict[str, str] = {}
+        for ep in (*cat.cluster, *cat.local, *cat.reachable):
+            if ep.addr not in seps:
+                seps[ep.addr] = n.endpoint_chain_name(name, proto, ep.addr)
+
         for used, chain, eps in (
             (uses_cluster_chain, svc_chain, cat.cluster),
             (uses_local_chain, svl_chain, cat.local),
@@ -362,7 +369,7 @@ def sync(cluster: Cluster, node: Node) -> Restore:
             out.owners[chain] = name
             if affinity is not None:
                 for ep in eps:
-                    sep = n.endpoint_chain_name(name, proto, str(ep))
+                    sep = seps[ep.addr]
                     nat.append(
                         (
                             *commented(f"-A {chain}", _q(f"{name} -> {ep}")),
@@ -377,10 +384,10 @@ def sync(cluster: Cluster, node: Node) -> Restore:
                     rule += _r(
                         f"-m statistic --mode random --probability {_probability(len(eps) - i)}"
                     )
-                nat.append((*rule, "-j", n.endpoint_chain_name(name, proto, str(ep))))
+                nat.append((*rule, "-j", seps[ep.addr]))
 
         for ep in cat.reachable:
-            sep = n.endpoint_chain_name(name, proto, str(ep))
+            sep = seps[ep.addr]
             out.nat_chains.append(sep)
             out.owners[sep] = f"{name} -> {ep}"
             args = commented(f"-A {sep}", _Word(name))
