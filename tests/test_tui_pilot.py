@@ -468,3 +468,19 @@ async def test_on_a_big_cluster_tracing_and_rules_run_in_workers(
         rules = screen.query_one(RulesView)
         assert rules.node == screen.pinned_node == "node-b"
         assert not rules.placeholder and rules.index.rule_count > 0
+
+
+async def test_scenario_keys_explain_themselves_on_another_cluster() -> None:
+    from pathlib import Path
+
+    from sim.cluster_io import load
+    from tui.app import KubehopApp
+
+    cluster = load(Path(__file__).parent / "data" / "real" / "calico")
+    app = KubehopApp(cluster)
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert "press p" in app.screen.sub_title and "1–4" not in app.screen.sub_title
+        await pilot.press("1")
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("cast on the demo cluster" in m and "pod1" in m for m in messages)

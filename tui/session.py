@@ -11,6 +11,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 
 from model.cluster import Cluster, Pod
+from model.errors import KubehopError
 from model.trace import Trace
 from sim import flow, rules, scenarios, tracer
 from sim.kubeproxy import render_node_rules
@@ -146,6 +147,14 @@ class Session:
                 self._texts.popitem(last=False)
         self._texts.move_to_end(node)
         return text
+
+    def has_source(self, request: FlowRequest) -> bool:
+        """Whether `request`'s source exists in this cluster (the presets name demo pods)."""
+        try:
+            flow.parse_source(self.cluster, request.source, request.container)
+        except KubehopError:
+            return False
+        return True
 
     def completions(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(sources, destinations) the pick dialog completes from."""

@@ -203,7 +203,8 @@ class TraceScreen(Screen[None]):
     def _update_title(self) -> None:
         if self.trace is None or self.request is None:
             self.title = "kubehop"
-            self.sub_title = f"{len(self.session.cluster.nodes)} nodes · press p or 1–4"
+            keys = "p or 1–4" if all(self.session.has_source(p.request) for p in presets()) else "p"
+            self.sub_title = f"{len(self.session.cluster.nodes)} nodes · press {keys}"
             return
         trace = self.trace
         endpoint = f" → {trace.endpoint}" if trace.endpoint else ""
@@ -408,9 +409,18 @@ class TraceScreen(Screen[None]):
     def action_scenario(self, key: str) -> None:
         """Load one of the article's scenarios."""
         for preset in presets():
-            if preset.key == key:
-                self.load(preset.request)
+            if preset.key != key:
+                continue
+            if not self.session.has_source(preset.request):
+                self.notify(
+                    f"The article's scenarios are cast on the demo cluster (run kubehop without "
+                    f"--cluster); this cluster has no {escape(preset.request.source)}. "
+                    "Press p to pick a flow.",
+                    severity="warning",
+                )
                 return
+            self.load(preset.request)
+            return
 
     def action_pick(self) -> None:
         """Open the pick dialog."""
