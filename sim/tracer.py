@@ -253,9 +253,16 @@ def _forget_reset_connections(walker: Walker) -> None:
 
 
 def _parse_pick(text: str) -> tuple[IPv4Address, int]:
-    dest = parse_destination(text)
+    wrong = FlowError(f"--pick {text!r}: expected an endpoint as IP:PORT, e.g. 192.168.1.4:8080")
+    try:
+        dest = parse_destination(text)
+    except FlowError as err:
+        reason = str(err).split(": ", 1)[-1]
+        if reason.startswith("expected"):
+            raise wrong from None
+        raise FlowError(f"--pick {text!r}: {reason}") from None
     if dest.ip is None:
-        raise FlowError(f"--pick {text!r}: expected an endpoint as IP:PORT, e.g. 192.168.1.4:8080")
+        raise wrong
     return dest.ip, dest.port
 
 

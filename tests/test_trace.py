@@ -427,3 +427,17 @@ def test_a_refused_connection_leaves_no_conntrack_entry(demo: Cluster) -> None:
     assert refused.verdict is Verdict.REFUSED
     # The RST that answers deletes the entry at once; the first connection's stays.
     assert len(after.netfilter["node-a"].conntrack) == 1
+
+
+@pytest.mark.parametrize(
+    ("pick", "message"),
+    [
+        ("[red]x", "--pick '[red]x': expected an endpoint as IP:PORT"),
+        ("foo:80", "--pick 'foo:80': expected an endpoint as IP:PORT"),
+        ("1.2.3.4:99999", "--pick '1.2.3.4:99999': port 99999 is out of range (1-65535)"),
+    ],
+)
+def test_a_bad_pick_names_the_option(pick: str, message: str, demo: Cluster) -> None:
+    with pytest.raises(FlowError) as err:
+        trace(demo, "pod1", "svc-b:80", pick=pick, seed=1)
+    assert str(err.value).startswith(message)
