@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -36,6 +36,7 @@ from model.cluster import (
 )
 from model.errors import FlowError
 from model.packet import Proto
+from sim.cluster_io import demo_cluster
 from sim.kubeproxy import (
     LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
     chain_owners,
@@ -47,6 +48,8 @@ from sim.kubeproxy import (
     service_local_chain_name,
     service_port_chain_name,
 )
+from sim.kubeproxy.save import save_rule, save_text
+from sim.kubeproxy.sync import Presaved, sync
 
 NODE = "node-a"
 OTHER = "node-b"
@@ -735,3 +738,36 @@ def test_iptables_save_on_a_real_kernel_matches(netns: str, tmp_path: Path) -> N
         pytest.skip("iptables-legacy lists tables in another order; kubehop renders nf_tables")
     without_dates = "".join(line for line in saved.splitlines(True) if not line.startswith("#"))
     assert without_dates == render_node_rules(cluster, NODE)
+
+
+@pytest.mark.parametrize(
+    "cluster",
+    [
+        pytest.param(lambda: web(Ep("10.244.1.5", NODE), Ep("10.244.2.6")), id="three rules"),
+        pytest.param(
+            lambda: web(
+                Ep("10.244.1.5", NODE),
+                Ep("10.244.2.6"),
+                session_affinity_timeout=10800,
+            ),
+            id="session affinity",
+        ),
+        pytest.param(
+            lambda: web(*(Ep(f"10.244.{i // 250}.{i % 250 + 2}") for i in range(1001))),
+            id="above 1000 endpoints",
+        ),
+        pytest.param(demo_cluster, id="demo"),
+    ],
+)
+def test_presaved_rules_spell_what_save_rule_would(cluster: Callable[[], Cluster]) -> None:
+    # The per-endpoint rules are spelled for iptables-save as sync writes them;
+    # the generic normalisation must agree with every one of them.
+    made = cluster()
+    restore = sync(made, made.nodes[0])
+    presaved = [r for r in restore.nat_rules if isinstance(r, Presaved)]
+    assert presaved
+    for rule in presaved:
+        assert rule.saved == save_rule(rule)
+    # Without kube-proxy's own argument lists the saved text is the same.
+    lean = sync(made, made.nodes[0], restore_tokens=False)
+    assert save_text(lean) == save_text(restore)

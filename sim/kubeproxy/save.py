@@ -22,11 +22,11 @@ tests/test_kubeproxy.py):
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterable, Sequence
 
 from sim.kubeproxy import names as n
-from sim.kubeproxy.sync import KUBE_FIREWALL_RULE, Restore, Tokens
+from sim.kubeproxy.spelling import kernel_probability, save_string
+from sim.kubeproxy.sync import KUBE_FIREWALL_RULE, Presaved, Restore, Tokens
 
 BUILTINS: dict[str, tuple[str, ...]] = {
     "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
@@ -86,23 +86,12 @@ def _unquote(text: str) -> str:
     return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
 
 
-def _save_string(text: str) -> str:
-    # xtables_save_string: always quoted, with " and \ escaped.
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _addr(text: str) -> str:
     return text if "/" in text else f"{text}/32"
 
 
 def _hexmark(text: str) -> str:
     return f"{int(text, 16):#x}"
-
-
-def _kernel_probability(text: str) -> str:
-    # libxt_statistic stores lround(p * 2^31) and prints it back with %.11f.
-    fixed = math.floor(float(text) * 0x80000000 + 0.5)
-    return f"{fixed / 0x80000000:.11f}"
 
 
 def _option_value(opts: Sequence[str], name: str) -> str:
@@ -112,13 +101,13 @@ def _option_value(opts: Sequence[str], name: str) -> str:
 @functools.lru_cache(maxsize=1 << 16)
 def _match(name: str, opts: tuple[str, ...]) -> str:
     if name == "comment":
-        return f"-m comment --comment {_save_string(_unquote(_option_value(opts, '--comment')))}"
+        return f"-m comment --comment {save_string(_unquote(_option_value(opts, '--comment')))}"
     if name in ("tcp", "udp", "sctp"):
         return f"-m {name}" + "".join(
             f" {opt} {_option_value(opts, opt)}" for opt in ("--sport", "--dport") if opt in opts
         )
     if name == "statistic":
-        return "-m statistic --mode random --probability " + _kernel_probability(
+        return "-m statistic --mode random --probability " + kernel_probability(
             _option_value(opts, "--probability")
         )
     if name == "recent":
@@ -206,7 +195,9 @@ def _table(name: str, user_chains: Iterable[str], rules: dict[str, list[Tokens]]
     lines += [f":{c} ACCEPT [0:0]" for c in builtins]
     lines += [f":{c} - [0:0]" for c in users]
     for chain in (*builtins, *users):
-        lines += [save_rule(r) for r in rules.get(chain, [])]
+        lines += [
+            r.saved if isinstance(r, Presaved) else save_rule(r) for r in rules.get(chain, [])
+        ]
     lines.append("COMMIT")
     return lines
 

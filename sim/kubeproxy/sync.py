@@ -20,6 +20,7 @@ from sim.kubeproxy.endpoints import (
     internal_policy_local,
     port_endpoints,
 )
+from sim.kubeproxy.spelling import kernel_probability, save_string
 
 LARGE_CLUSTER_ENDPOINTS_THRESHOLD = 1000
 """Above this many endpoints (all service ports together) kube-proxy drops per-endpoint comments."""
@@ -30,6 +31,24 @@ LOCALHOST_NODEPORT_COUNTER = "localhost_nps_accepted_pkts"
 """nfacct counter on the NodePort-on-127.0.0.0/8 rules."""
 
 Tokens = tuple[str, ...]
+
+
+class Presaved(tuple[str, ...]):
+    """A rule's tokens together with its iptables-save spelling.
+
+    The per-endpoint rules are three quarters of a big node's rules and their
+    shapes are fixed, so sync spells them for iptables-save as it writes them
+    instead of leaving `save_rule` to re-parse each one (a test checks the two
+    spellings agree).
+    """
+
+    saved: str
+    """The rule as iptables-save prints it."""
+
+    def __new__(cls, tokens: Tokens, saved: str) -> Presaved:
+        rule = super().__new__(cls, tokens)
+        rule.saved = saved
+        return rule
 
 
 @dataclass
@@ -106,8 +125,13 @@ def node_addresses(node: Node) -> tuple[IPv4Address, ...]:
     return tuple(addrs)
 
 
-def sync(cluster: Cluster, node: Node) -> Restore:
-    """Build the filter and nat tables kube-proxy restores on `node`."""
+def sync(cluster: Cluster, node: Node, *, restore_tokens: bool = True) -> Restore:
+    """Build the filter and nat tables kube-proxy restores on `node`.
+
+    With `restore_tokens=False` (for iptables-save text only) the per-endpoint
+    rules carry just their saved spelling and `-A CHAIN`, not kube-proxy's own
+    argument list, which is most of the work on a big node.
+    """
     kp = cluster.kube_proxy
     out = Restore()
     mark = _go_mark(masquerade_mark(cluster))
@@ -378,25 +402,53 @@ def sync(cluster: Cluster, node: Node) -> Restore:
                         )
                     )
             for i, ep in enumerate(eps):
-                rule = commented(f"-A {chain}", _q(f"{name} -> {ep}"))
+                saved = (
+                    f"-A {chain}"
+                    if large
+                    else (f"-A {chain} -m comment --comment {save_string(f'{name} -> {ep.addr}')}")
+                )
+                statistic = ""
                 if i < len(eps) - 1:
                     # 1/(n-i): each rule takes its share of what the earlier ones left.
-                    rule += _r(
-                        f"-m statistic --mode random --probability {_probability(len(eps) - i)}"
+                    probability = _probability(len(eps) - i)
+                    statistic = f"-m statistic --mode random --probability {probability}"
+                    saved += " -m statistic --mode random --probability " + kernel_probability(
+                        probability
                     )
-                nat.append((*rule, "-j", seps[ep.addr]))
+                sep = seps[ep.addr]
+                tokens: Tokens = ("-A", chain)
+                if restore_tokens:
+                    rule = commented(f"-A {chain}", _q(f"{name} -> {ep}")) + _r(statistic)
+                    tokens = (*rule, "-j", sep)
+                nat.append(Presaved(tokens, f"{saved} -j {sep}"))
 
         for ep in cat.reachable:
             sep = seps[ep.addr]
             out.nat_chains.append(sep)
             out.owners[sep] = f"{name} -> {ep}"
-            args = commented(f"-A {sep}", _Word(name))
+            args = commented(f"-A {sep}", _Word(name)) if restore_tokens else ("-A", sep)
+            comment = "" if large else f" -m comment --comment {save_string(name)}"
             # Hairpin: a pod reaching itself through the service must be
             # masqueraded, or its reply would skip the reverse DNAT.
-            nat.append((*args, "-s", ep.ip, "-j", n.KUBE_MARK_MASQ))
+            mark_tokens = (*args, "-s", ep.ip, "-j", n.KUBE_MARK_MASQ) if restore_tokens else args
+            nat.append(
+                Presaved(mark_tokens, f"-A {sep} -s {ep.ip}/32{comment} -j {n.KUBE_MARK_MASQ}")
+            )
+            recent = ""
             if affinity is not None:
-                args += _r(f"-m recent --name {sep} --set")
-            nat.append((*args, *_r(f"{l4} -j DNAT --to-destination {ep}")))
+                recent = f" -m recent --set --name {sep} --mask 255.255.255.255 --rsource"
+                if restore_tokens:
+                    args += _r(f"-m recent --name {sep} --set")
+            dnat_tokens = (
+                (*args, *_r(f"{l4} -j DNAT --to-destination {ep}")) if restore_tokens else args
+            )
+            nat.append(
+                Presaved(
+                    dnat_tokens,
+                    f"-A {sep} -p {proto}{comment}{recent} -m {proto} -j DNAT "
+                    f"--to-destination {ep.addr}",
+                )
+            )
 
     tail = _r(
         f"-A {n.KUBE_SERVICES} -m comment --comment",
