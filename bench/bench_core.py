@@ -30,6 +30,7 @@ from model.cluster import Cluster
 from sim.cluster_io import demo_cluster, load
 from sim.gen import generate
 from sim.kubeproxy import render_node_rules
+from sim.kubeproxy.names import _hash16
 from sim.rules import node_rules
 from sim.tracer import trace
 
