@@ -21,6 +21,8 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from model.cluster import (
     Cluster,
@@ -771,3 +773,14 @@ def test_presaved_rules_spell_what_save_rule_would(cluster: Callable[[], Cluster
     # Without kube-proxy's own argument lists the saved text is the same.
     lean = sync(made, made.nodes[0], restore_tokens=False)
     assert save_text(lean) == save_text(restore)
+
+
+@given(st.text())
+def test_chain_hash_is_base32_of_sha256(text: str) -> None:
+    import base64
+    import hashlib
+
+    from sim.kubeproxy.names import _hash16
+
+    expected = base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+    assert _hash16.__wrapped__(text) == expected
