@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from model.netfilter import (
     AddrMatch,
+    Chain,
     CommentMatch,
     ConntrackMatch,
     DnatTarget,
@@ -17,6 +18,7 @@ from model.netfilter import (
     Ruleset,
     SnatTarget,
     StatisticMatch,
+    Table,
 )
 from model.packet import Packet
 from model.trace import TableWalk
@@ -258,3 +260,55 @@ def explain_hook(
     detail = rule_detail(decisive, rules_source) if decisive is not None else ""
     sentence = "; ".join(clauses)
     return sentence[0].upper() + sentence[1:], detail
+
+
+_EXTERNAL_CHAINS = ("KUBE-EXT-", "KUBE-FW-", "KUBE-NODEPORTS")
+_NO_CHAIN = Chain(name="")
+
+
+def masq_is_external(matched: tuple[Rule, ...]) -> bool:
+    """KUBE-MARK-MASQ was reached from a NodePort, external IP or load balancer chain."""
+    return any(
+        isinstance(r.target, JumpTarget)
+        and r.target.chain == MARK_MASQ
+        and r.chain.startswith(_EXTERNAL_CHAINS)
+        for r in matched
+    )
+
+
+def article_notes(
+    before: Packet,
+    after: Packet,
+    matched: tuple[Rule, ...],
+    ruleset: Ruleset,
+    *,
+    external_masq: bool,
+) -> list[str]:
+    """Where the article this project started from describes this hop otherwise (Linux wins)."""
+    notes: list[str] = []
+    dnat = any(isinstance(r.target, DnatTarget) for r in matched)
+    if dnat and any(r.chain.startswith(_EXTERNAL_CHAINS) for r in matched):
+        notes.append(
+            "The article sends a NodePort request to the ClusterIP first; kube-proxy DNATs "
+            "NodeIP:NodePort straight to an endpoint, so the ClusterIP never appears in the packet"
+        )
+    balancing = {r.chain for r in matched if r.chain.startswith(("KUBE-SVC-", "KUBE-SVL-"))}
+    random_choice = any(
+        isinstance(m, StatisticMatch)
+        for name in balancing
+        for r in (ruleset.chain(Table.NAT, name) or _NO_CHAIN).rules
+        for m in r.matches
+    )
+    if dnat and random_choice:
+        notes.append(
+            "The article speaks of round-robin; iptables mode picks at random "
+            "(-m statistic --mode random)"
+        )
+    masq = any(isinstance(r.target, MasqueradeTarget) for r in matched)
+    if masq and external_masq and after.src != before.src:
+        notes.append(
+            "The article says the source becomes the Service's ClusterIP; MASQUERADE takes the "
+            f"address of the interface the packet leaves by ({after.src}), so the pod sees "
+            "the node, not the ClusterIP"
+        )
+    return notes

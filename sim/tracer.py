@@ -163,6 +163,7 @@ def trace_flow(
         walker.direction = Direction.REPLY
         walker.reply_socket = (ns.name, request)
         walker.masq_because = None
+        walker.masq_external = False
         reply = Packet(
             src=end.packet.dst,
             dst=end.packet.src,

@@ -36,7 +36,7 @@ from model.packet import ConntrackEntry, Packet, Proto
 from model.trace import Direction, Hop, HopKind, TableWalk, Verdict, Where
 from sim.cni import wire_sentence
 from sim.conntrack import ConntrackTable
-from sim.explain import comment_of, explain_hook, masq_reason
+from sim.explain import article_notes, comment_of, explain_hook, masq_is_external, masq_reason
 from sim.ipset import IpSets, set_match
 from sim.netfilter import HookContext, NetfilterState, RecentTable, traverse
 from sim.node_dump import NodeDump
@@ -89,6 +89,8 @@ class Walker:
     """The hops so far."""
     masq_because: str | None = None
     """Why KUBE-MARK-MASQ marked this packet, for the MASQUERADE hop's sentence."""
+    masq_external: bool = False
+    """The mark came from a NodePort/external chain (where the article says otherwise)."""
     endpoint: str | None = None
     """The endpoint a DNAT chose, `IP:PORT`."""
     reply_socket: tuple[str, Packet] | None = None
@@ -223,7 +225,10 @@ class Walker:
         why = masq_reason(matched)
         if why is not None:
             self.masq_because = why
-        notes: list[str] = []
+            self.masq_external = masq_is_external(matched)
+        notes = article_notes(
+            pkt, result.packet, matched, rules.ruleset, external_masq=self.masq_external
+        )
         if pkt.dst != result.packet.dst and self.direction is Direction.REQUEST:
             self.endpoint = f"{result.packet.dst}:{result.packet.dport}"
             if not rules.rendered:

@@ -441,3 +441,28 @@ def test_a_bad_pick_names_the_option(pick: str, message: str, demo: Cluster) -> 
     with pytest.raises(FlowError) as err:
         trace(demo, "pod1", "svc-b:80", pick=pick, seed=1)
     assert str(err.value).startswith(message)
+
+
+# -- where the article and Linux disagree, the hop says so -----------------------------------------
+
+
+def test_nodeport_hops_say_where_the_article_differs(demo: Cluster) -> None:
+    t = trace(demo, "client", "10.0.0.12:30080", seed=1)
+    dnat = netfilter(t, "node-b", Hook.PREROUTING)
+    assert dnat.note is not None
+    assert "kube-proxy DNATs NodeIP:NodePort straight to an endpoint" in dnat.note
+    masq = netfilter(t, "node-b", Hook.POSTROUTING)
+    assert masq.note is not None
+    assert "MASQUERADE takes the address of the interface the packet leaves by (10.0.0.12)" in (
+        masq.note
+    )
+
+
+def test_random_choice_says_the_article_speaks_of_round_robin(demo: Cluster) -> None:
+    t = trace(demo, "pod1", "svc-b:80", seed=1)  # the last endpoint rule: still a random choice
+    dnat = netfilter(t, "node-a", Hook.PREROUTING)
+    assert dnat.note is not None and "round-robin" in dnat.note
+    hairpin = trace(demo, "pod2", "svc-b:80", seed=1, pick=POD2)
+    post = netfilter(hairpin, "node-a", Hook.POSTROUTING)
+    # A hairpin MASQUERADE is not the article's NodePort case: no note about the ClusterIP.
+    assert post.note is None or "ClusterIP" not in post.note
