@@ -9,7 +9,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, Tabs
 
 from model.cluster import Cluster, ExternalClient
-from model.trace import Direction, HopKind
+from model.trace import Direction, HopKind, Trace
 from sim.cluster_io import demo_cluster
 from tui.app import KubehopApp
 from tui.hopstyle import Effect, badge
@@ -18,7 +18,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.pick import PickScreen
 from tui.screens.spread import SpreadChart, SpreadScreen
 from tui.screens.trace import TraceScreen
-from tui.session import FlowRequest
+from tui.session import FlowRequest, Session
 from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
 from tui.widgets.inspector import PacketInspector
@@ -484,3 +484,38 @@ async def test_scenario_keys_explain_themselves_on_another_cluster() -> None:
         await pilot.pause()
         messages = [n.message for n in app._notifications]
         assert any("cast on the demo cluster" in m and "pod1" in m for m in messages)
+
+
+async def test_on_a_big_cluster_the_pick_dialog_checks_names_and_traces_in_the_background(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("tui.session._BIG", 0)
+    traced: list[FlowRequest] = []
+    real_trace = Session.trace
+
+    def spy(self: Session, request: FlowRequest) -> Trace:
+        traced.append(request)
+        return real_trace(self, request)
+
+    monkeypatch.setattr(Session, "trace", spy)
+    app = make_app(request=None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p")
+        dialog = app.screen
+        assert isinstance(dialog, PickScreen)
+        dialog.query_one("#pick-source", Input).value = "pod1"
+        dialog.query_one("#pick-destination", Input).value = "nope:80"
+        dialog.query_one("#pick-destination", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        # A name the cluster lacks is caught in the dialog, without tracing.
+        assert app.screen is dialog and traced == []
+        assert "'nope' does not resolve" in str(dialog.query_one("#pick-error", Label).render())
+        dialog.query_one("#pick-destination", Input).value = "svc-b:80"
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = screen_of(app)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert [r.destination for r in traced] == ["svc-b:80"]
+        assert screen.trace is not None and screen.trace.destination == "svc-b:80"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from model.cluster import Cluster, Pod
 from model.errors import KubehopError
 from model.trace import Trace
-from sim import flow, rules, scenarios, tracer
+from sim import dns, flow, rules, scenarios, tracer
 from sim.kubeproxy import render_node_rules
 
 # `sim.edits` is imported by the calls that edit: nothing on the first screen edits.
@@ -147,6 +147,13 @@ class Session:
                 self._texts.popitem(last=False)
         self._texts.move_to_end(node)
         return text
+
+    def check(self, request: FlowRequest) -> None:
+        """Raise `KubehopError` if `request` names something the cluster lacks (no tracing)."""
+        source = flow.parse_source(self.cluster, request.source, request.container)
+        destination = flow.parse_destination(request.destination)
+        if destination.ip is None and source.namespace is not None:
+            dns.resolve(self.cluster, destination.host, source.namespace)
 
     def has_source(self, request: FlowRequest) -> bool:
         """Whether `request`'s source exists in this cluster (the presets name demo pods)."""

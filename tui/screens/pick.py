@@ -27,12 +27,12 @@ _MATCHES = 6
 
 @dataclass(frozen=True)
 class PickResult:
-    """What the dialog hands back: the request and its trace, already made."""
+    """What the dialog hands back: the request, and its trace when already made."""
 
     request: FlowRequest
     """The request as typed."""
-    trace: Trace
-    """Its trace."""
+    trace: Trace | None
+    """Its trace; None on a big cluster, where the screen traces it in the background."""
 
 
 class PickScreen(ModalScreen[PickResult | None]):
@@ -159,6 +159,12 @@ class PickScreen(ModalScreen[PickResult | None]):
 
     def _trace(self, request: FlowRequest) -> None:
         try:
+            if self._session.big:
+                # Rendering a big node's rules takes seconds: check the names
+                # here, and let the screen trace in a worker.
+                self._session.check(request)
+                self.dismiss(PickResult(request, None))
+                return
             trace = self._session.trace(request)
         except KubehopError as err:
             self._error(str(err))

@@ -428,7 +428,11 @@ class TraceScreen(Screen[None]):
         from tui.screens.pick import PickScreen
 
         def picked(result: PickResult | None) -> None:
-            if result is not None:
+            if result is None:
+                return
+            if result.trace is None:
+                self.load(result.request)
+            else:
                 self.show_trace(result.request, result.trace)
 
         self.app.push_screen(PickScreen(self.session, self.request), picked)
