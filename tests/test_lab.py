@@ -7,6 +7,7 @@ and removes it at the end; the flows run against it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest_lab import require_lab
@@ -14,7 +15,7 @@ from conftest_lab import require_lab
 from model.cluster import Cluster
 from model.errors import KubehopError
 from model.load import parse_cluster
-from sim.cluster_io import demo_cluster, with_derived_slices
+from sim.cluster_io import demo_cluster, load, with_derived_slices
 from sim.gen import generate
 from sim.lab import verify_trace
 from sim.lab.build import Lab, build, teardown
@@ -219,3 +220,27 @@ def test_nothing_of_the_module_labs_is_left_after_teardown() -> None:
     teardown(lab.state)
     assert not names & set(lab_netns())
     assert not lab.state.path.exists()
+
+
+# -- the awkward cases: UDP, LoadBalancer, Local policies, hostNetwork ---------------------------
+
+ZOO = Path(__file__).parent / "data" / "lab" / "zoo.yaml"
+
+
+@pytest.fixture(scope="module")
+def zoo() -> Iterator[Verifier]:
+    require_lab()
+    cluster = load(ZOO)
+    lab = build(cluster, "zoo.yaml", persistent=False)
+    try:
+        verifier = Verifier(lab)
+        with Listeners(verifier.listen_specs()):
+            yield verifier
+    finally:
+        teardown(lab.state)
+
+
+@pytest.mark.parametrize("flow", _flow_params(load(ZOO)))
+def test_zoo_flows_agree_with_the_kernel(flow: Flow, zoo: Verifier) -> None:
+    check = zoo.check(flow)
+    assert check.agree, _show(check)
