@@ -91,6 +91,8 @@ class Walker:
     """Why KUBE-MARK-MASQ marked this packet, for the MASQUERADE hop's sentence."""
     masq_external: bool = False
     """The mark came from a NodePort/external chain (where the article says otherwise)."""
+    current_rules: NodeRules | None = None
+    """The rules of the hook being walked, which `decide` consults for `--pick`."""
     endpoint: str | None = None
     """The endpoint a DNAT chose, `IP:PORT`."""
     reply_socket: tuple[str, Packet] | None = None
@@ -201,7 +203,7 @@ class Walker:
         physdev_out: str | None = None,
     ) -> Packet | End:
         rules = self.ruleset_of(ns)
-        self.ruleset_for_rule = rules
+        self.current_rules = rules
         ctx = HookContext(
             hook=hook,
             in_iface=in_iface.name if in_iface else None,
@@ -306,12 +308,10 @@ class Walker:
         target = rule.target
         if not isinstance(target, JumpTarget):
             return None
-        ruleset = self.ruleset_for_rule
+        ruleset = self.current_rules
         if ruleset is None:
             return None
         return _chain_dnats_to(ruleset, rule, target.chain, self.pick)
-
-    ruleset_for_rule: NodeRules | None = None
 
     # -- the paths ------------------------------------------------------------------
 
