@@ -519,3 +519,18 @@ async def test_on_a_big_cluster_the_pick_dialog_checks_names_and_traces_in_the_b
         await pilot.pause()
         assert [r.destination for r in traced] == ["svc-b:80"]
         assert screen.trace is not None and screen.trace.destination == "svc-b:80"
+
+
+def test_the_spread_counts_refused_requests_apart_from_the_endpoints() -> None:
+    from pathlib import Path
+
+    from sim.cluster_io import load
+
+    cluster = load(Path(__file__).parent / "data" / "real" / "kubeadm-flannel.yaml")
+    session = Session(cluster)
+    # api-2 (10.244.1.9) declares no port 8080: a third of the requests are refused there.
+    spread = session.spread(FlowRequest("frontend-7d9c5b7b4-x2k9p", "api:80", seed=3), 30)
+    counts = dict(spread.counts)
+    assert "10.244.1.9:8080" not in counts
+    assert counts["refused"] > 0
+    assert sum(counts.values()) == 30
