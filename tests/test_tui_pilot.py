@@ -534,3 +534,27 @@ def test_the_spread_counts_refused_requests_apart_from_the_endpoints() -> None:
     assert "10.244.1.9:8080" not in counts
     assert counts["refused"] > 0
     assert sum(counts.values()) == 30
+
+
+async def test_on_a_big_cluster_an_edit_is_planned_in_a_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("tui.session._BIG", 0)
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        generation = screen.session.generation
+        tree = screen.query_one(ClusterTree)
+        assert tree.select_pod("default", "pod4")
+        tree.focus()
+        await pilot.press("d")
+        # The key returns at once; the worker renders node-b's rules before and after.
+        assert any(n.title == "Editing" for n in app._notifications)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, RulesDiffScreen)
+        assert screen.session.generation == generation + 1
+        assert screen.session.cluster.pod("default", "pod4") is None
+        assert "(rules compared on node-b only)" in screen.session.history[-1]

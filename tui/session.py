@@ -69,6 +69,8 @@ class Edit:
     """One line: what changed (`pod4 deleted; backend-5d8f7b-x7k2q took 192.168.2.3`)."""
     diffs: tuple[tuple[str, tuple[str, ...]], ...]
     """Per node, the unified diff of its rules (nodes whose rules did not change omitted)."""
+    generation: int = -1
+    """The session generation the edit was planned on; a stale plan is not committed."""
 
 
 @dataclass(frozen=True)
@@ -170,19 +172,31 @@ class Session:
 
     def delete_pod(self, pod: Pod, *, seed: int = 0) -> Edit:
         """Delete `pod`; its ReplicaSet, if any, makes a replacement."""
-        from sim import edits
-
-        result = edits.delete_pod(self.cluster, pod.namespace, pod.name, seed=seed)
-        return self._apply(result.cluster, result.summary, pod.node)
+        edit = self.plan_delete(pod, seed=seed)
+        self.commit(edit)
+        return edit
 
     def scale(self, pod: Pod, delta: int, *, seed: int = 0) -> Edit:
         """Scale the controller owning `pod` by `delta` replicas."""
+        edit = self.plan_scale(pod, delta, seed=seed)
+        self.commit(edit)
+        return edit
+
+    def plan_delete(self, pod: Pod, *, seed: int = 0) -> Edit:
+        """What deleting `pod` would do, without doing it (safe in a worker thread)."""
+        from sim import edits
+
+        result = edits.delete_pod(self.cluster, pod.namespace, pod.name, seed=seed)
+        return self._plan(result.cluster, result.summary, pod.node)
+
+    def plan_scale(self, pod: Pod, delta: int, *, seed: int = 0) -> Edit:
+        """What scaling `pod`'s controller would do, without doing it (safe in a worker)."""
         from sim import edits
 
         if pod.owner is None:
             raise edits.EditError(f"pod {pod.name!r} has no controller to scale")
         result = edits.scale(self.cluster, pod.namespace, pod.owner.name, delta=delta, seed=seed)
-        return self._apply(result.cluster, result.summary, pod.node)
+        return self._plan(result.cluster, result.summary, pod.node)
 
     def spread(self, request: FlowRequest, count: int) -> Spread:
         """Send `count` requests from fresh source ports and count where each ended."""
@@ -203,22 +217,29 @@ class Session:
         counts = tuple(sorted(tally.items(), key=lambda item: (-item[1], item[0])))
         return Spread(replace(request, seed=seed), counts, seed)
 
-    def _apply(self, cluster: Cluster, summary: str, node: str) -> Edit:
+    def _plan(self, cluster: Cluster, summary: str, node: str) -> Edit:
         from sim import edits
 
         # Text only: a diff needs no parse. On a big cluster every node's rules
         # take seconds to render, so only the edited pod's node is compared.
+        old = self.cluster
         nodes = (node,) if self.big else tuple(n.name for n in cluster.nodes)
         diffs: list[tuple[str, tuple[str, ...]]] = []
         for name in nodes:
-            diff = edits.rules_diff(self.rules_text(name), render_node_rules(cluster, name))
+            # sim.rules caches per cluster: the old text is there if a trace
+            # passed the node, and the new one is ready for the next trace.
+            before = rules.node_rules(old, name).text if old.node(name) else ""
+            diff = edits.rules_diff(before, rules.node_rules(cluster, name).text)
             if diff:
                 diffs.append((name, diff))
         if self.big:
             summary += f" (rules compared on {node} only)"
-        self.cluster = cluster
+        return Edit(cluster, summary, tuple(diffs), self.generation)
+
+    def commit(self, edit: Edit) -> None:
+        """Make `edit`'s cluster the one under study."""
+        self.cluster = edit.cluster
         self._traced.clear()
         self._texts.clear()
         self.generation += 1
-        self.history.append(summary)
-        return Edit(cluster, summary, tuple(diffs))
+        self.history.append(edit.summary)

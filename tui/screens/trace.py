@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.markup import escape
@@ -499,13 +500,8 @@ class TraceScreen(Screen[None]):
                 "Put the cursor on a pod in the cluster pane, then press d.", severity="warning"
             )
             return
-        try:
-            edit = self.session.delete_pod(pod, seed=self.session.generation)
-        except KubehopError as err:
-            self.notify(escape(str(err)), severity="error")
-            return
-        self._after_edit(edit.summary)
-        self._show_diff(edit)
+        session, seed = self.session, self.session.generation
+        self._edit(lambda: session.plan_delete(pod, seed=seed))
 
     def action_scale(self, delta: int) -> None:
         """Scale the ReplicaSet of the pod under the cursor."""
@@ -518,11 +514,37 @@ class TraceScreen(Screen[None]):
                 severity="warning",
             )
             return
+        session, seed = self.session, self.session.generation
+        self._edit(lambda: session.plan_scale(pod, delta, seed=seed))
+
+    def _edit(self, plan: Callable[[], Edit]) -> None:
+        """Plan an edit and apply it; on a big cluster, plan it in a worker thread."""
+        if self.session.big:
+            # Comparing a big node's rules before and after takes seconds.
+            self.notify("Rendering the node's rules before and after the edit…", title="Editing")
+            self._plan_in_worker(plan)
+            return
         try:
-            edit = self.session.scale(pod, delta, seed=self.session.generation)
+            edit = plan()
         except KubehopError as err:
             self.notify(escape(str(err)), severity="error")
             return
+        self._commit(edit)
+
+    @work(thread=True, exclusive=True, group="edit")
+    def _plan_in_worker(self, plan: Callable[[], Edit]) -> None:
+        try:
+            edit = plan()
+        except KubehopError as err:
+            self.app.call_from_thread(self.notify, escape(str(err)), severity="error")
+            return
+        self.app.call_from_thread(self._commit, edit)
+
+    def _commit(self, edit: Edit) -> None:
+        if edit.generation != self.session.generation:
+            self.notify("The cluster changed meanwhile; the edit was dropped.", severity="warning")
+            return
+        self.session.commit(edit)
         self._after_edit(edit.summary)
         self._show_diff(edit)
 
