@@ -21,6 +21,7 @@ import json
 import os
 import re
 import socket
+from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ from model.cluster import (
     ServiceType,
     TrafficPolicy,
 )
-from model.errors import ClusterFileError
+from model.errors import ClusterFileError, KubehopError
 from model.packet import Proto
 
 __all__ = [
@@ -121,29 +122,43 @@ def load_cluster_files(
     progress: Progress | None = None,
 ) -> Cluster:
     """Read and check the files at `paths` as one cluster; `name` names them all in messages."""
-    files = [(_read_text(path), _show(os.fspath(path))) for path in paths]
+    files = [(read_text(path), _show(os.fspath(path))) for path in paths]
     if not files:
         raise ClusterFileError(f"{name or 'cluster'}: no cluster files given")
     return parse_clusters(files, name=name, progress=progress)
 
 
-def _read_text(path: str | os.PathLike[str]) -> str:
+def read_text(
+    path: str | os.PathLike[str],
+    *,
+    what: str = "a cluster file",
+    error: type[KubehopError] = ClusterFileError,
+    ask_what: bool = False,
+) -> str:
+    """A user's file as text, or one line naming the file and what is wrong with it.
+
+    With `ask_what`, a file that is not text is answered with a question
+    ("is this `iptables-save` output?"): people pass the wrong dump more often
+    than a mis-encoded one.
+    """
     name = _show(os.fspath(path))
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
-        raise ClusterFileError(f"{name}: no such file") from None
+        raise error(f"{name}: no such file") from None
     except IsADirectoryError:
-        raise ClusterFileError(f"{name}: is a directory, not a cluster file") from None
+        raise error(f"{name}: is a directory, not {what}") from None
     except PermissionError:
-        raise ClusterFileError(f"{name}: permission denied") from None
+        raise error(f"{name}: permission denied") from None
     except OSError as err:
-        raise ClusterFileError(f"{name}: cannot read: {err.strerror or err}") from None
+        raise error(f"{name}: cannot read: {err.strerror or err}") from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
-        raise ClusterFileError(
+        if ask_what:
+            raise error(f"{name}:{line}: not text (is this {what}?)") from None
+        raise error(
             f"{name}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start})"
         ) from None
 
@@ -174,12 +189,12 @@ def parse_clusters(
 # --- Where a field is: line numbers, computed only when a message needs one ---------
 
 
-class _Locator:
+class _Locator(ABC):
     """Finds the line of a path in the file, parsing it again only when asked."""
 
+    @abstractmethod
     def line(self, doc: int, keys: tuple[Key, ...]) -> int:
         """The line of the deepest element of `keys` that exists in document `doc`."""
-        raise NotImplementedError
 
 
 class _YamlLocator(_Locator):

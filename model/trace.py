@@ -175,3 +175,14 @@ class Trace(BaseModel):
     rule: str | None = None
     """The rule that dropped or rejected the packet, as iptables-save prints it (with
     `file:line:` in front for a real node's dump); None when no rule did."""
+
+    @property
+    def outcome(self) -> str:
+        """Where the request ended: the endpoint that served it, else the verdict.
+
+        A request refused or dropped at its endpoint reached no server, though
+        a DNAT chose that endpoint.
+        """
+        if self.verdict is Verdict.DELIVERED and self.endpoint:
+            return self.endpoint
+        return self.verdict.value

@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from model.cluster import Cluster
 from model.errors import KubehopError, RulesParseError
+from model.load import read_text
 from model.netfilter import Ruleset, UnknownMatch
 from sim.ipset import IpSets, is_ipset_text, parse_ipset_save
 from sim.iptables_save import parse_iptables_save
@@ -40,22 +40,6 @@ def parse_node_spec(spec: str, option: str) -> tuple[str, str]:
     if not sep or not node or not path:
         raise KubehopError(f"{option} {spec!r}: expected NODE=FILE, e.g. node-a=node-a.rules")
     return node, path
-
-
-def _read(path: str, what: str) -> str:
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise RulesParseError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise RulesParseError(f"{path}: is a directory, not {what}") from None
-    except OSError as err:
-        raise RulesParseError(f"{path}: cannot read: {err.strerror or err}") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise RulesParseError(f"{path}:{line}: not text (is this {what}?)") from None
 
 
 def _split_ipset(text: str) -> tuple[str, str]:
@@ -141,13 +125,16 @@ def load_node_rules(
     ipsets: dict[str, tuple[str, str]] = {}
     for spec in ipset_specs:
         node, path = parse_node_spec(spec, "--ipset")
-        ipsets[node] = (path, _read(path, "`ipset save` output"))
+        ipsets[node] = (
+            path,
+            read_text(path, what="`ipset save` output", error=RulesParseError, ask_what=True),
+        )
     found: dict[str, NodeRules] = {}
     for spec in specs:
         node, path = parse_node_spec(spec, "--node-rules")
         if node in found:
             raise KubehopError(f"--node-rules {spec!r}: rules for {node} were already given")
-        text = _read(path, "`iptables-save` output")
+        text = read_text(path, what="`iptables-save` output", error=RulesParseError, ask_what=True)
         sets = ipsets.pop(node, None)
         found[node] = node_rules_from_text(
             cluster, node, text, os.fspath(path), sets[1] if sets else None

@@ -9,6 +9,7 @@ another can share conntrack and `recent` state (`trace_many`).
 from __future__ import annotations
 
 import random
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -271,16 +272,14 @@ def _check_pick(walker: Walker, ns: Netns, src: Source, pick: tuple[IPv4Address,
     node = ns.node
     if node is None:
         return
-    rules = (
-        walker.ruleset_of(ns) if ns.netfilter else rules_for(walker.cluster, node, walker.overrides)
+    rules = rules_for(walker.cluster, node, walker.overrides)
+    # One search of the text, not a walk of every parsed rule: a big node has
+    # 500,000 rules and parses its chains only when a packet visits them.
+    dnat = re.compile(
+        rf"-j DNAT .*--to-destination {re.escape(str(pick[0]))}(?::{pick[1]})?(?:\s|$)",
+        re.MULTILINE,
     )
-    # A text search, not a walk of every parsed rule: a big node has 500,000
-    # rules and parses its chains only when a packet visits them.
-    wanted = (f"--to-destination {pick[0]}:{pick[1]}", f"--to-destination {pick[0]}")
-    for line in rules.text.splitlines():
-        if "-j DNAT" in line and (line.endswith(wanted[0]) or f"{wanted[0]} " in line):
-            return
-    if any(line.endswith(wanted[1]) for line in rules.text.splitlines() if "-j DNAT" in line):
+    if dnat.search(rules.text):
         return
     raise FlowError(
         f"--pick {pick[0]}:{pick[1]}: no kube-proxy rule on {node} DNATs to that endpoint "

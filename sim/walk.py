@@ -313,21 +313,60 @@ class Walker:
             return None
         return _chain_dnats_to(ruleset, rule, target.chain, self.pick)
 
+    def route_hop(
+        self,
+        ns: Netns,
+        before: Packet,
+        after: Packet,
+        route: Route,
+        sentence: str,
+        *,
+        asked: str | None = None,
+    ) -> None:
+        """Record a routing decision, with the `ip route get` line that shows it."""
+        self.emit(
+            HopKind.ROUTE,
+            ns,
+            before,
+            after,
+            sentence,
+            interface=route.dev,
+            detail=f"ip route get {asked or before.dst}: {route}",
+        )
+
+    def forward(
+        self,
+        ns: Netns,
+        pkt: Packet,
+        in_iface: Interface,
+        out_iface: Interface,
+        *,
+        physdev_in: str | None = None,
+        physdev_out: str | None = None,
+    ) -> Packet | End:
+        """FORWARD then POSTROUTING, for a routed packet or (br_netfilter) a bridged frame."""
+        for hook in (Hook.FORWARD, Hook.POSTROUTING):
+            after = self.hook(
+                ns,
+                hook,
+                pkt,
+                in_iface=in_iface if hook is Hook.FORWARD else None,
+                out_iface=out_iface,
+                physdev_in=physdev_in,
+                physdev_out=physdev_out,
+            )
+            if isinstance(after, End):
+                return after
+            pkt = after
+        return pkt
+
     # -- the paths ------------------------------------------------------------------
 
     def local_out(self, ns: Netns, pkt: Packet) -> End:
         route = self.route(ns, pkt.dst)
         if route is None:
             return self.unreachable(ns, pkt, f"no route to {pkt.dst} in {ns.label}")
-        self.emit(
-            HopKind.ROUTE,
-            ns,
-            pkt,
-            pkt,
-            _route_sentence(ns, pkt.dst, route, local_out=True),
-            interface=route.dev,
-            detail=f"ip route get {pkt.dst}: {route}",
-        )
+        self.route_hop(ns, pkt, pkt, route, _route_sentence(ns, pkt.dst, route, local_out=True))
         out = ns.iface(route.dev)
         if ns.netfilter:
             after = self.hook(ns, Hook.OUTPUT, pkt, in_iface=None, out_iface=out)
@@ -338,15 +377,13 @@ class Walker:
                 if rerouted is None:
                     return self.unreachable(ns, after, f"no route to {after.dst} in {ns.label}")
                 route, out = rerouted, ns.iface(rerouted.dev)
-                self.emit(
-                    HopKind.ROUTE,
+                self.route_hop(
                     ns,
                     after,
                     after,
+                    route,
                     f"OUTPUT rewrote the destination, so the kernel routes again: {after.dst} "
                     f"leaves by {route.dev}",
-                    interface=route.dev,
-                    detail=f"ip route get {after.dst}: {route}",
                 )
             pkt = after
             after = self.hook(ns, Hook.POSTROUTING, pkt, in_iface=None, out_iface=out)
@@ -552,19 +589,12 @@ class Walker:
             + (" (hairpin on)" if hairpin else ""),
         )
         if ns.bridge_nf_call_iptables:
-            for hook in (Hook.FORWARD, Hook.POSTROUTING):
-                after = self.hook(
-                    ns,
-                    hook,
-                    pkt,
-                    in_iface=bridge if hook is Hook.FORWARD else None,
-                    out_iface=bridge,
-                    physdev_in=port.name,
-                    physdev_out=out_port.name,
-                )
-                if isinstance(after, End):
-                    return after
-                pkt = after
+            after = self.forward(
+                ns, pkt, bridge, bridge, physdev_in=port.name, physdev_out=out_port.name
+            )
+            if isinstance(after, End):
+                return after
+            pkt = after
         return self.cross_veth(ns, out_port, pkt)
 
     def ip_receive(self, ns: Netns, iface: Interface, pkt: Packet, *, prerouted: bool) -> End:
@@ -595,29 +625,21 @@ class Walker:
                 Verdict.DROPPED, f"TTL exceeded on {ns.label} (a routing loop?)", pkt, ns.name
             )
         routed = pkt.model_copy(update={"ttl": pkt.ttl - 1})
-        self.emit(
-            HopKind.ROUTE,
+        self.route_hop(
             ns,
             pkt,
             routed,
+            route,
             _route_sentence(ns, pkt.dst, route, local_out=False),
-            interface=route.dev,
-            detail=f"ip route get {pkt.dst} from {pkt.src} iif {iface.name}: {route}",
+            asked=f"{pkt.dst} from {pkt.src} iif {iface.name}",
         )
         out = ns.iface(route.dev)
         pkt = routed
         if ns.netfilter:
-            for hook in (Hook.FORWARD, Hook.POSTROUTING):
-                after = self.hook(
-                    ns,
-                    hook,
-                    pkt,
-                    in_iface=iface if hook is Hook.FORWARD else None,
-                    out_iface=out,
-                )
-                if isinstance(after, End):
-                    return after
-                pkt = after
+            after = self.forward(ns, pkt, iface, out)
+            if isinstance(after, End):
+                return after
+            pkt = after
         return self.transmit(ns, out, pkt, route.via or pkt.dst, default=route.dst.prefixlen == 0)
 
     def deliver(self, ns: Netns, pkt: Packet) -> End:

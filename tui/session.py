@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from model.cluster import Cluster, Pod
 from model.errors import KubehopError
-from model.trace import Trace, Verdict
+from model.trace import Trace
 from sim import dns, flow, rules, scenarios, tracer
 from sim.kubeproxy import render_node_rules
 
@@ -209,11 +209,7 @@ class Session:
             seed=seed,
             container=request.container,
         )
-        # A request refused or dropped at its endpoint reached no server.
-        tally = Counter(
-            t.endpoint if t.verdict is Verdict.DELIVERED and t.endpoint else t.verdict.value
-            for t in traces
-        )
+        tally = Counter(t.outcome for t in traces)
         counts = tuple(sorted(tally.items(), key=lambda item: (-item[1], item[0])))
         return Spread(replace(request, seed=seed), counts, seed)
 

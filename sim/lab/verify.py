@@ -271,11 +271,7 @@ class Verifier:
         simulated = trace_many(
             self.cluster, spread.source, spread.destination, count, seed=self.seed
         )
-        # A flow refused or dropped at its endpoint reached no server, on both sides.
-        sim_reached = Counter(
-            t.endpoint if t.verdict is Verdict.DELIVERED and t.endpoint else t.verdict.value
-            for t in simulated
-        )
+        sim_reached = Counter(t.outcome for t in simulated)
         differences: list[str] = []
         # An endpoint where nothing listens answers with a RST on both sides:
         # kubehop's verdict names it as the kernel's outcome does.
