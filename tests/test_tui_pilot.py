@@ -438,6 +438,39 @@ async def test_the_footer_shows_the_help_key_at_80_columns() -> None:
         assert "? Keys" in footer.replace("  ", " ")
 
 
+async def test_a_long_note_is_shown_whole_at_80x24() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = screen_of(app)
+        screen.go_to(dnat_index(screen))
+        await pilot.pause()
+        hop = screen.hop
+        assert hop is not None and hop.note.endswith("physdev")
+        text = " ".join(shown(screen.query_one(Explanation)).split())
+        assert text.endswith(hop.note.split()[-1])
+        assert "Note: The article speaks of round-robin" in text
+
+
+async def test_an_explanation_taller_than_half_the_screen_scrolls() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 12)) as pilot:
+        screen = screen_of(app)
+        screen.go_to(dnat_index(screen))
+        await pilot.pause()
+        bar = screen.query_one("#explanation-bar")
+        assert bar.outer_size.height <= 12 // 2
+        assert bar.max_scroll_y > 0
+        explanation = screen.query_one(Explanation)
+        last_line = explanation.render_line(explanation.size.height - 1).text
+        assert last_line.rstrip().endswith("physdev")
+        bar.scroll_end(animate=False)
+        await pilot.pause()
+        # Scrolled to the end, the explanation's last line is in view.
+        assert bar.scroll_y + bar.scrollable_content_region.height >= explanation.outer_size.height
+        await pilot.press("n")
+        assert bar.scroll_y == 0
+
+
 async def test_checking_in_the_lab_without_a_lab_is_one_error_line() -> None:
     pytest.importorskip("sim.lab")
     app = make_app()

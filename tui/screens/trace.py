@@ -9,7 +9,7 @@ from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Container, Vertical
+from textual.containers import Container, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Header, Input, Tab, Tabs
 from textual.worker import Worker
@@ -122,7 +122,11 @@ class TraceScreen(Screen[None]):
             log = PacketLog(id="log", classes="pane -shown")
             log.border_title = "Packet log"
             yield log
-        yield Explanation(id="explanation")
+        # The explanation grows with its text up to half the screen, and scrolls
+        # past that (Tab focuses it for the arrow keys): a hop's note is where
+        # the article and Linux disagree.
+        with VerticalScroll(id="explanation-bar"):
+            yield Explanation(id="explanation")
         yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
@@ -248,6 +252,7 @@ class TraceScreen(Screen[None]):
         explanation = self.query_one(Explanation)
         explanation.trace = trace
         explanation.hop = hop
+        self.query_one("#explanation-bar").scroll_home(animate=False)
         self._refresh_rules(hop)
 
     def _node_of(self, hop: Hop | None) -> str | None:
