@@ -123,6 +123,7 @@ def main() -> int:
     big_s = trace_time(big, src, dst)
 
     node = big.pods[0].node
+
     def render_cold() -> str:
         # Chain-name hashes are cached across renders of one process; a
         # benchmark of one node's render starts without them.

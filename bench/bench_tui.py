@@ -216,9 +216,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9)
     args = parser.parse_args()
 
-    bare, pydantic, model, kubehop = startup(
-        (_BARE, _PYDANTIC, _DEMO_MODEL, _KUBEHOP), args.runs
-    )
+    bare, pydantic, model, kubehop = startup((_BARE, _PYDANTIC, _DEMO_MODEL, _KUBEHOP), args.runs)
     print(f"start-up  bare textual {bare * 1000:7.0f} ms")
     print(f"start-up  + pydantic   {pydantic * 1000:7.0f} ms  ×{pydantic / bare:.2f}  (floor)")
     print(f"start-up  + demo model {model * 1000:7.0f} ms  ×{model / bare:.2f}  (floor)")
