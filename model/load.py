@@ -21,6 +21,8 @@ import json
 import os
 import re
 import socket
+import stat
+import sys
 from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
@@ -143,6 +145,10 @@ def read_text(
     """
     name = _show(os.fspath(path))
     try:
+        # A pipe (`--cluster <(kubectl get … -o yaml)`) is read; a device such
+        # as /dev/zero would never end.
+        if stat.S_ISCHR(mode := os.stat(path).st_mode) or stat.S_ISBLK(mode):
+            raise error(f"{name}: is a device, not {what}")
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise error(f"{name}: no such file") from None
@@ -485,6 +491,8 @@ class _Loader:
                 json_error = err
             except RecursionError:
                 raise ClusterFileError(f"{self.source}: nested too deeply to read") from None
+            except ValueError:  # an integer of more digits than Python converts
+                raise self._too_long(text) from None
             else:
                 self.locator = _JsonLocator(text)
                 return docs
@@ -508,6 +516,18 @@ class _Loader:
             raise ClusterFileError(_one_line(f"{self.source}: not valid YAML: {err}")) from None
         except RecursionError:
             raise ClusterFileError(f"{self.source}: nested too deeply to read") from None
+        except ValueError:
+            raise self._too_long(text) from None
+
+    def _too_long(self, text: str) -> ClusterFileError:
+        # Python refuses to turn a string of over 4300 digits into an int
+        # (sys.get_int_max_str_digits); no Kubernetes field holds one.
+        found = re.search(rf"\d{{{sys.get_int_max_str_digits() + 1},}}", text)
+        line = f":{text.count(chr(10), 0, found.start()) + 1}" if found else ""
+        return ClusterFileError(
+            f"{self.source}{line}: a number of {len(found[0]) if found else 'over 4300'} digits"
+            " (no Kubernetes field holds one that long)"
+        )
 
     def objects(self) -> Iterator[tuple[_At, dict[str, Any]]]:
         """Every object of every file, `kind: List`s opened, in file order."""

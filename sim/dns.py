@@ -91,5 +91,5 @@ def resolve(cluster: Cluster, name: str, namespace: str) -> Resolution:
             )
         return Resolution(name, tuple(asked), fqdn, addresses, service)
     raise FlowError(
-        f"'{name}' does not resolve: no Service answers to {', '.join(asked)} (NXDOMAIN)"
+        f"{name!r} does not resolve: no Service answers to {', '.join(asked)} (NXDOMAIN)"
     )

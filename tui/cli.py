@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -149,9 +151,16 @@ def _lab_available() -> bool:
 def _cluster_paths(args: argparse.Namespace) -> list[str]:
     sub: list[str] | str | None = getattr(args, "cluster_sub", None)
     top: list[str] | None = getattr(args, "clusters", None)
-    if isinstance(sub, str):  # the lab's own --cluster takes one path
-        return [sub]
-    return list(sub or top or [])
+    # `kubehop --cluster A trace --cluster B` reads both, as repeating it does.
+    mine = [sub] if isinstance(sub, str) else list(sub or [])  # the lab's own takes one
+    paths = [*(top or []), *mine]
+    if any(not path.strip() for path in paths):
+        raise KubehopError("--cluster '': give a file or a directory")
+    # The same file named twice is read once.
+    once: dict[str, str] = {}
+    for path in paths:
+        once.setdefault(os.path.realpath(path), path)
+    return list(once.values())
 
 
 def _cluster_path(args: argparse.Namespace) -> str | None:
@@ -159,7 +168,8 @@ def _cluster_path(args: argparse.Namespace) -> str | None:
     paths = _cluster_paths(args)
     if len(paths) > 1:
         raise KubehopError(
-            "the app takes one --cluster; put the files in a directory and give that"
+            f"{args.command or 'the app'} takes one --cluster; put the files in a directory"
+            " and give that"
         )
     return paths[0] if paths else None
 
@@ -217,6 +227,12 @@ def _trace(args: argparse.Namespace) -> int:
     fmt = "json" if args.json else args.format or "text"
     if args.json and args.format not in (None, "json"):
         raise KubehopError(f"--json and --format {args.format} disagree; give one")
+    if args.reproduce and (fmt in ("json", "dot") or args.all_endpoints):
+        with_what = "--all-endpoints" if args.all_endpoints else f"--format {fmt}"
+        raise KubehopError(
+            f"--reproduce prints shell commands after the text trace; with {with_what} they"
+            " would spoil the output (run it again without one of them)"
+        )
     cluster = _load(args)
     real = load_node_rules(cluster, args.node_rules, args.ipset)
     if args.all_endpoints:
@@ -348,10 +364,50 @@ def _gen(args: argparse.Namespace) -> int:
             raise KubehopError(f"--{name} must be at least 1")
     text = generate(args.nodes, args.pods, args.services, args.seed)
     if args.output:
-        Path(args.output).write_text(text)
+        write_output(Path(args.output), text)
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all: a failed write leaves the old file as it was.
+
+    A regular file (or a new one) is written beside itself and renamed over;
+    anything else (a pipe, /dev/stdout) is written in place.
+    """
+    name = _shown_path(path)
+    try:
+        if path.exists() and not path.is_file():
+            if path.is_dir():
+                raise KubehopError(f"{name}: is a directory")
+            with path.open("w", encoding="utf-8") as out:
+                out.write(text)
+            return
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except FileNotFoundError:
+        raise KubehopError(f"{name}: no such directory {_shown_path(path.parent)}") from None
+    except OSError as err:
+        raise KubehopError(f"{name}: cannot write: {err.strerror or err}") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _shown_path(path: Path) -> str:
+    return ascii(str(path))[1:-1] if not str(path).isprintable() else str(path)
 
 
 def _schema() -> int:
