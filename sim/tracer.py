@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 
@@ -83,11 +83,46 @@ def trace_many(
     pick: str | None = None,
 ) -> tuple[Trace, ...]:
     """`count` requests from fresh source ports, sharing conntrack and `recent` state."""
-    if not 1 <= count <= 100_000:
-        raise FlowError(f"request count {count} is out of range (1-100000)")
+    return tuple(
+        flows(cluster, source, destination, count, seed=seed, container=container, pick=pick)
+    )
+
+
+MAX_FLOWS = 100_000
+"""The most requests one `flows` call sends."""
+
+
+def flows(
+    cluster: Cluster,
+    source: str,
+    destination: str,
+    count: int,
+    *,
+    seed: int,
+    container: str | None = None,
+    pick: str | None = None,
+) -> Iterator[Trace]:
+    """The traces of `count` requests, one at a time, sharing conntrack and `recent` state.
+
+    A caller that only counts outcomes keeps none of them, and may stop early.
+    The count is checked now, not at the first `next`.
+    """
+    if not 1 <= count <= MAX_FLOWS:
+        raise FlowError(f"request count {count} is out of range (1-{MAX_FLOWS})")
+    return _flows(cluster, source, destination, count, seed, container, pick)
+
+
+def _flows(
+    cluster: Cluster,
+    source: str,
+    destination: str,
+    count: int,
+    seed: int,
+    container: str | None,
+    pick: str | None,
+) -> Iterator[Trace]:
     rng = random.Random(seed)
     state = FlowState()
-    traces: list[Trace] = []
     for _ in range(count):
         result, state = trace_flow(
             cluster,
@@ -99,8 +134,7 @@ def trace_many(
             pick=pick,
             state=state,
         )
-        traces.append(result)
-    return tuple(traces)
+        yield result
 
 
 def trace_flow(

@@ -18,7 +18,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.pick import PickScreen
 from tui.screens.spread import SpreadChart, SpreadScreen
 from tui.screens.trace import TraceScreen
-from tui.session import FlowRequest, Session
+from tui.session import FlowRequest, Session, Spread
 from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
 from tui.widgets.inspector import PacketInspector
@@ -263,12 +263,14 @@ async def test_send_n_requests_charts_the_spread() -> None:
     app = make_app(FlowRequest("pod1", "svc-b:80"))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("s")
-        await pilot.pause()
         dialog = app.screen
         assert isinstance(dialog, SpreadScreen)
-        spread = dialog.query_one(SpreadChart).spread
-        assert spread is not None
-        assert sum(n for _, n in spread.counts) == 100
+        await dialog.workers.wait_for_complete()
+        await pilot.pause()
+        chart = dialog.query_one(SpreadChart)
+        spread = chart.spread
+        assert spread is not None and not chart.sending
+        assert sum(n for _, n in spread.counts) == 100 == spread.requested
         assert len(spread.counts) >= 2  # svc-b has several endpoints
         field = dialog.query_one("#spread-count", Input)
         field.value = "0"
@@ -276,6 +278,35 @@ async def test_send_n_requests_charts_the_spread() -> None:
         await pilot.press("enter")
         assert "out of range" in shown(dialog.query_one("#spread-error", Label))
         assert dialog.query_one(SpreadChart).spread is spread
+
+
+async def test_escape_stops_a_long_send_and_keeps_what_was_counted() -> None:
+    app = make_app(FlowRequest("pod1", "svc-b:80"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s")
+        dialog = app.screen
+        assert isinstance(dialog, SpreadScreen)
+        await dialog.workers.wait_for_complete()
+        field = dialog.query_one("#spread-count", Input)
+        field.value = "100000"
+        field.focus()
+        await pilot.press("enter")
+        chart = dialog.query_one(SpreadChart)
+        # The screen stays live while the worker sends: wait for a first tally.
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if chart.spread is not None and chart.spread.requested == 100_000:
+                break
+        assert chart.sending
+        await pilot.press("escape")
+        await dialog.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.screen is dialog and not chart.sending
+        spread = chart.spread
+        assert spread is not None and 0 < spread.sent < 100_000
+        assert f"stopped: {spread.sent:,} of 100,000 sent" in shown(chart)
+        await pilot.press("escape")
+        assert app.screen is not dialog
 
 
 async def test_switch_node_pins_the_rules_and_comes_back_to_following() -> None:
@@ -552,6 +583,21 @@ async def test_on_a_big_cluster_the_pick_dialog_checks_names_and_traces_in_the_b
         await pilot.pause()
         assert [r.destination for r in traced] == ["svc-b:80"]
         assert screen.trace is not None and screen.trace.destination == "svc-b:80"
+
+
+def test_the_spread_shows_its_tally_as_it_goes_and_stops_when_told() -> None:
+    session = Session(demo_cluster(), seed=1)
+    seen: list[int] = []
+
+    def progress(spread: Spread) -> bool:
+        seen.append(spread.sent)
+        return len(seen) < 2
+
+    spread = session.spread(
+        FlowRequest("pod1", "svc-b:80", seed=3), 1000, progress=progress, every=100
+    )
+    assert seen == [100, 200]
+    assert (spread.sent, spread.requested, spread.seed) == (200, 1000, 3)
 
 
 def test_the_spread_counts_refused_requests_apart_from_the_endpoints() -> None:

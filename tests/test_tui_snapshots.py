@@ -115,8 +115,13 @@ def test_help_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_spread_dialog(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await pilot.press("s")
+        await pilot.app.screen.workers.wait_for_complete()  # the requests go in a worker
+        await pilot.pause()
+
     request = FlowRequest("pod1", "svc-b:80")
-    assert snap_compare(make_app(request), press=["s"], terminal_size=size)
+    assert snap_compare(make_app(request), run_before=run_before, terminal_size=size)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

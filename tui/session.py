@@ -8,6 +8,7 @@ results. Nothing here computes networking.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from model.cluster import Cluster, Pod
@@ -83,6 +84,18 @@ class Spread:
     """(endpoint or verdict, requests), most first."""
     seed: int
     """The seed the requests shared."""
+    requested: int = 0
+    """How many were asked for (more than were sent while sending, or when stopped)."""
+
+    @property
+    def sent(self) -> int:
+        """How many requests were sent (and counted)."""
+        return sum(n for _, n in self.counts)
+
+
+def _spread(request: FlowRequest, tally: Counter[str], requested: int) -> Spread:
+    counts = tuple(sorted(tally.items(), key=lambda item: (-item[1], item[0])))
+    return Spread(request, counts, request.seed or 0, requested)
 
 
 def presets() -> tuple[Preset, ...]:
@@ -198,20 +211,39 @@ class Session:
         result = edits.scale(self.cluster, pod.namespace, pod.owner.name, delta=delta, seed=seed)
         return self._plan(result.cluster, result.summary, pod.node)
 
-    def spread(self, request: FlowRequest, count: int) -> Spread:
-        """Send `count` requests from fresh source ports and count where each ended."""
+    def spread(
+        self,
+        request: FlowRequest,
+        count: int,
+        *,
+        progress: Callable[[Spread], bool] | None = None,
+        every: int = 200,
+    ) -> Spread:
+        """Send `count` requests from fresh source ports and count where each ended.
+
+        Every `every` requests, `progress` sees the tally so far; when it
+        returns False, sending stops there (safe to call from a worker thread:
+        the session is only read).
+        """
         seed = next(s for s in (request.seed, self.seed, 1) if s is not None)
-        traces = tracer.trace_many(
-            self.cluster,
-            request.source,
-            request.destination,
-            count,
-            seed=seed,
-            container=request.container,
-        )
-        tally = Counter(t.outcome for t in traces)
-        counts = tuple(sorted(tally.items(), key=lambda item: (-item[1], item[0])))
-        return Spread(replace(request, seed=seed), counts, seed)
+        sent = replace(request, seed=seed)
+        tally: Counter[str] = Counter()
+        for done, trace in enumerate(
+            tracer.flows(
+                self.cluster,
+                request.source,
+                request.destination,
+                count,
+                seed=seed,
+                container=request.container,
+            ),
+            start=1,
+        ):
+            tally[trace.outcome] += 1
+            tick = progress is not None and done % every == 0 and done < count
+            if tick and progress is not None and not progress(_spread(sent, tally, count)):
+                break
+        return _spread(sent, tally, count)
 
     def _plan(self, cluster: Cluster, summary: str, node: str) -> Edit:
         from sim import edits

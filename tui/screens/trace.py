@@ -593,9 +593,10 @@ class TraceScreen(Screen[None]):
         seed = self.trace.seed if self.trace is not None else None
         self.app.push_screen(
             SpreadScreen(
-                lambda count: self.session.spread(
+                lambda count, progress: self.session.spread(
                     FlowRequest(request.source, request.destination, request.container, seed),
                     count,
+                    progress=progress,
                 )
             )
         )
