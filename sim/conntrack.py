@@ -9,6 +9,7 @@ from enum import StrEnum
 from immutables import Map
 
 from model.packet import ConntrackEntry, ConntrackTuple
+from model.trace import HopKind, Trace
 
 
 class CtDirection(StrEnum):
@@ -100,3 +101,57 @@ class ConntrackTable:
 
     def __contains__(self, key: object) -> bool:
         return key in self.by_original or key in self.by_reply
+
+
+@dataclass(frozen=True)
+class ConntrackView:
+    """A hop's conntrack entry in its netns, before and after the hop.
+
+    Only netfilter hooks look up, create, confirm or update an entry; at any
+    other hop the entry is as the netns's last hook left it.
+    """
+
+    before: ConntrackEntry | None
+    """The entry as the packet found it (None: no entry yet in this netns)."""
+    after: ConntrackEntry | None
+    """The entry as the packet leaves the hop."""
+    at_hook: bool
+    """The hop is a netfilter hook, the only place the entry can change."""
+
+    @property
+    def changed(self) -> frozenset[str]:
+        """What the hop changed: `state`, `nat`, `mark`, `confirmed`, `reply`, or `new`."""
+        before, after = self.before, self.after
+        if after is None or before == after:
+            return frozenset()
+        if before is None:
+            return frozenset({"new"})
+        return frozenset(
+            name
+            for name, old, new in (
+                ("state", before.state, after.state),
+                ("nat", (before.dnat, before.snat), (after.dnat, after.snat)),
+                ("mark", before.mark, after.mark),
+                ("confirmed", before.confirmed, after.confirmed),
+                ("reply", before.reply, after.reply),
+            )
+            if old != new
+        )
+
+
+def conntrack_view(trace: Trace, seq: int) -> ConntrackView:
+    """The conntrack entry of hop `seq`'s netns before and after that hop."""
+    hop = trace.hops[seq]
+    at_hook = hop.kind is HopKind.NETFILTER
+    earlier = _last_hook_entry(trace, seq, hop.where.netns)
+    if at_hook:
+        return ConntrackView(earlier, hop.conntrack, at_hook=True)
+    return ConntrackView(earlier, earlier, at_hook=False)
+
+
+def _last_hook_entry(trace: Trace, seq: int, netns: str) -> ConntrackEntry | None:
+    """The entry the latest hook before hop `seq` in `netns` left (None if there was none)."""
+    for hop in reversed(trace.hops[:seq]):
+        if hop.kind is HopKind.NETFILTER and hop.where.netns == netns:
+            return hop.conntrack
+    return None

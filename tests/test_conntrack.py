@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
+from model.netfilter import Hook
 from model.packet import ConntrackEntry, ConntrackTuple, CtState, Proto
-from sim.conntrack import ConntrackTable, CtDirection
+from model.trace import Direction, HopKind, Trace
+from sim import tracer
+from sim.cluster_io import demo_cluster
+from sim.conntrack import ConntrackTable, ConntrackView, CtDirection, conntrack_view
 
 
 def tup(src: str, sport: int, dst: str, dport: int, proto: Proto = Proto.TCP) -> ConntrackTuple:
@@ -107,3 +111,39 @@ def test_thousands_of_entries() -> None:
     assert found is not None
     assert found.direction is CtDirection.REPLY
     assert found.entry.original.sport == 24321
+
+
+def _view_at(trace: Trace, netns: str, hook: Hook, direction: Direction) -> ConntrackView:
+    hop = next(
+        h
+        for h in trace.hops
+        if h.where.netns == netns and h.where.hook is hook and h.direction is direction
+    )
+    return conntrack_view(trace, hop.seq)
+
+
+def test_a_hops_entry_before_and_after_follows_the_connection_through_its_netns() -> None:
+    trace = tracer.trace(demo_cluster(), "pod1", "svc-b:80", seed=7, pick="192.168.2.2:8080")
+    created = _view_at(trace, "node-a", Hook.PREROUTING, Direction.REQUEST)
+    assert created.before is None and created.changed == {"new"}
+    assert created.after is not None and created.after.dnat and not created.after.confirmed
+    assert created.after.reply.src == IPv4Address("192.168.2.2")
+
+    confirmed = _view_at(trace, "node-a", Hook.POSTROUTING, Direction.REQUEST)
+    assert confirmed.before == created.after
+    assert confirmed.changed == {"confirmed"}
+
+    replied = _view_at(trace, "node-a", Hook.PREROUTING, Direction.REPLY)
+    assert replied.before is not None and replied.before.state is CtState.NEW
+    assert replied.after is not None and replied.after.state is CtState.ESTABLISHED
+    assert replied.changed == {"state"}
+
+
+def test_between_hooks_the_entry_is_as_the_last_hook_left_it() -> None:
+    trace = tracer.trace(demo_cluster(), "pod1", "svc-b:80", seed=7, pick="192.168.2.2:8080")
+    route = next(h for h in trace.hops if h.kind is HopKind.ROUTE and h.where.netns == "node-a")
+    view = conntrack_view(trace, route.seq)
+    assert not view.at_hook and view.changed == frozenset()
+    assert view.after is not None and view.after == view.before and view.after.dnat
+    pod = conntrack_view(trace, 0)  # pods' netns run no hooks in kubehop's model
+    assert pod.before is None and pod.after is None

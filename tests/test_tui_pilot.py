@@ -114,6 +114,31 @@ async def test_the_inspector_marks_the_rewritten_fields_at_dnat() -> None:
         assert hop is not None and f"{hop.after.dst}" in body
 
 
+async def test_the_inspector_shows_the_conntrack_entry_before_and_after_the_hop() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        screen.go_to(dnat_index(screen))
+        await pilot.pause()
+        body = shown(screen.query_one("#inspector-body"))
+        assert "Conntrack tcp NEW [UNREPLIED] DNAT\n  mark     0x0, unconfirmed" in body
+        assert "before   no entry yet: this packet creates it" in body
+        trace = screen.trace
+        assert trace is not None
+        reply = next(
+            h.seq
+            for h in trace.hops
+            if h.direction is Direction.REPLY
+            and h.kind is HopKind.NETFILTER
+            and h.where.netns == "node-a"  # where the request was DNATed
+        )
+        screen.go_to(reply)
+        await pilot.pause()
+        body = shown(screen.query_one("#inspector-body"))
+        assert "Conntrack tcp ESTABLISHED DNAT\n  mark     0x0, confirmed" in body
+        assert "before   NEW [UNREPLIED] DNAT mark 0x0" in body
+
+
 async def test_reply_key_jumps_to_the_first_reply_hop_and_end_to_the_last() -> None:
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:

@@ -16,6 +16,7 @@ from textual.worker import Worker
 
 from model.errors import KubehopError
 from model.trace import Direction, Hop, Trace
+from sim.conntrack import conntrack_view
 from sim.stepper import Stepper
 from tui.session import Edit, FlowRequest, Session, presets
 from tui.widgets.cluster_tree import ClusterTree
@@ -248,7 +249,7 @@ class TraceScreen(Screen[None]):
         path.index = hop.seq
         path.trace = trace
         self.query_one(PacketLog).show(trace, hop.seq, self.furthest)
-        self.query_one(PacketInspector).hop = hop
+        self.query_one(PacketInspector).show(hop, conntrack_view(trace, hop.seq))
         explanation = self.query_one(Explanation)
         explanation.trace = trace
         explanation.hop = hop

@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet
 from model.trace import Hop, TableWalk
+from sim.conntrack import ConntrackView
 from tui.hopstyle import badge, literal
 
 # (layer, field, label): the rows of the before/after table, L2 to L4.
@@ -65,8 +66,20 @@ class PacketInspector(VerticalScroll):
     hop: reactive[Hop | None] = reactive(None)
     """The hop inspected."""
 
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._conntrack: ConntrackView | None = None
+
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static(id="inspector-body")
+
+    def show(self, hop: Hop, conntrack: ConntrackView) -> None:
+        """Inspect `hop`, whose netns's conntrack entry the core gives as `conntrack`."""
+        self._conntrack = conntrack
+        if hop == self.hop:
+            self.watch_hop()
+        else:
+            self.hop = hop
 
     def watch_hop(self) -> None:
         if self.is_mounted:
@@ -103,7 +116,10 @@ class PacketInspector(VerticalScroll):
                     layer, Text(f"  {label}"), Text(before), Text(after, self._style("-same"))
                 )
         parts: list[RenderableType] = [heading, fields]
-        parts.append(self._conntrack(hop.conntrack))
+        view = self._conntrack
+        if view is None:  # shown without a trace: the hop's own entry
+            view = ConntrackView(hop.conntrack, hop.conntrack, at_hook=True)
+        parts.append(self._conntrack_part(view))
         if hop.tables:
             parts.append(Text("Tables walked", self._style("-heading")))
             parts.extend(Text(literal(walk_line(w))) for w in hop.tables)
@@ -112,25 +128,52 @@ class PacketInspector(VerticalScroll):
             parts.append(Text(literal(hop.detail)))
         return Group(*parts)
 
-    def _conntrack(self, entry: ConntrackEntry | None) -> RenderableType:
+    def _conntrack_part(self, view: ConntrackView) -> RenderableType:
+        changed, same = self._style("-changed"), Style()
+        entry, before = view.after, view.before
         text = Text()
-        text.append("Conntrack ", self._style("-heading"))
+        text.append("Conntrack", self._style("-heading"))
         if entry is None:
-            text.append("  no entry in this netns", self._style("-dim"))
+            text.append("   no entry in this netns", self._style("-dim"))
             return text
-        state = entry.state.value if entry.state is not CtState.NEW else "NEW [UNREPLIED]"
+        new = "new" in view.changed
+        text.append(f" {entry.original.proto.value} ")
+        text.append(_state(entry), changed if new or "state" in view.changed else same)
         flags = " ".join(f for f, on in (("DNAT", entry.dnat), ("SNAT", entry.snat)) if on)
-        text.append(f"  {entry.original.proto.value} {state}")
         if flags:
-            text.append(f"  {flags}", self._style("-changed"))
-        text.append(f"  mark {entry.mark:#x}")
+            text.append(f" {flags}", changed if new or "nat" in view.changed else same)
+        text.append("\n  mark     ")
+        text.append(f"{entry.mark:#x}", changed if "mark" in view.changed else same)
         if not entry.confirmed:
-            text.append("  unconfirmed", self._style("-dim"))
+            text.append(", unconfirmed", self._style("-dim"))
+        elif "confirmed" in view.changed:
+            text.append(", ✱ confirmed: in the table now", changed)
+        else:
+            text.append(", confirmed", self._style("-dim"))
+        text.append("\n  before   ")
+        if before is None:
+            text.append("no entry yet: this packet creates it", self._style("-dim"))
+        elif before == entry:
+            why = "" if view.at_hook else " (only netfilter hooks change it)"
+            text.append(f"the same{why}", self._style("-dim"))
+        else:
+            text.append(_summary(before), self._style("-dim"))
         text.append("\n  original ")
         text.append(_endpoint(entry.original))
         text.append("\n  reply    ")
         reply = Text(_endpoint(entry.reply))
-        if entry.reply != entry.original.inverted():
-            reply.stylize(self._style("-changed"))
+        if "reply" in view.changed or (new and entry.reply != entry.original.inverted()):
+            reply.stylize(changed)
         text.append_text(reply)
         return text
+
+
+def _state(entry: ConntrackEntry) -> str:
+    return entry.state.value if entry.state is not CtState.NEW else "NEW [UNREPLIED]"
+
+
+def _summary(entry: ConntrackEntry) -> str:
+    """One entry in a line: state, NAT flags, mark, and whether it is confirmed yet."""
+    flags = "".join(f" {f}" for f, on in (("DNAT", entry.dnat), ("SNAT", entry.snat)) if on)
+    unconfirmed = "" if entry.confirmed else " unconfirmed"
+    return f"{_state(entry)}{flags} mark {entry.mark:#x}{unconfirmed}"
