@@ -507,6 +507,32 @@ async def test_a_long_note_is_shown_whole_at_80x24() -> None:
         assert "Note: The article speaks of round-robin" in text
 
 
+@pytest.mark.parametrize("scenario", ["3", "4"])
+async def test_at_80x24_the_last_hop_stays_in_view_in_the_log(scenario: str) -> None:
+    app = make_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press(scenario, "G")
+        await pilot.pause()
+        screen = screen_of(app)
+        log = screen.query_one(PacketLog)
+        assert screen.trace is not None and log.highlighted == len(screen.trace.hops) - 1
+        # The highlighted line is inside the log's visible rows.
+        assert log.scroll_y <= log.highlighted < log.scroll_y + log.scrollable_content_region.height
+        assert "▶" in shown(log)
+
+
+async def test_end_and_home_go_to_the_traces_ends_with_the_log_focused() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = screen_of(app)
+        await pilot.press("n", "n")
+        assert isinstance(app.focused, PacketLog)
+        await pilot.press("end")
+        assert screen.trace is not None and screen.index == len(screen.trace.hops) - 1
+        await pilot.press("home")
+        assert screen.index == 0
+
+
 async def test_an_explanation_taller_than_half_the_screen_scrolls() -> None:
     app = make_app()
     async with app.run_test(size=(80, 12)) as pilot:

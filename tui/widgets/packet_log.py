@@ -8,6 +8,7 @@ from typing import ClassVar
 from rich.style import Style
 from rich.text import Text
 from textual import on
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
@@ -29,6 +30,13 @@ class PacketLog(OptionList):
         "-time",
         "-later",
     }
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # The log lists the hops reached so far; Home and End go to the trace's
+        # first and last hop, as they do anywhere else on the screen.
+        Binding("home", "screen.start", "Start", show=False),
+        Binding("end", "screen.end", "End", show=False),
+    ]
 
     @dataclass
     class HopChosen(Message):
@@ -71,6 +79,11 @@ class PacketLog(OptionList):
             # later one and sends the screen back to the earlier hop.
             with self.prevent(OptionList.OptionHighlighted):
                 self.highlighted = current
+
+    def on_resize(self) -> None:
+        # The explanation below grows and shrinks with each hop: the current
+        # line must stay in view when the log gets shorter.
+        self.call_after_refresh(self.scroll_to_highlight)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
