@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address
+from typing import Any
 
 import pytest
 from textual.widget import Widget
@@ -13,7 +14,7 @@ from model.trace import Direction, HopKind, Trace
 from sim.cluster_io import demo_cluster
 from tui.app import KubehopApp
 from tui.hopstyle import Effect, badge
-from tui.screens.diff import RulesDiffScreen
+from tui.screens.diff import DiffLog, RulesDiffScreen
 from tui.screens.help import HelpScreen
 from tui.screens.pick import PickScreen
 from tui.screens.spread import SpreadChart, SpreadScreen
@@ -282,6 +283,54 @@ async def test_scale_up_adds_an_endpoint_to_the_rules() -> None:
         text = screen.session.rules_text("node-a")
         assert index_rules(text).rule_count > before
         assert f"-j DNAT --to-destination {new.ip}:8080" in text
+        # The diff opens at its top, the first node's heading in view, and a
+        # changed rule's end (its new probability) is on screen, not cut.
+        log = app.screen.query_one(DiffLog)
+        assert log.scroll_y == 0
+        top = shown(log)
+        assert top.splitlines()[0].startswith("── node-a ──")
+        assert "--probability 0.33333333349" in top
+
+
+async def test_after_an_edit_the_cursor_stays_on_its_pod_for_the_next() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        tree = screen.query_one(ClusterTree)
+        tree.select_pod("default", "pod2")
+        tree.focus()
+        pods = len(screen.session.cluster.pods)
+        await pilot.press("plus")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        selected = tree.selected_pod
+        assert selected is not None and selected.name == "pod2"
+        await pilot.press("minus")
+        await pilot.pause()
+        assert isinstance(app.screen, RulesDiffScreen)
+        assert len(screen.session.cluster.pods) == pods
+
+
+async def test_at_80x24_an_edit_first_shows_the_pod_it_would_act_on() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = screen_of(app)
+        tree = screen.query_one(ClusterTree)
+        tree.select_pod("default", "pod3")
+        await pilot.pause()
+        screen.query_one(PacketLog).focus()
+        assert screen.pane == "log"
+        pods = set(screen.session.cluster.pods)
+        await pilot.press("d")
+        await pilot.pause()
+        # Nothing deleted yet: the cluster tab is shown with pod3 under the cursor.
+        assert set(screen.session.cluster.pods) == pods
+        assert screen.pane == "cluster" and app.focused is tree
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, RulesDiffScreen)
+        assert {p.name for p in pods} - {p.name for p in screen.session.cluster.pods} == {"pod3"}
 
 
 async def test_send_n_requests_charts_the_spread() -> None:
@@ -679,9 +728,17 @@ async def test_on_a_big_cluster_an_edit_is_planned_in_a_worker(
         tree = screen.query_one(ClusterTree)
         assert tree.select_pod("default", "pod4")
         tree.focus()
+        titles: list[str] = []
+        notify = app.notify
+
+        def record(message: str, *, title: str = "", **kw: Any) -> None:
+            titles.append(title)
+            notify(message, title=title, **kw)
+
+        monkeypatch.setattr(app, "notify", record)
         await pilot.press("d")
         # The key returns at once; the worker renders node-b's rules before and after.
-        assert any(n.title == "Editing" for n in app._notifications)
+        assert "Editing" in titles
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert isinstance(app.screen, RulesDiffScreen)

@@ -55,7 +55,11 @@ class RulesDiffScreen(ModalScreen[None]):
             body.border_title = "Rules changed"
             body.border_subtitle = "Esc closes"
             yield Static(Text(literal(self._edit.summary)), id="diff-summary")
-            yield DiffLog(id="diff-log", wrap=False, highlight=False, markup=False)
+            # From the top, wrapped: a changed rule differs at its end (the
+            # --probability of the endpoints after a scale), which a cut line hides.
+            yield DiffLog(
+                id="diff-log", wrap=True, highlight=False, markup=False, auto_scroll=False
+            )
 
     def on_mount(self) -> None:
         log = self.query_one(DiffLog)

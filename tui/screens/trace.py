@@ -18,6 +18,7 @@ from model.errors import KubehopError
 from model.trace import Direction, Hop, Trace
 from sim.conntrack import conntrack_view
 from sim.stepper import Stepper
+from tui.hopstyle import literal
 from tui.session import Edit, FlowRequest, Session, presets
 from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
@@ -506,6 +507,8 @@ class TraceScreen(Screen[None]):
                 "Put the cursor on a pod in the cluster pane, then press d.", severity="warning"
             )
             return
+        if not self._cluster_in_view(f"{literal(pod.name)} is under the cursor: press d again"):
+            return
         session, seed = self.session, self.session.generation
         self._edit(lambda: session.plan_delete(pod, seed=seed))
 
@@ -520,8 +523,24 @@ class TraceScreen(Screen[None]):
                 severity="warning",
             )
             return
+        key = "+" if delta > 0 else "−"
+        if not self._cluster_in_view(f"{literal(pod.name)} is under the cursor: press {key} again"):
+            return
         session, seed = self.session, self.session.generation
         self._edit(lambda: session.plan_scale(pod, delta, seed=seed))
+
+    def _cluster_in_view(self, prompt: str) -> bool:
+        """Whether the cluster pane is on screen; if not, show it and say `prompt`.
+
+        On a narrow terminal the tree's cursor is out of sight in another tab:
+        an edit acts only on a pod the user can see.
+        """
+        if self.has_class("-wide") or self.pane == "cluster":
+            return True
+        self._show_pane("cluster")
+        self.query_one(ClusterTree).focus()
+        self.notify(escape(prompt), title="Cluster")
+        return False
 
     def _edit(self, plan: Callable[[], Edit]) -> None:
         """Plan an edit and apply it; on a big cluster, plan it in a worker thread."""
@@ -551,7 +570,7 @@ class TraceScreen(Screen[None]):
             self.notify("The cluster changed meanwhile; the edit was dropped.", severity="warning")
             return
         self.session.commit(edit)
-        self._after_edit(edit.summary)
+        self._after_edit()
         self._show_diff(edit)
 
     def _show_diff(self, edit: Edit) -> None:
@@ -559,9 +578,11 @@ class TraceScreen(Screen[None]):
 
         self.app.push_screen(RulesDiffScreen(edit))
 
-    def _after_edit(self, summary: str) -> None:
+    def _after_edit(self) -> None:
+        # The diff dialog opening now says what changed: no toast over it,
+        # nor the "press d again" that led here.
+        self.app.clear_notifications()
         self.query_one(ClusterTree).show(self.session.cluster)
-        self.notify(escape(summary), title="Cluster changed")
         if self.request is not None and self.trace is not None:
             # The same seed again: what differs in the next trace is the edit's doing.
             request = FlowRequest(

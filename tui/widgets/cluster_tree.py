@@ -82,7 +82,23 @@ class ClusterTree(Tree[Item]):
                 self._fill(node)
                 node.expand()
         if cursor_pod is not None:
-            self.select_pod(cursor_pod.namespace, cursor_pod.name)
+            # The rebuilt rows get their line numbers when the tree is next
+            # drawn; the cursor can move to one only after that.
+            key = (cursor_pod.namespace, cursor_pod.name, cursor_pod.node)
+            self.call_after_refresh(self._restore_cursor, *key)
+
+    def _restore_cursor(self, namespace: str, name: str, node: str) -> None:
+        """Back to the pod that had the cursor, or where it was on its node if it is gone."""
+        if self.select_pod(namespace, name):
+            return
+        for branch in self._walk(self.root):
+            if isinstance(branch.data, Node) and branch.data.name == node:
+                pods = [c for c in branch.children if isinstance(c.data, Pod)]
+                if pods:
+                    self.move_cursor(pods[-1])
+                else:
+                    self.move_cursor(branch)
+                return
 
     def select_pod(self, namespace: str, name: str) -> bool:
         """Move the cursor to a pod, opening its node; False if it is not there."""
