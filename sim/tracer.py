@@ -24,8 +24,10 @@ from model.packet import Packet, Proto
 from model.trace import Direction, Hop, HopKind, Trace, Verdict
 from sim.dns import Resolution, resolve
 from sim.flow import Destination, Source, SourceKind, parse_destination, parse_source
+from sim.kubeproxy.endpoints import port_endpoints
 from sim.netfilter import NetfilterState
 from sim.rules import NodeRules, rules_for
+from sim.service_addr import services_at
 from sim.topology import Netns, network_of
 from sim.walk import End, Walker
 
@@ -191,7 +193,7 @@ def trace_flow(
         dt=0,
     )
     if pinned is not None:
-        _check_pick(walker, ns, src, pinned)
+        _check_pick(walker, ns, pinned, request)
     end = walker.local_out(ns, request)
     if end.verdict is Verdict.DELIVERED:
         served = walker.network.netns(end.netns)
@@ -302,8 +304,32 @@ def _parse_pick(text: str) -> tuple[IPv4Address, int]:
     return dest.ip, dest.port
 
 
-def _check_pick(walker: Walker, ns: Netns, src: Source, pick: tuple[IPv4Address, int]) -> None:
+def _check_pick(walker: Walker, ns: Netns, pick: tuple[IPv4Address, int], request: Packet) -> None:
+    """A pin names an endpoint of the Service the request goes to, or it is an error."""
+    shown = f"--pick {pick[0]}:{pick[1]}"
+    answers = services_at(walker.cluster, request.dst, request.dport or 0, request.proto)
+    if not answers:
+        raise FlowError(
+            f"{shown}: {request.dst}:{request.dport} is no Service's address, so no rule"
+            " chooses an endpoint to pin"
+        )
     node = ns.node
+    real = node is not None and walker.overrides is not None and node in walker.overrides
+    if not real:  # a real node's rules may hold endpoints the cluster dump lacks
+        endpoints = sorted(
+            {
+                str(endpoint)
+                for answer in answers
+                for endpoint in port_endpoints(
+                    walker.cluster, answer.service, answer.port, node or ""
+                )
+            }
+        )
+        if f"{pick[0]}:{pick[1]}" not in endpoints:
+            raise FlowError(
+                f"{shown}: not an endpoint of {', '.join(map(str, answers))}"
+                f" (its endpoints: {', '.join(endpoints) or 'none'})"
+            )
     if node is None:
         return
     rules = rules_for(walker.cluster, node, walker.overrides)

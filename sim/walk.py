@@ -42,6 +42,7 @@ from sim.netfilter import HookContext, NetfilterState, RecentTable, traverse
 from sim.node_dump import NodeDump
 from sim.route import Route
 from sim.rules import NodeRules, rules_for
+from sim.service_addr import services_with_ip
 from sim.topology import IfKind, Interface, Netns, NetnsKind, Network
 
 _MAX_HOPS = 400
@@ -403,6 +404,24 @@ class Walker:
             return self.ip_receive(ns, out, pkt, prerouted=False)
         return self.transmit(ns, out, pkt, route.via or pkt.dst, default=route.dst.prefixlen == 0)
 
+    def _whose(self, pkt: Packet) -> str:
+        """Why nothing in the cluster takes `pkt`'s destination address."""
+        for service in services_with_ip(self.cluster, pkt.dst):
+            what = "ClusterIP" if service.cluster_ip == pkt.dst else "external address"
+            if any(p.port == pkt.dport and p.protocol is pkt.proto for p in service.ports):
+                return (
+                    f"{pkt.dst}:{pkt.dport} is the {what} of {service.key}, but no rule of this"
+                    " node's DNATs it (the node's rules lack the Service's), and no interface"
+                    " holds a Service address"
+                )
+            ports = ", ".join(f"{p.port}/{p.protocol.value}" for p in service.ports)
+            return (
+                f"{pkt.dst} is the {what} of {service.key}, which has no port"
+                f" {pkt.dport}/{pkt.proto.value} (its ports: {ports or 'none'}), so no kube-proxy"
+                " rule DNATs the packet, and no interface holds a Service address"
+            )
+        return "no pod, node or Service kubehop knows has that address"
+
     def transmit(
         self, ns: Netns, out: Interface, pkt: Packet, nexthop: IPv4Address, *, default: bool = False
     ) -> End:
@@ -411,9 +430,8 @@ class Walker:
             return self.unreachable(
                 ns,
                 pkt,
-                f"no route to {pkt.dst} on {ns.label}: no pod, node or Service kubehop knows has"
-                f" that address, so only the default route (via {nexthop}, a gateway outside the"
-                " simulated network) would take it",
+                f"no route to {pkt.dst} on {ns.label}: {self._whose(pkt)}, so only the default"
+                f" route (via {nexthop}, a gateway outside the simulated network) would take it",
             )
         if neighbour is None:
             return self.unreachable(

@@ -130,8 +130,8 @@ def test_a_deleted_service_rule_sends_the_cluster_ip_nowhere(
     t = trace(kubeadm, FRONTEND, "api:80", seed=1, node_rules=worker1(kubeadm, text))
     assert t.verdict is Verdict.UNREACHABLE
     assert t.reason.startswith(
-        "no route to 10.96.120.15 on k8s-worker-1: no pod, node or Service kubehop knows has"
-        " that address"
+        "no route to 10.96.120.15 on k8s-worker-1: 10.96.120.15:80 is the ClusterIP of"
+        " default/api, but no rule of this node's DNATs it (the node's rules lack the Service's)"
     )
     broken = tmp_path / "k8s-worker-1.rules"
     broken.write_text(text)

@@ -325,8 +325,31 @@ class Bad:
             "pick not an endpoint",
             "pod1",
             "svc-b:80",
-            "no kube-proxy rule on node-a DNATs",
+            "--pick 10.9.9.9:80: not an endpoint of default/svc-b:http (ClusterIP) (its"
+            " endpoints: 192.168.1.3:8080, 192.168.1.4:8080, 192.168.2.2:8080)",
             pick="10.9.9.9:80",
+        ),
+        Bad(
+            "pick of another Service's endpoint",
+            "pod1",
+            "web:80",
+            "--pick 192.168.2.2:8080: not an endpoint of default/web (ClusterIP)"
+            " (its endpoints: 192.168.3.3:8080)",
+            pick=POD4,
+        ),
+        Bad(
+            "pick without a Service",
+            "pod1",
+            "192.168.1.3:8080",
+            "--pick 192.168.1.3:8080: 192.168.1.3:8080 is no Service's address",
+            pick=POD2,
+        ),
+        Bad(
+            "pick on a Service without endpoints",
+            "pod1",
+            "svc-empty:80",
+            "(its endpoints: none)",
+            pick=POD2,
         ),
         Bad("dns from outside", "client", "svc-b:80", "cluster DNS names do not resolve there"),
         Bad("markup in a name", "[bold]x[/bold]", "svc-b:80", "source '[bold]x[/bold]'"),
@@ -441,6 +464,15 @@ def test_a_bad_pick_names_the_option(pick: str, message: str, demo: Cluster) -> 
     with pytest.raises(FlowError) as err:
         trace(demo, "pod1", "svc-b:80", pick=pick, seed=1)
     assert str(err.value).startswith(message)
+
+
+def test_an_unknown_port_on_a_clusterip_is_named_as_such(demo: Cluster) -> None:
+    t = trace(demo, "pod1", "svc-b:81", seed=1)
+    assert t.verdict is Verdict.UNREACHABLE
+    assert t.reason.startswith(
+        "no route to 10.101.100.102 on node-a: 10.101.100.102 is the ClusterIP of default/svc-b,"
+        " which has no port 81/tcp (its ports: 80/tcp), so no kube-proxy rule DNATs the packet"
+    )
 
 
 # -- where the article and Linux disagree, the hop says so -----------------------------------------

@@ -333,6 +333,28 @@ async def test_at_80x24_an_edit_first_shows_the_pod_it_would_act_on() -> None:
         assert {p.name for p in pods} - {p.name for p in screen.session.cluster.pods} == {"pod3"}
 
 
+async def test_a_trace_an_edit_broke_is_marked_and_the_scenario_keys_say_why() -> None:
+    app = make_app(None)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        await pilot.press("3")  # pinned to pod4's 192.168.2.2:8080
+        tree = screen.query_one(ClusterTree)
+        tree.select_pod("default", "pod4")
+        tree.focus()
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("escape")
+        assert screen.stale and screen.sub_title.startswith("⚠ before the last edit · delivered")
+        tree.select_pod("default", "pod1")
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("escape")
+        app.clear_notifications()
+        await pilot.press("3")
+        (note,) = app._notifications
+        assert note.message.startswith("pod1 is gone: an edit of this session deleted it.")
+
+
 async def test_send_n_requests_charts_the_spread() -> None:
     app = make_app(FlowRequest("pod1", "svc-b:80"))
     async with app.run_test(size=(120, 40)) as pilot:

@@ -101,6 +101,8 @@ class TraceScreen(Screen[None]):
         self._player: Worker[None] | None = None
         self.lab_result: str = ""
         """How the real-kernel lab judged the trace on show ("" until checked)."""
+        self.stale = False
+        """The trace on show is from before an edit after which its request no longer traces."""
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -202,6 +204,7 @@ class TraceScreen(Screen[None]):
         self.request = request
         self.trace = trace
         self.lab_result = ""
+        self.stale = False
         self.stepper = Stepper(trace)
         self.furthest = self.stepper.seek(index).seq
         self._update_title()
@@ -216,8 +219,9 @@ class TraceScreen(Screen[None]):
         trace = self.trace
         endpoint = f" → {trace.endpoint}" if trace.endpoint else ""
         lab = f" · {self.lab_result}" if self.lab_result else ""
+        stale = "⚠ before the last edit · " if self.stale else ""
         self.title = self.request.describe()
-        self.sub_title = f"{trace.verdict.value}{endpoint} · seed {trace.seed}{lab}"
+        self.sub_title = f"{stale}{trace.verdict.value}{endpoint} · seed {trace.seed}{lab}"
 
     @property
     def index(self) -> int:
@@ -420,12 +424,14 @@ class TraceScreen(Screen[None]):
             if preset.key != key:
                 continue
             if not self.session.has_source(preset.request):
-                self.notify(
-                    f"The article's scenarios are cast on the demo cluster (run kubehop without "
-                    f"--cluster); this cluster has no {escape(preset.request.source)}. "
-                    "Press p to pick a flow.",
-                    severity="warning",
+                missing = escape(literal(preset.request.source))
+                why = (
+                    f"{missing} is gone: an edit of this session deleted it."
+                    if self.session.history
+                    else "The article's scenarios are cast on the demo cluster (run kubehop "
+                    f"without --cluster); this cluster has no {missing}."
                 )
+                self.notify(f"{why} Press p to pick a flow.", severity="warning")
                 return
             self.load(preset.request)
             return
@@ -598,6 +604,8 @@ class TraceScreen(Screen[None]):
                 self.notify(
                     escape(f"The current request no longer traces: {err}"), severity="warning"
                 )
+                self.stale = True
+                self._update_title()
                 self._refresh_rules(self.hop)
                 return
             self.show_trace(self.request, trace, self.index)
