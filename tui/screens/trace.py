@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -285,8 +286,11 @@ class TraceScreen(Screen[None]):
         if node is None:
             rules.show(None, "", None)
             pane.border_title = "Rules"
+            self._label_rules_tab("Rules")
             return
         how = "pinned" if self.pinned_node else "following the packet"
+        # A narrow terminal draws no pane borders: the tab names the node.
+        self._label_rules_tab(f"Rules: {literal(node)}{' (pinned)' if self.pinned_node else ''}")
         if self.session.big and not (
             self.session.rules_ready(node) and cached_index(self.session.rules_text(node))
         ):
@@ -309,6 +313,11 @@ class TraceScreen(Screen[None]):
         pane.border_subtitle = escape(
             f"{rules.visible_rows:,}/{len(index.lines):,} lines · {index.rule_count:,} rules"
         )
+
+    def _label_rules_tab(self, label: str) -> None:
+        tab = self.query_one("#tab-rules-pane", Tab)
+        if str(tab.label) != label:
+            tab.label = Text(label)
 
     @work(thread=True, exclusive=True, group="rules")
     def _render_rules(self, node: str) -> None:
