@@ -459,6 +459,14 @@ async def test_wide_terminal_shows_every_pane() -> None:
         assert not screen.query_one(Tabs).display
 
 
+@pytest.mark.parametrize(("width", "cluster"), [(120, 34), (160, 34), (180, 44), (240, 48)])
+async def test_past_160_columns_the_cluster_pane_widens(width: int, cluster: int) -> None:
+    app = make_app()
+    async with app.run_test(size=(width, 40)) as pilot:
+        await pilot.pause()
+        assert screen_of(app).query_one("#cluster").outer_size.width == cluster
+
+
 async def test_play_advances_and_space_pauses() -> None:
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:

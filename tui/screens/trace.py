@@ -143,6 +143,15 @@ class TraceScreen(Screen[None]):
             self._refresh_rules(None)
             self._update_title()
 
+    def on_resize(self) -> None:
+        # The .tcss gives the cluster column 34 cells; past 160 columns it
+        # takes half of the extra width (up to 48 cells), so long pod names
+        # keep their IPs and NodePorts in view and the rules keep the rest.
+        cluster = max(34, min(48, 34 + (self.size.width - 160) // 2))
+        grid = self.query_one("#panes").styles
+        if grid.grid_columns and grid.grid_columns[0].value != cluster:
+            grid.grid_columns = f"{cluster} 1fr 56"
+
     def _show_pane(self, pane: str) -> None:
         self.pane = pane
         for name, _ in PANES:

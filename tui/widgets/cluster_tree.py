@@ -180,14 +180,14 @@ class ClusterTree(Tree[Item]):
             if data.type.value != "ClusterIP":
                 branch.add_leaf(_label(("type ", "dim"), (data.type.value, "")), data=data)
             for port in data.ports:
-                node_port = f" nodePort {port.node_port}" if port.node_port else ""
                 branch.add_leaf(
-                    _label(
-                        (f"port {port.port}/{port.protocol.value} → {port.target_port}", ""),
-                        (node_port, "dim"),
-                    ),
+                    _label((f"port {port.port}/{port.protocol.value} → {port.target_port}", "")),
                     data=data,
                 )
+                if port.node_port:  # its own line: it would not fit beside the port
+                    branch.add_leaf(
+                        _label(("  ↳ nodePort ", "dim"), (str(port.node_port), "")), data=data
+                    )
             endpoints = [e for s in cluster.slices_of(data) for e in s.endpoints]
             if not endpoints:
                 branch.add_leaf(_label(("no endpoints", "italic")), data=data)
