@@ -59,7 +59,11 @@ def candidates(name: str, namespace: str) -> tuple[str, ...]:
 
 
 def answer(cluster: Cluster, fqdn: str) -> tuple[Service, tuple[IPv4Address, ...]] | None:
-    """CoreDNS's answer for `fqdn`: `<svc>.<ns>.svc.cluster.local` names a Service."""
+    """CoreDNS's answer for `fqdn`: `<svc>.<ns>.svc.cluster.local` names a Service.
+
+    DNS names compare without regard to case (RFC 4343): `SVC-B` finds svc-b.
+    """
+    fqdn = fqdn.lower()
     suffix = f".svc.{CLUSTER_DOMAIN}"
     if not fqdn.endswith(suffix):
         return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import AddressValueError, IPv4Address
 
-from model.cluster import Cluster, Pod
+from model.cluster import Cluster, ExternalClient, Pod
 from model.errors import FlowError
 from model.packet import Proto
 from sim.topology import client_ns_name, node_ns_name, pod_ns_name
@@ -131,7 +131,7 @@ def parse_source(cluster: Cluster, text: str, container: str | None = None) -> S
             return _node_source(node.name, node.internal_ip, container)
         client = next((c for c in cluster.clients if c.ip == addr), None)
         if client is not None:
-            return Source(SourceKind.CLIENT, client_ns_name(client), client.ip, client.name)
+            return _client_source(client, container)
         raise FlowError(f"source {name}: no pod, node or external client has this address")
     namespace, _, pod_name = name.rpartition("/")
     pod = cluster.pod(namespace or "default", pod_name)
@@ -140,7 +140,7 @@ def parse_source(cluster: Cluster, text: str, container: str | None = None) -> S
     if not namespace:
         client = next((c for c in cluster.clients if c.name == name), None)
         if client is not None:
-            return Source(SourceKind.CLIENT, client_ns_name(client), client.ip, client.name)
+            return _client_source(client, container)
         node = cluster.node(name)
         if node is not None:
             return _node_source(node.name, node.internal_ip, container)
@@ -151,6 +151,15 @@ def parse_source(cluster: Cluster, text: str, container: str | None = None) -> S
         f"source {_shown(name)}: no such pod, node or external client "
         f"(try: {', '.join(known)}{more})"
     )
+
+
+def _client_source(client: ExternalClient, container: str | None) -> Source:
+    if container is not None:
+        raise FlowError(
+            f"source {client.name} is an external client: -c {_shown(container)} applies to"
+            " pods only"
+        )
+    return Source(SourceKind.CLIENT, client_ns_name(client), client.ip, client.name)
 
 
 def _node_source(node: str, ip: IPv4Address, container: str | None) -> Source:

@@ -355,6 +355,13 @@ class Bad:
         Bad("markup in a name", "[bold]x[/bold]", "svc-b:80", "source '[bold]x[/bold]'"),
         Bad("escape in a name", "pod\x1b[31m", "svc-b:80", "source 'pod\\x1b[31m'"),
         Bad("sctp", "pod1", "svc-b:80/sctp", "protocol 'sctp' is not simulated"),
+        Bad(
+            "container of a client",
+            "client",
+            "10.0.0.12:30080",
+            "source client is an external client: -c 'app' applies to pods only",
+            container="app",
+        ),
     ],
     ids=lambda b: b.name,
 )
@@ -464,6 +471,12 @@ def test_a_bad_pick_names_the_option(pick: str, message: str, demo: Cluster) -> 
     with pytest.raises(FlowError) as err:
         trace(demo, "pod1", "svc-b:80", pick=pick, seed=1)
     assert str(err.value).startswith(message)
+
+
+def test_service_names_resolve_whatever_their_case(demo: Cluster) -> None:
+    t = trace(demo, "pod1", "SVC-B.Default:80", seed=1)
+    assert t.verdict is Verdict.DELIVERED
+    assert t.hops[0].before.dst == IPv4Address("10.101.100.102")
 
 
 def test_an_unknown_port_on_a_clusterip_is_named_as_such(demo: Cluster) -> None:

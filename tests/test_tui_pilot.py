@@ -500,9 +500,10 @@ async def test_help_lists_every_key_and_closes() -> None:
 async def test_every_screen_binding_is_a_palette_command() -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)):
-        titles = {c.title for c in app.get_system_commands(app.screen)}
+        titles = [c.title for c in app.get_system_commands(app.screen)]
         for binding in TraceScreen.BINDINGS:
             assert binding.description in titles  # type: ignore[union-attr]
+        assert len(titles) == len(set(titles)), "one command per title"
 
 
 async def test_names_with_markup_and_escapes_are_shown_literally() -> None:

@@ -52,7 +52,9 @@ class KubehopApp(App[int]):
         return TraceScreen(self.session, self._request)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own "Keys" opens a side panel that squeezes an 80-column
+        # screen; `?` (below, from the bindings) lists every key instead.
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
         # Every key of the trace screen is a command too, from the same declarations.
         if isinstance(screen, TraceScreen):
             for binding in screen.BINDINGS:
