@@ -163,6 +163,8 @@ class Service(_Frozen):
     """spec.healthCheckNodePort (eTP Local on NodePort/LoadBalancer)."""
     publish_not_ready_addresses: bool = False
     """spec.publishNotReadyAddresses: endpoints count as ready whatever the pods' readiness."""
+    external_name: str = ""
+    """spec.externalName of an ExternalName Service: the name its DNS record is a CNAME to."""
 
     @property
     def key(self) -> str:

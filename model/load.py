@@ -27,6 +27,7 @@ from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, IPv6Address, NetmaskValueError
 from itertools import pairwise
 from pathlib import Path
@@ -313,6 +314,10 @@ class _JsonLocator(_Locator):
 
 def _show(value: object) -> str:
     """`value` as it reads, or repr-escaped when it holds control characters."""
+    if isinstance(value, bool):  # as YAML and JSON write it
+        return "true" if value else "false"
+    if isinstance(value, date):
+        return value.isoformat()
     text = value if isinstance(value, str) else repr(value)
     return text if text.isprintable() else repr(text)
 
@@ -338,6 +343,8 @@ def _what(value: object) -> str:
         return "a boolean"
     if isinstance(value, int | float):
         return "a number"
+    if isinstance(value, date):  # YAML reads 2024-01-01 as a date
+        return "a date"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -644,10 +651,11 @@ class _Loader:
         self.unique("EndpointSlice", [(at, s.name, s.namespace) for at, s in slices])
         counted.finish()
 
-        self.check_addresses(nodes, pods, clients)
+        owners = self.check_addresses(nodes, pods, clients)
         self.check_pod_cidrs(nodes)
         self.check_pods_in_cidrs(pods, nodes_by_name)
         self.check_services(services)
+        self.check_service_ips(services, owners)
         self.check_selectors(services, pods)
         self.check_slices(slices, services, nodes_by_name)
         proxy = self.infer_cluster_cidr(proxy, nodes, pods)
@@ -736,7 +744,8 @@ class _Loader:
         if not isinstance(value, str):
             if value is None:
                 self.fail(at, field, "required")
-            self.fail(at, field, f"must be a string, not {_what(value)} ({_show(value)})")
+            quote = "; quote it" if isinstance(value, bool | int | float | date) else ""
+            self.fail(at, field, f"must be a string, not {_what(value)} ({_show(value)}){quote}")
         return value
 
     def boolean(self, at: _At, value: object, field: tuple[Key, ...], default: bool) -> bool:
@@ -752,6 +761,8 @@ class _Loader:
         if isinstance(value, bool) or not isinstance(value, int):
             if value is None:
                 self.fail(at, field, "required")
+            if isinstance(value, float) and value == value and abs(value) != float("inf"):
+                self.fail(at, field, f"must be a whole number, not {value:g}")
             self.fail(at, field, f"must be a number, not {_what(value)} ({_q(value)})")
         if not low <= value <= high:
             self.fail(at, field, f"{value} is not {what} ({low}-{high})")
@@ -887,13 +898,17 @@ class _Loader:
         namespace = ""
         if namespaced:
             # Kubernetes puts an object with no namespace in "default".
-            namespace = meta.get("namespace") or "default"
-            at.namespace = namespace
-            if type(namespace) is not str or namespace not in self._namespaces:
-                namespace = self.string(at, namespace, ("metadata", "namespace"))
+            given = meta.get("namespace")
+            if given is None or given == "":
+                given = "default"
+            at.namespace = given if isinstance(given, str) else _show(given)
+            if type(given) is not str or given not in self._namespaces:
+                namespace = self.string(at, given, ("metadata", "namespace"))
                 if len(namespace) > 63 or not _DNS1123_LABEL.fullmatch(namespace):
                     self.fail(at, ("metadata", "namespace"), _LABEL_RULE)
                 self._namespaces.add(namespace)
+            else:
+                namespace = given
         name = self.string(at, name, ("metadata", "name"))
         if dns1035:
             if len(name) > 63 or not _DNS1035_LABEL.fullmatch(name):
@@ -1390,7 +1405,20 @@ class _Loader:
                 ("spec", "publishNotReadyAddresses"),
                 False,
             ),
+            external_name=self.external_name(at, spec) if kind is ServiceType.EXTERNAL_NAME else "",
         )
+
+    def external_name(self, at: _At, spec: dict[str, Any]) -> str:
+        """spec.externalName: a DNS name (Kubernetes takes it lowercase, trailing dot allowed)."""
+        name = self.string(at, spec.get("externalName"), ("spec", "externalName"))
+        bare = name.removesuffix(".")
+        if len(bare) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(bare):
+            self.fail(
+                at,
+                ("spec", "externalName"),
+                f"{_q(name)} is not a DNS name (lowercase letters, digits, '-' and '.')",
+            )
+        return name
 
     def policy(self, at: _At, spec: dict[str, Any], key: str) -> TrafficPolicy:
         raw = spec.get(key) or "Cluster"
@@ -1410,8 +1438,16 @@ class _Loader:
                 )
             return None
         if ips:
+            listed = self.sequence(at, ips, ("spec", "clusterIPs"))
+            if raw not in (None, "") and listed and listed[0] != raw:
+                self.fail(
+                    at,
+                    ("spec", "clusterIPs", 0),
+                    f"{_q(listed[0])} must be spec.clusterIP's address {_q(raw)}"
+                    " (Kubernetes requires clusterIPs[0] == clusterIP)",
+                )
             found = None
-            for index, ip in enumerate(self.sequence(at, ips, ("spec", "clusterIPs"))):
+            for index, ip in enumerate(listed):
                 address = self.ipv4_dual(at, ip, ("spec", "clusterIPs", index))
                 if address is not None and found is None:
                     found = address
@@ -1525,7 +1561,8 @@ class _Loader:
         nodes: list[tuple[_At, Node]],
         pods: list[tuple[_At, Pod]],
         clients: list[tuple[_At, ExternalClient]],
-    ) -> None:
+    ) -> dict[IPv4Address, _At]:
+        """Every node, client and pod IP has one owner; returns who owns which."""
         owners: dict[IPv4Address, _At] = {}
         claims = [(n.internal_ip, at, ("status", "addresses")) for at, n in nodes]
         claims += [(c.ip, at, ("spec", "ip")) for at, c in clients]
@@ -1536,6 +1573,22 @@ class _Loader:
             if first is not at:
                 line = self.line_ref(first, at)
                 self.fail(at, field, f"{ip} is already the IP of {first.ident()} ({line})")
+        return owners
+
+    def check_service_ips(
+        self, services: list[tuple[_At, Service]], owners: dict[IPv4Address, _At]
+    ) -> None:
+        """A ClusterIP that is also a node's or a pod's IP would send that host's traffic
+        through kube-proxy's DNAT: Kubernetes allocates ClusterIPs from a range of their own."""
+        for at, service in services:
+            if service.cluster_ip is not None and service.cluster_ip in owners:
+                first = owners[service.cluster_ip]
+                self.fail(
+                    at,
+                    ("spec", "clusterIP"),
+                    f"{service.cluster_ip} is already the IP of {first.ident()}"
+                    f" ({self.line_ref(first, at)})",
+                )
 
     def check_pod_cidrs(self, nodes: list[tuple[_At, Node]]) -> None:
         # Sorted by start, two podCIDRs overlap only if neighbours do.
@@ -1551,6 +1604,18 @@ class _Loader:
                     f"{after} overlaps {first.ident()}'s podCIDR {before}"
                     f" ({self.line_ref(first, at)})",
                 )
+        # Disjoint now: the one podCIDR that could hold an address starts at or before it.
+        starts = [int(cidr.network_address) for cidr, _ in ranged]
+        for at, node in nodes:
+            i = bisect_right(starts, int(node.internal_ip)) - 1
+            if i >= 0 and node.internal_ip in ranged[i][0]:
+                cidr, owner = ranged[i]
+                self.fail(
+                    at,
+                    ("status", "addresses"),
+                    f"InternalIP {node.internal_ip} lies in {owner.ident()}'s podCIDR {cidr}"
+                    " (node and pod addresses come from separate ranges)",
+                )
 
     def check_pods_in_cidrs(self, pods: list[tuple[_At, Pod]], nodes: dict[str, Node]) -> None:
         bare: set[str] = set()
@@ -1565,6 +1630,15 @@ class _Loader:
                 continue
             network_mask = ranges.get(pod.node)
             if network_mask is not None and int(pod.ip) & network_mask[1] == network_mask[0]:
+                if int(pod.ip) == network_mask[0] + 1:
+                    self.warn(
+                        "pods on their bridge's address",
+                        at,
+                        ("status", "podIP"),
+                        f"{pod.ip} is the first address of node {pod.node}'s podCIDR, which"
+                        " the bridge CNI gives the node's bridge (host-local IPAM never hands"
+                        " it to a pod): the pod and the bridge clash",
+                    )
                 continue
             cidr = nodes[pod.node].pod_cidr
             if cidr is None:

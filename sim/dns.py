@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from model.cluster import Cluster, Service
+from model.cluster import Cluster, Service, ServiceType
 from model.errors import FlowError
 
 CLUSTER_DOMAIN = "cluster.local"
@@ -73,6 +73,12 @@ def answer(cluster: Cluster, fqdn: str) -> tuple[Service, tuple[IPv4Address, ...
     service = cluster.service(labels[1], labels[0])
     if service is None:
         return None
+    if service.type is ServiceType.EXTERNAL_NAME:
+        raise FlowError(
+            f"{service.key} is an ExternalName Service: DNS answers with a CNAME to"
+            f" {service.external_name!r}, a name outside the cluster, which kubehop does not"
+            " resolve; kube-proxy writes no rules for it"
+        )
     if service.cluster_ip is not None:
         return service, (service.cluster_ip,)
     ready = tuple(ep.ip for s in cluster.slices_of(service) for ep in s.endpoints if ep.ready)

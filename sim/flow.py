@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from ipaddress import AddressValueError, IPv4Address
+from ipaddress import AddressValueError, IPv4Address, IPv6Address
 
 from model.cluster import Cluster, ExternalClient, Pod
 from model.errors import FlowError
@@ -77,8 +77,22 @@ def _shown(text: str) -> str:
     return repr(text)
 
 
+def _is_ipv6(text: str) -> bool:
+    """`[::1]:80`, `fe80::1:80` or a bare IPv6 address."""
+    host = text[1:].partition("]")[0] if text.startswith("[") else text.rpartition(":")[0]
+    for candidate in (host, text):
+        try:
+            IPv6Address(candidate.split("/")[0])
+        except ValueError:
+            continue
+        return True
+    return False
+
+
 def parse_destination(text: str) -> Destination:
     """Parse `HOST:PORT[/PROTO]`; FlowError names what is wrong."""
+    if _is_ipv6(text.strip()):
+        raise FlowError(f"destination {_shown(text)}: IPv6 is not simulated (kubehop is IPv4 only)")
     match = _DEST.match(text.strip())
     if match is None:
         raise FlowError(
@@ -144,6 +158,12 @@ def parse_source(cluster: Cluster, text: str, container: str | None = None) -> S
         node = cluster.node(name)
         if node is not None:
             return _node_source(node.name, node.internal_ip, container)
+    left_out = f"Pod {namespace or 'default'}/{pod_name}: "
+    for warning in cluster.warnings:
+        # The file has the pod, but the loader left it out (no node, no IP, finished).
+        if left_out in warning and warning.endswith("left out"):
+            reason = warning.split(left_out, 1)[1]
+            raise FlowError(f"source {_shown(name)}: the file's pod has no network here: {reason}")
     known = [p.name if p.namespace == "default" else p.key for p in cluster.pods[:8]]
     known += [c.name for c in cluster.clients]
     more = ", …" if len(cluster.pods) > 8 else ""

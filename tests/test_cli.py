@@ -75,6 +75,7 @@ def test_a_rejected_flow_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
         (["serve", "--port", "99999"], "--port 99999 is out of range (1-65535)"),
         (["serve", "--cluster", "/nonexistent.yaml"], "/nonexistent.yaml: no such file"),
         (["gen", "-o", "/nonexistent/x.json"], "/nonexistent/x.json: no such directory"),
+        (["rules", "--node", ""], "--node '': give a node's name"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -249,6 +249,13 @@ class Consequence:
 
 CONSEQUENCES = [
     Consequence(
+        "pod on its bridge's address",
+        NODE + pod(ip="10.244.1.1"),
+        "c.yaml:25: Pod default/p1: status.podIP: 10.244.1.1 is the first address of node"
+        " node-a's podCIDR, which the bridge CNI gives the node's bridge (host-local IPAM never"
+        " hands it to a pod): the pod and the bridge clash",
+    ),
+    Consequence(
         "pod IP outside podCIDR",
         NODE + pod(ip="10.9.9.9"),
         "c.yaml:25: Pod default/p1: status.podIP: 10.9.9.9 is outside node node-a's podCIDR"
@@ -350,6 +357,43 @@ DNS1123_SUBDOMAIN = (
 )
 
 BAD = [
+    Bad(
+        "ClusterIP that is a pod's IP",
+        NODE + pod() + service(cluster_ip="10.244.1.5"),
+        "c.yaml:33: Service default/web: spec.clusterIP: 10.244.1.5 is already the IP of Pod"
+        " default/p1 (line 15)",
+    ),
+    Bad(
+        "clusterIPs disagreeing with clusterIP",
+        NODE
+        + pod()
+        + service().replace(
+            "  clusterIP: 10.96.0.10\n", "  clusterIP: 10.96.0.10\n  clusterIPs: [10.96.0.11]\n"
+        ),
+        "c.yaml:34: Service default/web: spec.clusterIPs[0]: '10.96.0.11' must be"
+        " spec.clusterIP's address '10.96.0.10' (Kubernetes requires clusterIPs[0] == clusterIP)",
+    ),
+    Bad(
+        "node IP in another node's podCIDR",
+        NODE
+        + "---\n"
+        + NODE.replace("node-a", "node-b")
+        .replace("10.244.1.0/24", "10.244.2.0/24")
+        .replace("10.0.0.11", "10.244.1.50"),
+        "c.yaml:19: Node node-b: status.addresses: InternalIP 10.244.1.50 lies in Node"
+        " node-a's podCIDR 10.244.1.0/24 (node and pod addresses come from separate ranges)",
+    ),
+    Bad(
+        "namespace read as a boolean",
+        NODE + pod().replace("  name: p1\n", "  name: p1\n  namespace: no\n"),
+        "c.yaml:16: Pod false/p1: metadata.namespace: must be a string, not a boolean (false);"
+        " quote it",
+    ),
+    Bad(
+        "port with a fraction",
+        NODE + pod() + service(port="80.5"),
+        "c.yaml:35: Service default/web: spec.ports[0].port: must be a whole number, not 80.5",
+    ),
     Bad("empty file", "", "c.yaml: file is empty (expected Kubernetes objects in YAML or JSON)"),
     Bad(
         "only comments",
@@ -494,7 +538,7 @@ BAD = [
         "label value not a string",
         NODE + pod(labels="enabled: true"),
         "c.yaml:16: Pod default/p1: metadata.labels.enabled: must be a string, not a boolean"
-        " (True); quote it",
+        " (true); quote it",
     ),
     Bad(
         "JSON syntax error deep in a list",

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import pytest
 
 from model.cluster import Cluster
 from model.errors import FlowError, KubehopError
+from model.load import parse_cluster
 from model.netfilter import Hook
 from model.trace import Direction, Hop, HopKind, Trace, Verdict
-from sim.cluster_io import demo_cluster
+from sim.cluster_io import demo_cluster, load
 from sim.iptables_save import parse_iptables_save
 from sim.kubeproxy import endpoint_chain_name, service_port_chain_name
 from sim.report import trace_json
@@ -355,6 +357,7 @@ class Bad:
         Bad("markup in a name", "[bold]x[/bold]", "svc-b:80", "source '[bold]x[/bold]'"),
         Bad("escape in a name", "pod\x1b[31m", "svc-b:80", "source 'pod\\x1b[31m'"),
         Bad("sctp", "pod1", "svc-b:80/sctp", "protocol 'sctp' is not simulated"),
+        Bad("ipv6", "pod1", "[::1]:80", "'[::1]:80': IPv6 is not simulated (kubehop is IPv4 only)"),
         Bad(
             "container of a client",
             "client",
@@ -471,6 +474,41 @@ def test_a_bad_pick_names_the_option(pick: str, message: str, demo: Cluster) -> 
     with pytest.raises(FlowError) as err:
         trace(demo, "pod1", "svc-b:80", pick=pick, seed=1)
     assert str(err.value).startswith(message)
+
+
+def test_an_externalname_service_is_a_cname_kubehop_does_not_follow(tmp_path: Path) -> None:
+    demo_text = (Path(__file__).parent.parent / "model" / "demo_cluster.yaml").read_text()
+    extra = (
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: db\n"
+        "  namespace: default\nspec:\n  type: ExternalName\n"
+        "  externalName: db.example.com\n"
+    )
+    path = tmp_path / "cluster.yaml"
+    path.write_text(demo_text.rstrip("\n") + "\n" + extra)
+    cluster = load(path)
+    with pytest.raises(FlowError) as err:
+        trace(cluster, "pod1", "db:5432", seed=1)
+    assert str(err.value) == (
+        "default/db is an ExternalName Service: DNS answers with a CNAME to 'db.example.com',"
+        " a name outside the cluster, which kubehop does not resolve; kube-proxy writes no"
+        " rules for it"
+    )
+
+
+def test_a_pod_the_file_has_but_no_network_says_why() -> None:
+    cluster = parse_cluster(
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nspec: {podCIDR: 10.244.1.0/24}\n"
+        "status: {addresses: [{type: InternalIP, address: 10.0.0.11}]}\n---\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: waiting}\n"
+        "spec: {containers: [{name: app}]}\nstatus: {phase: Pending}\n",
+        "c.yaml",
+    )
+    with pytest.raises(FlowError) as err:
+        trace(cluster, "waiting", "10.0.0.11:22", seed=1)
+    assert str(err.value) == (
+        "source 'waiting': the file's pod has no network here: spec.nodeName: not scheduled"
+        " (no nodeName), so it has no network; left out"
+    )
 
 
 def test_service_names_resolve_whatever_their_case(demo: Cluster) -> None:

@@ -341,6 +341,8 @@ def _trace_all(
 def _rules(args: argparse.Namespace) -> int:
     from sim.rules import node_rules
 
+    if args.node is not None and not args.node.strip():
+        raise KubehopError("--node '': give a node's name (or leave --node out for the first)")
     cluster = _load(args)
     node = args.node or cluster.nodes[0].name
     rendered = node_rules(cluster, node)
