@@ -1492,6 +1492,8 @@ class _Loader:
         for index, raw in enumerate(self.sequence(at, obj.get("ports"), ("ports",))):
             raw = self.mapping(at, raw, ("ports", index))
             port_name = self.string(at, raw.get("name") or "", ("ports", index, "name"))
+            if port_name and (len(port_name) > 63 or not _DNS1123_LABEL.fullmatch(port_name)):
+                self.fail(at, ("ports", index, "name"), _LABEL_RULE)
             ports.append(
                 EndpointPort(
                     name=port_name,

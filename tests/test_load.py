@@ -358,6 +358,16 @@ DNS1123_SUBDOMAIN = (
 
 BAD = [
     Bad(
+        "EndpointSlice port name with an escape",
+        NODE + pod() + service() + "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+        "metadata: {name: web-abc, labels: {kubernetes.io/service-name: web}}\n"
+        'addressType: IPv4\nports: [{name: "h\\e[31m", port: 8080}]\n'
+        "endpoints: [{addresses: [10.244.1.5]}]\n",
+        "c.yaml:44: EndpointSlice default/web-abc: ports[0].name: must be a DNS-1123 label:"
+        " lowercase letters, digits and '-', starting and ending with a letter or digit, at"
+        " most 63 characters",
+    ),
+    Bad(
         "ClusterIP that is a pod's IP",
         NODE + pod() + service(cluster_ip="10.244.1.5"),
         "c.yaml:33: Service default/web: spec.clusterIP: 10.244.1.5 is already the IP of Pod"
