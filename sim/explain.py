@@ -122,7 +122,7 @@ def _endpoint_choice(matched: tuple[Rule, ...], picked: bool, ruleset: Ruleset) 
     for rule in matched:
         stat = next((m for m in rule.matches if isinstance(m, StatisticMatch)), None)
         if stat is not None:
-            how = "pinned with --pick" if picked else f"probability {stat.probability:.4f}"
+            how = "the pinned endpoint" if picked else f"probability {stat.probability:.4f}"
             return f"chosen by {rule_name(rule)} ({how})"
     svc_rules = [r for r in matched if r.chain.startswith(("KUBE-SVC-", "KUBE-SVL-"))]
     if not svc_rules:
@@ -132,7 +132,7 @@ def _endpoint_choice(matched: tuple[Rule, ...], picked: bool, ruleset: Ruleset) 
     earlier = chain.rules[: last.index - 1] if chain is not None else ()
     if any(isinstance(m, StatisticMatch) for r in earlier for m in r.matches):
         because = (
-            "--pick made every random rule before it say no"
+            "the pin (--pick) made every random rule before it say no"
             if picked
             else "taken because every random rule before it said no"
         )

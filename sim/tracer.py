@@ -291,14 +291,16 @@ def _forget_reset_connections(walker: Walker) -> None:
 
 
 def _parse_pick(text: str) -> tuple[IPv4Address, int]:
-    wrong = FlowError(f"--pick {text!r}: expected an endpoint as IP:PORT, e.g. 192.168.1.4:8080")
+    wrong = FlowError(
+        f"pinned endpoint (--pick) {text!r}: expected an endpoint as IP:PORT, e.g. 192.168.1.4:8080"
+    )
     try:
         dest = parse_destination(text)
     except FlowError as err:
         reason = str(err).split(": ", 1)[-1]
         if reason.startswith("expected"):
             raise wrong from None
-        raise FlowError(f"--pick {text!r}: {reason}") from None
+        raise FlowError(f"pinned endpoint (--pick) {text!r}: {reason}") from None
     if dest.ip is None:
         raise wrong
     return dest.ip, dest.port
@@ -306,7 +308,7 @@ def _parse_pick(text: str) -> tuple[IPv4Address, int]:
 
 def _check_pick(walker: Walker, ns: Netns, pick: tuple[IPv4Address, int], request: Packet) -> None:
     """A pin names an endpoint of the Service the request goes to, or it is an error."""
-    shown = f"--pick {pick[0]}:{pick[1]}"
+    shown = f"pinned endpoint (--pick) {pick[0]}:{pick[1]}"
     answers = services_at(walker.cluster, request.dst, request.dport or 0, request.proto)
     if not answers:
         raise FlowError(
@@ -342,7 +344,8 @@ def _check_pick(walker: Walker, ns: Netns, pick: tuple[IPv4Address, int], reques
     if dnat.search(rules.text):
         return
     raise FlowError(
-        f"--pick {pick[0]}:{pick[1]}: no kube-proxy rule on {node} DNATs to that endpoint "
+        f"pinned endpoint (--pick) {pick[0]}:{pick[1]}: no kube-proxy rule on {node} DNATs to"
+        " that endpoint "
         "(it must be a ready endpoint of the Service)"
     )
 

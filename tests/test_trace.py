@@ -327,7 +327,7 @@ class Bad:
             "pick not an endpoint",
             "pod1",
             "svc-b:80",
-            "--pick 10.9.9.9:80: not an endpoint of default/svc-b:http (ClusterIP) (its"
+            "pinned endpoint (--pick) 10.9.9.9:80: not an endpoint of default/svc-b:http (ClusterIP) (its"
             " endpoints: 192.168.1.3:8080, 192.168.1.4:8080, 192.168.2.2:8080)",
             pick="10.9.9.9:80",
         ),
@@ -335,7 +335,7 @@ class Bad:
             "pick of another Service's endpoint",
             "pod1",
             "web:80",
-            "--pick 192.168.2.2:8080: not an endpoint of default/web (ClusterIP)"
+            "pinned endpoint (--pick) 192.168.2.2:8080: not an endpoint of default/web (ClusterIP)"
             " (its endpoints: 192.168.3.3:8080)",
             pick=POD4,
         ),
@@ -343,7 +343,7 @@ class Bad:
             "pick without a Service",
             "pod1",
             "192.168.1.3:8080",
-            "--pick 192.168.1.3:8080: 192.168.1.3:8080 is no Service's address",
+            "pinned endpoint (--pick) 192.168.1.3:8080: 192.168.1.3:8080 is no Service's address",
             pick=POD2,
         ),
         Bad(
@@ -465,9 +465,12 @@ def test_a_refused_connection_leaves_no_conntrack_entry(demo: Cluster) -> None:
 @pytest.mark.parametrize(
     ("pick", "message"),
     [
-        ("[red]x", "--pick '[red]x': expected an endpoint as IP:PORT"),
-        ("foo:80", "--pick 'foo:80': expected an endpoint as IP:PORT"),
-        ("1.2.3.4:99999", "--pick '1.2.3.4:99999': port 99999 is out of range (1-65535)"),
+        ("[red]x", "pinned endpoint (--pick) '[red]x': expected an endpoint as IP:PORT"),
+        ("foo:80", "pinned endpoint (--pick) 'foo:80': expected an endpoint as IP:PORT"),
+        (
+            "1.2.3.4:99999",
+            "pinned endpoint (--pick) '1.2.3.4:99999': port 99999 is out of range (1-65535)",
+        ),
     ],
 )
 def test_a_bad_pick_names_the_option(pick: str, message: str, demo: Cluster) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -136,7 +137,7 @@ async def test_the_inspector_shows_the_conntrack_entry_before_and_after_the_hop(
         screen.go_to(reply)
         await pilot.pause()
         body = shown(screen.query_one("#inspector-body"))
-        assert "Conntrack tcp ESTABLISHED DNAT\n  mark     0x0, confirmed" in body
+        assert "Conntrack tcp ✱ ESTABLISHED DNAT\n  mark     0x0, confirmed" in body
         assert "before   NEW [UNREPLIED] DNAT mark 0x0" in body
 
 
@@ -218,6 +219,43 @@ async def test_the_pick_dialog_traces_what_is_typed() -> None:
         screen = screen_of(app)
         assert screen.trace is not None and screen.trace.seed == 11
         assert screen.request == FlowRequest("client", "10.0.0.12:30080", None, 11, None)
+
+
+async def test_enter_in_the_pick_dialog_takes_the_completion_it_shows() -> None:
+    app = make_app(request=None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p")
+        dialog = app.screen
+        assert isinstance(dialog, PickScreen)
+        source = dialog.query_one("#pick-source", Input)
+        source.focus()
+        await pilot.press(*"my")
+        await pilot.pause()
+        assert source.value == "my"
+        destination = dialog.query_one("#pick-destination", Input)
+        destination.value = "SVC-B:80"  # a complete name: kept as typed
+        source.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = screen_of(app)
+        assert screen.request is not None
+        assert (screen.request.source, screen.request.destination) == ("myapp-1", "SVC-B:80")
+
+
+async def test_the_spread_chart_keeps_each_endpoint_on_one_line_at_80_columns() -> None:
+    app = make_app(FlowRequest("pod1", "svc-b:80"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        dialog = app.screen
+        assert isinstance(dialog, SpreadScreen)
+        await dialog.workers.wait_for_complete()
+        chart = dialog.query_one(SpreadChart)
+        assert chart.spread is not None
+        # As if 100,000 had been asked for: the longest count must still fit.
+        chart.spread = replace(chart.spread, requested=100_000)
+        await pilot.pause()
+        rows = [line for line in shown(chart).splitlines() if "█" in line]
+        assert len(rows) == 3 and all(line.rstrip().endswith("%)") for line in rows)
 
 
 async def test_an_unknown_destination_from_a_preset_key_is_a_notification() -> None:
@@ -312,6 +350,31 @@ async def test_after_an_edit_the_cursor_stays_on_its_pod_for_the_next() -> None:
         assert len(screen.session.cluster.pods) == pods
 
 
+async def test_after_deleting_a_pod_the_cursor_is_on_the_pod_now_in_its_place() -> None:
+    base = demo_cluster()
+    # pod1 without an owner: deleting it makes no replacement.
+    cluster = base.model_copy(
+        update={
+            "pods": tuple(
+                p.model_copy(update={"owner": None}) if p.name == "pod1" else p for p in base.pods
+            )
+        }
+    )
+    app = make_app(cluster=cluster)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        tree = screen.query_one(ClusterTree)
+        tree.select_pod("default", "pod1")
+        tree.focus()
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert screen.session.cluster.pod("default", "pod1") is None
+        selected = tree.selected_pod
+        assert selected is not None and selected.name == "pod2"
+
+
 async def test_at_80x24_an_edit_first_shows_the_pod_it_would_act_on() -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -329,8 +392,11 @@ async def test_at_80x24_an_edit_first_shows_the_pod_it_would_act_on() -> None:
         assert screen.pane == "cluster" and app.focused is tree
         await pilot.press("d")
         await pilot.pause()
-        assert isinstance(app.screen, RulesDiffScreen)
         assert {p.name for p in pods} - {p.name for p in screen.session.cluster.pods} == {"pod3"}
+        # Its replacement got the same IP, so no rule changed: a notice, not an empty diff.
+        assert app.screen is screen
+        (note,) = app._notifications
+        assert note.message.endswith("with 192.168.1.4; no node's rules changed.")
 
 
 async def test_a_trace_an_edit_broke_is_marked_and_the_scenario_keys_say_why() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path, PurePath
 from typing import ClassVar
@@ -59,7 +60,8 @@ class KubehopApp(App[int]):
         if isinstance(screen, TraceScreen):
             for binding in screen.BINDINGS:
                 if isinstance(binding, Binding) and binding.description:
-                    key = binding.key.split(",")[0]
+                    # The first key, as the footer shows it ("?", not "question_mark").
+                    key = self.get_key_display(replace(binding, key=binding.key.split(",")[0]))
                     yield SystemCommand(
                         binding.description,
                         f"key {escape(key)}",

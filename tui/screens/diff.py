@@ -58,7 +58,12 @@ class RulesDiffScreen(ModalScreen[None]):
             # From the top, wrapped: a changed rule differs at its end (the
             # --probability of the endpoints after a scale), which a cut line hides.
             yield DiffLog(
-                id="diff-log", wrap=True, highlight=False, markup=False, auto_scroll=False
+                id="diff-log",
+                wrap=True,
+                highlight=False,
+                markup=False,
+                auto_scroll=False,
+                min_width=20,  # RichLog's default (78) wraps wider than an 80-column dialog
             )
 
     def on_mount(self) -> None:

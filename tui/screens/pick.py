@@ -146,8 +146,9 @@ class PickScreen(ModalScreen[PickResult | None]):
         value = {i.id: i.value.strip() for i in self.query(Input)}
         seed_text = value["pick-seed"]
         request = FlowRequest(
-            source=value["pick-source"],
-            destination=value["pick-destination"],
+            # Enter takes the greyed-out completion, as the field shows it.
+            source=_completed(value["pick-source"], self._sources),
+            destination=_completed(value["pick-destination"], self._destinations),
             container=value["pick-container"] or None,
             seed=int(seed_text) if seed_text.lstrip("-").isdigit() else None,
             pick=value["pick-pin"] or None,
@@ -175,3 +176,13 @@ class PickScreen(ModalScreen[PickResult | None]):
         label = self.query_one("#pick-error", Label)
         label.update(escape(message))
         label.set_class(bool(message), "-shown")
+
+
+def _completed(value: str, pool: tuple[str, ...] | list[str]) -> str:
+    """`value`, or the completion its field suggests (the first name it begins, any case)."""
+    if not value:
+        return value
+    folded = value.casefold()
+    if any(name.casefold() == folded for name in pool):
+        return value
+    return next((name for name in pool if name.casefold().startswith(folded)), value)

@@ -59,8 +59,12 @@ class SpreadChart(Widget):
         text.append("\n")
         bar_style = self.get_component_rich_style("-bar", partial=True, default=Style())
         count_style = self.get_component_rich_style("-count", partial=True, default=Style())
+        # Room for the longest count there can be (" 100,000 (100%)"), so a line
+        # never wraps while the tally grows.
+        room = self.size.width - name_width - 1 - len(f" {spread.requested:,} (100%)")
+        longest = max(1, min(_BAR_CELLS, room))
         for name, count in spread.counts:
-            cells = max(1, round(_BAR_CELLS * count / widest))
+            cells = max(1, round(longest * count / widest))
             text.append(f"{literal(name):<{name_width}} ")
             text.append("█" * cells, bar_style)
             text.append(f" {count:,} ({100 * count / total:.0f}%)\n", count_style)
@@ -104,7 +108,7 @@ class SpreadScreen(ModalScreen[None]):
         try:
             count = int(event.value)
         except ValueError:
-            self._error(f"Type a whole number of requests, 1–{MAX_FLOWS}.")
+            self._error(f"request count {event.value!r} is not a whole number (1-{MAX_FLOWS})")
             return
         self._run(count)
 

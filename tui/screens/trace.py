@@ -598,6 +598,9 @@ class TraceScreen(Screen[None]):
         self._show_diff(edit)
 
     def _show_diff(self, edit: Edit) -> None:
+        if not edit.diffs:  # a pod no Service selects: nothing to compare
+            self.notify(escape(f"{edit.summary}; no node's rules changed."), title="Cluster")
+            return
         from tui.screens.diff import RulesDiffScreen
 
         self.app.push_screen(RulesDiffScreen(edit))

@@ -57,6 +57,11 @@ class ClusterTree(Tree[Item]):
             return
         was_open = {self._key(n) for n in self._walk(self.root) if n.is_expanded}
         cursor_pod = self.selected_pod
+        old = self._cluster
+        position = 0
+        if cursor_pod is not None and old is not None:
+            keys = [p.key for p in old.pods_on(cursor_pod.node)]
+            position = keys.index(cursor_pod.key) if cursor_pod.key in keys else 0
         self._cluster = cluster
         self.clear()
         nodes = self.root.add(_label((f"Nodes ({len(cluster.nodes)})", "bold")), data="nodes")
@@ -84,20 +89,17 @@ class ClusterTree(Tree[Item]):
         if cursor_pod is not None:
             # The rebuilt rows get their line numbers when the tree is next
             # drawn; the cursor can move to one only after that.
-            key = (cursor_pod.namespace, cursor_pod.name, cursor_pod.node)
+            key = (cursor_pod.namespace, cursor_pod.name, cursor_pod.node, position)
             self.call_after_refresh(self._restore_cursor, *key)
 
-    def _restore_cursor(self, namespace: str, name: str, node: str) -> None:
-        """Back to the pod that had the cursor, or where it was on its node if it is gone."""
+    def _restore_cursor(self, namespace: str, name: str, node: str, position: int) -> None:
+        """Back to the pod that had the cursor; if it is gone, to the pod now in its place."""
         if self.select_pod(namespace, name):
             return
         for branch in self._walk(self.root):
             if isinstance(branch.data, Node) and branch.data.name == node:
                 pods = [c for c in branch.children if isinstance(c.data, Pod)]
-                if pods:
-                    self.move_cursor(pods[-1])
-                else:
-                    self.move_cursor(branch)
+                self.move_cursor(pods[min(position, len(pods) - 1)] if pods else branch)
                 return
 
     def select_pod(self, namespace: str, name: str) -> bool:
