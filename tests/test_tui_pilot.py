@@ -25,7 +25,7 @@ from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
 from tui.widgets.inspector import PacketInspector
 from tui.widgets.packet_log import PacketLog
-from tui.widgets.path_map import PathMap
+from tui.widgets.path_map import EFFECT_SYMBOLS, PathMap, places
 from tui.widgets.rules_view import RulesView, index_rules
 
 SVC_B = FlowRequest("pod1", "svc-b:80", pick="192.168.2.2:8080")
@@ -68,6 +68,29 @@ def visible_state(screen: TraceScreen) -> tuple[object, ...]:
         rules.focus_row,
         rules.matched_rows,
     )
+
+
+@pytest.mark.parametrize(
+    ("pick", "request_path", "reply_path"),
+    [
+        (
+            "192.168.2.2:8080",
+            "pod1 veth cni0◆D node-a wire node-b cni0 veth pod4",
+            "pod4 veth cni0 node-b wire node-a◆U cni0 veth pod1",
+        ),
+        ("192.168.1.4:8080", "pod1 veth cni0◆D veth pod3", "pod3 veth cni0◆U veth pod1"),
+    ],
+)
+def test_the_path_map_names_each_place_once(pick: str, request_path: str, reply_path: str) -> None:
+    trace = Session(demo_cluster(), seed=7).trace(FlowRequest("pod1", "svc-b:80", pick=pick))
+
+    def path(direction: Direction) -> str:
+        return " ".join(
+            p.name + "".join(EFFECT_SYMBOLS[e] for e in p.effects) for p in places(trace, direction)
+        )
+
+    assert path(Direction.REQUEST) == request_path
+    assert path(Direction.REPLY) == reply_path
 
 
 async def test_step_forward_then_back_restores_the_same_state() -> None:

@@ -58,6 +58,15 @@ def places(trace: Trace, direction: Direction, bridge: str = "cni0") -> tuple[Pl
         if hop.direction is not direction:
             continue
         name = place_name(hop, bridge)
+        if (
+            hop.kind is HopKind.NETFILTER
+            and found
+            and found[-1].name == place_name(hop.model_copy(update={"kind": HopKind.ROUTE}), bridge)
+        ):
+            # A hook after the node's own routing (FORWARD, POSTROUTING of a
+            # routed packet) is the node's, even if the packet came in by the
+            # bridge: only bridged frames belong to the bridge on the map.
+            name = found[-1].name
         effect = badge(hop).effect
         effects = (effect,) if effect in _SHOWN_EFFECTS else ()
         if found and found[-1].name == name:
@@ -68,7 +77,7 @@ def places(trace: Trace, direction: Direction, bridge: str = "cni0") -> tuple[Pl
     return tuple(found)
 
 
-_SYMBOLS = {Effect.DNAT: "◆D", Effect.SNAT: "◆S", Effect.UNNAT: "◆U", Effect.DROP: "✘"}
+EFFECT_SYMBOLS = {Effect.DNAT: "◆D", Effect.SNAT: "◆S", Effect.UNNAT: "◆U", Effect.DROP: "✘"}
 
 
 class PathMap(Widget):
@@ -116,6 +125,6 @@ class PathMap(Widget):
             text.append(f"[{label}]" if here else label, name_style)
             for effect in dict.fromkeys(place.effects):
                 if place.first <= hop.seq or here:
-                    text.append(_SYMBOLS[effect], self._style(f"-{effect.value}"))
+                    text.append(EFFECT_SYMBOLS[effect], self._style(f"-{effect.value}"))
         text.append(f"   {hop.seq + 1}/{len(trace.hops)}", self._style("-direction"))
         return text
