@@ -164,6 +164,15 @@ async def test_the_inspector_shows_the_conntrack_entry_before_and_after_the_hop(
         assert "before   NEW [UNREPLIED] DNAT mark 0x0" in body
 
 
+async def test_a_rejected_request_says_why_once() -> None:
+    app = make_app(FlowRequest("pod1", "svc-empty:80"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("G")
+        text = " ".join(shown(screen_of(app).query_one(Explanation)).split())
+        assert text.count("has no endpoints") == 1
+        assert text.endswith("⏹ rejected")
+
+
 async def test_reply_key_jumps_to_the_first_reply_hop_and_end_to_the_last() -> None:
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:

@@ -41,8 +41,11 @@ class Explanation(Widget):
         text.append(literal(hop.sentence))
         trace = self.trace
         if trace is not None and hop.seq == len(trace.hops) - 1:
-            text.append(f"\n⏹ {trace.verdict.value}: ", self._style("-verdict"))
-            text.append(literal(trace.reason))
+            if trace.reason == hop.sentence:  # a drop or reject: the sentence said why
+                text.append(f"\n⏹ {trace.verdict.value}", self._style("-verdict"))
+            else:
+                text.append(f"\n⏹ {trace.verdict.value}: ", self._style("-verdict"))
+                text.append(literal(trace.reason))
         if hop.note:
             text.append("\nNote: ", self._style("-note"))
             text.append(literal(hop.note))
