@@ -576,11 +576,17 @@ async def test_play_advances_and_space_pauses() -> None:
             await pilot.pause(0.05)
             if screen.index >= 2:
                 break
+
+        def footer() -> str:
+            return " ".join("".join(shown(k) for k in app.screen.query("FooterKey")).split())
+
+        assert "space Pause" in footer() and "space Play" not in footer()
         await pilot.press("space")
         stopped = screen.index
         assert stopped >= 2
         await pilot.pause(0.3)
         assert screen.index == stopped
+        assert "space Play" in footer() and "space Pause" not in footer()
 
 
 async def test_help_lists_every_key_and_closes() -> None:

@@ -66,8 +66,12 @@ class HelpScreen(ModalScreen[None]):
         keys = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
         keys.add_column(style="bold", no_wrap=True)
         keys.add_column()
+        # One row a key: space's Play and Pause are "Play / Pause".
+        described: dict[str, list[str]] = {}
         for binding in self._keys:
-            keys.add_row(_key_name(binding), binding.description)
+            described.setdefault(_key_name(binding), []).append(binding.description)
+        for key, descriptions in described.items():
+            keys.add_row(key, " / ".join(descriptions))
         keys.add_row("ctrl+p", "Command palette: every action, themes")
         keys.add_row("q", "Quit")
         legend = Table(box=None, show_header=False, padding=(0, 2, 0, 0))

@@ -58,7 +58,9 @@ class TraceScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n,right", "step", "Step"),
         Binding("b,left", "back", "Back"),
+        # One key, two bindings: the footer says what space does now.
         Binding("space", "play", "Play"),
+        Binding("space", "pause", "Pause"),
         Binding("r", "reply", "Reply"),
         Binding("p", "pick", "Pick"),
         # Early, so it stays in an 80-column footer: it lists every other key.
@@ -385,17 +387,35 @@ class TraceScreen(Screen[None]):
         self.stepper.to_reply()
         self._shown()
 
+    @property
+    def playing(self) -> bool:
+        """The trace is playing."""
+        return self._player is not None and not self._player.is_finished
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "play":
+            return not self.playing
+        if action == "pause":
+            return self.playing
+        return True
+
     def action_play(self) -> None:
-        """Play from the current hop, or pause."""
-        if self._player is not None and self._player.is_running:
-            self._stop()
-            return
+        """Play from the current hop."""
         if self.stepper is None:
             return
         if self.stepper.at_end:
             self.stepper.to_start()
             self._shown()
         self._player = self._play()
+        self.refresh_bindings()
+
+    def action_pause(self) -> None:
+        """Pause playing."""
+        self._stop()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "play":  # it ends by itself at the last hop
+            self.refresh_bindings()
 
     def action_faster(self) -> None:
         """Play faster."""
@@ -427,6 +447,7 @@ class TraceScreen(Screen[None]):
         if self._player is not None:
             self._player.cancel()
             self._player = None
+            self.refresh_bindings()
 
     @on(PacketLog.HopChosen)
     def _hop_chosen(self, event: PacketLog.HopChosen) -> None:
