@@ -52,6 +52,14 @@ def shown(widget: Widget) -> str:
     return "\n".join(widget.render_line(y).text for y in range(widget.size.height))
 
 
+def cursor_on(screen: TraceScreen, pod: str) -> ClusterTree:
+    """The cluster tree, focused, its cursor on `pod` (in default), as a user leaves it."""
+    tree = screen.query_one(ClusterTree)
+    assert tree.select_pod("default", pod)
+    tree.focus()
+    return tree
+
+
 def dnat_index(screen: TraceScreen) -> int:
     assert screen.trace is not None
     return next(h.seq for h in screen.trace.hops if badge(h).effect is Effect.DNAT)
@@ -341,9 +349,7 @@ async def test_scale_up_adds_an_endpoint_to_the_rules() -> None:
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         screen = screen_of(app)
-        tree = screen.query_one(ClusterTree)
-        tree.select_pod("default", "pod2")
-        tree.focus()
+        cursor_on(screen, "pod2")
         old_pods = set(screen.session.cluster.pods)
         before = index_rules(screen.session.rules_text("node-a")).rule_count
         await pilot.press("plus")
@@ -366,9 +372,7 @@ async def test_after_an_edit_the_cursor_stays_on_its_pod_for_the_next() -> None:
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         screen = screen_of(app)
-        tree = screen.query_one(ClusterTree)
-        tree.select_pod("default", "pod2")
-        tree.focus()
+        tree = cursor_on(screen, "pod2")
         pods = len(screen.session.cluster.pods)
         await pilot.press("plus")
         await pilot.pause()
@@ -395,9 +399,7 @@ async def test_after_deleting_a_pod_the_cursor_is_on_the_pod_now_in_its_place() 
     app = make_app(cluster=cluster)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = screen_of(app)
-        tree = screen.query_one(ClusterTree)
-        tree.select_pod("default", "pod1")
-        tree.focus()
+        tree = cursor_on(screen, "pod1")
         await pilot.press("d")
         await pilot.pause()
         await pilot.press("escape")
@@ -436,9 +438,7 @@ async def test_a_trace_an_edit_broke_is_marked_and_the_scenario_keys_say_why() -
     async with app.run_test(size=(160, 48)) as pilot:
         screen = screen_of(app)
         await pilot.press("3")  # pinned to pod4's 192.168.2.2:8080
-        tree = screen.query_one(ClusterTree)
-        tree.select_pod("default", "pod4")
-        tree.focus()
+        tree = cursor_on(screen, "pod4")
         await pilot.press("d")
         await pilot.pause()
         await pilot.press("escape")
