@@ -657,7 +657,7 @@ class _Loader:
         self.check_services(services)
         self.check_service_ips(services, owners)
         self.check_selectors(services, pods)
-        self.check_slices(slices, services, nodes_by_name)
+        self.check_slices(slices, services, nodes_by_name, {(p.namespace, p.name) for _, p in pods})
         proxy = self.infer_cluster_cidr(proxy, nodes, pods)
         if cni.inferred and len(nodes) > 1:
             self.warn(
@@ -1717,6 +1717,7 @@ class _Loader:
         slices: list[tuple[_At, EndpointSlice]],
         services: list[tuple[_At, Service]],
         nodes: dict[str, Node],
+        pods: set[tuple[str, str]],
     ) -> None:
         known = {(s.namespace, s.name) for _, s in services}
         for at, slice_ in slices:
@@ -1735,6 +1736,14 @@ class _Loader:
                         at,
                         ("endpoints", index, "nodeName"),
                         f"no Node named {endpoint.node} in the file",
+                    )
+                if endpoint.pod is not None and (slice_.namespace, endpoint.pod) not in pods:
+                    self.warn(
+                        "endpoints of missing pods",
+                        at,
+                        ("endpoints", index, "targetRef", "name"),
+                        f"no Pod {slice_.namespace}/{endpoint.pod} in the file (a stale slice or"
+                        f" a partial dump); kube-proxy sends traffic to {endpoint.ip} all the same",
                     )
 
     def infer_cluster_cidr(

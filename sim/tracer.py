@@ -257,6 +257,8 @@ def _relevant_warnings(cluster: Cluster, walker: Walker) -> tuple[str, ...]:
         for walk in hop.tables:
             for ref in walk.matched:
                 names.update(_quoted_services(ref.line))
+    if walker.endpoint:  # what the file says about the endpoint chosen (a stale slice)
+        names.add(walker.endpoint.rpartition(":")[0])
     return tuple(w for w in cluster.warnings if any(_names_in(w, name) for name in names))
 
 

@@ -249,6 +249,19 @@ class Consequence:
 
 CONSEQUENCES = [
     Consequence(
+        "endpoint of a pod not in the file",
+        NODE
+        + pod()
+        + service()
+        + "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+        "metadata: {name: web-abc, labels: {kubernetes.io/service-name: web}}\n"
+        "addressType: IPv4\nports: [{name: '', port: 8080}]\n"
+        "endpoints: [{addresses: [10.244.1.9], targetRef: {kind: Pod, name: gone}}]\n",
+        "c.yaml:45: EndpointSlice default/web-abc: endpoints[0].targetRef.name: no Pod"
+        " default/gone in the file (a stale slice or a partial dump); kube-proxy sends traffic"
+        " to 10.244.1.9 all the same",
+    ),
+    Consequence(
         "pod on its bridge's address",
         NODE + pod(ip="10.244.1.1"),
         "c.yaml:25: Pod default/p1: status.podIP: 10.244.1.1 is the first address of node"
