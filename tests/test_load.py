@@ -250,10 +250,7 @@ class Consequence:
 CONSEQUENCES = [
     Consequence(
         "endpoint of a pod not in the file",
-        NODE
-        + pod()
-        + service()
-        + "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+        NODE + pod() + service() + "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
         "metadata: {name: web-abc, labels: {kubernetes.io/service-name: web}}\n"
         "addressType: IPv4\nports: [{name: '', port: 8080}]\n"
         "endpoints: [{addresses: [10.244.1.9], targetRef: {kind: Pod, name: gone}}]\n",
