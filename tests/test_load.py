@@ -368,6 +368,11 @@ DNS1123_SUBDOMAIN = (
 
 BAD = [
     Bad(
+        "a key given twice",
+        NODE + pod().replace("  name: p1\n", "  name: p1\n  name: p2\n"),
+        "c.yaml:16: not valid YAML: key 'name' appears twice in one mapping (first at line 15)",
+    ),
+    Bad(
         "EndpointSlice port name with an escape",
         NODE + pod() + service() + "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
         "metadata: {name: web-abc, labels: {kubernetes.io/service-name: web}}\n"
