@@ -38,80 +38,55 @@ CACHE = Path(__file__).resolve().parent / ".cache"
 if TYPE_CHECKING:
     from model.cluster import Cluster
 
-_BARE = """
-import sys
-from textual.app import App
-from textual.widgets import Footer, Header, Static
-
-class Bare(App[None]):
-    def compose(self):
-        yield Header()
-        yield Static("hello")
-        yield Footer()
-
+_STOP = """
 async def stop(pilot):
     await pilot.pause()
     pilot.app.exit()
-
-Bare().run(headless=True, size=(80, 24), auto_pilot=stop)
 """
 
-_PYDANTIC = """
-from pydantic import BaseModel
-from textual.app import App
-from textual.widgets import Footer, Header, Static
 
-class Greeting(BaseModel):
-    text: str
-
-class Bare(App[None]):
-    def compose(self):
-        yield Header()
-        yield Static(Greeting(text="hello").text)
-        yield Footer()
-
-async def stop(pilot):
-    await pilot.pause()
-    pilot.app.exit()
-
-Bare().run(headless=True, size=(80, 24), auto_pilot=stop)
-"""
-
-_DEMO_MODEL = """
+def _bare_app(setup: str, shown: str) -> str:
+    """A Header, one Static showing `shown` (after `setup`), a Footer: the baseline app."""
+    return f"""
 import sys
 sys.path.insert(0, sys.argv[1])
-from sim.cluster_io import demo_cluster
 from textual.app import App
 from textual.widgets import Footer, Header, Static
-
+{setup}
 class Bare(App[None]):
     def compose(self):
         yield Header()
-        yield Static(f"{len(demo_cluster().pods)} pods")
+        yield Static({shown})
         yield Footer()
-
-async def stop(pilot):
-    await pilot.pause()
-    pilot.app.exit()
-
+{_STOP}
 Bare().run(headless=True, size=(80, 24), auto_pilot=stop)
 """
 
-_KUBEHOP = """
+
+_BARE = _bare_app("", '"hello"')
+_PYDANTIC = _bare_app(
+    "from pydantic import BaseModel\nclass Greeting(BaseModel):\n    text: str\n",
+    'Greeting(text="hello").text',
+)
+_DEMO_MODEL = _bare_app(
+    "from sim.cluster_io import demo_cluster\n", 'f"{len(demo_cluster().pods)} pods"'
+)
+
+_KUBEHOP = (
+    """
 import sys
 sys.path.insert(0, sys.argv[1])
 from sim.cluster_io import demo_cluster
 from tui.app import KubehopApp
 from tui.session import presets
-
-async def stop(pilot):
-    await pilot.pause()
-    pilot.app.exit()
-
+"""
+    + _STOP
+    + """
 KubehopApp(demo_cluster(), request=presets()[2].request, seed=7).run(
     headless=True, size=(80, 24), auto_pilot=stop
 )
 """
+)
 
 
 def startup(scripts: tuple[str, ...], runs: int) -> tuple[float, ...]:

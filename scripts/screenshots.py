@@ -19,10 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from model.trace import Direction, HopKind  # noqa: E402
 from sim.cluster_io import demo_cluster  # noqa: E402
 from tui.app import KubehopApp  # noqa: E402
-from tui.hopstyle import Effect, badge  # noqa: E402
+from tui.hopstyle import landmark  # noqa: E402
 from tui.screens.trace import TraceScreen  # noqa: E402
 from tui.session import presets  # noqa: E402
 from tui.widgets.cluster_tree import ClusterTree  # noqa: E402
@@ -31,26 +30,14 @@ OUT = ROOT / "screenshots"
 SEED = 7
 
 
-def _index(screen: TraceScreen, state: str) -> int:
-    assert screen.trace is not None
-    for hop in screen.trace.hops:
-        if state == "dnat" and badge(hop).effect is Effect.DNAT:
-            return hop.seq
-        if state == "bridge" and hop.kind is HopKind.BRIDGE:
-            return hop.seq
-        if state == "reply" and hop.direction is Direction.REPLY:
-            return hop.seq
-    return 0
-
-
 async def shoot(name: str, key: str, state: str, size: tuple[int, int], keys: list[str]) -> Path:
     request = next(p.request for p in presets() if p.key == key)
     app = KubehopApp(demo_cluster(), request=request, seed=SEED, theme="tokyo-night")
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         screen = app.screen
-        assert isinstance(screen, TraceScreen)
-        screen.go_to(_index(screen, state))
+        assert isinstance(screen, TraceScreen) and screen.trace is not None
+        screen.go_to(landmark(screen.trace, state) or 0)
         await pilot.pause()
         if keys == ["delete"]:
             tree = screen.query_one(ClusterTree)

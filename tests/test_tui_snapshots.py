@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from model.trace import Direction, HopKind, Trace
 from sim.cluster_io import demo_cluster
 from tui.app import KubehopApp
-from tui.hopstyle import Effect, badge
+from tui.hopstyle import landmark
 from tui.screens.trace import TraceScreen
 from tui.session import FlowRequest, Session, presets
 from tui.widgets.cluster_tree import ClusterTree
@@ -37,25 +36,13 @@ def make_app(request: FlowRequest | None) -> KubehopApp:
     return KubehopApp(demo_cluster(), request=request, seed=SEED, theme=THEME)
 
 
-def state_index(trace: Trace, state: str) -> int | None:
-    """The hop a snapshot shows: the DNAT, the first bridge hop, or the first reply hop."""
-    for hop in trace.hops:
-        if state == "dnat" and badge(hop).effect is Effect.DNAT:
-            return hop.seq
-        if state == "bridge" and hop.kind is HopKind.BRIDGE:
-            return hop.seq
-        if state == "reply" and hop.direction is Direction.REPLY:
-            return hop.seq
-    return None
-
-
 def _cases() -> list[Any]:
     session = Session(demo_cluster(), seed=SEED)
     cases = []
     for preset in presets():
         trace = session.trace(preset.request)
         for state in ("dnat", "bridge", "reply"):
-            index = state_index(trace, state)
+            index = landmark(trace, state)
             if index is None:
                 continue  # scenario 1 never leaves the pod: no DNAT, no bridge
             for size in SIZES:

@@ -378,7 +378,7 @@ def write_output(path: Path, text: str) -> None:
     A regular file (or a new one) is written beside itself and renamed over;
     anything else (a pipe, /dev/stdout) is written in place.
     """
-    name = _shown_path(path)
+    name = str(path)  # KubehopError escapes what a terminal would act on
     try:
         if path.exists() and not path.is_file():
             if path.is_dir():
@@ -397,7 +397,7 @@ def write_output(path: Path, text: str) -> None:
             Path(tmp).unlink(missing_ok=True)
             raise
     except FileNotFoundError:
-        raise KubehopError(f"{name}: no such directory {_shown_path(path.parent)}") from None
+        raise KubehopError(f"{name}: no such directory {path.parent}") from None
     except OSError as err:
         raise KubehopError(f"{name}: cannot write: {err.strerror or err}") from None
 
@@ -406,10 +406,6 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def _shown_path(path: Path) -> str:
-    return ascii(str(path))[1:-1] if not str(path).isprintable() else str(path)
 
 
 def _schema() -> int:

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from rich.text import Text
 
-from model.trace import Direction, Hop, HopKind
+from model.trace import Direction, Hop, HopKind, Trace
 
 
 class Effect(StrEnum):
@@ -83,6 +83,18 @@ def badge(hop: Hop) -> Badge:
         if any(walk.verdict in ("DROP", "REJECT") for walk in hop.tables):
             return Badge(Effect.DROP, "✘", "DROP")
     return _KIND_BADGES[hop.kind]
+
+
+def landmark(trace: Trace, state: str) -> int | None:
+    """The first hop of a state a screen is shown at: `dnat`, `bridge` or `reply`."""
+    for hop in trace.hops:
+        if state == "dnat" and badge(hop).effect is Effect.DNAT:
+            return hop.seq
+        if state == "bridge" and hop.kind is HopKind.BRIDGE:
+            return hop.seq
+        if state == "reply" and hop.direction is Direction.REPLY:
+            return hop.seq
+    return None
 
 
 def literal(value: object) -> str:

@@ -240,8 +240,9 @@ class Session:
             start=1,
         ):
             tally[trace.outcome] += 1
-            tick = progress is not None and done % every == 0 and done < count
-            if tick and progress is not None and not progress(_spread(sent, tally, count)):
+            if progress is None or done % every or done == count:
+                continue
+            if not progress(_spread(sent, tally, count)):
                 break
         return _spread(sent, tally, count)
 

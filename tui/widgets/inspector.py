@@ -138,10 +138,10 @@ class PacketInspector(VerticalScroll):
             return text
         new = "new" in view.changed
         text.append(f" {entry.original.proto.value} ")
-        state_changed = not new and "state" in view.changed
-        text.append(f"✱ {_state(entry)}" if state_changed else _state(entry))
-        if new or state_changed:
-            text.stylize(changed, len(text) - len(_state(entry)) - (2 if state_changed else 0))
+        if "state" in view.changed:
+            text.append(f"✱ {_state(entry)}", changed)
+        else:
+            text.append(_state(entry), changed if new else same)
         flags = " ".join(f for f, on in (("DNAT", entry.dnat), ("SNAT", entry.snat)) if on)
         if flags:
             text.append(f" {flags}", changed if new or "nat" in view.changed else same)
