@@ -27,12 +27,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from model.cluster import Cluster
-from sim.cluster_io import demo_cluster, load
-from sim.gen import generate
-from sim.kubeproxy import render_node_rules
-from sim.kubeproxy.names import _hash16
-from sim.rules import node_rules
-from sim.tracer import trace
+from sim.cluster.generate import generate
+from sim.cluster.load import demo_cluster, load
+from sim.proxy.iptables import render_node_rules
+from sim.proxy.iptables.names import _hash16
+from sim.proxy.rules import node_rules
+from sim.trace.tracer import trace
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 
@@ -94,7 +94,7 @@ def restore_test_time(text: str) -> float | None:
 def peak_rss_of_load(path: Path) -> int:
     code = (
         "import resource,sys; sys.path.insert(0, sys.argv[2]);"
-        "from sim.cluster_io import load; load(sys.argv[1]);"
+        "from sim.cluster.load import load; load(sys.argv[1]);"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     root = str(Path(__file__).resolve().parent.parent)

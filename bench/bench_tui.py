@@ -69,14 +69,14 @@ _PYDANTIC = _bare_app(
     'Greeting(text="hello").text',
 )
 _DEMO_MODEL = _bare_app(
-    "from sim.cluster_io import demo_cluster\n", 'f"{len(demo_cluster().pods)} pods"'
+    "from sim.cluster.load import demo_cluster\n", 'f"{len(demo_cluster().pods)} pods"'
 )
 
 _KUBEHOP = (
     """
 import sys
 sys.path.insert(0, sys.argv[1])
-from sim.cluster_io import demo_cluster
+from sim.cluster.load import demo_cluster
 from tui.app import KubehopApp
 from tui.session import presets
 """
@@ -165,7 +165,7 @@ async def latency(cluster: Cluster, source: str, destination: str) -> Latency:
 
 def big_file(nodes: int, pods: int, services: int) -> Path:
     """The generated cluster of this size, as bench_core.py caches it (made if missing)."""
-    from sim.gen import generate
+    from sim.cluster.generate import generate
 
     CACHE.mkdir(exist_ok=True)
     path = CACHE / f"cluster-{nodes}-{pods}-{services}.json"
@@ -198,7 +198,7 @@ def main() -> None:
     print(f"start-up  kubehop demo {kubehop * 1000:7.0f} ms")
     print(f"start-up ratio          {kubehop / bare:7.2f}  (target ≤ 1.3)")
 
-    from sim.cluster_io import demo_cluster, load
+    from sim.cluster.load import demo_cluster, load
 
     start = time.perf_counter()
     cluster = load(big_file(args.nodes, args.pods, args.services))

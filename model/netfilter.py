@@ -46,8 +46,8 @@ class RuleRef(BaseModel):
         return f"{self.table.value}/{self.chain} #{self.index}"
 
 
-# The parsed rule model. Every class below is data only; `sim.netfilter`
-# evaluates it and `sim.iptables_save` builds it from text.
+# The parsed rule model. Every class below is data only; `sim.kernel.netfilter`
+# evaluates it and `sim.readers.iptables_save` builds it from text.
 
 
 class _Frozen(BaseModel):

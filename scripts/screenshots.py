@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sim.cluster_io import demo_cluster  # noqa: E402
+from sim.cluster.load import demo_cluster  # noqa: E402
 from tui.app import KubehopApp  # noqa: E402
 from tui.hopstyle import landmark  # noqa: E402
 from tui.screens.trace import TraceScreen  # noqa: E402

@@ -5,9 +5,10 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import paths
+
+ROOT = paths.ROOT
 
 
 def _imports(package: str) -> set[str]:
@@ -32,9 +33,9 @@ def test_sim_never_imports_tui_or_textual() -> None:
 def test_a_trace_runs_without_textual_or_rich_loaded() -> None:
     code = (
         "import sys\n"
-        "from sim.cluster_io import demo_cluster\n"
-        "from sim.tracer import trace\n"
-        "from sim.report import trace_text\n"
+        "from sim.cluster.load import demo_cluster\n"
+        "from sim.trace.tracer import trace\n"
+        "from sim.trace.report import trace_text\n"
         "t = trace(demo_cluster(), 'pod1', 'svc-b:80', seed=1)\n"
         "trace_text(t)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'tui'))\n"

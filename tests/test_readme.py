@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from sim.cluster.load import demo_cluster
+from sim.trace.report import trace_text
+from sim.trace.tracer import trace
+from tests import paths
 
-from sim.cluster_io import demo_cluster
-from sim.report import trace_text
-from sim.tracer import trace
-
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = paths.ROOT / "README.md"
 
 
 def test_the_readme_trace_excerpt_matches_the_real_output() -> None:

@@ -71,7 +71,7 @@ class KubehopApp(App[int]):
 
 def run(cluster_path: str | None = None) -> int:
     """Run the app on the demo cluster, or on the cluster in `cluster_path`."""
-    from sim.cluster_io import load
+    from sim.cluster.load import load
 
     cluster = load(Path(cluster_path) if cluster_path else None)
     app = KubehopApp(cluster)

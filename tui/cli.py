@@ -20,7 +20,7 @@ from model.trace import Trace, Verdict
 
 if TYPE_CHECKING:
     from model.cluster import Cluster
-    from sim.rules import NodeRules
+    from sim.proxy.rules import NodeRules
 
 EXIT_OK = 0
 EXIT_NOT_DELIVERED = 1
@@ -210,7 +210,7 @@ class _ProgressBar:
 
 
 def _load(args: argparse.Namespace) -> Cluster:
-    from sim.cluster_io import load
+    from sim.cluster.load import load
 
     bar = _ProgressBar()
     try:
@@ -220,9 +220,9 @@ def _load(args: argparse.Namespace) -> Cluster:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    from sim.node_dump import load_node_rules
-    from sim.report import trace_json, trace_text
-    from sim.tracer import trace
+    from sim.readers.node_dump import load_node_rules
+    from sim.trace.report import trace_json, trace_text
+    from sim.trace.tracer import trace
 
     fmt = "json" if args.json else args.format or "text"
     if args.json and args.format not in (None, "json"):
@@ -254,11 +254,11 @@ def _trace(args: argparse.Namespace) -> int:
     if fmt == "json":
         sys.stdout.write(trace_json(result))
     elif fmt == "markdown":
-        from sim.export import trace_markdown
+        from sim.trace.export import trace_markdown
 
         sys.stdout.write(trace_markdown(result))
     elif fmt == "dot":
-        from sim.export import trace_dot
+        from sim.trace.export import trace_dot
 
         sys.stdout.write(trace_dot(result))
     else:
@@ -266,7 +266,7 @@ def _trace(args: argparse.Namespace) -> int:
         if real:
             sys.stdout.write(_compared(cluster, args, real, result))
     if args.reproduce:
-        from sim.export import reproduce_commands
+        from sim.trace.export import reproduce_commands
 
         sys.stdout.write("\n" + reproduce_commands(result))
     return EXIT_OK if result.verdict is Verdict.DELIVERED else EXIT_NOT_DELIVERED
@@ -289,7 +289,7 @@ def _compared(
     cluster: Cluster, args: argparse.Namespace, real: Mapping[str, NodeRules], result: Trace
 ) -> str:
     """How the trace through kubehop's own rules ends, when it ends differently."""
-    from sim.tracer import trace
+    from sim.trace.tracer import trace
 
     rendered = trace(
         cluster,
@@ -314,8 +314,8 @@ def _compared(
 def _trace_all(
     args: argparse.Namespace, cluster: Cluster, real: Mapping[str, NodeRules], fmt: str
 ) -> int:
-    from sim.fork import all_delivered, fork, fork_dict, fork_text
-    from sim.report import trace_text
+    from sim.trace.fork import all_delivered, fork, fork_dict, fork_text
+    from sim.trace.report import trace_text
 
     if args.pick is not None:
         raise KubehopError("--all-endpoints traces every endpoint; drop --pick")
@@ -339,7 +339,7 @@ def _trace_all(
 
 
 def _rules(args: argparse.Namespace) -> int:
-    from sim.rules import node_rules
+    from sim.proxy.rules import node_rules
 
     if args.node is not None and not args.node.strip():
         raise KubehopError("--node '': give a node's name (or leave --node out for the first)")
@@ -349,8 +349,8 @@ def _rules(args: argparse.Namespace) -> int:
     if args.diff is None:
         sys.stdout.write(rendered.text)
         return EXIT_OK
-    from sim.node_dump import load_node_rules
-    from sim.rules_diff import diff_rules, diff_text
+    from sim.proxy.iptables.diff import diff_rules, diff_text
+    from sim.readers.node_dump import load_node_rules
 
     real = load_node_rules(cluster, [f"{node}={args.diff}"])[node]
     diff = diff_rules(rendered, real)
@@ -359,7 +359,7 @@ def _rules(args: argparse.Namespace) -> int:
 
 
 def _gen(args: argparse.Namespace) -> int:
-    from sim.gen import generate
+    from sim.cluster.generate import generate
 
     for name in ("nodes", "pods", "services"):
         if getattr(args, name) < 1:
@@ -409,14 +409,14 @@ def _umask() -> int:
 
 
 def _schema() -> int:
-    from sim.report import trace_schema
+    from sim.trace.report import trace_schema
 
     print(json.dumps(trace_schema(), indent=2))
     return EXIT_OK
 
 
 def _scenarios() -> int:
-    from sim.scenarios import SCENARIOS
+    from sim.trace.presets import SCENARIOS
 
     for s in SCENARIOS:
         print(f"{s.key}  {s.title:<45} {s.command}")

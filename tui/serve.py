@@ -27,7 +27,7 @@ def serve(cluster_path: str | None, host: str = "127.0.0.1", port: int = 8000) -
     The cluster is loaded once here first, so a bad file is one error line now
     rather than a broken page in every browser that opens.
     """
-    from sim.cluster_io import load
+    from sim.cluster.load import load
 
     if not 1 <= port <= 65535:
         raise KubehopError(f"--port {port} is out of range (1-65535)")

@@ -14,10 +14,14 @@ from dataclasses import dataclass, field, replace
 from model.cluster import Cluster, Pod
 from model.errors import KubehopError
 from model.trace import Trace
-from sim import dns, flow, rules, scenarios, tracer
-from sim.kubeproxy import render_node_rules
+from sim.cluster import dns
+from sim.proxy import rules
+from sim.proxy.iptables import render_node_rules
+from sim.trace import presets as scenarios
+from sim.trace import request as flow
+from sim.trace import tracer
 
-# `sim.edits` is imported by the calls that edit: nothing on the first screen edits.
+# `sim.cluster.edits` is imported by the calls that edit: nothing on the first screen edits.
 
 
 _BIG = 20_000
@@ -99,7 +103,7 @@ def _spread(request: FlowRequest, tally: Counter[str], requested: int) -> Spread
 
 
 def presets() -> tuple[Preset, ...]:
-    """The article's scenarios, as `sim.scenarios` defines them."""
+    """The article's scenarios, as `sim.trace.presets` defines them."""
     return tuple(
         Preset(s.key, s.title, FlowRequest(s.source, s.destination, s.container, pick=s.pick))
         for s in scenarios.SCENARIOS
@@ -119,7 +123,7 @@ class Session:
     history: list[str] = field(default_factory=list)
     """One line per edit, oldest first."""
     _traced: set[str] = field(default_factory=set, repr=False)
-    # Nodes a trace of this cluster passed: `sim.rules` keeps their text, rendered.
+    # Nodes a trace of this cluster passed: `sim.proxy.rules` keeps their text, rendered.
     _texts: OrderedDict[str, str] = field(default_factory=OrderedDict, repr=False)
     # Other nodes' text, rendered for the rules pane only (no parse: nothing walks it).
 
@@ -197,14 +201,14 @@ class Session:
 
     def plan_delete(self, pod: Pod, *, seed: int = 0) -> Edit:
         """What deleting `pod` would do, without doing it (safe in a worker thread)."""
-        from sim import edits
+        from sim.cluster import edits
 
         result = edits.delete_pod(self.cluster, pod.namespace, pod.name, seed=seed)
         return self._plan(result.cluster, result.summary, pod.node)
 
     def plan_scale(self, pod: Pod, delta: int, *, seed: int = 0) -> Edit:
         """What scaling `pod`'s controller would do, without doing it (safe in a worker)."""
-        from sim import edits
+        from sim.cluster import edits
 
         if pod.owner is None:
             raise edits.EditError(f"pod {pod.name!r} has no controller to scale")
@@ -247,7 +251,7 @@ class Session:
         return _spread(sent, tally, count)
 
     def _plan(self, cluster: Cluster, summary: str, node: str) -> Edit:
-        from sim import edits
+        from sim.cluster import edits
 
         # Text only: a diff needs no parse. On a big cluster every node's rules
         # take seconds to render, so only the edited pod's node is compared.
@@ -255,7 +259,7 @@ class Session:
         nodes = (node,) if self.big else tuple(n.name for n in cluster.nodes)
         diffs: list[tuple[str, tuple[str, ...]]] = []
         for name in nodes:
-            # sim.rules caches per cluster: the old text is there if a trace
+            # sim.proxy.rules caches per cluster: the old text is there if a trace
             # passed the node, and the new one is ready for the next trace.
             before = rules.node_rules(old, name).text if old.node(name) else ""
             diff = edits.rules_diff(before, rules.node_rules(cluster, name).text)

@@ -1,4 +1,4 @@
-"""`lab up`: the cluster's network, built in network namespaces from `sim.topology`.
+"""`lab up`: the cluster's network, built in network namespaces from `sim.cluster.network`.
 
 The lab is made from the same `Network` the tracer walks: every netns,
 interface, MAC, address and route comes from there, and after building, the
@@ -22,7 +22,7 @@ from ipaddress import IPv4Network
 from types import FrameType
 
 from model.cluster import Cluster
-from sim.kubeproxy.sync import sync
+from sim.cluster.network import IfKind, Netns, Network, client_ns_name, node_ns_name, pod_ns_name
 from sim.lab import nfacct
 from sim.lab.errors import LabError, LabInterrupted
 from sim.lab.netns import (
@@ -37,8 +37,8 @@ from sim.lab.netns import (
     set_sysctl,
 )
 from sim.lab.state import LabState
-from sim.rules import node_rules
-from sim.topology import IfKind, Netns, Network, client_ns_name, node_ns_name, pod_ns_name
+from sim.proxy.iptables.sync import sync
+from sim.proxy.rules import node_rules
 
 NODE_NET_BRIDGE = "br0"
 """The bridge in `kh-<id>-net` that the nodes' and clients' eth0 plug into."""

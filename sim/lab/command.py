@@ -64,7 +64,7 @@ def run_lab(args: argparse.Namespace) -> int:
 
 
 def _up(path: str | None) -> int:
-    from sim.cluster_io import DEMO_SOURCE, load
+    from sim.cluster.load import DEMO_SOURCE, load
     from sim.lab.build import build, fingerprint, signals_raise
     from sim.lab.netns import check_host
     from sim.lab.state import running_labs
@@ -93,13 +93,13 @@ def _up(path: str | None) -> int:
 
 
 def _verify(path: str | None, flows: int, seed: int) -> int:
-    from sim.cluster_io import DEMO_SOURCE, load
+    from sim.cluster.load import DEMO_SOURCE, load
     from sim.lab.build import build, fingerprint, signals_raise, teardown
     from sim.lab.flows import random_flows, spreads, standard_flows
     from sim.lab.netns import check_host
     from sim.lab.probe import Listeners
-    from sim.lab.report import table
     from sim.lab.state import exclusive, running_lab
+    from sim.lab.table import table
     from sim.lab.verify import Verifier, attach
 
     if not 0 <= flows <= 10_000:

@@ -10,10 +10,10 @@ from ipaddress import IPv4Address
 from model.cluster import Cluster, Pod, Service, ServicePort
 from model.errors import FlowError
 from model.packet import Proto
-from sim.flow import parse_destination
-from sim.kubeproxy.endpoints import categorize, internal_policy_local, port_endpoints
-from sim.scenarios import SCENARIOS, trace_command
-from sim.tracer import trace
+from sim.proxy.endpoints import categorize, internal_policy_local, port_endpoints
+from sim.trace.presets import SCENARIOS, trace_command
+from sim.trace.request import parse_destination
+from sim.trace.tracer import trace
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ from sim.lab.probe import (
     zero_counters,
 )
 from sim.lab.state import exclusive, running_lab
-from sim.rules import node_rules
-from sim.tracer import trace, trace_many
+from sim.proxy.rules import node_rules
+from sim.trace.tracer import trace, trace_many
 
 TRACE_SEED = 1
 """The seed of every trace (the endpoint is pinned to the kernel's choice anyway)."""

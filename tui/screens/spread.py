@@ -19,7 +19,7 @@ from textual.widgets import Input, Label
 from textual.worker import get_current_worker
 
 from model.errors import KubehopError
-from sim.tracer import MAX_FLOWS
+from sim.trace.tracer import MAX_FLOWS
 from tui.hopstyle import literal
 from tui.session import Spread
 

@@ -17,8 +17,8 @@ from textual.worker import Worker
 
 from model.errors import KubehopError
 from model.trace import Direction, Hop, Trace
-from sim.conntrack import conntrack_view
-from sim.stepper import Stepper
+from sim.kernel.conntrack import conntrack_view
+from sim.trace.stepper import Stepper
 from tui.hopstyle import literal
 from tui.session import Edit, FlowRequest, Session, presets
 from tui.widgets.cluster_tree import ClusterTree

@@ -14,7 +14,7 @@ from textual.widgets import Static
 
 from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet
 from model.trace import Hop, TableWalk
-from sim.conntrack import ConntrackView
+from sim.kernel.conntrack import ConntrackView
 from tui.hopstyle import badge, literal
 
 # (layer, field, label): the rows of the before/after table, L2 to L4.

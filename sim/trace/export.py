@@ -1,0 +1,154 @@
+"""A trace for other places: Markdown for docs, Graphviz dot of the path, and the
+commands that confirm it on the live cluster.
+"""
+
+from __future__ import annotations
+
+from model.packet import Proto
+from model.trace import Direction, Hop, HopKind, Trace
+from sim.trace.report import hop_title, packet_line
+
+__all__ = ["reproduce_commands", "trace_dot", "trace_markdown"]
+
+
+def _md(text: str) -> str:
+    """`text` safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def trace_markdown(trace: Trace) -> str:
+    """The trace as a Markdown section: a table of hops and the verdict."""
+    lines = [
+        f"### `kubehop trace {trace.source} {trace.destination} --seed {trace.seed}`",
+        "",
+        f"**{trace.verdict.value.upper()}**: {trace.reason}",
+        "",
+    ]
+    if trace.rule:
+        lines += [f"Rule: `{trace.rule}`", ""]
+    lines += [
+        "| # | µs | direction | where | what happened | packet after |",
+        "|---|---|---|---|---|---|",
+    ]
+    for hop in trace.hops:
+        what = _md(hop.sentence)
+        if hop.detail:
+            what += f"<br>`{_md(hop.detail)}`"
+        lines.append(
+            f"| {hop.seq} | {hop.t_us} | {hop.direction.value} | {_md(hop_title(hop))} | {what} |"
+            f" `{_md(packet_line(hop.after))}` |"
+        )
+    if trace.warnings:
+        lines += ["", "Warnings:", ""] + [f"- {_md(w)}" for w in trace.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def _dot_id(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def trace_dot(trace: Trace) -> str:
+    """The path as a Graphviz digraph: one cluster per node, one edge per hop."""
+    places: dict[str, str | None] = {}
+    for hop in trace.hops:
+        places.setdefault(hop.where.netns, hop.where.node)
+    lines = [
+        "digraph kubehop {",
+        "  rankdir=LR;",
+        '  node [shape=box, fontname="monospace"];',
+        f"  label={_dot_id(f'{trace.source} → {trace.destination}: {trace.verdict.value}')};",
+    ]
+    by_node: dict[str | None, list[str]] = {}
+    for netns, node in places.items():
+        by_node.setdefault(node, []).append(netns)
+    for number, (node, members) in enumerate(by_node.items()):
+        if node is None:
+            lines += [f"  {_dot_id(n)};" for n in members]
+            continue
+        lines.append(f"  subgraph cluster_{number} {{")
+        lines.append(f"    label={_dot_id(node)};")
+        lines += [f"    {_dot_id(n)};" for n in members]
+        lines.append("  }")
+    previous: Hop | None = None
+    for hop in trace.hops:
+        if previous is not None and previous.where.netns != hop.where.netns:
+            style = "solid" if hop.direction is Direction.REQUEST else "dashed"
+            label = f"{hop.seq}: {packet_line(hop.before).split(' ttl')[0]}"
+            lines.append(
+                f"  {_dot_id(previous.where.netns)} -> {_dot_id(hop.where.netns)}"
+                f" [label={_dot_id(label)}, style={style}];"
+            )
+        if hop.kind is HopKind.DROP:
+            lines.append(
+                f"  {_dot_id(hop.where.netns)} [color=red, xlabel={_dot_id('✗ ' + trace.verdict.value)}];"
+            )
+        previous = hop
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def reproduce_commands(trace: Trace) -> str:
+    """Shell commands to watch this flow on the live cluster and compare with the trace.
+
+    The TRACE rules log every rule the first packet passes (iptables-nft shows
+    them with `xtables-monitor --trace`; iptables-legacy writes them to the
+    kernel log); conntrack shows the NAT mapping; tcpdump the packet on each
+    interface. Interface names are kubehop's: on a node, `ip route get POD_IP`
+    names the real veth.
+    """
+    first = trace.hops[0].before
+    proto = first.proto.value
+    lines = [
+        f"# Confirm `kubehop trace {trace.source} {trace.destination} --seed {trace.seed}` on the cluster."
+    ]
+    source_hop = trace.hops[0]
+    if source_hop.where.netns.startswith("pod/"):
+        ns, _, pod = source_hop.where.netns.removeprefix("pod/").partition("/")
+        verb = (
+            f"nc -vz -w 2 {first.dst} {first.dport}"
+            if first.proto is Proto.TCP
+            else f"nc -vzu -w 2 {first.dst} {first.dport}"
+        )
+        lines += [
+            "",
+            "# 1. send the request (from your machine):",
+            f"kubectl exec -n {ns} {pod} -- {verb}",
+        ]
+    # Per node, the interfaces the request crossed and the packet as it was there.
+    nodes: dict[str, dict[str, tuple[str, int]]] = {}
+    arriving: dict[str, str] = {}
+    output_hook: set[str] = set()
+    for hop in trace.hops:
+        node = hop.where.node
+        if node is None or hop.where.netns != node or hop.direction is not Direction.REQUEST:
+            continue
+        seen = nodes.setdefault(node, {})
+        # TRACE must match the packet as it reaches this node (after any DNAT before it).
+        pkt = hop.before
+        arriving.setdefault(node, f"-p {proto} -s {pkt.src} -d {pkt.dst} --dport {pkt.dport}")
+        if hop.where.interface and hop.where.interface not in seen:
+            seen[hop.where.interface] = (str(hop.after.dst), hop.after.dport)
+        if hop.where.hook is not None and hop.where.hook.value == "OUTPUT":
+            output_hook.add(node)
+    for node, interfaces in nodes.items():
+        chains = ["PREROUTING"] + (["OUTPUT"] if node in output_hook else [])
+        lines += ["", f"# 2. on {node} (ssh {node}, as root), before sending:"]
+        for chain in chains:
+            lines.append(f"iptables -t raw -I {chain} {arriving[node]} -j TRACE")
+        lines.append(
+            "xtables-monitor --trace   # iptables-nft; with iptables-legacy: dmesg -w | grep TRACE"
+        )
+        lines.append(
+            f"conntrack -L -p {proto} -d {first.dst} --dport {first.dport}   # the NAT mapping"
+        )
+        for interface, (dst, dport) in interfaces.items():
+            lines.append(f"tcpdump -ni {interface} '{proto} and host {dst} and port {dport}'")
+        lines.append("# afterwards, remove the TRACE rules:")
+        for chain in chains:
+            lines.append(f"iptables -t raw -D {chain} {arriving[node]} -j TRACE")
+    lines += [
+        "",
+        f"# kubehop expects: {trace.verdict.value.upper()}: {trace.reason}",
+        "# (interface names are kubehop's; on a node `ip route get <pod IP>` names the real veth)",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,214 @@
+"""What a user asks to trace: a source and a destination, parsed and checked against the cluster.
+
+Sources: `[NAMESPACE/]POD` (with a container, as `kubectl exec -c` takes it), a
+node's name, an external client's name, or any of their IPs. Destinations:
+`localhost:PORT`, `IP:PORT`, `SERVICE[.NAMESPACE[.svc.cluster.local]]:PORT`,
+each optionally followed by `/udp` or `/tcp`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from ipaddress import AddressValueError, IPv4Address, IPv6Address
+
+from model.cluster import Cluster, ExternalClient, Pod
+from model.errors import FlowError
+from model.packet import Proto
+from sim.cluster.network import client_ns_name, node_ns_name, pod_ns_name
+
+
+class SourceKind(StrEnum):
+    """What sends the request."""
+
+    POD = "pod"
+    NODE = "node"
+    CLIENT = "client"
+
+
+@dataclass(frozen=True)
+class Source:
+    """The sender: its netns, address, and who it is."""
+
+    kind: SourceKind
+    """Pod, node or external client."""
+    netns: str
+    """The netns its socket lives in."""
+    ip: IPv4Address
+    """Its address (a pod's IP, a node's InternalIP, a client's IP)."""
+    label: str
+    """How to name it in a sentence (`pod1/container01`, `node-a`, `client`)."""
+    namespace: str | None = None
+    """The pod's namespace, for the DNS search path; None outside the cluster's pods."""
+    node: str | None = None
+    """The node it runs on."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where the request goes, as the user wrote it."""
+
+    host: str
+    """`localhost`, an IP, or a DNS name."""
+    port: int
+    """The destination port."""
+    proto: Proto
+    """tcp unless `/udp` was given."""
+    text: str
+    """The destination as typed."""
+
+    @property
+    def ip(self) -> IPv4Address | None:
+        """The host as an address, when it is one (localhost is 127.0.0.1)."""
+        if self.host == "localhost":
+            return IPv4Address("127.0.0.1")
+        try:
+            return IPv4Address(self.host)
+        except (AddressValueError, ValueError):
+            return None
+
+
+_DEST = re.compile(r"^(?P<host>[^:/\s]+):(?P<port>[^/\s]+)(?:/(?P<proto>[A-Za-z]+))?$")
+
+
+def _shown(text: str) -> str:
+    """`text` quoted with control characters escaped, so a message stays one line."""
+    return repr(text)
+
+
+def _is_ipv6(text: str) -> bool:
+    """`[::1]:80`, `fe80::1:80` or a bare IPv6 address."""
+    host = text[1:].partition("]")[0] if text.startswith("[") else text.rpartition(":")[0]
+    for candidate in (host, text):
+        try:
+            IPv6Address(candidate.split("/")[0])
+        except ValueError:
+            continue
+        return True
+    return False
+
+
+def parse_destination(text: str) -> Destination:
+    """Parse `HOST:PORT[/PROTO]`; FlowError names what is wrong."""
+    if _is_ipv6(text.strip()):
+        raise FlowError(f"destination {_shown(text)}: IPv6 is not simulated (kubehop is IPv4 only)")
+    match = _DEST.match(text.strip())
+    if match is None:
+        raise FlowError(
+            f"destination {_shown(text)}: expected HOST:PORT[/udp], e.g. svc-b:80 or 10.0.0.12:30080"
+        )
+    port_text = match["port"]
+    if not port_text.isdigit():
+        raise FlowError(f"destination {_shown(text)}: port {_shown(port_text)} is not a number")
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise FlowError(f"destination {_shown(text)}: port {port} is out of range (1-65535)")
+    proto_text = (match["proto"] or "tcp").lower()
+    if proto_text not in ("tcp", "udp"):
+        raise FlowError(
+            f"destination {_shown(text)}: protocol {_shown(match['proto'] or '')} "
+            "is not simulated (tcp or udp)"
+        )
+    return Destination(match["host"], port, Proto(proto_text), text.strip())
+
+
+def _pod_source(pod: Pod, container: str | None) -> Source:
+    if container is not None and container not in {c.name for c in pod.containers}:
+        names = ", ".join(c.name for c in pod.containers)
+        raise FlowError(f"pod {pod.key} has no container {_shown(container)} (it has: {names})")
+    chosen = container or pod.containers[0].name
+    label = pod.name if pod.namespace == "default" else pod.key
+    return Source(
+        SourceKind.POD,
+        pod_ns_name(pod),
+        pod.ip,
+        f"{label}/{chosen}",
+        namespace=pod.namespace,
+        node=pod.node,
+    )
+
+
+def parse_source(cluster: Cluster, text: str, container: str | None = None) -> Source:
+    """Find the sender `text` names; FlowError lists what exists when it names nothing."""
+    name = text.strip()
+    try:
+        addr: IPv4Address | None = IPv4Address(name)
+    except (AddressValueError, ValueError):
+        addr = None
+    if addr is not None:
+        pod = next((p for p in cluster.pods if p.ip == addr and not p.host_network), None)
+        if pod is not None:
+            return _pod_source(pod, container)
+        node = next((n for n in cluster.nodes if n.internal_ip == addr), None)
+        if node is not None:
+            return _node_source(node.name, node.internal_ip, container)
+        client = next((c for c in cluster.clients if c.ip == addr), None)
+        if client is not None:
+            return _client_source(client, container)
+        raise FlowError(f"source {name}: no pod, node or external client has this address")
+    namespace, _, pod_name = name.rpartition("/")
+    pod = cluster.pod(namespace or "default", pod_name)
+    if pod is not None:
+        return _pod_source(pod, container)
+    if not namespace:
+        client = next((c for c in cluster.clients if c.name == name), None)
+        if client is not None:
+            return _client_source(client, container)
+        node = cluster.node(name)
+        if node is not None:
+            return _node_source(node.name, node.internal_ip, container)
+    left_out = f"Pod {namespace or 'default'}/{pod_name}: "
+    for warning in cluster.warnings:
+        # The file has the pod, but the loader left it out (no node, no IP, finished).
+        if left_out in warning and warning.endswith("left out"):
+            reason = warning.split(left_out, 1)[1]
+            raise FlowError(f"source {_shown(name)}: the file's pod has no network here: {reason}")
+    known = [p.name if p.namespace == "default" else p.key for p in cluster.pods[:8]]
+    known += [c.name for c in cluster.clients]
+    more = ", …" if len(cluster.pods) > 8 else ""
+    raise FlowError(
+        f"source {_shown(name)}: no such pod, node or external client "
+        f"(try: {', '.join(known)}{more})"
+    )
+
+
+def _client_source(client: ExternalClient, container: str | None) -> Source:
+    if container is not None:
+        raise FlowError(
+            f"source {client.name} is an external client: -c {_shown(container)} applies to"
+            " pods only"
+        )
+    return Source(SourceKind.CLIENT, client_ns_name(client), client.ip, client.name)
+
+
+def _node_source(node: str, ip: IPv4Address, container: str | None) -> Source:
+    if container is not None:
+        raise FlowError(f"source {node} is a node: -c {_shown(container)} applies to pods only")
+    return Source(SourceKind.NODE, node_ns_name(node), ip, node, node=node)
+
+
+def completions(cluster: Cluster) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What a user may type as source and destination, for completion in the app."""
+    sources: list[str] = []
+    for pod in cluster.pods:
+        label = pod.name if pod.namespace == "default" else pod.key
+        sources.append(label)
+    sources += [c.name for c in cluster.clients] + [n.name for n in cluster.nodes]
+    destinations: list[str] = []
+    for pod in cluster.pods:
+        for c in pod.containers:
+            for port in c.ports:
+                destinations.append(f"{pod.ip}:{port.container_port}")
+                destinations.append(f"localhost:{port.container_port}")
+    for svc in cluster.services:
+        short = svc.name if svc.namespace == "default" else f"{svc.name}.{svc.namespace}"
+        for sp in svc.ports:
+            suffix = "/udp" if sp.protocol is Proto.UDP else ""
+            destinations.append(f"{short}:{sp.port}{suffix}")
+            if svc.cluster_ip is not None:
+                destinations.append(f"{svc.cluster_ip}:{sp.port}{suffix}")
+            if sp.node_port is not None:
+                for node in cluster.nodes:
+                    destinations.append(f"{node.internal_ip}:{sp.node_port}{suffix}")
+    return tuple(dict.fromkeys(sources)), tuple(dict.fromkeys(destinations))

@@ -1,0 +1,422 @@
+"""Trace a request and its reply: parse what the user asked, walk it, and say how it ended.
+
+The walking itself is `sim.kernel.walk`; this module sets a flow up (source,
+destination, DNS, the first packet), hands it to a `Walker`, starts the
+server's reply, and builds the immutable `Trace`. Flows traced one after
+another can share conntrack and `recent` state (`trace_many`).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address
+
+from model.cluster import Cluster
+from model.errors import FlowError
+from model.netfilter import (
+    Rule,
+)
+from model.packet import Packet, Proto
+from model.trace import Direction, Hop, HopKind, Trace, Verdict
+from sim.cluster.dns import Resolution, resolve
+from sim.cluster.network import Netns, network_of
+from sim.kernel.netfilter import NetfilterState
+from sim.kernel.walk import End, Walker
+from sim.proxy.endpoints import port_endpoints
+from sim.proxy.rules import NodeRules, rules_for
+from sim.proxy.services import services_at
+from sim.trace.request import Destination, Source, SourceKind, parse_destination, parse_source
+
+EPHEMERAL_PORTS = (32768, 60999)
+"""net.ipv4.ip_local_port_range's default: where a client's source port comes from."""
+
+
+@dataclass(frozen=True)
+class FlowState:
+    """What concurrent flows share: each netns's conntrack and `recent` tables."""
+
+    netfilter: Mapping[str, NetfilterState] = field(default_factory=dict)
+    """Netfilter state per netns, by netns name."""
+
+
+def trace(
+    cluster: Cluster,
+    source: str,
+    destination: str,
+    *,
+    container: str | None = None,
+    seed: int | None = None,
+    pick: str | None = None,
+    node_rules: Mapping[str, NodeRules] | None = None,
+    choose: Callable[[Rule], bool | None] | None = None,
+) -> Trace:
+    """Trace one request from `source` to `destination` and its reply.
+
+    `choose` decides every `-m statistic --mode random` rule instead of the
+    seeded draw (True: the rule matches); it may return None to draw.
+    """
+    chosen = seed if seed is not None else secrets.randbelow(2**31)
+    result, _ = trace_flow(
+        cluster,
+        source,
+        destination,
+        container=container,
+        rng=random.Random(chosen),
+        seed=chosen,
+        pick=pick,
+        node_rules=node_rules,
+        choose=choose,
+    )
+    return result
+
+
+def trace_many(
+    cluster: Cluster,
+    source: str,
+    destination: str,
+    count: int,
+    *,
+    seed: int,
+    container: str | None = None,
+    pick: str | None = None,
+) -> tuple[Trace, ...]:
+    """`count` requests from fresh source ports, sharing conntrack and `recent` state."""
+    return tuple(
+        flows(cluster, source, destination, count, seed=seed, container=container, pick=pick)
+    )
+
+
+MAX_FLOWS = 100_000
+"""The most requests one `flows` call sends."""
+
+
+def flows(
+    cluster: Cluster,
+    source: str,
+    destination: str,
+    count: int,
+    *,
+    seed: int,
+    container: str | None = None,
+    pick: str | None = None,
+) -> Iterator[Trace]:
+    """The traces of `count` requests, one at a time, sharing conntrack and `recent` state.
+
+    A caller that only counts outcomes keeps none of them, and may stop early.
+    The count is checked now, not at the first `next`.
+    """
+    if not 1 <= count <= MAX_FLOWS:
+        raise FlowError(f"request count {count} is out of range (1-{MAX_FLOWS})")
+    return _flows(cluster, source, destination, count, seed, container, pick)
+
+
+def _flows(
+    cluster: Cluster,
+    source: str,
+    destination: str,
+    count: int,
+    seed: int,
+    container: str | None,
+    pick: str | None,
+) -> Iterator[Trace]:
+    rng = random.Random(seed)
+    state = FlowState()
+    for _ in range(count):
+        result, state = trace_flow(
+            cluster,
+            source,
+            destination,
+            container=container,
+            rng=rng,
+            seed=seed,
+            pick=pick,
+            state=state,
+        )
+        yield result
+
+
+def trace_flow(
+    cluster: Cluster,
+    source: str,
+    destination: str,
+    *,
+    rng: random.Random,
+    seed: int,
+    container: str | None = None,
+    pick: str | None = None,
+    state: FlowState | None = None,
+    node_rules: Mapping[str, NodeRules] | None = None,
+    on_hop: Callable[[Hop], None] | None = None,
+    choose: Callable[[Rule], bool | None] | None = None,
+) -> tuple[Trace, FlowState]:
+    """Trace one flow with a given generator and shared state; returns the new state."""
+    src = parse_source(cluster, source, container)
+    dest = parse_destination(destination)
+    pinned = _parse_pick(pick) if pick is not None else None
+    network = network_of(cluster)
+    walker = Walker(
+        cluster=cluster,
+        network=network,
+        rng=rng,
+        state=dict((state or FlowState()).netfilter),
+        overrides=node_rules,
+        pick=pinned,
+        choose=choose,
+    )
+    ns = network.netns(src.netns)
+    dst_ip, resolution = _resolve_destination(cluster, src, dest)
+    request = _first_packet(src, dst_ip, dest, rng, _source_address(walker, ns, src, dst_ip))
+    if resolution is not None:
+        walker.emit(
+            HopKind.DNS,
+            ns,
+            request,
+            request,
+            _dns_sentence(resolution, dst_ip),
+            detail="; ".join(f"A? {q}" for q in resolution.queries)
+            + f" → {', '.join(map(str, resolution.addresses))}",
+            note="the DNS exchange with CoreDNS is summarised as one step",
+            dt=0,
+        )
+    walker.emit(
+        HopKind.SEND,
+        ns,
+        request,
+        request,
+        f"{src.label} opens a {dest.proto.value.upper()} connection to {dst_ip}:{dest.port} "
+        f"from {request.src}:{request.sport} (an ephemeral port)",
+        detail=f"connect({dst_ip}:{dest.port}) from {request.src}:{request.sport}",
+        dt=0,
+    )
+    if pinned is not None:
+        _check_pick(walker, ns, pinned, request)
+    end = walker.local_out(ns, request)
+    if end.verdict is Verdict.DELIVERED:
+        served = walker.network.netns(end.netns)
+        walker.direction = Direction.REPLY
+        walker.reply_socket = (ns.name, request)
+        walker.masq_because = None
+        walker.masq_external = False
+        reply = Packet(
+            src=end.packet.dst,
+            dst=end.packet.src,
+            sport=end.packet.dport,
+            dport=end.packet.sport,
+            proto=end.packet.proto,
+            tcp_flags="SYN,ACK" if end.packet.proto is Proto.TCP else "",
+        )
+        walker.t_us += 20
+        walker.emit(
+            HopKind.SEND,
+            served,
+            reply,
+            reply,
+            f"the server in {served.label} answers {reply.dst}:{reply.dport}: it swaps the "
+            "addresses it received, knowing nothing of any NAT",
+            dt=0,
+        )
+        end = walker.local_out(served, reply)
+    if end.verdict is Verdict.REFUSED and request.proto is Proto.TCP:
+        _forget_reset_connections(walker)
+    verdict, reason = _verdict(end, src, dest, dst_ip, walker)
+    hops = tuple(walker.hops)
+    if on_hop is not None:
+        for hop in hops:
+            on_hop(hop)
+    warnings = (
+        _relevant_warnings(cluster, walker)
+        + tuple(dict.fromkeys(walker.findings))
+        + tuple(dict.fromkeys(walker.assumptions))
+    )
+    result = Trace(
+        source=source if container is None else f"{source} -c {container}",
+        destination=destination,
+        seed=seed,
+        hops=hops,
+        verdict=verdict,
+        reason=reason,
+        endpoint=walker.endpoint,
+        warnings=warnings,
+        rule=walker.verdict_rule if verdict in (Verdict.DROPPED, Verdict.REJECTED) else None,
+    )
+    return result, FlowState(dict(walker.state))
+
+
+def _relevant_warnings(cluster: Cluster, walker: Walker) -> tuple[str, ...]:
+    """The cluster's warnings that name a pod, node or Service this trace passed."""
+    names: set[str] = set()
+    for hop in walker.hops:
+        ns = walker.network.netns(hop.where.netns)
+        names.add(ns.label)
+        if hop.where.node:
+            names.add(hop.where.node)
+        for walk in hop.tables:
+            for ref in walk.matched:
+                names.update(_quoted_services(ref.line))
+    if walker.endpoint:  # what the file says about the endpoint chosen (a stale slice)
+        names.add(walker.endpoint.rpartition(":")[0])
+    return tuple(w for w in cluster.warnings if any(_names_in(w, name) for name in names))
+
+
+def _quoted_services(line: str) -> set[str]:
+    start = line.find('--comment "')
+    if start < 0:
+        return set()
+    comment = line[start + 11 : line.find('"', start + 11)]
+    service = comment.split(" ")[0].split(":")[0]
+    return {service} if "/" in service else set()
+
+
+def _names_in(warning: str, name: str) -> bool:
+    return f" {name}:" in warning or f" {name} " in warning or f"/{name}:" in warning
+
+
+def _forget_reset_connections(walker: Walker) -> None:
+    """A RST as the only reply deletes the connection from every conntrack it passes.
+
+    kubehop does not walk the RST itself; it applies its effect, which the
+    kernel documents in nf_conntrack_proto_tcp ("If only reply is a RST, we
+    can consider ourselves not to have an established connection").
+    """
+    for hop in walker.hops:
+        entry = hop.conntrack
+        state = walker.state.get(hop.where.netns)
+        if entry is None or state is None or entry.original not in state.conntrack:
+            continue
+        walker.state[hop.where.netns] = replace(
+            state, conntrack=state.conntrack.without(entry.original)
+        )
+
+
+def _parse_pick(text: str) -> tuple[IPv4Address, int]:
+    wrong = FlowError(
+        f"pinned endpoint (--pick) {text!r}: expected an endpoint as IP:PORT, e.g. 192.168.1.4:8080"
+    )
+    try:
+        dest = parse_destination(text)
+    except FlowError as err:
+        reason = str(err).split(": ", 1)[-1]
+        if reason.startswith("expected"):
+            raise wrong from None
+        raise FlowError(f"pinned endpoint (--pick) {text!r}: {reason}") from None
+    if dest.ip is None:
+        raise wrong
+    return dest.ip, dest.port
+
+
+def _check_pick(walker: Walker, ns: Netns, pick: tuple[IPv4Address, int], request: Packet) -> None:
+    """A pin names an endpoint of the Service the request goes to, or it is an error."""
+    shown = f"pinned endpoint (--pick) {pick[0]}:{pick[1]}"
+    answers = services_at(walker.cluster, request.dst, request.dport or 0, request.proto)
+    if not answers:
+        raise FlowError(
+            f"{shown}: {request.dst}:{request.dport} is no Service's address, so no rule"
+            " chooses an endpoint to pin"
+        )
+    node = ns.node
+    real = node is not None and walker.overrides is not None and node in walker.overrides
+    if not real:  # a real node's rules may hold endpoints the cluster dump lacks
+        endpoints = sorted(
+            {
+                str(endpoint)
+                for answer in answers
+                for endpoint in port_endpoints(
+                    walker.cluster, answer.service, answer.port, node or ""
+                )
+            }
+        )
+        if f"{pick[0]}:{pick[1]}" not in endpoints:
+            raise FlowError(
+                f"{shown}: not an endpoint of {', '.join(map(str, answers))}"
+                f" (its endpoints: {', '.join(endpoints) or 'none'})"
+            )
+    if node is None:
+        return
+    rules = rules_for(walker.cluster, node, walker.overrides)
+    # One search of the text, not a walk of every parsed rule: a big node has
+    # 500,000 rules and parses its chains only when a packet visits them.
+    dnat = re.compile(
+        rf"-j DNAT .*--to-destination {re.escape(str(pick[0]))}(?::{pick[1]})?(?:\s|$)",
+        re.MULTILINE,
+    )
+    if dnat.search(rules.text):
+        return
+    raise FlowError(
+        f"pinned endpoint (--pick) {pick[0]}:{pick[1]}: no kube-proxy rule on {node} DNATs to"
+        " that endpoint "
+        "(it must be a ready endpoint of the Service)"
+    )
+
+
+def _resolve_destination(
+    cluster: Cluster, src: Source, dest: Destination
+) -> tuple[IPv4Address, Resolution | None]:
+    if dest.ip is not None:
+        return dest.ip, None
+    if src.kind is not SourceKind.POD or src.namespace is None:
+        raise FlowError(
+            f"destination {dest.text!r}: {src.label} is not a pod, so cluster DNS names do not "
+            "resolve there; use an IP (a NodeIP:NodePort from outside)"
+        )
+    resolution = resolve(cluster, dest.host, src.namespace)
+    return resolution.addresses[0], resolution
+
+
+def _dns_sentence(resolution: Resolution, addr: IPv4Address) -> str:
+    if resolution.headless:
+        return (
+            f"{resolution.name} resolves to {resolution.fqdn}, a headless Service: CoreDNS "
+            f"answers with its pods' IPs, so the request goes straight to {addr} and kube-proxy "
+            "plays no part"
+        )
+    return (
+        f"{resolution.name} resolves through the pod's DNS search path to {resolution.fqdn}, "
+        f"whose A record is the Service's ClusterIP {addr}"
+    )
+
+
+def _source_address(walker: Walker, ns: Netns, src: Source, dst: IPv4Address) -> IPv4Address:
+    """The address connect() binds: the route's preferred source, else the out device's.
+
+    A node's process reaching its own pods leaves from cni0's address, not the
+    node's InternalIP; the real-kernel lab caught kubehop getting this wrong.
+    """
+    route = walker.route(ns, dst)
+    if route is None:
+        return src.ip
+    if route.src is not None:
+        return route.src
+    return ns.iface(route.dev).primary or src.ip
+
+
+def _first_packet(
+    src: Source, dst: IPv4Address, dest: Destination, rng: random.Random, src_ip: IPv4Address
+) -> Packet:
+    sport = rng.randint(*EPHEMERAL_PORTS)
+    return Packet(
+        src=src_ip,
+        dst=dst,
+        sport=sport,
+        dport=dest.port,
+        proto=dest.proto,
+        tcp_flags="SYN" if dest.proto is Proto.TCP else "",
+    )
+
+
+def _verdict(
+    end: End, src: Source, dest: Destination, dst_ip: IPv4Address, walker: Walker
+) -> tuple[Verdict, str]:
+    if end.verdict is Verdict.DELIVERED:
+        served = walker.endpoint or f"{dst_ip}:{dest.port}"
+        via = "" if served == f"{dst_ip}:{dest.port}" else f" through {dst_ip}:{dest.port}"
+        return Verdict.DELIVERED, (
+            f"{src.label} reached {served}{via}, and the reply came back from {dst_ip}:{dest.port}"
+        )
+    return end.verdict, end.reason
+
+
+__all__ = ["FlowState", "trace", "trace_flow", "trace_many"]

@@ -1,0 +1,246 @@
+"""The real-kernel lab: kubehop's traces agree with Linux running the same rules.
+
+Each module-scoped fixture builds one lab (a netns per node, pod and client)
+and removes it at the end; the flows run against it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from model.cluster import Cluster
+from model.errors import KubehopError
+from sim.cluster.generate import generate
+from sim.cluster.load import demo_cluster, load, with_derived_slices
+from sim.lab import verify_trace
+from sim.lab.build import Lab, build, teardown
+from sim.lab.flows import Flow, spreads, standard_flows
+from sim.lab.netns import in_netns, ip, lab_netns
+from sim.lab.probe import Listeners
+from sim.lab.verify import FlowCheck, Verifier
+from sim.proxy.rules import node_rules
+from sim.readers.cluster_file import parse_cluster
+from sim.trace.presets import SCENARIOS
+from sim.trace.tracer import trace
+from tests import paths
+from tests.lab.support import require_lab
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def demo_lab() -> Iterator[Lab]:
+    require_lab()
+    lab = build(demo_cluster(), "demo", persistent=False)
+    try:
+        yield lab
+    finally:
+        teardown(lab.state)
+
+
+@pytest.fixture(scope="module")
+def demo(demo_lab: Lab) -> Iterator[Verifier]:
+    verifier = Verifier(demo_lab)
+    with Listeners(verifier.listen_specs()):
+        yield verifier
+
+
+def _show(check: FlowCheck) -> str:
+    return f"{check.command}\n  kubehop: {check.kubehop}\n  kernel: {check.kernel}\n  " + (
+        "\n  ".join(check.differences)
+    )
+
+
+def _flow_params(cluster: Cluster) -> list[object]:
+    params: list[object] = []
+    for flow in standard_flows(cluster):
+        params.append(pytest.param(flow, id=flow.name))
+    return params
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: f"scenario {s.key}: {s.title}")
+def test_every_scenario_agrees_with_the_kernel(scenario: object, demo: Verifier) -> None:
+    from sim.trace.presets import Scenario
+
+    assert isinstance(scenario, Scenario)
+    flow = Flow(scenario.title, scenario.source, scenario.destination, scenario.container,
+                scenario.pick)  # fmt: skip
+    check = demo.check(flow)
+    assert check.agree, _show(check)
+    assert check.observation is not None
+    if scenario.key == "4":
+        # The NodePort scenario is masqueraded: the pod sees node-b's address.
+        assert check.observation.peer is not None
+        assert str(check.observation.peer[0]) == "10.0.0.12"
+
+
+@pytest.mark.parametrize("flow", _flow_params(demo_cluster()))
+def test_demo_flows_agree_with_the_kernel(flow: Flow, demo: Verifier) -> None:
+    check = demo.check(flow)
+    assert check.agree, _show(check)
+
+
+def test_the_kernel_reaches_every_endpoint(demo: Verifier) -> None:
+    checks = [demo.spread(s) for s in spreads(demo.cluster)]
+    assert {c.name.split(" spread")[0] for c in checks} >= {
+        "pod1 → default/svc-b:80",
+        "pod1 → default/sticky:80",
+    }
+    for check in checks:
+        assert check.agree, _show(check)
+
+
+def test_the_kernel_loads_the_rules_kubehop_renders(demo: Verifier) -> None:
+    for check in demo.rules():
+        assert check.agree, _show(check)
+
+
+def test_verify_trace_checks_the_trace_on_screen(demo: Verifier) -> None:
+    shown = trace(demo_cluster(), "pod1", "svc-b:80", seed=5, pick="192.168.2.2:8080")
+    check = verify_trace(shown, demo_cluster())
+    assert check.agree, _show(check)
+    assert check.trace == shown
+    assert check.observation is not None and check.observation.endpoint is not None
+    assert str(check.observation.endpoint[0]) == "192.168.2.2"
+
+
+def test_verify_trace_refuses_a_cluster_the_lab_was_not_built_from(demo: Verifier) -> None:
+    other = with_derived_slices(parse_cluster(generate(2, 3, 2, seed=1), "gen.json"), "gen.json")
+    shown = trace(other, other.pods[0].key, f"{other.services[0].cluster_ip}:80", seed=1)
+    with pytest.raises(KubehopError, match="not this cluster"):
+        verify_trace(shown, other)
+
+
+# -- the lab catches real mistakes -------------------------------------------------------
+
+SCENARIO_4 = Flow("client to NodePort via node-b", "client", "10.0.0.12:30080")
+POD_TO_POD_OTHER_NODE = Flow("pod1 to pod4", "default/pod1", "192.168.2.2:8080")
+
+
+def _restore_rules(lab: Lab, node: str) -> None:
+    in_netns(lab.node_netns[node], ["iptables-restore", "-w", "5"],
+             stdin=node_rules(lab.cluster, node).text)  # fmt: skip
+
+
+def test_a_deleted_masquerade_jump_is_a_disagreement(demo: Verifier) -> None:
+    lab = demo.lab
+    chain = next(
+        line.split()[1]
+        for line in node_rules(lab.cluster, "node-b").text.splitlines()
+        if "masquerade traffic for default/web external destinations" in line
+    )
+    assert demo.check(SCENARIO_4).agree
+    in_netns(lab.node_netns["node-b"], ["iptables", "-w", "5", "-t", "nat", "-D", chain,
+             "-m", "comment", "--comment",
+             "masquerade traffic for default/web external destinations",
+             "-j", "KUBE-MARK-MASQ"])  # fmt: skip
+    try:
+        check = demo.check(SCENARIO_4)
+    finally:
+        _restore_rules(lab, "node-b")
+    assert not check.agree
+    # Unmasqueraded, web-1 answers the client directly: its SYN-ACK comes from
+    # the pod's address, so the client never connects.
+    assert check.kernel.startswith("timeout")
+    assert any("conntrack on node-b" in d for d in check.differences), check.differences
+    assert not [c for c in demo.rules() if not c.agree]
+    assert demo.check(SCENARIO_4).agree
+
+
+def test_a_deleted_route_is_a_disagreement(demo: Verifier) -> None:
+    lab = demo.lab
+    node_a = lab.node_netns["node-a"]
+    assert demo.check(POD_TO_POD_OTHER_NODE).agree
+    ip(node_a, "route", "del", "192.168.2.0/24")
+    try:
+        check = demo.check(POD_TO_POD_OTHER_NODE)
+    finally:
+        ip(node_a, "route", "add", "192.168.2.0/24", "via", "10.0.0.12", "dev", "eth0",
+           "proto", "static")  # fmt: skip
+    assert not check.agree
+    assert check.kubehop.startswith("192.168.2.2:8080")
+    assert demo.check(POD_TO_POD_OTHER_NODE).agree
+
+
+# -- a generated cluster ----------------------------------------------------------------
+
+# 3 nodes, 9 pods, 10 Services (seed 12): Services with two ports and named
+# target ports, a NodePort Service (eTP Local), Services without endpoints.
+GENERATED = (3, 9, 10, 12)
+
+
+def _generated() -> Cluster:
+    text = generate(*GENERATED)
+    return with_derived_slices(parse_cluster(text, "generated.json"), "generated.json")
+
+
+@pytest.fixture(scope="module")
+def generated() -> Iterator[Verifier]:
+    require_lab()
+    cluster = _generated()
+    lab = build(cluster, "generated.json", persistent=False)
+    try:
+        verifier = Verifier(lab)
+        with Listeners(verifier.listen_specs()):
+            yield verifier
+    finally:
+        teardown(lab.state)
+
+
+def test_the_generated_cluster_has_what_the_lab_must_cover() -> None:
+    cluster = _generated()
+    names = [f.name for f in standard_flows(cluster)]
+    assert any("NodePort" in n for n in names)
+    assert any("no endpoints" in n for n in names)
+    assert any(len(s.ports) > 1 for s in cluster.services)
+    assert any(isinstance(p.target_port, str) for s in cluster.services for p in s.ports)
+    assert len(cluster.nodes) == 3
+
+
+@pytest.mark.parametrize("flow", _flow_params(_generated()))
+def test_generated_flows_agree_with_the_kernel(flow: Flow, generated: Verifier) -> None:
+    check = generated.check(flow)
+    assert check.agree, _show(check)
+
+
+def test_generated_spreads_agree(generated: Verifier) -> None:
+    checks = [generated.spread(s) for s in spreads(generated.cluster)]
+    assert checks
+    for check in checks:
+        assert check.agree, _show(check)
+
+
+def test_nothing_of_the_module_labs_is_left_after_teardown() -> None:
+    require_lab()
+    lab = build(demo_cluster(), "demo", persistent=False)
+    names = set(lab.state.all_netns)
+    assert names <= set(lab_netns())
+    teardown(lab.state)
+    assert not names & set(lab_netns())
+    assert not lab.state.path.exists()
+
+
+# -- the awkward cases: UDP, LoadBalancer, Local policies, hostNetwork ---------------------------
+
+ZOO = paths.DATA / "lab" / "zoo.yaml"
+
+
+@pytest.fixture(scope="module")
+def zoo() -> Iterator[Verifier]:
+    require_lab()
+    cluster = load(ZOO)
+    lab = build(cluster, "zoo.yaml", persistent=False)
+    try:
+        verifier = Verifier(lab)
+        with Listeners(verifier.listen_specs()):
+            yield verifier
+    finally:
+        teardown(lab.state)
+
+
+@pytest.mark.parametrize("flow", _flow_params(load(ZOO)))
+def test_zoo_flows_agree_with_the_kernel(flow: Flow, zoo: Verifier) -> None:
+    check = zoo.check(flow)
+    assert check.agree, _show(check)
