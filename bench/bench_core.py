@@ -24,6 +24,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from sim.trace.request import Request
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from model.cluster import Cluster
@@ -67,8 +69,8 @@ def flow_of(cluster: Cluster) -> tuple[str, str]:
 
 
 def trace_time(cluster: Cluster, source: str, destination: str) -> float:
-    trace(cluster, source, destination, seed=1)  # renders and parses the nodes involved
-    return best_of(20, lambda: trace(cluster, source, destination, seed=1))
+    trace(cluster, Request(source, destination, seed=1))  # renders and parses the nodes involved
+    return best_of(20, lambda: trace(cluster, Request(source, destination, seed=1)))
 
 
 def restore_test_time(text: str) -> float | None:

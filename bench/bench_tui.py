@@ -124,10 +124,10 @@ async def latency(cluster: Cluster, source: str, destination: str) -> Latency:
     """Open the app on `cluster` at 160×48, step through a whole trace, switch node."""
     from tui.app import KubehopApp
     from tui.screens.trace import TraceScreen
-    from tui.session import FlowRequest
+    from tui.session import Request
 
     start = time.perf_counter()
-    app = KubehopApp(cluster, request=FlowRequest(source, destination), seed=7)
+    app = KubehopApp(cluster, request=Request(source, destination), seed=7)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
         opened = time.perf_counter() - start

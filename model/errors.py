@@ -21,5 +21,5 @@ class RulesParseError(KubehopError):
     """An iptables-save text that cannot be parsed."""
 
 
-class FlowError(KubehopError):
+class RequestError(KubehopError):
     """A source or destination that does not name anything in the cluster."""

@@ -34,9 +34,10 @@ def test_a_trace_runs_without_textual_or_rich_loaded() -> None:
     code = (
         "import sys\n"
         "from sim.cluster.load import demo_cluster\n"
+        "from sim.trace.request import Request\n"
         "from sim.trace.tracer import trace\n"
         "from sim.trace.report import trace_text\n"
-        "t = trace(demo_cluster(), 'pod1', 'svc-b:80', seed=1)\n"
+        "t = trace(demo_cluster(), Request('pod1', 'svc-b:80', seed=1))\n"
         "trace_text(t)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'tui'))\n"
         "print(bad)\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sim.cluster.load import demo_cluster
 from sim.trace.report import trace_text
+from sim.trace.request import Request
 from sim.trace.tracer import trace
 from tests import paths
 
@@ -16,6 +17,6 @@ def test_the_readme_trace_excerpt_matches_the_real_output() -> None:
     block = text[start : text.index("```", start)].splitlines()[1:]
     excerpt = [line for line in block if line.strip() and line.strip() != "…"]
     assert excerpt, "the README lost its trace excerpt"
-    output = trace_text(trace(demo_cluster(), "pod1", "svc-b:80", seed=2)).splitlines()
+    output = trace_text(trace(demo_cluster(), Request("pod1", "svc-b:80", seed=2))).splitlines()
     for line in excerpt:
         assert line in output, f"README line not in `kubehop trace pod1 svc-b:80 --seed 2`: {line}"

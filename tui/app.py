@@ -16,7 +16,7 @@ from textual.screen import Screen
 
 from model.cluster import Cluster
 from tui.screens.trace import TraceScreen
-from tui.session import FlowRequest, Session
+from tui.session import Request, Session
 
 DEFAULT_THEME = "tokyo-night"
 """The theme kubehop opens with (any Textual theme works; ctrl+p changes it)."""
@@ -33,7 +33,7 @@ class KubehopApp(App[int]):
         self,
         cluster: Cluster,
         *,
-        request: FlowRequest | None = None,
+        request: Request | None = None,
         seed: int | None = None,
         theme: str | None = DEFAULT_THEME,
     ) -> None:

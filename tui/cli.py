@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from model.trace import Trace, Verdict
 if TYPE_CHECKING:
     from model.cluster import Cluster
     from sim.proxy.rules import NodeRules
+    from sim.trace.request import Request
 
 EXIT_OK = 0
 EXIT_NOT_DELIVERED = 1
@@ -237,15 +239,7 @@ def _trace(args: argparse.Namespace) -> int:
     real = load_node_rules(cluster, args.node_rules, args.ipset)
     if args.all_endpoints:
         return _trace_all(args, cluster, real, fmt)
-    result = trace(
-        cluster,
-        args.source,
-        args.destination,
-        container=args.container,
-        seed=args.seed,
-        pick=args.pick,
-        node_rules=real,
-    )
+    result = trace(cluster, _request(args), node_rules=real)
     if args.seed is None:
         print(
             f"kubehop: seed {result.seed} (add --seed {result.seed} to repeat this trace)",
@@ -272,6 +266,13 @@ def _trace(args: argparse.Namespace) -> int:
     return EXIT_OK if result.verdict is Verdict.DELIVERED else EXIT_NOT_DELIVERED
 
 
+def _request(args: argparse.Namespace) -> Request:
+    """The request `kubehop trace` was given."""
+    from sim.trace.request import Request
+
+    return Request(args.source, args.destination, args.container, args.seed, args.pick)
+
+
 def _rules_header(real: Mapping[str, NodeRules]) -> str:
     lines = [
         f"rules on {node}: {rules.ruleset.source} (the node's iptables-save);"
@@ -293,11 +294,10 @@ def _compared(
 
     rendered = trace(
         cluster,
-        args.source,
-        args.destination,
-        container=args.container,
-        seed=result.seed,
-        pick=args.pick,
+        replace(
+            _request(args),
+            seed=result.seed,
+        ),
     )
     if (rendered.verdict, rendered.endpoint, rendered.reason) == (
         result.verdict,
@@ -321,14 +321,7 @@ def _trace_all(
         raise KubehopError("--all-endpoints traces every endpoint; drop --pick")
     if fmt in ("markdown", "dot"):
         raise KubehopError(f"--all-endpoints prints text or json, not {fmt}")
-    result = fork(
-        cluster,
-        args.source,
-        args.destination,
-        seed=args.seed if args.seed is not None else 1,
-        container=args.container,
-        node_rules=real,
-    )
+    result = fork(cluster, _request(args), node_rules=real)
     if fmt == "json":
         sys.stdout.write(json.dumps(fork_dict(result), indent=2, ensure_ascii=False) + "\n")
     else:
@@ -416,10 +409,10 @@ def _schema() -> int:
 
 
 def _scenarios() -> int:
-    from sim.trace.presets import SCENARIOS
+    from sim.trace.presets import PRESETS
 
-    for s in SCENARIOS:
-        print(f"{s.key}  {s.title:<45} {s.command}")
+    for preset in PRESETS:
+        print(f"{preset.key}  {preset.title:<45} {preset.command}")
     return EXIT_OK
 
 

@@ -17,9 +17,12 @@ from model.trace import Trace
 from sim.cluster import dns
 from sim.proxy import rules
 from sim.proxy.iptables import render_node_rules
-from sim.trace import presets as scenarios
 from sim.trace import request as flow
 from sim.trace import tracer
+from sim.trace.presets import PRESETS, Preset
+from sim.trace.request import Request
+
+__all__ = ["Edit", "Preset", "Request", "Session", "Spread", "presets"]
 
 # `sim.cluster.edits` is imported by the calls that edit: nothing on the first screen edits.
 
@@ -29,39 +32,6 @@ _BIG = 20_000
 
 _TEXTS_KEPT = 4
 """Rendered texts of untraced nodes kept (58 MB each at the scale limits)."""
-
-
-@dataclass(frozen=True)
-class FlowRequest:
-    """What the user asked to trace, as the pick dialog or a preset gives it."""
-
-    source: str
-    """`[NAMESPACE/]POD`, an external client's name, or an IP."""
-    destination: str
-    """`localhost:PORT`, `IP:PORT`, `SERVICE:PORT`, `NODE_IP:NODEPORT`."""
-    container: str | None = None
-    """`-c CONTAINER`, for a pod with several."""
-    seed: int | None = None
-    """The random generator's seed; None lets the tracer choose (and report) one."""
-    pick: str | None = None
-    """`IP:PORT` of the endpoint to pin instead of the random choice."""
-
-    def describe(self) -> str:
-        """`pod1 -c container01 → localhost:8080`."""
-        container = f" -c {self.container}" if self.container else ""
-        return f"{self.source}{container} → {self.destination}"
-
-
-@dataclass(frozen=True)
-class Preset:
-    """One of the article's scenarios, on keys 1–4."""
-
-    key: str
-    """The key that loads it."""
-    title: str
-    """What it shows."""
-    request: FlowRequest
-    """The request it traces."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +52,7 @@ class Edit:
 class Spread:
     """Where N requests from fresh source ports ended up."""
 
-    request: FlowRequest
+    request: Request
     """The request sent."""
     counts: tuple[tuple[str, int], ...]
     """(endpoint or verdict, requests), most first."""
@@ -97,17 +67,14 @@ class Spread:
         return sum(n for _, n in self.counts)
 
 
-def _spread(request: FlowRequest, tally: Counter[str], requested: int) -> Spread:
+def _spread(request: Request, tally: Counter[str], requested: int) -> Spread:
     counts = tuple(sorted(tally.items(), key=lambda item: (-item[1], item[0])))
     return Spread(request, counts, request.seed or 0, requested)
 
 
 def presets() -> tuple[Preset, ...]:
     """The article's scenarios, as `sim.trace.presets` defines them."""
-    return tuple(
-        Preset(s.key, s.title, FlowRequest(s.source, s.destination, s.container, pick=s.pick))
-        for s in scenarios.SCENARIOS
-    )
+    return PRESETS
 
 
 @dataclass
@@ -132,16 +99,12 @@ class Session:
         """Rendering a node's rules takes long enough (~5 s at the scale limits) to show progress."""
         return len(self.cluster.services) + len(self.cluster.pods) > _BIG
 
-    def trace(self, request: FlowRequest) -> Trace:
+    def trace(self, request: Request) -> Trace:
         """Trace `request`; raises `KubehopError` for a name the cluster does not have."""
         cluster = self.cluster
         trace = tracer.trace(
             cluster,
-            request.source,
-            request.destination,
-            container=request.container,
-            seed=request.seed if request.seed is not None else self.seed,
-            pick=request.pick,
+            request if request.seed is not None else replace(request, seed=self.seed),
         )
         if cluster is self.cluster:
             self._traced.update(h.where.node for h in trace.hops if h.where.node is not None)
@@ -167,14 +130,14 @@ class Session:
         self._texts.move_to_end(node)
         return text
 
-    def check(self, request: FlowRequest) -> None:
+    def check(self, request: Request) -> None:
         """Raise `KubehopError` if `request` names something the cluster lacks (no tracing)."""
         source = flow.parse_source(self.cluster, request.source, request.container)
         destination = flow.parse_destination(request.destination)
         if destination.ip is None and source.namespace is not None:
             dns.resolve(self.cluster, destination.host, source.namespace)
 
-    def has_source(self, request: FlowRequest) -> bool:
+    def has_source(self, request: Request) -> bool:
         """Whether `request`'s source exists in this cluster (the presets name demo pods)."""
         try:
             flow.parse_source(self.cluster, request.source, request.container)
@@ -217,7 +180,7 @@ class Session:
 
     def spread(
         self,
-        request: FlowRequest,
+        request: Request,
         count: int,
         *,
         progress: Callable[[Spread], bool] | None = None,
@@ -233,13 +196,10 @@ class Session:
         sent = replace(request, seed=seed)
         tally: Counter[str] = Counter()
         for done, trace in enumerate(
-            tracer.flows(
+            tracer.repeat(
                 self.cluster,
-                request.source,
-                request.destination,
+                replace(request, seed=seed, pick=None),
                 count,
-                seed=seed,
-                container=request.container,
             ),
             start=1,
         ):

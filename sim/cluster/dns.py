@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from model.cluster import Cluster, Service, ServiceType
-from model.errors import FlowError
+from model.errors import RequestError
 
 CLUSTER_DOMAIN = "cluster.local"
 NDOTS = 5
@@ -74,7 +74,7 @@ def answer(cluster: Cluster, fqdn: str) -> tuple[Service, tuple[IPv4Address, ...
     if service is None:
         return None
     if service.type is ServiceType.EXTERNAL_NAME:
-        raise FlowError(
+        raise RequestError(
             f"{service.key} is an ExternalName Service: DNS answers with a CNAME to"
             f" {service.external_name!r}, a name outside the cluster, which kubehop does not"
             " resolve; kube-proxy writes no rules for it"
@@ -86,7 +86,7 @@ def answer(cluster: Cluster, fqdn: str) -> tuple[Service, tuple[IPv4Address, ...
 
 
 def resolve(cluster: Cluster, name: str, namespace: str) -> Resolution:
-    """Resolve `name` from a pod in `namespace`; FlowError when nothing answers."""
+    """Resolve `name` from a pod in `namespace`; RequestError when nothing answers."""
     asked: list[str] = []
     for fqdn in candidates(name, namespace):
         asked.append(fqdn)
@@ -95,11 +95,11 @@ def resolve(cluster: Cluster, name: str, namespace: str) -> Resolution:
             continue
         service, addresses = found
         if not addresses:
-            raise FlowError(
+            raise RequestError(
                 f"'{name}' resolves to headless Service {service.key}, which has no ready "
                 "endpoints (NXDOMAIN-like empty answer)"
             )
         return Resolution(name, tuple(asked), fqdn, addresses, service)
-    raise FlowError(
+    raise RequestError(
         f"{name!r} does not resolve: no Service answers to {', '.join(asked)} (NXDOMAIN)"
     )

@@ -9,6 +9,6 @@ the root network namespace: see `sim.lab.netns`.
 from __future__ import annotations
 
 from sim.lab.errors import LabError, LabUnavailable, NoLabRunning
-from sim.lab.verify import FlowCheck, verify_trace
+from sim.lab.verify import Check, verify_trace
 
-__all__ = ["FlowCheck", "LabError", "LabUnavailable", "NoLabRunning", "verify_trace"]
+__all__ = ["Check", "LabError", "LabUnavailable", "NoLabRunning", "verify_trace"]

@@ -92,18 +92,18 @@ def _up(path: str | None) -> int:
     return EXIT_OK
 
 
-def _verify(path: str | None, flows: int, seed: int) -> int:
+def _verify(path: str | None, randoms: int, seed: int) -> int:
     from sim.cluster.load import DEMO_SOURCE, load
     from sim.lab.build import build, fingerprint, signals_raise, teardown
-    from sim.lab.flows import random_flows, spreads, standard_flows
+    from sim.lab.cases import random_cases, spreads, standard_cases
     from sim.lab.netns import check_host
     from sim.lab.probe import Listeners
     from sim.lab.state import exclusive, running_lab
     from sim.lab.table import table
     from sim.lab.verify import Verifier, attach
 
-    if not 0 <= flows <= 10_000:
-        raise KubehopError(f"--flows {flows}: must be 0-10000")
+    if not 0 <= randoms <= 10_000:
+        raise KubehopError(f"--flows {randoms}: must be 0-10000")
     check_host()
     cluster = load(path)
     with signals_raise():
@@ -116,12 +116,12 @@ def _verify(path: str | None, flows: int, seed: int) -> int:
             for note in lab.state.notes:
                 print(f"note: {note}", file=sys.stderr)
             verifier = Verifier(lab)
-            todo = standard_flows(cluster) + random_flows(cluster, flows, seed)
+            todo = standard_cases(cluster) + random_cases(cluster, randoms, seed)
             checks = verifier.rules()
             with exclusive(lab.state), Listeners(verifier.listen_specs()):
-                for i, flow in enumerate(todo, 1):
-                    _progress(f"[{i}/{len(todo)}] {flow.name}")
-                    checks.append(verifier.check(flow))
+                for i, case in enumerate(todo, 1):
+                    _progress(f"[{i}/{len(todo)}] {case.name}")
+                    checks.append(verifier.check(case))
                 for spread in spreads(cluster):
                     _progress(f"{spread.name} ×{spread.count}")
                     checks.append(verifier.spread(spread))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sim.lab.verify import FlowCheck
+from sim.lab.verify import Check
 
 HEADERS = ("flow", "kubehop", "kernel", "agree")
 """The table's columns."""
@@ -14,7 +14,7 @@ def _cell(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def table(checks: Sequence[FlowCheck], *, width: int = 160) -> str:
+def table(checks: Sequence[Check], *, width: int = 160) -> str:
     """The checks as an aligned text table, then the differences of the rows that disagree."""
     rows = [(c.name, c.kubehop, c.kernel, "yes" if c.agree else "NO") for c in checks]
     # The flow column gets what the others leave; none grows past its longest cell.

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 
 from model.cluster import Cluster
-from model.errors import FlowError
+from model.errors import RequestError
 from model.netfilter import DnatTarget, Table
 from model.packet import ConntrackEntry, ConntrackTuple, Packet, Proto
 from model.trace import Direction, HopKind, Trace, Verdict
 from sim.lab.build import Lab, fingerprint
+from sim.lab.cases import Case, Spread
 from sim.lab.errors import LabError, NoLabRunning
-from sim.lab.flows import Flow, Spread
 from sim.lab.netns import check_host, in_netns, lab_netns
 from sim.lab.probe import (
     KernelEntry,
@@ -43,6 +43,7 @@ from sim.lab.probe import (
 )
 from sim.lab.state import exclusive, running_lab
 from sim.proxy.rules import node_rules
+from sim.trace.request import Request
 from sim.trace.tracer import trace, trace_many
 
 TRACE_SEED = 1
@@ -72,7 +73,7 @@ EXPECTED: dict[Verdict, frozenset[Outcome]] = {
 
 
 @dataclass(frozen=True)
-class FlowCheck:
+class Check:
     """One flow checked against the kernel: both sides in a phrase, and where they differ."""
 
     name: str
@@ -145,15 +146,15 @@ class Verifier:
 
     # -- one flow ---------------------------------------------------------------------
 
-    def check(self, flow: Flow, *, compare_with: Trace | None = None) -> FlowCheck:
+    def check(self, case: Case, *, compare_with: Trace | None = None) -> Check:
         """Send `flow` for real and compare with its trace; never raises for a disagreement."""
-        first = self._trace(flow, flow.pick)
+        first = self._trace(case, case.request.pick)
         send_hop = next(h for h in first.hops if h.kind is HopKind.SEND)
         request = send_hop.before
         source_ns = self.lab.netns(send_hop.where.netns)
 
-        attempts = PICK_ATTEMPTS if flow.pick else 1
-        wanted = _endpoint_tuple(flow.pick) if flow.pick else None
+        attempts = PICK_ATTEMPTS if case.request.pick else 1
+        wanted = _endpoint_tuple(case.request.pick) if case.request.pick else None
         deadline = time.monotonic() + PICK_SECONDS
         attempt = 0
         for attempt in range(1, attempts + 1):  # noqa: B007 (reported below)
@@ -171,17 +172,17 @@ class Verifier:
         differences: list[str] = []
         if wanted is not None and chosen != wanted:
             differences.append(
-                f"the kernel never chose {flow.pick} in {attempt} connections "
+                f"the kernel never chose {case.request.pick} in {attempt} connections "
                 f"(kubehop's rules say it can)"
             )
 
         self._last_outcome = obs.outcome
-        compared, pick = self._pinned(flow, first, request, chosen, compare_with, differences)
+        compared, pick = self._pinned(case, first, request, chosen, compare_with, differences)
         differences += _compare(compared, obs, kernel_ct, self._node_ns)
         differences += _compare_drops(compared, kernel_drops)
-        command = Flow(flow.name, flow.source, flow.destination, flow.container, pick).command
-        return FlowCheck(
-            name=flow.name,
+        command = replace(case.request, pick=pick).command
+        return Check(
+            name=case.name,
             command=command,
             kubehop=_sim_phrase(compared),
             kernel=_kernel_phrase(obs, chosen),
@@ -206,15 +207,12 @@ class Verifier:
                         found[f"{target.addr}:{target.ports.lo}"] = None
         return list(found)
 
-    def _trace(self, flow: Flow, pick: str | None) -> Trace:
-        return trace(
-            self.cluster, flow.source, flow.destination, container=flow.container,
-            seed=self.seed, pick=pick,
-        )  # fmt: skip
+    def _trace(self, case: Case, pick: str | None) -> Trace:
+        return trace(self.cluster, Request(case.request.source, case.request.destination, container=case.request.container, seed=self.seed, pick=pick))  # fmt: skip
 
     def _pinned(
         self,
-        flow: Flow,
+        case: Case,
         first: Trace,
         request: Packet,
         chosen: tuple[IPv4Address, int] | None,
@@ -222,37 +220,37 @@ class Verifier:
         differences: list[str],
     ) -> tuple[Trace, str | None]:
         """The trace to compare: pinned to the endpoint the kernel chose, when NAT chose one."""
-        if chosen is None and first.endpoint is not None and flow.pick is None:
+        if chosen is None and first.endpoint is not None and case.request.pick is None:
             # A RST as the only answer makes conntrack forget the connection at
             # once, so the kernel's endpoint is unknown: compare with kubehop
             # pinned to an endpoint where it ends the same way, if there is one.
             outcome = self._last_outcome
             for candidate in self._dnat_targets(first):
                 try:
-                    pinned = self._trace(flow, candidate)
-                except FlowError:
+                    pinned = self._trace(case, candidate)
+                except RequestError:
                     continue
                 if outcome in EXPECTED[pinned.verdict]:
                     return pinned, candidate
-            return compare_with or first, flow.pick
+            return compare_with or first, case.request.pick
         if chosen is None or chosen == (request.dst, request.dport):
-            return compare_with or first, flow.pick
+            return compare_with or first, case.request.pick
         pick = f"{chosen[0]}:{chosen[1]}"
         if compare_with is not None and compare_with.endpoint == pick:
             return compare_with, pick
         if first.endpoint == pick:
-            return first, flow.pick
+            return first, case.request.pick
         try:
-            return self._trace(flow, pick), pick
-        except FlowError as err:
+            return self._trace(case, pick), pick
+        except RequestError as err:
             differences.append(f"the kernel chose {pick}, which kubehop cannot pin: {err}")
-            return first, flow.pick
+            return first, case.request.pick
 
     # -- many flows to one Service --------------------------------------------------------
 
-    def spread(self, spread: Spread) -> FlowCheck:
+    def spread(self, spread: Spread) -> Check:
         """Send `spread.count` connections; every endpoint must answer (or one, with affinity)."""
-        first = trace(self.cluster, spread.source, spread.destination, seed=self.seed)
+        first = trace(self.cluster, Request(spread.source, spread.destination, seed=self.seed))
         send_hop = next(h for h in first.hops if h.kind is HopKind.SEND)
         request = send_hop.before
         source_ns = self.lab.netns(send_hop.where.netns)
@@ -269,7 +267,7 @@ class Verifier:
                 if failures >= SPREAD_FAILURES:
                     break  # each costs a timeout; the answer is already known
         simulated = trace_many(
-            self.cluster, spread.source, spread.destination, count, seed=self.seed
+            self.cluster, Request(spread.source, spread.destination, seed=self.seed), count
         )
         sim_reached = Counter(t.outcome for t in simulated)
         differences: list[str] = []
@@ -297,7 +295,7 @@ class Verifier:
         want = (
             "one endpoint (affinity)" if spread.sticky else f"all {len(spread.endpoints)} endpoints"
         )
-        return FlowCheck(
+        return Check(
             name=f"{spread.name} ×{count}",
             command=f"kubehop trace {spread.source} {spread.destination}",
             kubehop=f"{want}: {_counts(sim_reached)}",
@@ -307,9 +305,9 @@ class Verifier:
 
     # -- the rules themselves -------------------------------------------------------------
 
-    def rules(self) -> list[FlowCheck]:
+    def rules(self) -> list[Check]:
         """Each node's `iptables-save` in the lab, against kubehop's text for that node."""
-        checks: list[FlowCheck] = []
+        checks: list[Check] = []
         for node, lab_ns in self.lab.node_netns.items():
             want = node_rules(self.cluster, node).text.splitlines()
             saved = in_netns(lab_ns, ["iptables-save"]).stdout.splitlines()
@@ -330,7 +328,7 @@ class Verifier:
                 )
             rule_count = sum(1 for line in want if line.startswith("-A "))
             checks.append(
-                FlowCheck(
+                Check(
                     name=f"rules on {node}: iptables-save",
                     command=f"kubehop rules --node {node}",
                     kubehop=f"{rule_count} rules",
@@ -593,11 +591,11 @@ def attach(cluster: Cluster) -> Lab:
     return Lab(state, cluster)
 
 
-def verify_trace(t: Trace, cluster: Cluster) -> FlowCheck:
+def verify_trace(t: Trace, cluster: Cluster) -> Check:
     """Check one trace against the running lab (raises NoLabRunning when none is up)."""
     lab = attach(cluster)
     source, _, container = t.source.partition(" -c ")
-    flow = Flow("this trace", source, t.destination, container or None, pick=t.endpoint)
+    case = Case("this trace", Request(source, t.destination, container or None, pick=t.endpoint))
     verifier = Verifier(lab, seed=t.seed)
     with exclusive(lab.state), Listeners(verifier.listen_specs()):
-        return verifier.check(flow, compare_with=t)
+        return verifier.check(case, compare_with=t)

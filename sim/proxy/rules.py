@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from model.cluster import Cluster
-from model.errors import FlowError
+from model.errors import RequestError
 from model.netfilter import Ruleset
 from sim.proxy.iptables import render_node_rules
 from sim.readers.iptables_save import parse_iptables_save
@@ -46,7 +46,7 @@ def node_rules(cluster: Cluster, node: str) -> NodeRules:
         return hit[1]
     if cluster.node(node) is None:
         names = ", ".join(n.name for n in cluster.nodes[:10])
-        raise FlowError(f"no node {node!r} in the cluster (nodes: {names})")
+        raise RequestError(f"no node {node!r} in the cluster (nodes: {names})")
     text = render_node_rules(cluster, node)
     rules = NodeRules(node, text, parse_iptables_save(text, source=f"{node} (rendered)", lazy=True))
     _CACHE[key] = (cluster, rules)

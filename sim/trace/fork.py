@@ -11,7 +11,7 @@ decisions on its way.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -21,6 +21,7 @@ from model.trace import Direction, Trace, Verdict
 from sim.proxy.iptables.explain import comment_of
 from sim.proxy.rules import NodeRules
 from sim.trace.report import trace_dict
+from sim.trace.request import Request
 from sim.trace.tracer import trace
 
 __all__ = [
@@ -96,14 +97,12 @@ class Fork:
 
 def fork(
     cluster: Cluster,
-    source: str,
-    destination: str,
+    request: Request,
     *,
-    seed: int,
-    container: str | None = None,
     node_rules: Mapping[str, NodeRules] | None = None,
 ) -> Fork:
-    """Trace every branch of the random rules from `source` to `destination`."""
+    """Trace every branch of the random rules on `request`'s way (seed 1 if it has none)."""
+    seed = request.seed if request.seed is not None else 1
     branches: list[Branch] = []
     scripts: list[tuple[bool, ...]] = [()]
     truncated = False
@@ -123,10 +122,7 @@ def fork(
 
         result = trace(
             cluster,
-            source,
-            destination,
-            container=container,
-            seed=seed,
+            replace(request, seed=seed),
             node_rules=node_rules,
             choose=choose,
         )
@@ -137,7 +133,7 @@ def fork(
         for depth in range(len(script), len(met)):
             if met[depth][1]:
                 scripts.append((*(take for _, take in met[:depth]), False))
-    return Fork(source, destination, seed, tuple(branches), truncated)
+    return Fork(request.source, request.destination, seed, tuple(branches), truncated)
 
 
 def _choice(rule: Rule, take: bool) -> Choice:

@@ -1,5 +1,7 @@
-"""What a user asks to trace: a source and a destination, parsed and checked against the cluster.
+"""What a user asks to trace: a `Request`, and its source and destination parsed against the cluster.
 
+A `Request` is the one description of a request everywhere: the command line's
+arguments, the pick dialog's fields, the article's presets and the lab's cases.
 Sources: `[NAMESPACE/]POD` (with a container, as `kubectl exec -c` takes it), a
 node's name, an external client's name, or any of their IPs. Destinations:
 `localhost:PORT`, `IP:PORT`, `SERVICE[.NAMESPACE[.svc.cluster.local]]:PORT`,
@@ -14,9 +16,42 @@ from enum import StrEnum
 from ipaddress import AddressValueError, IPv4Address, IPv6Address
 
 from model.cluster import Cluster, ExternalClient, Pod
-from model.errors import FlowError
+from model.errors import RequestError
 from model.packet import Proto
 from sim.cluster.network import client_ns_name, node_ns_name, pod_ns_name
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request to trace, as the command line, the app, a preset or the lab gives it."""
+
+    source: str
+    """`[NAMESPACE/]POD`, a node's or an external client's name, or an IP."""
+    destination: str
+    """`localhost:PORT`, `IP:PORT`, `SERVICE:PORT`, `NODE_IP:NODEPORT`."""
+    container: str | None = None
+    """`-c CONTAINER`, for a pod with several."""
+    seed: int | None = None
+    """The random generator's seed; None lets the tracer choose (and report) one."""
+    pick: str | None = None
+    """`IP:PORT` of the endpoint to pin instead of the random choice."""
+
+    def describe(self) -> str:
+        """`pod1 -c container01 → localhost:8080`."""
+        container = f" -c {self.container}" if self.container else ""
+        return f"{self.source}{container} → {self.destination}"
+
+    @property
+    def command(self) -> str:
+        """The same request as a `kubehop trace` command line."""
+        parts = ["kubehop", "trace", self.source, self.destination]
+        if self.container:
+            parts += ["-c", self.container]
+        if self.seed is not None:
+            parts += ["--seed", str(self.seed)]
+        if self.pick:
+            parts += ["--pick", self.pick]
+        return " ".join(parts)
 
 
 class SourceKind(StrEnum):
@@ -90,23 +125,25 @@ def _is_ipv6(text: str) -> bool:
 
 
 def parse_destination(text: str) -> Destination:
-    """Parse `HOST:PORT[/PROTO]`; FlowError names what is wrong."""
+    """Parse `HOST:PORT[/PROTO]`; RequestError names what is wrong."""
     if _is_ipv6(text.strip()):
-        raise FlowError(f"destination {_shown(text)}: IPv6 is not simulated (kubehop is IPv4 only)")
+        raise RequestError(
+            f"destination {_shown(text)}: IPv6 is not simulated (kubehop is IPv4 only)"
+        )
     match = _DEST.match(text.strip())
     if match is None:
-        raise FlowError(
+        raise RequestError(
             f"destination {_shown(text)}: expected HOST:PORT[/udp], e.g. svc-b:80 or 10.0.0.12:30080"
         )
     port_text = match["port"]
     if not port_text.isdigit():
-        raise FlowError(f"destination {_shown(text)}: port {_shown(port_text)} is not a number")
+        raise RequestError(f"destination {_shown(text)}: port {_shown(port_text)} is not a number")
     port = int(port_text)
     if not 1 <= port <= 65535:
-        raise FlowError(f"destination {_shown(text)}: port {port} is out of range (1-65535)")
+        raise RequestError(f"destination {_shown(text)}: port {port} is out of range (1-65535)")
     proto_text = (match["proto"] or "tcp").lower()
     if proto_text not in ("tcp", "udp"):
-        raise FlowError(
+        raise RequestError(
             f"destination {_shown(text)}: protocol {_shown(match['proto'] or '')} "
             "is not simulated (tcp or udp)"
         )
@@ -116,7 +153,7 @@ def parse_destination(text: str) -> Destination:
 def _pod_source(pod: Pod, container: str | None) -> Source:
     if container is not None and container not in {c.name for c in pod.containers}:
         names = ", ".join(c.name for c in pod.containers)
-        raise FlowError(f"pod {pod.key} has no container {_shown(container)} (it has: {names})")
+        raise RequestError(f"pod {pod.key} has no container {_shown(container)} (it has: {names})")
     chosen = container or pod.containers[0].name
     label = pod.name if pod.namespace == "default" else pod.key
     return Source(
@@ -130,7 +167,7 @@ def _pod_source(pod: Pod, container: str | None) -> Source:
 
 
 def parse_source(cluster: Cluster, text: str, container: str | None = None) -> Source:
-    """Find the sender `text` names; FlowError lists what exists when it names nothing."""
+    """Find the sender `text` names; RequestError lists what exists when it names nothing."""
     name = text.strip()
     try:
         addr: IPv4Address | None = IPv4Address(name)
@@ -146,7 +183,7 @@ def parse_source(cluster: Cluster, text: str, container: str | None = None) -> S
         client = next((c for c in cluster.clients if c.ip == addr), None)
         if client is not None:
             return _client_source(client, container)
-        raise FlowError(f"source {name}: no pod, node or external client has this address")
+        raise RequestError(f"source {name}: no pod, node or external client has this address")
     namespace, _, pod_name = name.rpartition("/")
     pod = cluster.pod(namespace or "default", pod_name)
     if pod is not None:
@@ -163,11 +200,13 @@ def parse_source(cluster: Cluster, text: str, container: str | None = None) -> S
         # The file has the pod, but the loader left it out (no node, no IP, finished).
         if left_out in warning and warning.endswith("left out"):
             reason = warning.split(left_out, 1)[1]
-            raise FlowError(f"source {_shown(name)}: the file's pod has no network here: {reason}")
+            raise RequestError(
+                f"source {_shown(name)}: the file's pod has no network here: {reason}"
+            )
     known = [p.name if p.namespace == "default" else p.key for p in cluster.pods[:8]]
     known += [c.name for c in cluster.clients]
     more = ", …" if len(cluster.pods) > 8 else ""
-    raise FlowError(
+    raise RequestError(
         f"source {_shown(name)}: no such pod, node or external client "
         f"(try: {', '.join(known)}{more})"
     )
@@ -175,7 +214,7 @@ def parse_source(cluster: Cluster, text: str, container: str | None = None) -> S
 
 def _client_source(client: ExternalClient, container: str | None) -> Source:
     if container is not None:
-        raise FlowError(
+        raise RequestError(
             f"source {client.name} is an external client: -c {_shown(container)} applies to"
             " pods only"
         )
@@ -184,7 +223,7 @@ def _client_source(client: ExternalClient, container: str | None) -> Source:
 
 def _node_source(node: str, ip: IPv4Address, container: str | None) -> Source:
     if container is not None:
-        raise FlowError(f"source {node} is a node: -c {_shown(container)} applies to pods only")
+        raise RequestError(f"source {node} is a node: -c {_shown(container)} applies to pods only")
     return Source(SourceKind.NODE, node_ns_name(node), ip, node, node=node)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 
 from model.cluster import Cluster
-from model.errors import FlowError
+from model.errors import RequestError
 from model.netfilter import (
     Rule,
 )
@@ -29,15 +29,22 @@ from sim.kernel.walk import End, Walker
 from sim.proxy.endpoints import port_endpoints
 from sim.proxy.rules import NodeRules, rules_for
 from sim.proxy.services import services_at
-from sim.trace.request import Destination, Source, SourceKind, parse_destination, parse_source
+from sim.trace.request import (
+    Destination,
+    Request,
+    Source,
+    SourceKind,
+    parse_destination,
+    parse_source,
+)
 
 EPHEMERAL_PORTS = (32768, 60999)
 """net.ipv4.ip_local_port_range's default: where a client's source port comes from."""
 
 
 @dataclass(frozen=True)
-class FlowState:
-    """What concurrent flows share: each netns's conntrack and `recent` tables."""
+class SharedState:
+    """What requests traced one after another share: each netns's conntrack and `recent`."""
 
     netfilter: Mapping[str, NetfilterState] = field(default_factory=dict)
     """Netfilter state per netns, by netns name."""
@@ -45,115 +52,76 @@ class FlowState:
 
 def trace(
     cluster: Cluster,
-    source: str,
-    destination: str,
+    request: Request,
     *,
-    container: str | None = None,
-    seed: int | None = None,
-    pick: str | None = None,
     node_rules: Mapping[str, NodeRules] | None = None,
     choose: Callable[[Rule], bool | None] | None = None,
 ) -> Trace:
-    """Trace one request from `source` to `destination` and its reply.
+    """Trace `request` and its reply.
 
+    Without a seed in the request, one is chosen and recorded in the trace.
     `choose` decides every `-m statistic --mode random` rule instead of the
     seeded draw (True: the rule matches); it may return None to draw.
     """
-    chosen = seed if seed is not None else secrets.randbelow(2**31)
-    result, _ = trace_flow(
+    seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+    result, _ = trace_shared(
         cluster,
-        source,
-        destination,
-        container=container,
-        rng=random.Random(chosen),
-        seed=chosen,
-        pick=pick,
+        replace(request, seed=seed),
+        rng=random.Random(seed),
         node_rules=node_rules,
         choose=choose,
     )
     return result
 
 
-def trace_many(
-    cluster: Cluster,
-    source: str,
-    destination: str,
-    count: int,
-    *,
-    seed: int,
-    container: str | None = None,
-    pick: str | None = None,
-) -> tuple[Trace, ...]:
-    """`count` requests from fresh source ports, sharing conntrack and `recent` state."""
-    return tuple(
-        flows(cluster, source, destination, count, seed=seed, container=container, pick=pick)
-    )
+def trace_many(cluster: Cluster, request: Request, count: int) -> tuple[Trace, ...]:
+    """`count` copies of `request` from fresh source ports, sharing conntrack and `recent`."""
+    return tuple(repeat(cluster, request, count))
 
 
-MAX_FLOWS = 100_000
-"""The most requests one `flows` call sends."""
+MAX_REPEATS = 100_000
+"""The most requests one `repeat` call sends."""
 
 
-def flows(
-    cluster: Cluster,
-    source: str,
-    destination: str,
-    count: int,
-    *,
-    seed: int,
-    container: str | None = None,
-    pick: str | None = None,
-) -> Iterator[Trace]:
-    """The traces of `count` requests, one at a time, sharing conntrack and `recent` state.
+def repeat(cluster: Cluster, request: Request, count: int) -> Iterator[Trace]:
+    """The traces of `count` copies of `request`, one at a time, sharing netfilter state.
 
-    A caller that only counts outcomes keeps none of them, and may stop early.
-    The count is checked now, not at the first `next`.
+    Each copy leaves from a fresh source port, drawn from one generator seeded
+    with the request's seed (chosen when it has none). A caller that only
+    counts outcomes keeps none of them, and may stop early. The count is
+    checked now, not at the first `next`.
     """
-    if not 1 <= count <= MAX_FLOWS:
-        raise FlowError(f"request count {count} is out of range (1-{MAX_FLOWS})")
-    return _flows(cluster, source, destination, count, seed, container, pick)
+    if not 1 <= count <= MAX_REPEATS:
+        raise RequestError(f"request count {count} is out of range (1-{MAX_REPEATS})")
+    seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+    return _repeat(cluster, replace(request, seed=seed), count)
 
 
-def _flows(
-    cluster: Cluster,
-    source: str,
-    destination: str,
-    count: int,
-    seed: int,
-    container: str | None,
-    pick: str | None,
-) -> Iterator[Trace]:
-    rng = random.Random(seed)
-    state = FlowState()
+def _repeat(cluster: Cluster, request: Request, count: int) -> Iterator[Trace]:
+    rng = random.Random(request.seed)
+    state = SharedState()
     for _ in range(count):
-        result, state = trace_flow(
-            cluster,
-            source,
-            destination,
-            container=container,
-            rng=rng,
-            seed=seed,
-            pick=pick,
-            state=state,
-        )
+        result, state = trace_shared(cluster, request, rng=rng, state=state)
         yield result
 
 
-def trace_flow(
+def trace_shared(
     cluster: Cluster,
-    source: str,
-    destination: str,
+    request: Request,
     *,
     rng: random.Random,
-    seed: int,
-    container: str | None = None,
-    pick: str | None = None,
-    state: FlowState | None = None,
+    state: SharedState | None = None,
     node_rules: Mapping[str, NodeRules] | None = None,
     on_hop: Callable[[Hop], None] | None = None,
     choose: Callable[[Rule], bool | None] | None = None,
-) -> tuple[Trace, FlowState]:
-    """Trace one flow with a given generator and shared state; returns the new state."""
+) -> tuple[Trace, SharedState]:
+    """Trace `request` with a given generator and the state earlier requests left.
+
+    Returns the trace and the state after it. `request.seed` is only recorded:
+    `rng` makes every draw.
+    """
+    source, destination, container = request.source, request.destination, request.container
+    pick = request.pick
     src = parse_source(cluster, source, container)
     dest = parse_destination(destination)
     pinned = _parse_pick(pick) if pick is not None else None
@@ -162,20 +130,20 @@ def trace_flow(
         cluster=cluster,
         network=network,
         rng=rng,
-        state=dict((state or FlowState()).netfilter),
+        state=dict((state or SharedState()).netfilter),
         overrides=node_rules,
         pick=pinned,
         choose=choose,
     )
     ns = network.netns(src.netns)
     dst_ip, resolution = _resolve_destination(cluster, src, dest)
-    request = _first_packet(src, dst_ip, dest, rng, _source_address(walker, ns, src, dst_ip))
+    first = _first_packet(src, dst_ip, dest, rng, _source_address(walker, ns, src, dst_ip))
     if resolution is not None:
         walker.emit(
             HopKind.DNS,
             ns,
-            request,
-            request,
+            first,
+            first,
             _dns_sentence(resolution, dst_ip),
             detail="; ".join(f"A? {q}" for q in resolution.queries)
             + f" → {', '.join(map(str, resolution.addresses))}",
@@ -185,20 +153,20 @@ def trace_flow(
     walker.emit(
         HopKind.SEND,
         ns,
-        request,
-        request,
+        first,
+        first,
         f"{src.label} opens a {dest.proto.value.upper()} connection to {dst_ip}:{dest.port} "
-        f"from {request.src}:{request.sport} (an ephemeral port)",
-        detail=f"connect({dst_ip}:{dest.port}) from {request.src}:{request.sport}",
+        f"from {first.src}:{first.sport} (an ephemeral port)",
+        detail=f"connect({dst_ip}:{dest.port}) from {first.src}:{first.sport}",
         dt=0,
     )
     if pinned is not None:
-        _check_pick(walker, ns, pinned, request)
-    end = walker.local_out(ns, request)
+        _check_pick(walker, ns, pinned, first)
+    end = walker.local_out(ns, first)
     if end.verdict is Verdict.DELIVERED:
         served = walker.network.netns(end.netns)
         walker.direction = Direction.REPLY
-        walker.reply_socket = (ns.name, request)
+        walker.reply_socket = (ns.name, first)
         walker.masq_because = None
         walker.masq_external = False
         reply = Packet(
@@ -220,7 +188,7 @@ def trace_flow(
             dt=0,
         )
         end = walker.local_out(served, reply)
-    if end.verdict is Verdict.REFUSED and request.proto is Proto.TCP:
+    if end.verdict is Verdict.REFUSED and first.proto is Proto.TCP:
         _forget_reset_connections(walker)
     verdict, reason = _verdict(end, src, dest, dst_ip, walker)
     hops = tuple(walker.hops)
@@ -235,7 +203,7 @@ def trace_flow(
     result = Trace(
         source=source if container is None else f"{source} -c {container}",
         destination=destination,
-        seed=seed,
+        seed=request.seed or 0,
         hops=hops,
         verdict=verdict,
         reason=reason,
@@ -243,7 +211,7 @@ def trace_flow(
         warnings=warnings,
         rule=walker.verdict_rule if verdict in (Verdict.DROPPED, Verdict.REJECTED) else None,
     )
-    return result, FlowState(dict(walker.state))
+    return result, SharedState(dict(walker.state))
 
 
 def _relevant_warnings(cluster: Cluster, walker: Walker) -> tuple[str, ...]:
@@ -293,16 +261,16 @@ def _forget_reset_connections(walker: Walker) -> None:
 
 
 def _parse_pick(text: str) -> tuple[IPv4Address, int]:
-    wrong = FlowError(
+    wrong = RequestError(
         f"pinned endpoint (--pick) {text!r}: expected an endpoint as IP:PORT, e.g. 192.168.1.4:8080"
     )
     try:
         dest = parse_destination(text)
-    except FlowError as err:
+    except RequestError as err:
         reason = str(err).split(": ", 1)[-1]
         if reason.startswith("expected"):
             raise wrong from None
-        raise FlowError(f"pinned endpoint (--pick) {text!r}: {reason}") from None
+        raise RequestError(f"pinned endpoint (--pick) {text!r}: {reason}") from None
     if dest.ip is None:
         raise wrong
     return dest.ip, dest.port
@@ -313,7 +281,7 @@ def _check_pick(walker: Walker, ns: Netns, pick: tuple[IPv4Address, int], reques
     shown = f"pinned endpoint (--pick) {pick[0]}:{pick[1]}"
     answers = services_at(walker.cluster, request.dst, request.dport or 0, request.proto)
     if not answers:
-        raise FlowError(
+        raise RequestError(
             f"{shown}: {request.dst}:{request.dport} is no Service's address, so no rule"
             " chooses an endpoint to pin"
         )
@@ -330,7 +298,7 @@ def _check_pick(walker: Walker, ns: Netns, pick: tuple[IPv4Address, int], reques
             }
         )
         if f"{pick[0]}:{pick[1]}" not in endpoints:
-            raise FlowError(
+            raise RequestError(
                 f"{shown}: not an endpoint of {', '.join(map(str, answers))}"
                 f" (its endpoints: {', '.join(endpoints) or 'none'})"
             )
@@ -345,7 +313,7 @@ def _check_pick(walker: Walker, ns: Netns, pick: tuple[IPv4Address, int], reques
     )
     if dnat.search(rules.text):
         return
-    raise FlowError(
+    raise RequestError(
         f"pinned endpoint (--pick) {pick[0]}:{pick[1]}: no kube-proxy rule on {node} DNATs to"
         " that endpoint "
         "(it must be a ready endpoint of the Service)"
@@ -358,7 +326,7 @@ def _resolve_destination(
     if dest.ip is not None:
         return dest.ip, None
     if src.kind is not SourceKind.POD or src.namespace is None:
-        raise FlowError(
+        raise RequestError(
             f"destination {dest.text!r}: {src.label} is not a pod, so cluster DNS names do not "
             "resolve there; use an IP (a NodeIP:NodePort from outside)"
         )
@@ -419,4 +387,4 @@ def _verdict(
     return end.verdict, end.reason
 
 
-__all__ = ["FlowState", "trace", "trace_flow", "trace_many"]
+__all__ = ["SharedState", "repeat", "trace", "trace_many", "trace_shared"]

@@ -21,7 +21,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.pick import PickScreen
 from tui.screens.spread import SpreadChart, SpreadScreen
 from tui.screens.trace import TraceScreen
-from tui.session import FlowRequest, Session, Spread
+from tui.session import Request, Session, Spread
 from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
 from tui.widgets.inspector import PacketInspector
@@ -29,7 +29,7 @@ from tui.widgets.packet_log import PacketLog
 from tui.widgets.path_map import EFFECT_SYMBOLS, PathMap, places
 from tui.widgets.rules_view import RulesView, index_rules
 
-SVC_B = FlowRequest("pod1", "svc-b:80", pick="192.168.2.2:8080")
+SVC_B = Request("pod1", "svc-b:80", pick="192.168.2.2:8080")
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +38,7 @@ def _plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEXTUAL_THEME", raising=False)
 
 
-def make_app(request: FlowRequest | None = SVC_B, cluster: Cluster | None = None) -> KubehopApp:
+def make_app(request: Request | None = SVC_B, cluster: Cluster | None = None) -> KubehopApp:
     return KubehopApp(cluster or demo_cluster(), request=request, seed=7, theme="textual-dark")
 
 
@@ -91,7 +91,7 @@ def visible_state(screen: TraceScreen) -> tuple[object, ...]:
     ],
 )
 def test_the_path_map_names_each_place_once(pick: str, request_path: str, reply_path: str) -> None:
-    trace = Session(demo_cluster(), seed=7).trace(FlowRequest("pod1", "svc-b:80", pick=pick))
+    trace = Session(demo_cluster(), seed=7).trace(Request("pod1", "svc-b:80", pick=pick))
 
     def path(direction: Direction) -> str:
         return " ".join(
@@ -174,7 +174,7 @@ async def test_the_inspector_shows_the_conntrack_entry_before_and_after_the_hop(
 
 
 async def test_a_rejected_request_says_why_once() -> None:
-    app = make_app(FlowRequest("pod1", "svc-empty:80"))
+    app = make_app(Request("pod1", "svc-empty:80"))
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("G")
         text = " ".join(shown(screen_of(app).query_one(Explanation)).split())
@@ -259,7 +259,7 @@ async def test_the_pick_dialog_traces_what_is_typed() -> None:
         await pilot.pause()
         screen = screen_of(app)
         assert screen.trace is not None and screen.trace.seed == 11
-        assert screen.request == FlowRequest("client", "10.0.0.12:30080", None, 11, None)
+        assert screen.request == Request("client", "10.0.0.12:30080", None, 11, None)
 
 
 async def test_enter_in_the_pick_dialog_takes_the_completion_it_shows() -> None:
@@ -284,7 +284,7 @@ async def test_enter_in_the_pick_dialog_takes_the_completion_it_shows() -> None:
 
 
 async def test_the_spread_chart_keeps_each_endpoint_on_one_line_at_80_columns() -> None:
-    app = make_app(FlowRequest("pod1", "svc-b:80"))
+    app = make_app(Request("pod1", "svc-b:80"))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("s")
         dialog = app.screen
@@ -304,7 +304,7 @@ async def test_an_unknown_destination_from_a_preset_key_is_a_notification() -> N
     async with app.run_test(size=(120, 40)) as pilot:
         screen = screen_of(app)
         trace = screen.trace
-        assert not screen.load(FlowRequest("pod1", "nowhere:80"))
+        assert not screen.load(Request("pod1", "nowhere:80"))
         await pilot.pause()
         assert screen.trace is trace
         assert any(n.severity == "error" for n in app._notifications)
@@ -455,7 +455,7 @@ async def test_a_trace_an_edit_broke_is_marked_and_the_scenario_keys_say_why() -
 
 
 async def test_send_n_requests_charts_the_spread() -> None:
-    app = make_app(FlowRequest("pod1", "svc-b:80"))
+    app = make_app(Request("pod1", "svc-b:80"))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("s")
         dialog = app.screen
@@ -476,7 +476,7 @@ async def test_send_n_requests_charts_the_spread() -> None:
 
 
 async def test_escape_stops_a_long_send_and_keeps_what_was_counted() -> None:
-    app = make_app(FlowRequest("pod1", "svc-b:80"))
+    app = make_app(Request("pod1", "svc-b:80"))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("s")
         dialog = app.screen
@@ -789,10 +789,10 @@ async def test_on_a_big_cluster_the_pick_dialog_checks_names_and_traces_in_the_b
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("tui.session._BIG", 0)
-    traced: list[FlowRequest] = []
+    traced: list[Request] = []
     real_trace = Session.trace
 
-    def spy(self: Session, request: FlowRequest) -> Trace:
+    def spy(self: Session, request: Request) -> Trace:
         traced.append(request)
         return real_trace(self, request)
 
@@ -828,9 +828,7 @@ def test_the_spread_shows_its_tally_as_it_goes_and_stops_when_told() -> None:
         seen.append(spread.sent)
         return len(seen) < 2
 
-    spread = session.spread(
-        FlowRequest("pod1", "svc-b:80", seed=3), 1000, progress=progress, every=100
-    )
+    spread = session.spread(Request("pod1", "svc-b:80", seed=3), 1000, progress=progress, every=100)
     assert seen == [100, 200]
     assert (spread.sent, spread.requested, spread.seed) == (200, 1000, 3)
 
@@ -842,7 +840,7 @@ def test_the_spread_counts_refused_requests_apart_from_the_endpoints() -> None:
     cluster = load(paths.REAL / "kubeadm-flannel.yaml")
     session = Session(cluster)
     # api-2 (10.244.1.9) declares no port 8080: a third of the requests are refused there.
-    spread = session.spread(FlowRequest("frontend-7d9c5b7b4-x2k9p", "api:80", seed=3), 30)
+    spread = session.spread(Request("frontend-7d9c5b7b4-x2k9p", "api:80", seed=3), 30)
     counts = dict(spread.counts)
     assert "10.244.1.9:8080" not in counts
     assert counts["refused"] > 0

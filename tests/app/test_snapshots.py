@@ -16,7 +16,7 @@ from sim.cluster.load import demo_cluster
 from tui.app import KubehopApp
 from tui.hopstyle import landmark
 from tui.screens.trace import TraceScreen
-from tui.session import FlowRequest, Session, presets
+from tui.session import Request, Session, presets
 from tui.widgets.cluster_tree import ClusterTree
 
 SEED = 7
@@ -32,7 +32,7 @@ def _stable_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEXTUAL_THEME", raising=False)
 
 
-def make_app(request: FlowRequest | None) -> KubehopApp:
+def make_app(request: Request | None) -> KubehopApp:
     return KubehopApp(demo_cluster(), request=request, seed=SEED, theme=THEME)
 
 
@@ -67,7 +67,7 @@ def go_to(index: int) -> Callable[[Pilot[Any]], Awaitable[None]]:
 
 @pytest.mark.parametrize(("request_", "index", "size"), _cases())
 def test_scenario_mid_trace(
-    snap_compare: SnapCompare, request_: FlowRequest, index: int, size: tuple[int, int]
+    snap_compare: SnapCompare, request_: Request, index: int, size: tuple[int, int]
 ) -> None:
     assert snap_compare(make_app(request_), run_before=go_to(index), terminal_size=size)
 
@@ -107,7 +107,7 @@ def test_spread_dialog(snap_compare: SnapCompare, size: tuple[int, int]) -> None
         await pilot.app.screen.workers.wait_for_complete()  # the requests go in a worker
         await pilot.pause()
 
-    request = FlowRequest("pod1", "svc-b:80")
+    request = Request("pod1", "svc-b:80")
     assert snap_compare(make_app(request), run_before=run_before, terminal_size=size)
 
 
@@ -124,7 +124,7 @@ def test_rules_diff_after_deleting_a_pod(snap_compare: SnapCompare, size: tuple[
             await pilot.press("d")
             await pilot.pause()
 
-    request = FlowRequest("pod1", "svc-b:80")
+    request = Request("pod1", "svc-b:80")
     assert snap_compare(make_app(request), run_before=run_before, terminal_size=size)
 
 

@@ -8,10 +8,11 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 
 from model.cluster import Cluster, Node
-from model.errors import FlowError, KubehopError
+from model.errors import KubehopError, RequestError
 from sim.cluster import edits
 from sim.cluster.load import demo_cluster
 from sim.proxy.rules import node_rules
+from sim.trace.request import Request
 from sim.trace.tracer import trace
 
 GENERATED = re.compile(r"^backend-5d8f7b-[bcdfghjklmnpqrstvwxz2456789]{5}$")
@@ -65,10 +66,10 @@ def test_deleting_a_pod_changes_the_rules_and_the_diff_shows_it(cluster: Cluster
 
 def test_the_next_trace_reaches_the_replacement_not_the_deleted_pod(cluster: Cluster) -> None:
     result = edits.delete_pod(cluster, "default", "pod4", seed=3)
-    reached = trace(result.cluster, "pod1", "svc-b:80", seed=1, pick="192.168.2.4:8080")
+    reached = trace(result.cluster, Request("pod1", "svc-b:80", seed=1, pick="192.168.2.4:8080"))
     assert reached.endpoint == "192.168.2.4:8080"
     with pytest.raises(KubehopError):
-        trace(result.cluster, "pod1", "svc-b:80", seed=1, pick="192.168.2.2:8080")
+        trace(result.cluster, Request("pod1", "svc-b:80", seed=1, pick="192.168.2.2:8080"))
 
 
 def test_deleting_an_unowned_pod_leaves_no_replacement(cluster: Cluster) -> None:
@@ -76,8 +77,8 @@ def test_deleting_an_unowned_pod_leaves_no_replacement(cluster: Cluster) -> None
     assert result.added == ()
     assert [p.name for p in result.removed] == ["pod1"]
     assert len(result.cluster.pods) == len(cluster.pods) - 1
-    with pytest.raises(FlowError):
-        trace(result.cluster, "pod1", "svc-b:80", seed=1)
+    with pytest.raises(RequestError):
+        trace(result.cluster, Request("pod1", "svc-b:80", seed=1))
 
 
 def test_deleting_an_unknown_pod_is_a_one_line_error(cluster: Cluster) -> None:

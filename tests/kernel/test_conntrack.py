@@ -10,6 +10,7 @@ from model.trace import Direction, HopKind, Trace
 from sim.cluster.load import demo_cluster
 from sim.kernel.conntrack import ConntrackTable, ConntrackView, CtDirection, conntrack_view
 from sim.trace import tracer
+from sim.trace.request import Request
 
 
 def tup(src: str, sport: int, dst: str, dport: int, proto: Proto = Proto.TCP) -> ConntrackTuple:
@@ -123,7 +124,9 @@ def _view_at(trace: Trace, netns: str, hook: Hook, direction: Direction) -> Conn
 
 
 def test_a_hops_entry_before_and_after_follows_the_connection_through_its_netns() -> None:
-    trace = tracer.trace(demo_cluster(), "pod1", "svc-b:80", seed=7, pick="192.168.2.2:8080")
+    trace = tracer.trace(
+        demo_cluster(), Request("pod1", "svc-b:80", seed=7, pick="192.168.2.2:8080")
+    )
     created = _view_at(trace, "node-a", Hook.PREROUTING, Direction.REQUEST)
     assert created.before is None and created.changed == {"new"}
     assert created.after is not None and created.after.dnat and not created.after.confirmed
@@ -140,7 +143,9 @@ def test_a_hops_entry_before_and_after_follows_the_connection_through_its_netns(
 
 
 def test_between_hooks_the_entry_is_as_the_last_hook_left_it() -> None:
-    trace = tracer.trace(demo_cluster(), "pod1", "svc-b:80", seed=7, pick="192.168.2.2:8080")
+    trace = tracer.trace(
+        demo_cluster(), Request("pod1", "svc-b:80", seed=7, pick="192.168.2.2:8080")
+    )
     route = next(h for h in trace.hops if h.kind is HopKind.ROUTE and h.where.netns == "node-a")
     view = conntrack_view(trace, route.seq)
     assert not view.at_hook and view.changed == frozenset()

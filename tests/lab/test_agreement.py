@@ -16,13 +16,14 @@ from sim.cluster.generate import generate
 from sim.cluster.load import demo_cluster, load, with_derived_slices
 from sim.lab import verify_trace
 from sim.lab.build import Lab, build, teardown
-from sim.lab.flows import Flow, spreads, standard_flows
+from sim.lab.cases import Case, spreads, standard_cases
 from sim.lab.netns import in_netns, ip, lab_netns
 from sim.lab.probe import Listeners
-from sim.lab.verify import FlowCheck, Verifier
+from sim.lab.verify import Check, Verifier
 from sim.proxy.rules import node_rules
 from sim.readers.cluster_file import parse_cluster
-from sim.trace.presets import SCENARIOS
+from sim.trace.presets import PRESETS, Preset
+from sim.trace.request import Request
 from sim.trace.tracer import trace
 from tests import paths
 from tests.lab.support import require_lab
@@ -47,27 +48,23 @@ def demo(demo_lab: Lab) -> Iterator[Verifier]:
         yield verifier
 
 
-def _show(check: FlowCheck) -> str:
+def _show(check: Check) -> str:
     return f"{check.command}\n  kubehop: {check.kubehop}\n  kernel: {check.kernel}\n  " + (
         "\n  ".join(check.differences)
     )
 
 
-def _flow_params(cluster: Cluster) -> list[object]:
+def _case_params(cluster: Cluster) -> list[object]:
     params: list[object] = []
-    for flow in standard_flows(cluster):
-        params.append(pytest.param(flow, id=flow.name))
+    for case in standard_cases(cluster):
+        params.append(pytest.param(case, id=case.name))
     return params
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: f"scenario {s.key}: {s.title}")
-def test_every_scenario_agrees_with_the_kernel(scenario: object, demo: Verifier) -> None:
-    from sim.trace.presets import Scenario
-
-    assert isinstance(scenario, Scenario)
-    flow = Flow(scenario.title, scenario.source, scenario.destination, scenario.container,
-                scenario.pick)  # fmt: skip
-    check = demo.check(flow)
+@pytest.mark.parametrize("scenario", PRESETS, ids=lambda s: f"scenario {s.key}: {s.title}")
+def test_every_scenario_agrees_with_the_kernel(scenario: Preset, demo: Verifier) -> None:
+    case = Case(scenario.title, scenario.request)
+    check = demo.check(case)
     assert check.agree, _show(check)
     assert check.observation is not None
     if scenario.key == "4":
@@ -76,9 +73,9 @@ def test_every_scenario_agrees_with_the_kernel(scenario: object, demo: Verifier)
         assert str(check.observation.peer[0]) == "10.0.0.12"
 
 
-@pytest.mark.parametrize("flow", _flow_params(demo_cluster()))
-def test_demo_flows_agree_with_the_kernel(flow: Flow, demo: Verifier) -> None:
-    check = demo.check(flow)
+@pytest.mark.parametrize("case", _case_params(demo_cluster()))
+def test_demo_cases_agree_with_the_kernel(case: Case, demo: Verifier) -> None:
+    check = demo.check(case)
     assert check.agree, _show(check)
 
 
@@ -98,7 +95,7 @@ def test_the_kernel_loads_the_rules_kubehop_renders(demo: Verifier) -> None:
 
 
 def test_verify_trace_checks_the_trace_on_screen(demo: Verifier) -> None:
-    shown = trace(demo_cluster(), "pod1", "svc-b:80", seed=5, pick="192.168.2.2:8080")
+    shown = trace(demo_cluster(), Request("pod1", "svc-b:80", seed=5, pick="192.168.2.2:8080"))
     check = verify_trace(shown, demo_cluster())
     assert check.agree, _show(check)
     assert check.trace == shown
@@ -108,15 +105,15 @@ def test_verify_trace_checks_the_trace_on_screen(demo: Verifier) -> None:
 
 def test_verify_trace_refuses_a_cluster_the_lab_was_not_built_from(demo: Verifier) -> None:
     other = with_derived_slices(parse_cluster(generate(2, 3, 2, seed=1), "gen.json"), "gen.json")
-    shown = trace(other, other.pods[0].key, f"{other.services[0].cluster_ip}:80", seed=1)
+    shown = trace(other, Request(other.pods[0].key, f"{other.services[0].cluster_ip}:80", seed=1))
     with pytest.raises(KubehopError, match="not this cluster"):
         verify_trace(shown, other)
 
 
 # -- the lab catches real mistakes -------------------------------------------------------
 
-SCENARIO_4 = Flow("client to NodePort via node-b", "client", "10.0.0.12:30080")
-POD_TO_POD_OTHER_NODE = Flow("pod1 to pod4", "default/pod1", "192.168.2.2:8080")
+SCENARIO_4 = Case("client to NodePort via node-b", Request("client", "10.0.0.12:30080"))
+POD_TO_POD_OTHER_NODE = Case("pod1 to pod4", Request("default/pod1", "192.168.2.2:8080"))
 
 
 def _restore_rules(lab: Lab, node: str) -> None:
@@ -191,7 +188,7 @@ def generated() -> Iterator[Verifier]:
 
 def test_the_generated_cluster_has_what_the_lab_must_cover() -> None:
     cluster = _generated()
-    names = [f.name for f in standard_flows(cluster)]
+    names = [f.name for f in standard_cases(cluster)]
     assert any("NodePort" in n for n in names)
     assert any("no endpoints" in n for n in names)
     assert any(len(s.ports) > 1 for s in cluster.services)
@@ -199,9 +196,9 @@ def test_the_generated_cluster_has_what_the_lab_must_cover() -> None:
     assert len(cluster.nodes) == 3
 
 
-@pytest.mark.parametrize("flow", _flow_params(_generated()))
-def test_generated_flows_agree_with_the_kernel(flow: Flow, generated: Verifier) -> None:
-    check = generated.check(flow)
+@pytest.mark.parametrize("case", _case_params(_generated()))
+def test_generated_cases_agree_with_the_kernel(case: Case, generated: Verifier) -> None:
+    check = generated.check(case)
     assert check.agree, _show(check)
 
 
@@ -240,7 +237,7 @@ def zoo() -> Iterator[Verifier]:
         teardown(lab.state)
 
 
-@pytest.mark.parametrize("flow", _flow_params(load(ZOO)))
-def test_zoo_flows_agree_with_the_kernel(flow: Flow, zoo: Verifier) -> None:
-    check = zoo.check(flow)
+@pytest.mark.parametrize("case", _case_params(load(ZOO)))
+def test_zoo_cases_agree_with_the_kernel(case: Case, zoo: Verifier) -> None:
+    check = zoo.check(case)
     assert check.agree, _show(check)

@@ -36,7 +36,7 @@ from model.cluster import (
     ServiceType,
     TrafficPolicy,
 )
-from model.errors import FlowError
+from model.errors import RequestError
 from model.packet import Proto
 from sim.cluster.load import demo_cluster
 from sim.proxy.iptables import (
@@ -545,7 +545,7 @@ def test_chain_owners_name_the_service_port_and_endpoint() -> None:
 
 
 def test_unknown_node_is_a_user_error() -> None:
-    with pytest.raises(FlowError, match="node 'nope'"):
+    with pytest.raises(RequestError, match="node 'nope'"):
         render_node_rules(web(), "nope")
 
 

@@ -11,6 +11,7 @@ import pytest
 from model.errors import ClusterFileError
 from sim.cluster.load import load
 from sim.readers.cluster_file import parse_cluster
+from sim.trace.request import Request
 from sim.trace.tracer import trace
 from tests import paths
 from tui.cli import run
@@ -230,10 +231,12 @@ def test_a_hostnetwork_endpoint_is_the_nodes_own_address() -> None:
     cluster = load(CALICO)
     t = trace(
         cluster,
-        "shop/shop-api-84d6f7c9b-kx7pq",
-        "node-exporter.monitoring:9100",
-        seed=1,
-        pick="192.168.56.12:9100",
+        Request(
+            "shop/shop-api-84d6f7c9b-kx7pq",
+            "node-exporter.monitoring:9100",
+            seed=1,
+            pick="192.168.56.12:9100",
+        ),
     )
     assert t.endpoint == "192.168.56.12:9100"
     deliver = t.hops[[h.direction.value for h in t.hops].index("reply") - 1]

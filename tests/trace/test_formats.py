@@ -11,6 +11,7 @@ from model.trace import Verdict
 from sim.cluster.load import demo_cluster, load
 from sim.trace.export import reproduce_commands, trace_dot, trace_markdown
 from sim.trace.fork import fork, fork_dict, fork_text
+from sim.trace.request import Request
 from sim.trace.tracer import trace
 from tests import paths
 from tui.cli import build_parser, run
@@ -20,7 +21,7 @@ KUBEADM = REAL / "kubeadm-flannel.yaml"
 
 
 def test_every_endpoint_is_a_third_through_one_third_then_a_half_then_the_rest() -> None:
-    result = fork(demo_cluster(), "pod1", "svc-b:80", seed=1)
+    result = fork(demo_cluster(), Request("pod1", "svc-b:80", seed=1))
     assert [b.trace.endpoint for b in result.branches] == [
         "192.168.1.3:8080",
         "192.168.1.4:8080",
@@ -36,7 +37,7 @@ def test_every_endpoint_is_a_third_through_one_third_then_a_half_then_the_rest()
 
 
 def test_the_fork_tree_reads_like_the_rules() -> None:
-    text = fork_text(fork(demo_cluster(), "pod1", "svc-b:80", seed=1))
+    text = fork_text(fork(demo_cluster(), Request("pod1", "svc-b:80", seed=1)))
     assert text.splitlines()[:7] == [
         "kubehop trace pod1 → svc-b:80, every endpoint   (seed 1)",
         "",
@@ -55,7 +56,7 @@ def test_the_fork_tree_reads_like_the_rules() -> None:
 
 def test_each_branch_is_traced_to_its_own_end() -> None:
     # On the kubeadm dump one of api's endpoints, api-2, listens on another port.
-    result = fork(load(KUBEADM), "default/frontend-7d9c5b7b4-x2k9p", "api:80", seed=1)
+    result = fork(load(KUBEADM), Request("default/frontend-7d9c5b7b4-x2k9p", "api:80", seed=1))
     outcomes = [(b.trace.endpoint, b.trace.verdict) for b in result.branches]
     assert outcomes == [
         ("10.244.1.7:8080", Verdict.DELIVERED),
@@ -68,9 +69,9 @@ def test_each_branch_is_traced_to_its_own_end() -> None:
 
 
 def test_a_service_with_one_endpoint_has_one_path() -> None:
-    result = fork(demo_cluster(), "pod1", "myapp-svc:80", seed=1)
+    result = fork(demo_cluster(), Request("pod1", "myapp-svc:80", seed=1))
     assert len(result.branches) == 2  # myapp-svc has two endpoints
-    single = fork(load(KUBEADM), "default/frontend-7d9c5b7b4-x2k9p", "orders:80", seed=1)
+    single = fork(load(KUBEADM), Request("default/frontend-7d9c5b7b4-x2k9p", "orders:80", seed=1))
     assert len(single.branches) == 1
     assert single.branches[0].probability == 1
     assert "the only path → no endpoint: REJECTED   [overall 1]" in fork_text(single)
@@ -104,7 +105,7 @@ def test_all_endpoints_on_the_command_line(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_markdown_export() -> None:
-    t = trace(demo_cluster(), "pod1", "svc-b:80", seed=1, pick="192.168.1.3:8080")
+    t = trace(demo_cluster(), Request("pod1", "svc-b:80", seed=1, pick="192.168.1.3:8080"))
     md = trace_markdown(t)
     lines = md.splitlines()
     assert lines[0] == "### `kubehop trace pod1 svc-b:80 --seed 1`"
@@ -117,14 +118,14 @@ def test_markdown_export() -> None:
 
 
 def test_markdown_escapes_pipes_and_names_the_rule() -> None:
-    t = trace(demo_cluster(), "pod1", "svc-empty:80", seed=1)
+    t = trace(demo_cluster(), Request("pod1", "svc-empty:80", seed=1))
     md = trace_markdown(t)
     assert f"Rule: `{t.rule}`" in md
     assert t.rule is not None and t.rule.startswith("filter: -A KUBE-SERVICES")
 
 
 def test_dot_export_draws_the_path_per_node() -> None:
-    t = trace(demo_cluster(), "pod1", "svc-b:80", seed=1, pick="192.168.2.2:8080")
+    t = trace(demo_cluster(), Request("pod1", "svc-b:80", seed=1, pick="192.168.2.2:8080"))
     dot = trace_dot(t)
     assert dot.startswith("digraph kubehop {\n")
     assert dot.endswith("}\n")
@@ -135,12 +136,12 @@ def test_dot_export_draws_the_path_per_node() -> None:
 
 
 def test_dot_marks_where_a_packet_died() -> None:
-    t = trace(demo_cluster(), "pod1", "svc-empty:80", seed=1)
+    t = trace(demo_cluster(), Request("pod1", "svc-empty:80", seed=1))
     assert '"node-a" [color=red, xlabel="✗ rejected"];' in trace_dot(t)
 
 
 def test_reproduce_commands_match_the_packet_on_each_node() -> None:
-    t = trace(demo_cluster(), "pod1", "svc-b:80", seed=1, pick="192.168.2.2:8080")
+    t = trace(demo_cluster(), Request("pod1", "svc-b:80", seed=1, pick="192.168.2.2:8080"))
     text = reproduce_commands(t)
     assert "kubectl exec -n default pod1 -- nc -vz -w 2 10.101.100.102 80" in text
     # node-a sees the ClusterIP; node-b sees the endpoint (node-a DNATed it).
@@ -163,7 +164,7 @@ def test_reproduce_commands_match_the_packet_on_each_node() -> None:
 
 
 def test_a_node_source_traces_output_too() -> None:
-    t = trace(demo_cluster(), "node-a", "10.101.100.102:80", seed=1)
+    t = trace(demo_cluster(), Request("node-a", "10.101.100.102:80", seed=1))
     assert "iptables -t raw -I OUTPUT " in reproduce_commands(t)
 
 

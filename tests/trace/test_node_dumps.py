@@ -13,6 +13,7 @@ from sim.cluster.load import load
 from sim.proxy.iptables.diff import diff_rules, diff_text
 from sim.proxy.rules import NodeRules, node_rules
 from sim.readers.node_dump import load_node_rules, node_rules_from_text
+from sim.trace.request import Request
 from sim.trace.tracer import trace
 from tests import paths
 from tui.cli import run
@@ -63,8 +64,8 @@ def hop_at(t: Trace, netns: str, hook: str) -> Hop:
 def test_a_real_dump_with_other_chains_agrees_with_the_rendered_rules(
     kubeadm: Cluster, seed: int
 ) -> None:
-    real = trace(kubeadm, FRONTEND, "api:80", seed=seed, node_rules=worker1(kubeadm))
-    rendered = trace(kubeadm, FRONTEND, "api:80", seed=seed)
+    real = trace(kubeadm, Request(FRONTEND, "api:80", seed=seed), node_rules=worker1(kubeadm))
+    rendered = trace(kubeadm, Request(FRONTEND, "api:80", seed=seed))
     assert path_of(real) == path_of(rendered)
     assert (real.verdict, real.endpoint, real.reason) == (
         rendered.verdict,
@@ -75,7 +76,9 @@ def test_a_real_dump_with_other_chains_agrees_with_the_rendered_rules(
 
 def test_the_real_rule_is_named_by_file_and_line(kubeadm: Cluster) -> None:
     t = trace(
-        kubeadm, FRONTEND, "api:80", seed=1, pick="10.244.2.8:8080", node_rules=worker1(kubeadm)
+        kubeadm,
+        Request(FRONTEND, "api:80", seed=1, pick="10.244.2.8:8080"),
+        node_rules=worker1(kubeadm),
     )
     dnat = hop_at(t, "k8s-worker-1", "PREROUTING")
     assert dnat.detail == (
@@ -91,13 +94,13 @@ def test_the_real_rule_is_named_by_file_and_line(kubeadm: Cluster) -> None:
 
 
 def test_flannels_masquerade_shows_where_kube_proxy_would_not(kubeadm: Cluster) -> None:
-    real = trace(kubeadm, FRONTEND, "10.96.0.1:443", seed=1, node_rules=worker1(kubeadm))
+    real = trace(kubeadm, Request(FRONTEND, "10.96.0.1:443", seed=1), node_rules=worker1(kubeadm))
     post = hop_at(real, "k8s-worker-1", "POSTROUTING")
     assert post.sentence == (
         "MASQUERADE in FLANNEL-POSTRTG #5: source 10.244.1.5:37170 → 10.0.0.11:38327, the"
         " address of eth0 (flanneld masq)"
     )
-    rendered = trace(kubeadm, FRONTEND, "10.96.0.1:443", seed=1)
+    rendered = trace(kubeadm, Request(FRONTEND, "10.96.0.1:443", seed=1))
     assert hop_at(rendered, "k8s-worker-1", "POSTROUTING").after.src == post.before.src
 
 
@@ -108,10 +111,7 @@ def test_a_deleted_cni_rule_drops_at_the_forward_policy(kubeadm: Cluster) -> Non
     text = without(WORKER1.read_text(), '-A FORWARD -m comment --comment "flanneld forward"')
     t = trace(
         kubeadm,
-        FRONTEND,
-        "api:80",
-        seed=1,
-        pick="10.244.2.8:8080",
+        Request(FRONTEND, "api:80", seed=1, pick="10.244.2.8:8080"),
         node_rules=worker1(kubeadm, text),
     )
     assert t.verdict is Verdict.DROPPED
@@ -128,7 +128,7 @@ def test_a_deleted_service_rule_sends_the_cluster_ip_nowhere(
     text = without(
         WORKER1.read_text(), '"default/api:http cluster IP" -m tcp --dport 80 -j KUBE-SVC'
     )
-    t = trace(kubeadm, FRONTEND, "api:80", seed=1, node_rules=worker1(kubeadm, text))
+    t = trace(kubeadm, Request(FRONTEND, "api:80", seed=1), node_rules=worker1(kubeadm, text))
     assert t.verdict is Verdict.UNREACHABLE
     assert t.reason.startswith(
         "no route to 10.96.120.15 on k8s-worker-1: 10.96.120.15:80 is the ClusterIP of"
@@ -165,10 +165,7 @@ def test_a_stale_endpoint_is_named(kubeadm: Cluster) -> None:
     text = WORKER1.read_text().replace("10.244.2.8", "10.244.2.99")
     t = trace(
         kubeadm,
-        FRONTEND,
-        "api:80",
-        seed=1,
-        pick="10.244.2.99:8080",
+        Request(FRONTEND, "api:80", seed=1, pick="10.244.2.99:8080"),
         node_rules=worker1(kubeadm, text),
     )
     assert t.endpoint == "10.244.2.99:8080"
@@ -190,10 +187,12 @@ def test_m_set_is_evaluated_with_the_nodes_ipset_save() -> None:
     with_sets = load_node_rules(cluster, [f"node-3={NODE3}"], [f"node-3={NODE3_IPSET}"])
     t = trace(
         cluster,
-        "shop/shop-api-84d6f7c9b-kx7pq",
-        "node-exporter.monitoring:9100",
-        seed=1,
-        pick="192.168.56.11:9100",
+        Request(
+            "shop/shop-api-84d6f7c9b-kx7pq",
+            "node-exporter.monitoring:9100",
+            seed=1,
+            pick="192.168.56.11:9100",
+        ),
         node_rules=with_sets,
     )
     post = hop_at(t, "node-3", "POSTROUTING")
@@ -215,10 +214,12 @@ def test_without_the_ipset_the_trace_says_what_it_assumed() -> None:
     ) in bare["node-3"].ruleset.warnings
     t = trace(
         cluster,
-        "shop/shop-api-84d6f7c9b-kx7pq",
-        "node-exporter.monitoring:9100",
-        seed=1,
-        pick="192.168.56.11:9100",
+        Request(
+            "shop/shop-api-84d6f7c9b-kx7pq",
+            "node-exporter.monitoring:9100",
+            seed=1,
+            pick="192.168.56.11:9100",
+        ),
         node_rules=bare,
     )
     post = hop_at(t, "node-3", "POSTROUTING")
@@ -237,14 +238,14 @@ def test_an_nft_dump_from_a_kind_node_masquerades_by_kind_masq_agent() -> None:
     assert real["kind-worker2"].ruleset.warnings == (
         f"{KIND_W2}:1: Warning: iptables-legacy tables present, use iptables-legacy-save to see them",
     )
-    t = trace(cluster, "demo/curl", "kubernetes.default:443", seed=1, node_rules=real)
+    t = trace(cluster, Request("demo/curl", "kubernetes.default:443", seed=1), node_rules=real)
     post = hop_at(t, "kind-worker2", "POSTROUTING")
     assert post.sentence == (
         "MASQUERADE in KIND-MASQ-AGENT #2: source 10.244.2.2:37170 → 172.18.0.4:37170, the"
         " address of eth0 (kind-masq-agent: outbound traffic is subject to MASQUERADE (must be"
         " last in chain))"
     )
-    echo = trace(cluster, "demo/curl", "echo:80", seed=1, node_rules=real)
+    echo = trace(cluster, Request("demo/curl", "echo:80", seed=1), node_rules=real)
     assert echo.endpoint == "10.244.2.3:8080"
     assert echo.verdict is Verdict.DELIVERED
 
@@ -439,7 +440,7 @@ def test_every_verdict_is_one_plain_sentence_naming_its_rule(
     reason: str,
     rule: str | None,
 ) -> None:
-    t = trace(kubeadm, *flow, seed=1, pick=extra.get("pick"))
+    t = trace(kubeadm, Request(*flow, seed=1, pick=extra.get("pick")))
     assert t.verdict is verdict
     assert t.reason == reason
     assert t.rule == rule
@@ -449,7 +450,7 @@ def test_every_verdict_is_one_plain_sentence_naming_its_rule(
 
 
 def test_masquerade_says_why_the_mark_was_set(kubeadm: Cluster) -> None:
-    t = trace(kubeadm, "k8s-worker-1", "10.96.120.15:80", seed=1, pick="10.244.2.8:8080")
+    t = trace(kubeadm, Request("k8s-worker-1", "10.96.120.15:80", seed=1, pick="10.244.2.8:8080"))
     post = hop_at(t, "k8s-worker-1", "POSTROUTING")
     assert post.sentence == (
         "MASQUERADE in KUBE-POSTROUTING #3: source 10.0.0.11:37170 → 10.0.0.11:38327, the"

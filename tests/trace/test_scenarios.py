@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from model.cluster import Cluster
-from model.errors import FlowError, KubehopError
+from model.errors import KubehopError, RequestError
 from model.netfilter import Hook
 from model.trace import Direction, Hop, HopKind, Trace, Verdict
 from sim.cluster.load import demo_cluster, load
@@ -23,6 +23,7 @@ from sim.proxy.rules import NodeRules, node_rules
 from sim.readers.cluster_file import parse_cluster
 from sim.readers.iptables_save import parse_iptables_save
 from sim.trace.report import trace_json
+from sim.trace.request import Request
 from sim.trace.tracer import trace, trace_many
 from tests import paths
 
@@ -69,7 +70,7 @@ def matched_chains(hop: Hop) -> list[str]:
 
 
 def test_scenario_1_localhost_stays_inside_the_pod(demo: Cluster) -> None:
-    t = trace(demo, "pod1", "localhost:8080", container="container01", seed=1)
+    t = trace(demo, Request("pod1", "localhost:8080", container="container01", seed=1))
     assert t.verdict is Verdict.DELIVERED
     assert kinds(t, Direction.REQUEST) == [
         HopKind.SEND,
@@ -89,7 +90,7 @@ def test_scenario_1_localhost_stays_inside_the_pod(demo: Cluster) -> None:
 
 
 def test_scenario_2_same_node_endpoint_is_bridged_after_dnat(demo: Cluster) -> None:
-    t = trace(demo, "pod1", "svc-b:80", seed=1, pick=POD2)
+    t = trace(demo, Request("pod1", "svc-b:80", seed=1, pick=POD2))
     assert t.verdict is Verdict.DELIVERED
     assert t.endpoint == POD2
     pre = netfilter(t, "node-a", Hook.PREROUTING)
@@ -110,7 +111,7 @@ def test_scenario_2_same_node_endpoint_is_bridged_after_dnat(demo: Cluster) -> N
 
 
 def test_scenario_3_other_node_endpoint_crosses_the_node_network(demo: Cluster) -> None:
-    t = trace(demo, "pod1", "svc-b:80", seed=1, pick=POD4)
+    t = trace(demo, Request("pod1", "svc-b:80", seed=1, pick=POD4))
     assert t.verdict is Verdict.DELIVERED
     assert t.endpoint == POD4
     wire = [h for h in hops(t, Direction.REQUEST) if h.kind is HopKind.WIRE]
@@ -132,18 +133,18 @@ def test_scenario_3_other_node_endpoint_crosses_the_node_network(demo: Cluster) 
 
 
 def test_the_seed_decides_the_endpoint_and_every_endpoint_is_reachable(demo: Cluster) -> None:
-    endpoints = {trace(demo, "pod1", "svc-b:80", seed=s).endpoint for s in range(40)}
+    endpoints = {trace(demo, Request("pod1", "svc-b:80", seed=s)).endpoint for s in range(40)}
     assert endpoints == {POD2, POD3, POD4}
 
 
 def test_same_seed_same_trace_byte_for_byte(demo: Cluster) -> None:
-    first = trace_json(trace(demo, "pod1", "svc-b:80", seed=7))
-    assert trace_json(trace(demo, "pod1", "svc-b:80", seed=7)) == first
-    assert trace_json(trace(demo_cluster(), "pod1", "svc-b:80", seed=7)) == first
+    first = trace_json(trace(demo, Request("pod1", "svc-b:80", seed=7)))
+    assert trace_json(trace(demo, Request("pod1", "svc-b:80", seed=7))) == first
+    assert trace_json(trace(demo_cluster(), Request("pod1", "svc-b:80", seed=7))) == first
 
 
 def test_dns_name_uses_the_search_path(demo: Cluster) -> None:
-    t = trace(demo, "pod1", "myapp-svc.default.svc.cluster.local:80", seed=3)
+    t = trace(demo, Request("pod1", "myapp-svc.default.svc.cluster.local:80", seed=3))
     dns = t.hops[0]
     assert dns.kind is HopKind.DNS
     # Four dots is fewer than ndots:5, so the search domains are tried first.
@@ -157,7 +158,7 @@ def test_dns_name_uses_the_search_path(demo: Cluster) -> None:
 
 
 def test_scenario_4_nodeport_is_masqueraded_to_the_node_address(demo: Cluster) -> None:
-    t = trace(demo, "client", "10.0.0.12:30080", seed=1)
+    t = trace(demo, Request("client", "10.0.0.12:30080", seed=1))
     assert t.verdict is Verdict.DELIVERED
     assert t.endpoint == "192.168.3.3:8080"
     pre = netfilter(t, "node-b", Hook.PREROUTING)
@@ -177,19 +178,19 @@ def test_scenario_4_nodeport_is_masqueraded_to_the_node_address(demo: Cluster) -
 
 
 def test_nodeport_with_a_local_endpoint_masquerades_to_the_bridge(demo: Cluster) -> None:
-    t = trace(demo, "client", "10.0.0.13:30080", seed=1)
+    t = trace(demo, Request("client", "10.0.0.13:30080", seed=1))
     assert t.verdict is Verdict.DELIVERED
     assert delivered_to(t).after.src == IPv4Address("192.168.3.1")
 
 
 def test_external_traffic_policy_local_keeps_the_client_address(demo: Cluster) -> None:
-    t = trace(demo, "client", "10.0.0.13:30081", seed=1)
+    t = trace(demo, Request("client", "10.0.0.13:30081", seed=1))
     assert t.verdict is Verdict.DELIVERED
     assert delivered_to(t).after.src == IPv4Address("10.0.0.100")
 
 
 def test_external_traffic_policy_local_without_a_local_endpoint_drops(demo: Cluster) -> None:
-    t = trace(demo, "client", "10.0.0.12:30081", seed=1)
+    t = trace(demo, Request("client", "10.0.0.12:30081", seed=1))
     assert t.verdict is Verdict.DROPPED
     assert t.reason == (
         "DROP in KUBE-EXTERNAL-SERVICES: externalTrafficPolicy Local and no local endpoint on"
@@ -204,7 +205,7 @@ def test_external_traffic_policy_local_without_a_local_endpoint_drops(demo: Clus
 
 
 def test_pod_to_pod_on_one_node_is_bridged_through_iptables(demo: Cluster) -> None:
-    t = trace(demo, "pod1", "192.168.1.3:8080", seed=1)
+    t = trace(demo, Request("pod1", "192.168.1.3:8080", seed=1))
     assert t.verdict is Verdict.DELIVERED
     node = [h for h in hops(t, Direction.REQUEST) if h.where.netns == "node-a"]
     assert [h.where.hook for h in node if h.kind is HopKind.NETFILTER] == [
@@ -217,14 +218,14 @@ def test_pod_to_pod_on_one_node_is_bridged_through_iptables(demo: Cluster) -> No
 
 
 def test_pod_to_pod_across_nodes_is_routed_by_host_gw(demo: Cluster) -> None:
-    t = trace(demo, "pod1", "192.168.2.2:8080", seed=1)
+    t = trace(demo, Request("pod1", "192.168.2.2:8080", seed=1))
     route = next(h for h in t.hops if h.kind is HopKind.ROUTE and h.where.netns == "node-a")
     assert route.detail.endswith("192.168.2.0/24 via 10.0.0.12 dev eth0 proto host-gw")
     assert delivered_to(t).after.src == IPv4Address("192.168.1.2")
 
 
 def test_hairpin_a_pod_reaching_itself_through_its_service(demo: Cluster) -> None:
-    t = trace(demo, "pod2", "svc-b:80", seed=1, pick=POD2)
+    t = trace(demo, Request("pod2", "svc-b:80", seed=1, pick=POD2))
     assert t.verdict is Verdict.DELIVERED
     bridge = [h for h in t.hops if h.kind is HopKind.BRIDGE and "hairpin" in h.sentence]
     assert bridge, "the frame must leave by the port it came in"
@@ -237,7 +238,7 @@ def test_hairpin_a_pod_reaching_itself_through_its_service(demo: Cluster) -> Non
 
 
 def test_session_affinity_keeps_one_client_on_one_endpoint(demo: Cluster) -> None:
-    traces = trace_many(demo, "pod1", "sticky:80", 6, seed=5)
+    traces = trace_many(demo, Request("pod1", "sticky:80", seed=5), 6)
     assert all(t.verdict is Verdict.DELIVERED for t in traces)
     assert len({t.endpoint for t in traces}) == 1
     later = netfilter(traces[3], "node-a", Hook.PREROUTING)
@@ -245,26 +246,26 @@ def test_session_affinity_keeps_one_client_on_one_endpoint(demo: Cluster) -> Non
 
 
 def test_without_affinity_requests_spread(demo: Cluster) -> None:
-    traces = trace_many(demo, "pod1", "svc-b:80", 30, seed=5)
+    traces = trace_many(demo, Request("pod1", "svc-b:80", seed=5), 30)
     assert {t.endpoint for t in traces} == {POD2, POD3, POD4}
     assert len({t.hops[1].before.sport for t in traces}) == 30
 
 
 def test_service_without_endpoints_is_rejected(demo: Cluster) -> None:
-    t = trace(demo, "pod1", "svc-empty:80", seed=1)
+    t = trace(demo, Request("pod1", "svc-empty:80", seed=1))
     assert t.verdict is Verdict.REJECTED
     assert t.reason.startswith("REJECT in KUBE-SERVICES: default/svc-empty has no endpoints")
     assert t.hops[-1].where.hook is Hook.FORWARD
 
 
 def test_a_port_nothing_listens_on_is_refused(demo: Cluster) -> None:
-    t = trace(demo, "pod1", "192.168.1.3:9999", seed=1)
+    t = trace(demo, Request("pod1", "192.168.1.3:9999", seed=1))
     assert t.verdict is Verdict.REFUSED
     assert "pod pod2 declares no port tcp/9999 (it declares tcp/8080" in t.reason
 
 
 def test_a_node_process_reaching_a_cluster_ip_goes_through_output(demo: Cluster) -> None:
-    t = trace(demo, "node-a", "10.101.100.102:80", seed=1, pick=POD3)
+    t = trace(demo, Request("node-a", "10.101.100.102:80", seed=1, pick=POD3))
     assert t.verdict is Verdict.DELIVERED
     out = netfilter(t, "node-a", Hook.OUTPUT)
     assert out.after.dst == IPv4Address("192.168.1.4")
@@ -284,7 +285,7 @@ def _without(rules: NodeRules, needle: str) -> NodeRules:
 
 def test_deleting_the_masquerade_jump_breaks_the_nodeport_reply(demo: Cluster) -> None:
     edited = _without(node_rules(demo, "node-b"), "-j KUBE-MARK-MASQ")
-    t = trace(demo, "client", "10.0.0.12:30080", seed=1, node_rules={"node-b": edited})
+    t = trace(demo, Request("client", "10.0.0.12:30080", seed=1), node_rules={"node-b": edited})
     # The server now sees the client's address and answers it directly,
     # bypassing node-b, so nothing undoes the DNAT.
     assert delivered_to(t).after.src == IPv4Address("10.0.0.100")
@@ -298,7 +299,7 @@ def test_removing_a_nodes_pod_cidr_removes_its_route(demo: Cluster) -> None:
         n.model_copy(update={"pod_cidr": None}) if n.name == "node-b" else n for n in demo.nodes
     )
     edited = demo.model_copy(update={"nodes": nodes})
-    t = trace(edited, "pod1", "192.168.2.2:8080", seed=1)
+    t = trace(edited, Request("pod1", "192.168.2.2:8080", seed=1))
     assert t.verdict is Verdict.UNREACHABLE
     assert "10.0.0.1" in t.reason  # only the default route is left, to a router outside
 
@@ -370,8 +371,11 @@ class Bad:
     ids=lambda b: b.name,
 )
 def test_bad_flows_are_one_line_errors(bad: Bad, demo: Cluster) -> None:
-    with pytest.raises(FlowError) as err:
-        trace(demo, bad.source, bad.destination, container=bad.container, pick=bad.pick, seed=1)
+    with pytest.raises(RequestError) as err:
+        trace(
+            demo,
+            Request(bad.source, bad.destination, container=bad.container, seed=1, pick=bad.pick),
+        )
     assert bad.message in str(err.value)
     assert "\n" not in str(err.value)
     assert isinstance(err.value, KubehopError)
@@ -393,7 +397,7 @@ def test_a_headless_service_resolves_to_pods_and_skips_kube_proxy(demo: Cluster)
     cluster = with_derived_slices(
         demo.model_copy(update={"services": (*demo.services, headless)}), "test"
     )
-    t = trace(cluster, "pod1", "backend-headless:8080", seed=1)
+    t = trace(cluster, Request("pod1", "backend-headless:8080", seed=1))
     assert t.hops[0].kind is HopKind.DNS
     assert "headless" in t.hops[0].sentence
     assert t.verdict is Verdict.DELIVERED
@@ -407,7 +411,7 @@ def test_a_pod_ip_outside_its_nodes_pod_cidr_is_unreachable_from_elsewhere(demo:
         for p in demo.pods
     )
     cluster = demo.model_copy(update={"pods": pods, "endpoint_slices": ()})
-    t = trace(cluster, "pod1", "192.168.9.7:8080", seed=1)
+    t = trace(cluster, Request("pod1", "192.168.9.7:8080", seed=1))
     # host-gw routes only cover podCIDRs, so node-a sends it to its default router.
     assert t.verdict is Verdict.UNREACHABLE
     assert "10.0.0.1" in t.reason
@@ -417,7 +421,7 @@ def test_a_pod_ip_outside_its_nodes_pod_cidr_is_unreachable_from_elsewhere(demo:
 
 
 def test_a_node_reaching_its_own_pod_leaves_from_the_bridge_address(demo: Cluster) -> None:
-    t = trace(demo, "node-a", "192.168.1.2:8080", seed=1)
+    t = trace(demo, Request("node-a", "192.168.1.2:8080", seed=1))
     # connect() binds the route's preferred source: "192.168.1.0/24 dev cni0 src 192.168.1.1".
     assert t.hops[0].after.src == IPv4Address("192.168.1.1")
     assert delivered_to(t).after.src == IPv4Address("192.168.1.1")
@@ -429,7 +433,7 @@ def test_masquerade_out_of_lo_takes_the_nodes_global_address() -> None:
 
     cluster = load(paths.REAL / "kubeadm-flannel.yaml")
     control_plane = next(n for n in cluster.nodes if n.name == "k8s-cp")
-    t = trace(cluster, "k8s-cp", "10.96.0.1:443", seed=1)
+    t = trace(cluster, Request("k8s-cp", "10.96.0.1:443", seed=1))
     assert t.verdict is Verdict.DELIVERED
     # The endpoint is the node's own hostNetwork apiserver: the packet goes out lo,
     # and the kernel skips lo's host-scope 127.0.0.1 for the node's first global address.
@@ -439,7 +443,7 @@ def test_masquerade_out_of_lo_takes_the_nodes_global_address() -> None:
 def test_a_syn_ack_of_a_connection_the_node_never_saw_is_invalid(demo: Cluster) -> None:
     # node-b DNATs pod1's request for its eTP Local NodePort without SNAT, so
     # web-1's SYN-ACK comes back to node-a directly, where conntrack knows nothing of it.
-    t = trace(demo, "pod1", "10.0.0.12:30081", seed=1)
+    t = trace(demo, Request("pod1", "10.0.0.12:30081", seed=1))
     assert t.verdict is Verdict.DROPPED
     assert t.hops[-1].where.node == "node-a" and t.hops[-1].where.hook is Hook.FORWARD
     assert "conntrack calls the packet INVALID (KUBE-FORWARD #1)" in t.reason
@@ -448,14 +452,14 @@ def test_a_syn_ack_of_a_connection_the_node_never_saw_is_invalid(demo: Cluster) 
 def test_a_refused_connection_leaves_no_conntrack_entry(demo: Cluster) -> None:
     import random
 
-    from sim.trace.tracer import trace_flow
+    from sim.trace.tracer import trace_shared
 
-    _, state = trace_flow(
-        demo, "pod1", "svc-b:80", rng=random.Random(1), seed=1, pick="192.168.1.3:8080"
+    _, state = trace_shared(
+        demo, Request("pod1", "svc-b:80", seed=1, pick="192.168.1.3:8080"), rng=random.Random(1)
     )
     assert len(state.netfilter["node-a"].conntrack) == 1
-    refused, after = trace_flow(
-        demo, "pod1", "192.168.1.3:9999", rng=random.Random(1), seed=1, state=state
+    refused, after = trace_shared(
+        demo, Request("pod1", "192.168.1.3:9999", seed=1), rng=random.Random(1), state=state
     )
     assert refused.verdict is Verdict.REFUSED
     # The RST that answers deletes the entry at once; the first connection's stays.
@@ -474,8 +478,8 @@ def test_a_refused_connection_leaves_no_conntrack_entry(demo: Cluster) -> None:
     ],
 )
 def test_a_bad_pick_names_the_option(pick: str, message: str, demo: Cluster) -> None:
-    with pytest.raises(FlowError) as err:
-        trace(demo, "pod1", "svc-b:80", pick=pick, seed=1)
+    with pytest.raises(RequestError) as err:
+        trace(demo, Request("pod1", "svc-b:80", seed=1, pick=pick))
     assert str(err.value).startswith(message)
 
 
@@ -489,8 +493,8 @@ def test_an_externalname_service_is_a_cname_kubehop_does_not_follow(tmp_path: Pa
     path = tmp_path / "cluster.yaml"
     path.write_text(demo_text.rstrip("\n") + "\n" + extra)
     cluster = load(path)
-    with pytest.raises(FlowError) as err:
-        trace(cluster, "pod1", "db:5432", seed=1)
+    with pytest.raises(RequestError) as err:
+        trace(cluster, Request("pod1", "db:5432", seed=1))
     assert str(err.value) == (
         "default/db is an ExternalName Service: DNS answers with a CNAME to 'db.example.com',"
         " a name outside the cluster, which kubehop does not resolve; kube-proxy writes no"
@@ -506,8 +510,8 @@ def test_a_pod_the_file_has_but_no_network_says_why() -> None:
         "spec: {containers: [{name: app}]}\nstatus: {phase: Pending}\n",
         "c.yaml",
     )
-    with pytest.raises(FlowError) as err:
-        trace(cluster, "waiting", "10.0.0.11:22", seed=1)
+    with pytest.raises(RequestError) as err:
+        trace(cluster, Request("waiting", "10.0.0.11:22", seed=1))
     assert str(err.value) == (
         "source 'waiting': the file's pod has no network here: spec.nodeName: not scheduled"
         " (no nodeName), so it has no network; left out"
@@ -515,13 +519,13 @@ def test_a_pod_the_file_has_but_no_network_says_why() -> None:
 
 
 def test_service_names_resolve_whatever_their_case(demo: Cluster) -> None:
-    t = trace(demo, "pod1", "SVC-B.Default:80", seed=1)
+    t = trace(demo, Request("pod1", "SVC-B.Default:80", seed=1))
     assert t.verdict is Verdict.DELIVERED
     assert t.hops[0].before.dst == IPv4Address("10.101.100.102")
 
 
 def test_an_unknown_port_on_a_clusterip_is_named_as_such(demo: Cluster) -> None:
-    t = trace(demo, "pod1", "svc-b:81", seed=1)
+    t = trace(demo, Request("pod1", "svc-b:81", seed=1))
     assert t.verdict is Verdict.UNREACHABLE
     assert t.reason.startswith(
         "no route to 10.101.100.102 on node-a: 10.101.100.102 is the ClusterIP of default/svc-b,"
@@ -533,7 +537,7 @@ def test_an_unknown_port_on_a_clusterip_is_named_as_such(demo: Cluster) -> None:
 
 
 def test_nodeport_hops_say_where_the_article_differs(demo: Cluster) -> None:
-    t = trace(demo, "client", "10.0.0.12:30080", seed=1)
+    t = trace(demo, Request("client", "10.0.0.12:30080", seed=1))
     dnat = netfilter(t, "node-b", Hook.PREROUTING)
     assert dnat.note is not None
     assert "kube-proxy DNATs NodeIP:NodePort straight to an endpoint" in dnat.note
@@ -545,10 +549,12 @@ def test_nodeport_hops_say_where_the_article_differs(demo: Cluster) -> None:
 
 
 def test_random_choice_says_the_article_speaks_of_round_robin(demo: Cluster) -> None:
-    t = trace(demo, "pod1", "svc-b:80", seed=1)  # the last endpoint rule: still a random choice
+    t = trace(
+        demo, Request("pod1", "svc-b:80", seed=1)
+    )  # the last endpoint rule: still a random choice
     dnat = netfilter(t, "node-a", Hook.PREROUTING)
     assert dnat.note is not None and "round-robin" in dnat.note
-    hairpin = trace(demo, "pod2", "svc-b:80", seed=1, pick=POD2)
+    hairpin = trace(demo, Request("pod2", "svc-b:80", seed=1, pick=POD2))
     post = netfilter(hairpin, "node-a", Hook.POSTROUTING)
     # A hairpin MASQUERADE is not the article's NodePort case: no note about the ClusterIP.
     assert post.note is None or "ClusterIP" not in post.note

@@ -6,13 +6,14 @@ import pytest
 
 from model.trace import Direction, HopKind
 from sim.cluster.load import demo_cluster
+from sim.trace.request import Request
 from sim.trace.stepper import BASE_DELAY_S, Stepper
 from sim.trace.tracer import trace, trace_many
 
 
 @pytest.fixture(scope="module")
 def scenario_3():  # type: ignore[no-untyped-def]
-    return trace(demo_cluster(), "pod1", "svc-b:80", seed=1, pick="192.168.2.2:8080")
+    return trace(demo_cluster(), Request("pod1", "svc-b:80", seed=1, pick="192.168.2.2:8080"))
 
 
 def test_forward_and_back_return_the_same_hops(scenario_3) -> None:  # type: ignore[no-untyped-def]
@@ -50,7 +51,7 @@ async def test_play_paces_hops_on_the_virtual_clock(scenario_3) -> None:  # type
 
 
 def test_concurrent_flows_interleave_by_virtual_time() -> None:
-    flows = trace_many(demo_cluster(), "pod1", "svc-b:80", 3, seed=2)
+    flows = trace_many(demo_cluster(), Request("pod1", "svc-b:80", seed=2), 3)
     stepper = Stepper(*flows, stagger_us=0)
     times = [s.t_us for s in stepper.steps]
     assert times == sorted(times)

@@ -19,7 +19,7 @@ from textual.widgets.option_list import Option
 from model.errors import KubehopError
 from model.trace import Trace
 from tui.hopstyle import literal
-from tui.session import FlowRequest, Session, presets
+from tui.session import Request, Session, presets
 
 _MATCHES = 6
 """Completions listed under the fields."""
@@ -29,7 +29,7 @@ _MATCHES = 6
 class PickResult:
     """What the dialog hands back: the request, and its trace when already made."""
 
-    request: FlowRequest
+    request: Request
     """The request as typed."""
     trace: Trace | None
     """Its trace; None on a big cluster, where the screen traces it in the background."""
@@ -43,7 +43,7 @@ class PickScreen(ModalScreen[PickResult | None]):
         Binding("ctrl+s", "submit", "Trace"),
     ]
 
-    def __init__(self, session: Session, current: FlowRequest | None = None) -> None:
+    def __init__(self, session: Session, current: Request | None = None) -> None:
         super().__init__()
         self._session = session
         self._current = current
@@ -145,7 +145,7 @@ class PickScreen(ModalScreen[PickResult | None]):
         """Trace what the fields say."""
         value = {i.id: i.value.strip() for i in self.query(Input)}
         seed_text = value["pick-seed"]
-        request = FlowRequest(
+        request = Request(
             # Enter takes the greyed-out completion, as the field shows it.
             source=_completed(value["pick-source"], self._sources),
             destination=_completed(value["pick-destination"], self._destinations),
@@ -158,7 +158,7 @@ class PickScreen(ModalScreen[PickResult | None]):
             return
         self._trace(request)
 
-    def _trace(self, request: FlowRequest) -> None:
+    def _trace(self, request: Request) -> None:
         try:
             if self._session.big:
                 # Rendering a big node's rules takes seconds: check the names

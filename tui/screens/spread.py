@@ -19,7 +19,7 @@ from textual.widgets import Input, Label
 from textual.worker import get_current_worker
 
 from model.errors import KubehopError
-from sim.trace.tracer import MAX_FLOWS
+from sim.trace.tracer import MAX_REPEATS
 from tui.hopstyle import literal
 from tui.session import Spread
 
@@ -108,7 +108,7 @@ class SpreadScreen(ModalScreen[None]):
         try:
             count = int(event.value)
         except ValueError:
-            self._error(f"request count {event.value!r} is not a whole number (1-{MAX_FLOWS})")
+            self._error(f"request count {event.value!r} is not a whole number (1-{MAX_REPEATS})")
             return
         self._run(count)
 
@@ -120,8 +120,8 @@ class SpreadScreen(ModalScreen[None]):
             self.dismiss()
 
     def _run(self, count: int) -> None:
-        if not 1 <= count <= MAX_FLOWS:
-            self._error(f"request count {count} is out of range (1-{MAX_FLOWS})")
+        if not 1 <= count <= MAX_REPEATS:
+            self._error(f"request count {count} is out of range (1-{MAX_REPEATS})")
             return
         self._error("")
         self._run_id += 1

@@ -20,7 +20,7 @@ from model.trace import Direction, Hop, Trace
 from sim.kernel.conntrack import conntrack_view
 from sim.trace.stepper import Stepper
 from tui.hopstyle import literal
-from tui.session import Edit, FlowRequest, Session, presets
+from tui.session import Edit, Request, Session, presets
 from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
 from tui.widgets.inspector import PacketInspector
@@ -83,11 +83,11 @@ class TraceScreen(Screen[None]):
         Binding("L", "verify", "Check in the lab", show=False),
     ]
 
-    def __init__(self, session: Session, request: FlowRequest | None = None) -> None:
+    def __init__(self, session: Session, request: Request | None = None) -> None:
         super().__init__()
         self.session = session
         """The cluster and the calls on it."""
-        self.request: FlowRequest | None = request
+        self.request: Request | None = request
         """The request on display."""
         self.trace: Trace | None = None
         """Its trace."""
@@ -175,7 +175,7 @@ class TraceScreen(Screen[None]):
 
     # -- showing a trace ------------------------------------------------------------------
 
-    def load(self, request: FlowRequest) -> bool:
+    def load(self, request: Request) -> bool:
         """Trace `request` and show its first hop; on a bad request, say why and keep the old.
 
         On a big cluster the trace runs in a worker (False until it is shown).
@@ -197,7 +197,7 @@ class TraceScreen(Screen[None]):
         return True
 
     @work(thread=True, exclusive=True, group="trace")
-    def _trace_in_worker(self, request: FlowRequest) -> None:
+    def _trace_in_worker(self, request: Request) -> None:
         try:
             trace = self.session.trace(request)
         except KubehopError as err:
@@ -209,7 +209,7 @@ class TraceScreen(Screen[None]):
         self.query_one(Explanation).waiting = ""
         self.notify(escape(message), title="Cannot trace", severity="error")
 
-    def show_trace(self, request: FlowRequest, trace: Trace, index: int = 0) -> None:
+    def show_trace(self, request: Request, trace: Trace, index: int = 0) -> None:
         """Show `trace` from hop `index`."""
         self._stop()
         self.query_one(Explanation).waiting = ""
@@ -633,7 +633,7 @@ class TraceScreen(Screen[None]):
         self.query_one(ClusterTree).show(self.session.cluster)
         if self.request is not None and self.trace is not None:
             # The same seed again: what differs in the next trace is the edit's doing.
-            request = FlowRequest(
+            request = Request(
                 self.request.source,
                 self.request.destination,
                 self.request.container,
@@ -666,7 +666,7 @@ class TraceScreen(Screen[None]):
         self.app.push_screen(
             SpreadScreen(
                 lambda count, progress: self.session.spread(
-                    FlowRequest(request.source, request.destination, request.container, seed),
+                    Request(request.source, request.destination, request.container, seed),
                     count,
                     progress=progress,
                 )

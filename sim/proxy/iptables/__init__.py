@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from model.cluster import Cluster, Node
-from model.errors import FlowError
+from model.errors import RequestError
 from sim.proxy.iptables.names import (
     endpoint_chain_name,
     port_proto_hash,
@@ -49,7 +49,7 @@ __all__ = [
 def _node(cluster: Cluster, node: str) -> Node:
     found = cluster.node(node)
     if found is None:
-        raise FlowError(f"node '{node}' is not in the cluster")
+        raise RequestError(f"node '{node}' is not in the cluster")
     return found
 
 

@@ -8,33 +8,22 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from model.cluster import Cluster, Pod, Service, ServicePort
-from model.errors import FlowError
+from model.errors import RequestError
 from model.packet import Proto
 from sim.proxy.endpoints import categorize, internal_policy_local, port_endpoints
-from sim.trace.presets import SCENARIOS, trace_command
-from sim.trace.request import parse_destination
+from sim.trace.presets import PRESETS
+from sim.trace.request import Request, parse_destination
 from sim.trace.tracer import trace
 
 
 @dataclass(frozen=True)
-class Flow:
+class Case:
     """One request to send for real and to trace."""
 
     name: str
     """What it is, for the table."""
-    source: str
-    """As `kubehop trace` takes it."""
-    destination: str
-    """As `kubehop trace` takes it."""
-    container: str | None = None
-    """The source container."""
-    pick: str | None = None
-    """The endpoint to wait for: send again until the kernel chooses it (IP:PORT)."""
-
-    @property
-    def command(self) -> str:
-        """The same flow as a `kubehop trace` command line."""
-        return trace_command(self.source, self.destination, self.container, self.pick)
+    request: Request
+    """The request; its pin is the endpoint to wait for (send again until the kernel chooses it)."""
 
 
 @dataclass(frozen=True)
@@ -73,22 +62,29 @@ def _served_ports(pod: Pod) -> list[tuple[int, Proto]]:
     return [(p.container_port, p.protocol) for c in pod.containers for p in c.ports]
 
 
-def _runs(cluster: Cluster, flow: Flow) -> bool:
+def _runs(cluster: Cluster, case: Case) -> bool:
     try:
         trace(
-            cluster, flow.source, flow.destination, container=flow.container, seed=0, pick=flow.pick
+            cluster,
+            Request(
+                case.request.source,
+                case.request.destination,
+                container=case.request.container,
+                seed=0,
+                pick=case.request.pick,
+            ),
         )
-    except FlowError:
+    except RequestError:
         return False
     return True
 
 
 def _service_ports(cluster: Cluster) -> list[tuple[Service, ServicePort]]:
     return [
-        (s, p)
-        for s in cluster.services
-        if s.cluster_ip is not None and not s.headless
-        for p in s.ports
+        (preset, p)
+        for preset in cluster.services
+        if preset.cluster_ip is not None and not preset.headless
+        for p in preset.ports
         if p.protocol in (Proto.TCP, Proto.UDP)
     ]
 
@@ -101,13 +97,13 @@ def _endpoints_from(
     return tuple(str(ep) for ep in eps)
 
 
-def standard_flows(cluster: Cluster) -> list[Flow]:
+def standard_cases(cluster: Cluster) -> list[Case]:
     """The scenarios that apply to this cluster, then one flow of each kind of path."""
-    flows: list[Flow] = []
-    for s in SCENARIOS:
-        flow = Flow(f"scenario {s.key}: {s.title}", s.source, s.destination, s.container, s.pick)
-        if _in_cluster(cluster, s.destination) and _runs(cluster, flow):
-            flows.append(flow)
+    cases: list[Case] = []
+    for preset in PRESETS:
+        case = Case(f"scenario {preset.key}: {preset.title}", preset.request)
+        if _in_cluster(cluster, preset.request.destination) and _runs(cluster, case):
+            cases.append(case)
 
     pods = [p for p in cluster.pods if not p.host_network]
     servers = [p for p in pods if _served_ports(p)]
@@ -125,7 +121,9 @@ def standard_flows(cluster: Cluster) -> list[Flow]:
             a, b = pair
             served, proto = _served_ports(b)[0]
             where = "same node" if same else "other node"
-            flows.append(Flow(f"pod → pod, {where}", a.key, f"{b.ip}:{served}{_suffix(proto)}"))
+            cases.append(
+                Case(f"pod → pod, {where}", Request(a.key, f"{b.ip}:{served}{_suffix(proto)}"))
+            )
 
     if pods:
         src = pods[0]
@@ -133,7 +131,9 @@ def standard_flows(cluster: Cluster) -> list[Flow]:
             dest = f"{svc.cluster_ip}:{port.port}{_suffix(port.protocol)}"
             eps = _endpoints_from(cluster, svc, port, src.node)
             what = "ClusterIP" if eps else "ClusterIP, no endpoints"
-            flows.append(Flow(f"{_label(src)} → {svc.key}:{port.port} {what}", src.key, dest))
+            cases.append(
+                Case(f"{_label(src)} → {svc.key}:{port.port} {what}", Request(src.key, dest))
+            )
 
     # Hairpin: an endpoint reaching itself through its own Service.
     by_ip = {p.ip: p for p in pods}
@@ -147,8 +147,10 @@ def standard_flows(cluster: Cluster) -> list[Flow]:
         if own is not None:
             pod = by_ip[_ip_of(own)]
             dest = f"{svc.cluster_ip}:{port.port}{_suffix(port.protocol)}"
-            flows.append(
-                Flow(f"hairpin: {_label(pod)} → {svc.key} → itself", pod.key, dest, pick=own)
+            cases.append(
+                Case(
+                    f"hairpin: {_label(pod)} → {svc.key} → itself", Request(pod.key, dest, pick=own)
+                )
             )
             break
 
@@ -157,18 +159,19 @@ def standard_flows(cluster: Cluster) -> list[Flow]:
         for svc, port in _service_ports(cluster):
             if _endpoints_from(cluster, svc, port, node.name):
                 dest = f"{svc.cluster_ip}:{port.port}{_suffix(port.protocol)}"
-                flows.append(Flow(f"{node.name} (host) → {svc.key} ClusterIP", node.name, dest))
+                cases.append(
+                    Case(f"{node.name} (host) → {svc.key} ClusterIP", Request(node.name, dest))
+                )
                 break
         for same in (True, False):
             server = next((p for p in servers if (p.node == node.name) == same), None)
             if server is not None:
                 served, proto = _served_ports(server)[0]
                 where = "its own" if same else "another node's"
-                flows.append(
-                    Flow(
+                cases.append(
+                    Case(
                         f"{node.name} (host) → {where} pod {_label(server)}",
-                        node.name,
-                        f"{server.ip}:{served}{_suffix(proto)}",
+                        Request(node.name, f"{server.ip}:{served}{_suffix(proto)}"),
                     )
                 )
 
@@ -179,14 +182,13 @@ def standard_flows(cluster: Cluster) -> list[Flow]:
             for node in cluster.nodes:
                 dest = f"{node.internal_ip}:{port.node_port}{_suffix(port.protocol)}"
                 policy = svc.external_traffic_policy.value
-                flows.append(
-                    Flow(
+                cases.append(
+                    Case(
                         f"{client.name} → {node.name} NodePort {svc.key} (eTP {policy})",
-                        client.name,
-                        dest,
+                        Request(client.name, dest),
                     )
                 )
-    return [f for f in flows if _runs(cluster, f)]
+    return [f for f in cases if _runs(cluster, f)]
 
 
 def _ip_of(endpoint: str) -> IPv4Address:
@@ -197,7 +199,7 @@ def _in_cluster(cluster: Cluster, destination: str) -> bool:
     """The destination is a name, localhost, or an address the cluster has."""
     try:
         ip = parse_destination(destination).ip
-    except FlowError:
+    except RequestError:
         return False
     if ip is None or ip.is_loopback:
         return True
@@ -209,7 +211,7 @@ def _in_cluster(cluster: Cluster, destination: str) -> bool:
     return ip in known
 
 
-def random_flows(cluster: Cluster, count: int, seed: int) -> list[Flow]:
+def random_cases(cluster: Cluster, count: int, seed: int) -> list[Case]:
     """`count` flows between random sources and destinations (the same seed, the same flows)."""
     rng = random.Random(seed)
     pods = [p for p in cluster.pods if not p.host_network]
@@ -228,20 +230,14 @@ def random_flows(cluster: Cluster, count: int, seed: int) -> list[Flow]:
             destinations.append(f"{pod.ip}:{served}{_suffix(proto)}")
     if not sources or not destinations:
         return []
-    flows: list[Flow] = []
+    cases: list[Case] = []
     tries = 0
-    while len(flows) < count and tries < count * 10:
+    while len(cases) < count and tries < count * 10:
         tries += 1
-        flow = Flow(f"random {len(flows) + 1}", rng.choice(sources), rng.choice(destinations))
-        if _runs(cluster, flow):
-            flows.append(
-                Flow(
-                    f"random {len(flows) + 1}: {flow.source} → {flow.destination}",
-                    flow.source,
-                    flow.destination,
-                )
-            )
-    return flows
+        request = Request(rng.choice(sources), rng.choice(destinations))
+        if _runs(cluster, Case("random", request)):
+            cases.append(Case(f"random {len(cases) + 1}: {request.describe()}", request))
+    return cases
 
 
 def spreads(cluster: Cluster) -> list[Spread]:
