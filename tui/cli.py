@@ -21,7 +21,7 @@ from model.trace import Trace, Verdict
 
 if TYPE_CHECKING:
     from model.cluster import Cluster
-    from sim.proxy.rules import NodeRules
+    from sim.kernel.rules import NodeRules
     from sim.trace.request import Request
 
 EXIT_OK = 0
@@ -332,7 +332,7 @@ def _trace_all(
 
 
 def _rules(args: argparse.Namespace) -> int:
-    from sim.proxy.rules import node_rules
+    from sim.proxy import node_rules
 
     if args.node is not None and not args.node.strip():
         raise KubehopError("--node '': give a node's name (or leave --node out for the first)")

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field, replace
 from model.cluster import Cluster, Pod
 from model.errors import KubehopError
 from model.trace import Trace
+from sim import proxy
 from sim.cluster import dns
-from sim.proxy import rules
-from sim.proxy.iptables import render_node_rules
 from sim.trace import request as flow
 from sim.trace import tracer
 from sim.trace.presets import PRESETS, Preset
@@ -90,7 +89,7 @@ class Session:
     history: list[str] = field(default_factory=list)
     """One line per edit, oldest first."""
     _traced: set[str] = field(default_factory=set, repr=False)
-    # Nodes a trace of this cluster passed: `sim.proxy.rules` keeps their text, rendered.
+    # Nodes a trace of this cluster passed: `sim.proxy` keeps their text, rendered.
     _texts: OrderedDict[str, str] = field(default_factory=OrderedDict, repr=False)
     # Other nodes' text, rendered for the rules pane only (no parse: nothing walks it).
 
@@ -118,10 +117,10 @@ class Session:
         """The iptables-save text of `node`'s rules (safe to call from a worker thread)."""
         cluster = self.cluster
         if node in self._traced:
-            return rules.node_rules(cluster, node).text
+            return proxy.node_rules(cluster, node).text
         text = self._texts.get(node)
         if text is None:
-            text = render_node_rules(cluster, node)
+            text = proxy.render_rules(cluster, node)
             if cluster is not self.cluster:
                 return text  # an edit replaced the cluster meanwhile: do not keep it
             self._texts[node] = text
@@ -219,10 +218,10 @@ class Session:
         nodes = (node,) if self.big else tuple(n.name for n in cluster.nodes)
         diffs: list[tuple[str, tuple[str, ...]]] = []
         for name in nodes:
-            # sim.proxy.rules caches per cluster: the old text is there if a trace
+            # sim.proxy caches per cluster: the old text is there if a trace
             # passed the node, and the new one is ready for the next trace.
-            before = rules.node_rules(old, name).text if old.node(name) else ""
-            diff = edits.rules_diff(before, rules.node_rules(cluster, name).text)
+            before = proxy.node_rules(old, name).text if old.node(name) else ""
+            diff = edits.rules_diff(before, proxy.node_rules(cluster, name).text)
             if diff:
                 diffs.append((name, diff))
         if self.big:

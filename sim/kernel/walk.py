@@ -30,15 +30,17 @@ from model.netfilter import (
     Rule,
     RuleRef,
     StatisticMatch,
-    UnknownMatch,
 )
 from model.packet import ConntrackEntry, Packet, Proto
 from model.trace import Direction, Hop, HopKind, TableWalk, Verdict, Where
 from sim.cluster.network import IfKind, Interface, Netns, NetnsKind, Network
 from sim.cni.host_gw import wire_sentence
 from sim.kernel.conntrack import ConntrackTable
+from sim.kernel.ipset import set_match
 from sim.kernel.netfilter import HookContext, NetfilterState, RecentTable, traverse
 from sim.kernel.route import Route
+from sim.kernel.rules import NodeRules
+from sim.proxy import rules_for
 from sim.proxy.iptables.explain import (
     article_notes,
     comment_of,
@@ -46,10 +48,7 @@ from sim.proxy.iptables.explain import (
     masq_is_external,
     masq_reason,
 )
-from sim.proxy.rules import NodeRules, rules_for
 from sim.proxy.services import services_with_ip
-from sim.readers.ipset import IpSets, set_match
-from sim.readers.node_dump import NodeDump
 
 _MAX_HOPS = 400
 
@@ -223,9 +222,8 @@ class Walker:
             bridged=physdev_in is not None or physdev_out is not None,
             decide=self.decide,
         )
-        sets = rules.ipsets if isinstance(rules, NodeDump) else None
-        if sets:
-            ctx = replace(ctx, foreign=functools.partial(_set_match, sets))
+        if rules.ipsets:
+            ctx = replace(ctx, foreign=functools.partial(set_match, rules.ipsets))
         state = self.state.get(ns.name) or NetfilterState(ConntrackTable.of(), RecentTable())
         result = traverse(ctx, pkt, rules.ruleset, state, self.rng)
         self.state[ns.name] = result.state
@@ -757,10 +755,6 @@ def _endpoints_of(cluster: Cluster) -> frozenset[tuple[IPv4Address, int]]:
         _ENDPOINTS.clear()
     _ENDPOINTS[id(cluster)] = (cluster, found)
     return found
-
-
-def _set_match(sets: IpSets, m: UnknownMatch, pkt: Packet) -> bool | None:
-    return set_match(sets, m, pkt)
 
 
 def _host_net(addr: IPv4Address) -> IPv4Network:

@@ -37,8 +37,8 @@ from sim.lab.netns import (
     set_sysctl,
 )
 from sim.lab.state import LabState
+from sim.proxy import node_rules
 from sim.proxy.iptables.sync import sync
-from sim.proxy.rules import node_rules
 
 NODE_NET_BRIDGE = "br0"
 """The bridge in `kh-<id>-net` that the nodes' and clients' eth0 plug into."""

@@ -42,7 +42,7 @@ from sim.lab.probe import (
     zero_counters,
 )
 from sim.lab.state import exclusive, running_lab
-from sim.proxy.rules import node_rules
+from sim.proxy import node_rules
 from sim.trace.request import Request
 from sim.trace.tracer import trace, trace_many
 

@@ -1,4 +1,4 @@
-"""`ipset save` text, so rules with `-m set --match-set` can be evaluated.
+"""`ipset save` text, read into the sets that `-m set --match-set` rules look up.
 
 CNIs like Calico keep address lists in ipsets and match them from iptables
 (`-m set --match-set cali40masq-ipam-pools src`). With the node's
@@ -10,64 +10,12 @@ and the trace says so.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
-from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network
 
 from model.errors import RulesParseError
-from model.netfilter import UnknownMatch
-from model.packet import Packet
+from model.netfilter import IPSET_DIMENSIONS, IpSet
 
-__all__ = ["IpSet", "IpSets", "is_ipset_text", "parse_ipset_save", "set_match"]
-
-# The set types whose members kubehop can compare with a packet: each
-# dimension is an address (ip, net) or a port.
-_DIMENSIONS = {
-    "hash:ip": ("ip",),
-    "hash:net": ("net",),
-    "bitmap:ip": ("ip",),
-    "hash:ip,port": ("ip", "port"),
-    "hash:net,port": ("net", "port"),
-    "hash:ip,port,ip": ("ip", "port", "ip"),
-    "hash:ip,port,net": ("ip", "port", "net"),
-    "hash:net,net": ("net", "net"),
-    "hash:net,port,net": ("net", "port", "net"),
-}
-
-
-@dataclass(frozen=True)
-class IpSet:
-    """One set: its type and members, each a tuple with one value per dimension."""
-
-    name: str
-    """The set's name."""
-    type: str
-    """`hash:net`, `hash:ip,port`, …"""
-    members: tuple[tuple[IPv4Network | tuple[str, int], ...], ...]
-    """Each member's dimensions: a network (an address is a /32), or (protocol, port)."""
-    ipv6: bool = False
-    """`family inet6`: never matches an IPv4 packet."""
-
-    def contains(self, values: tuple[IPv4Address | tuple[str, int], ...]) -> bool:
-        """Whether a packet's looked-up values are a member."""
-        for member in self.members:
-            if len(member) != len(values):
-                continue
-            if all(_dim_matches(m, v) for m, v in zip(member, values, strict=True)):
-                return True
-        return False
-
-
-def _dim_matches(
-    member: IPv4Network | tuple[str, int], value: IPv4Address | tuple[str, int]
-) -> bool:
-    if isinstance(member, IPv4Network):
-        return isinstance(value, IPv4Address) and value in member
-    return member == value
-
-
-IpSets = Mapping[str, IpSet]
-"""Sets by name."""
+__all__ = ["is_ipset_text", "parse_ipset_save"]
 
 
 def is_ipset_text(text: str) -> bool:
@@ -102,9 +50,9 @@ def parse_ipset_save(text: str, source: str) -> dict[str, IpSet]:
                 raise RulesParseError(
                     f"{source}:{lineno}: add to set {name!r} before its create line"
                 )
-            if name in ipv6 or types[name] not in _DIMENSIONS:
+            if name in ipv6 or types[name] not in IPSET_DIMENSIONS:
                 continue
-            members[name].append(_member(words[2], _DIMENSIONS[types[name]], source, lineno))
+            members[name].append(_member(words[2], IPSET_DIMENSIONS[types[name]], source, lineno))
         else:
             raise RulesParseError(
                 f"{source}:{lineno}: unexpected line {line[:40]!r} (expected create or add, as"
@@ -137,34 +85,3 @@ def _member(
         except ValueError:
             raise RulesParseError(f"{source}:{lineno}: {part!r} is not an IPv4 {dim}") from None
     return tuple(out)
-
-
-def set_match(sets: IpSets, m: UnknownMatch, pkt: Packet) -> bool | None:
-    """`-m set [!] --match-set NAME src[,dst…]` against `sets`; None for any other match."""
-    if m.module != "set":
-        return None
-    args = list(m.args)
-    negate = False
-    if "--match-set" not in args:
-        return None
-    at = args.index("--match-set")
-    if at > 0 and args[at - 1] == "!":
-        negate = True
-    if len(args) < at + 3:
-        return None
-    name, flags = args[at + 1], args[at + 2]
-    found = sets.get(name)
-    if found is None:
-        return None
-    if found.ipv6:
-        return negate
-    values: list[IPv4Address | tuple[str, int]] = []
-    dims = _DIMENSIONS.get(found.type, ())
-    for dim, flag in zip(dims, flags.split(","), strict=False):
-        if dim == "port":
-            values.append((pkt.proto.value, pkt.sport if flag == "src" else pkt.dport))
-        else:
-            values.append(pkt.src if flag == "src" else pkt.dst)
-    if len(values) != len(dims):
-        return None
-    return found.contains(tuple(values)) != negate

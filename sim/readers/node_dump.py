@@ -3,7 +3,7 @@
 `kubehop trace --node-rules node-a=node-a.rules` reads what
 `ssh node-a sudo iptables-save` printed; the packet then crosses node-a
 through those rules — kube-proxy's, the CNI's, Docker's, whatever is there.
-Rules the engine cannot evaluate are named in `NodeRules.warnings`, and the
+Rules the engine cannot evaluate are named in the ruleset's `warnings`, and the
 trace says where it had to assume. `ipset save` output, given with
 `--ipset node-a=node-a.ipset` or appended to the same file, lets
 `-m set --match-set` be evaluated instead of assumed.
@@ -17,19 +17,26 @@ from dataclasses import dataclass, field
 
 from model.cluster import Cluster
 from model.errors import KubehopError, RulesParseError
-from model.netfilter import Ruleset, UnknownMatch
-from sim.proxy.rules import NodeRules
+from model.netfilter import IpSets, Ruleset, UnknownMatch
 from sim.readers.cluster_file import read_text
-from sim.readers.ipset import IpSets, is_ipset_text, parse_ipset_save
+from sim.readers.ipset import is_ipset_text, parse_ipset_save
 from sim.readers.iptables_save import parse_iptables_save
 
 __all__ = ["NodeDump", "load_node_rules", "node_rules_from_text", "parse_node_spec"]
 
 
 @dataclass(frozen=True)
-class NodeDump(NodeRules):
+class NodeDump:
     """A real node's rules, with the ipsets its `-m set` matches look up."""
 
+    node: str
+    """The node."""
+    text: str
+    """The iptables-save text as the user gave it (ipset lines blanked)."""
+    ruleset: Ruleset
+    """The text, parsed."""
+    rendered: bool = False
+    """Always False: a real node's dump, not kubehop's rendering."""
     ipsets: IpSets = field(default_factory=dict)
     """`ipset save` of the node, by set name; empty when none was given."""
 
@@ -65,7 +72,7 @@ def _split_ipset(text: str) -> tuple[str, str]:
 
 def node_rules_from_text(
     cluster: Cluster, node: str, text: str, source: str, ipsets: str | None = None
-) -> NodeRules:
+) -> NodeDump:
     """`text` (iptables-save output of `node`) parsed for a trace to walk."""
     if cluster.node(node) is None:
         names = ", ".join(n.name for n in cluster.nodes[:10])
@@ -120,7 +127,7 @@ def load_node_rules(
     cluster: Cluster,
     specs: Sequence[str],
     ipset_specs: Sequence[str] = (),
-) -> dict[str, NodeRules]:
+) -> dict[str, NodeDump]:
     """`--node-rules NODE=FILE` and `--ipset NODE=FILE` options, read and parsed."""
     ipsets: dict[str, tuple[str, str]] = {}
     for spec in ipset_specs:
@@ -129,7 +136,7 @@ def load_node_rules(
             path,
             read_text(path, what="`ipset save` output", error=RulesParseError, ask_what=True),
         )
-    found: dict[str, NodeRules] = {}
+    found: dict[str, NodeDump] = {}
     for spec in specs:
         node, path = parse_node_spec(spec, "--node-rules")
         if node in found:

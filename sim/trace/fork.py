@@ -18,8 +18,8 @@ from typing import Any
 from model.cluster import Cluster
 from model.netfilter import Rule, StatisticMatch
 from model.trace import Direction, Trace, Verdict
+from sim.kernel.rules import NodeRules
 from sim.proxy.iptables.explain import comment_of
-from sim.proxy.rules import NodeRules
 from sim.trace.report import trace_dict
 from sim.trace.request import Request
 from sim.trace.tracer import trace

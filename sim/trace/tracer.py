@@ -25,9 +25,10 @@ from model.trace import Direction, Hop, HopKind, Trace, Verdict
 from sim.cluster.dns import Resolution, resolve
 from sim.cluster.network import Netns, network_of
 from sim.kernel.netfilter import NetfilterState
+from sim.kernel.rules import NodeRules
 from sim.kernel.walk import End, Walker
+from sim.proxy import rules_for
 from sim.proxy.endpoints import port_endpoints
-from sim.proxy.rules import NodeRules, rules_for
 from sim.proxy.services import services_at
 from sim.trace.request import (
     Destination,

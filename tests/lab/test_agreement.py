@@ -20,7 +20,7 @@ from sim.lab.cases import Case, spreads, standard_cases
 from sim.lab.netns import in_netns, ip, lab_netns
 from sim.lab.probe import Listeners
 from sim.lab.verify import Check, Verifier
-from sim.proxy.rules import node_rules
+from sim.proxy import node_rules
 from sim.readers.cluster_file import parse_cluster
 from sim.trace.presets import PRESETS, Preset
 from sim.trace.request import Request

@@ -18,10 +18,12 @@ from model.errors import KubehopError, RequestError
 from model.netfilter import Hook
 from model.trace import Direction, Hop, HopKind, Trace, Verdict
 from sim.cluster.load import demo_cluster, load
+from sim.kernel.rules import NodeRules
+from sim.proxy import node_rules
 from sim.proxy.iptables import endpoint_chain_name, service_port_chain_name
-from sim.proxy.rules import NodeRules, node_rules
 from sim.readers.cluster_file import parse_cluster
 from sim.readers.iptables_save import parse_iptables_save
+from sim.readers.node_dump import NodeDump
 from sim.trace.report import trace_json
 from sim.trace.request import Request
 from sim.trace.tracer import trace, trace_many
@@ -280,7 +282,7 @@ def _without(rules: NodeRules, needle: str) -> NodeRules:
     kept = [line for line in rules.text.splitlines() if needle not in line]
     text = "\n".join(kept) + "\n"
     assert text != rules.text
-    return NodeRules(rules.node, text, parse_iptables_save(text, rules.node), rendered=False)
+    return NodeDump(rules.node, text, parse_iptables_save(text, rules.node))
 
 
 def test_deleting_the_masquerade_jump_breaks_the_nodeport_reply(demo: Cluster) -> None:

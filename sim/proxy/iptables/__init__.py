@@ -1,8 +1,11 @@
 """kube-proxy in iptables mode (Kubernetes 1.31): the rules it leaves on a node.
 
-`render_node_rules` gives what `iptables-save` prints on the node;
-`render_node_restore` gives what kube-proxy itself feeds `iptables-restore`.
-Both come from one model of kube-proxy's syncProxyRules (`sync.py`).
+`IPTABLES` is the mode behind `sim.proxy.base.ProxyMode`. `render_node_rules`
+gives what `iptables-save` prints on the node; `render_node_restore` gives what
+kube-proxy itself feeds `iptables-restore`. Both come from one model of
+kube-proxy's syncProxyRules (`sync.py`); `save.py` spells it as iptables-save
+prints it back, `names.py` hashes the chain names, `explain.py` says in words
+what a rule did and `diff.py` compares a real node's rules with these.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from model.cluster import Cluster, Node
 from model.errors import RequestError
+from model.netfilter import IpSets, Ruleset
 from sim.proxy.iptables.names import (
     endpoint_chain_name,
     port_proto_hash,
@@ -31,7 +36,10 @@ from sim.proxy.iptables.sync import (
 )
 
 __all__ = [
+    "IPTABLES",
     "LARGE_CLUSTER_ENDPOINTS_THRESHOLD",
+    "IptablesMode",
+    "RenderedRules",
     "chain_owners",
     "endpoint_chain_name",
     "masquerade_mark",
@@ -91,3 +99,45 @@ def chain_owners(cluster: Cluster, node: str) -> dict[str, str]:
     "ns/svc" for an unnamed port); KUBE-SEP- chains to "ns/svc:port -> ip:port".
     """
     return dict(sync(cluster, _node(cluster, node)).owners)
+
+
+@dataclass(frozen=True)
+class RenderedRules:
+    """One node's rules as kubehop renders them: the iptables-save text and its parsed form."""
+
+    node: str
+    """The node."""
+    text: str
+    """The iptables-save text."""
+    ruleset: Ruleset
+    """The text, parsed chain by chain as a packet first visits each."""
+    rendered: bool = True
+    """Always True: kubehop wrote these from the cluster."""
+    ipsets: IpSets = field(default_factory=dict)
+    """iptables mode uses no ipsets."""
+
+
+@dataclass(frozen=True)
+class IptablesMode:
+    """kube-proxy's iptables mode, the default on Linux."""
+
+    name: str = "iptables"
+    """As KubeProxyConfiguration spells it."""
+
+    def render(self, cluster: Cluster, node: str) -> str:
+        """The node's `iptables-save` text."""
+        return render_node_rules(cluster, node)
+
+    def node_rules(self, cluster: Cluster, node: str) -> RenderedRules:
+        """The node's rules, rendered, then read back as the kernel would hold them."""
+        # The same reader parses a user's iptables-save; imported here so that
+        # rendering alone (`kubehop rules`) does not load it.
+        from sim.readers.iptables_save import parse_iptables_save
+
+        text = render_node_rules(cluster, node)
+        parsed = parse_iptables_save(text, source=f"{node} (rendered)", lazy=True)
+        return RenderedRules(node, text, parsed)
+
+
+IPTABLES = IptablesMode()
+"""The iptables mode (it holds no state)."""

@@ -15,8 +15,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from model.netfilter import DnatTarget, JumpTarget, Rule, Table
+from sim.kernel.rules import NodeRules
 from sim.proxy.iptables.explain import comment_of
-from sim.proxy.rules import NodeRules
 
 __all__ = ["RulesDiff", "diff_rules", "diff_text"]
 

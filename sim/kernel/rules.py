@@ -1,0 +1,38 @@
+"""What the kernel evaluates on a node: its netfilter rules, as a small protocol.
+
+kube-proxy's rules rendered by kubehop (`sim.proxy`) and a real node's
+`iptables-save` read from a user's file (`sim.readers.node_dump`) both give
+this; the walker needs nothing else of either, so it never asks which it has.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from model.netfilter import IpSets, Ruleset
+
+__all__ = ["NodeRules"]
+
+
+class NodeRules(Protocol):
+    """One node's netfilter rules, as text and parsed, and the ipsets they look up."""
+
+    @property
+    def node(self) -> str:
+        """The node."""
+
+    @property
+    def text(self) -> str:
+        """The rules as `iptables-save` prints them."""
+
+    @property
+    def ruleset(self) -> Ruleset:
+        """The text, parsed (chains may be parsed when first visited)."""
+
+    @property
+    def rendered(self) -> bool:
+        """kubehop rendered them from the cluster (False: a real node's dump)."""
+
+    @property
+    def ipsets(self) -> IpSets:
+        """`ipset save` of the node, by set name; empty when none is known."""

@@ -1,0 +1,31 @@
+"""The seam every kube-proxy mode plugs into: what it writes on a node, what the kernel walks.
+
+A mode renders a node's state as a person would see it there (for iptables
+mode, `iptables-save`) and hands the kernel the rules it evaluates
+(`sim.kernel.rules.NodeRules`). iptables mode is `sim.proxy.iptables`; IPVS
+and nftables are further implementations of `ProxyMode`, chosen by the
+cluster's `KubeProxyConfiguration.mode` in `sim.proxy.mode_of`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from model.cluster import Cluster
+from sim.kernel.rules import NodeRules
+
+__all__ = ["ProxyMode"]
+
+
+class ProxyMode(Protocol):
+    """One of kube-proxy's modes (`--proxy-mode`)."""
+
+    @property
+    def name(self) -> str:
+        """The mode as KubeProxyConfiguration spells it: `iptables`, `ipvs`, `nftables`."""
+
+    def render(self, cluster: Cluster, node: str) -> str:
+        """What a person sees on `node` (for iptables mode: `iptables-save`)."""
+
+    def node_rules(self, cluster: Cluster, node: str) -> NodeRules:
+        """What the kernel of `node` evaluates, rendered and parsed."""
