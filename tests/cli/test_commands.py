@@ -103,7 +103,7 @@ def test_a_failed_gen_write_leaves_the_old_file_whole(
     def disk_full(src: str, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("tui.cli.os.replace", disk_full)
+    monkeypatch.setattr("tui.cli.output.os.replace", disk_full)
     assert run(["gen", "-o", str(out)]) == 2
     assert capsys.readouterr().err == (
         f"kubehop: error: {out}: cannot write: No space left on device\n"

@@ -10,9 +10,11 @@ from pathlib import Path
 from textual_serve.server import Server
 
 from model.errors import KubehopError
+from tui.cli.status import EXIT_OK
 
-_ROOT = Path(__file__).resolve().parent.parent
-"""The directory that holds the `tui` package, so the app starts from any directory."""
+_ROOT = Path(__file__).resolve().parents[2]
+"""The directory that holds the `tui` package (this is tui/cli/serve.py), so the app starts
+from any directory."""
 
 _APP = (
     "import sys; sys.path.insert(0, sys.argv[1]); from tui.app import run; "
@@ -41,7 +43,7 @@ def serve(cluster_path: str | None, host: str = "127.0.0.1", port: int = 8000) -
         server.serve()
     except OSError as err:
         raise KubehopError(f"cannot serve on {host}:{port}: {err.strerror or err}") from None
-    return 0
+    return EXIT_OK
 
 
 def _check_free(host: str, port: int) -> None:

@@ -1,0 +1,17 @@
+"""The `kubehop` command line: one parser for every subcommand, one module for each one's work.
+
+Exit status: 0 delivered (or success), 1 the packet was dropped, rejected or
+unreachable (`lab verify`: kubehop and the kernel disagree), 2 bad input,
+130 an interrupted lab. Every user mistake is one line on stderr.
+"""
+
+from __future__ import annotations
+
+from tui.cli.dispatch import main, run
+from tui.cli.output import ProgressBar
+from tui.cli.parser import build_parser
+
+__all__ = ["build_parser", "main", "run"]
+
+# tests/readers/test_cluster_dumps.py still reaches the bar by its old name here.
+_ProgressBar = ProgressBar

@@ -1,0 +1,51 @@
+"""Which cluster a command reads: its `--cluster` options merged, then loaded with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TYPE_CHECKING
+
+from model.errors import KubehopError
+from tui.cli.output import ProgressBar
+
+if TYPE_CHECKING:
+    from model.cluster import Cluster
+
+
+def cluster_paths(args: argparse.Namespace) -> list[str]:
+    """Every cluster path given, before and after the subcommand, each file once."""
+    sub: list[str] | str | None = getattr(args, "cluster_sub", None)
+    top: list[str] | None = getattr(args, "clusters", None)
+    # `kubehop --cluster A trace --cluster B` reads both, as repeating it does.
+    mine = [sub] if isinstance(sub, str) else list(sub or [])  # the lab's own takes one
+    paths = [*(top or []), *mine]
+    if any(not path.strip() for path in paths):
+        raise KubehopError("--cluster '': give a file or a directory")
+    # The same file named twice is read once.
+    once: dict[str, str] = {}
+    for path in paths:
+        once.setdefault(os.path.realpath(path), path)
+    return list(once.values())
+
+
+def cluster_path(args: argparse.Namespace) -> str | None:
+    """The one cluster path the app, `serve` and the lab take."""
+    paths = cluster_paths(args)
+    if len(paths) > 1:
+        raise KubehopError(
+            f"{args.command or 'the app'} takes one --cluster; put the files in a directory"
+            " and give that"
+        )
+    return paths[0] if paths else None
+
+
+def load_cluster(args: argparse.Namespace) -> Cluster:
+    """The cluster the options name (the demo when none), with a bar while a big one loads."""
+    from sim.cluster.load import load
+
+    bar = ProgressBar()
+    try:
+        return load(cluster_paths(args) or None, progress=bar)
+    finally:
+        bar.finish()

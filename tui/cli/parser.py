@@ -1,0 +1,141 @@
+"""The `kubehop` argument parser: every subcommand, its options, defaults and help, in one place."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tui.cli.status import EXIT_BAD_INPUT
+
+FORMATS = ("text", "json", "markdown", "dot")
+"""What `trace --format` writes."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser whose mistakes are one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"kubehop: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with one subcommand per job."""
+    parser = _Parser(
+        prog="kubehop",
+        description="Watch Kubernetes networking happen: step a request hop by hop through "
+        "veth, bridge, kube-proxy's iptables rules, routing and the CNI, and back.",
+    )
+    parser.add_argument(
+        "--cluster",
+        dest="clusters",
+        metavar="FILE",
+        action="append",
+        help="cluster dump: a kubectl -o yaml/json file or a directory of them; repeat for"
+        " several files (default: the built-in demo)",
+    )
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    _add_trace(sub)
+    _add_rules(sub)
+    sub.add_parser("schema", help="print the JSON Schema of `trace --json`")
+    sub.add_parser("scenarios", help="list the article's four scenarios as commands")
+    _add_gen(sub)
+    _add_serve(sub)
+    if _lab_available():
+        from sim.lab.command import add_lab_parser
+
+        add_lab_parser(sub)
+    return parser
+
+
+def _add_trace(sub: Any) -> None:
+    trace = sub.add_parser("trace", help="trace a request and its reply, hop by hop")
+    trace.add_argument("source", help="[NAMESPACE/]POD, a node, an external client, or an IP")
+    trace.add_argument(
+        "destination",
+        help="localhost:PORT, IP:PORT, SERVICE[.NAMESPACE[.svc.cluster.local]]:PORT[/udp], "
+        "CLUSTER_IP:PORT or NODE_IP:NODEPORT",
+    )
+    trace.add_argument("-c", "--container", help="the source pod's container (as kubectl -c)")
+    _cluster_option(trace)
+    trace.add_argument("--seed", type=int, help="seed of the random endpoint choice")
+    trace.add_argument("--pick", metavar="IP:PORT", help="pin the endpoint the random rule chooses")
+    trace.add_argument(
+        "--node-rules",
+        metavar="NODE=FILE",
+        action="append",
+        default=[],
+        help="walk NODE through its real rules (`iptables-save` output) instead of kubehop's;"
+        " repeat for several nodes",
+    )
+    trace.add_argument(
+        "--ipset",
+        metavar="NODE=FILE",
+        action="append",
+        default=[],
+        help="NODE's `ipset save` output, for rules that use -m set",
+    )
+    trace.add_argument(
+        "--all-endpoints",
+        action="store_true",
+        help="trace every branch of the load balancing, as a tree with probabilities",
+    )
+    trace.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="output: text (default), json (kubehop schema), markdown, dot (Graphviz)",
+    )
+    trace.add_argument("--json", action="store_true", help="the same as --format json")
+    trace.add_argument(
+        "--reproduce",
+        action="store_true",
+        help="print the commands that confirm this trace on the live cluster",
+    )
+
+
+def _add_rules(sub: Any) -> None:
+    rules = sub.add_parser("rules", help="a node's nat and filter tables, iptables-save format")
+    rules.add_argument("--node", help="the node (default: the first)")
+    _cluster_option(rules)
+    rules.add_argument(
+        "--diff",
+        metavar="FILE",
+        help="compare the node's `iptables-save` output with what kube-proxy should have"
+        " written (exit 1 when they differ)",
+    )
+
+
+def _add_gen(sub: Any) -> None:
+    gen = sub.add_parser("gen", help="write a generated cluster (JSON) of a given size")
+    gen.add_argument("--nodes", type=int, default=3)
+    gen.add_argument("--pods", type=int, default=10)
+    gen.add_argument("--services", type=int, default=3)
+    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+
+
+def _add_serve(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="run the app in a browser on 127.0.0.1 (textual-serve)")
+    serve.add_argument("--port", type=int, default=8000)
+    _cluster_option(serve)
+
+
+def _cluster_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cluster",
+        dest="cluster_sub",
+        metavar="FILE",
+        action="append",
+        help="cluster dump (file or directory; repeat for several)",
+    )
+
+
+def _lab_available() -> bool:
+    # Only the lab's argparse wiring is imported here; building namespaces
+    # happens in run_lab, so `kubehop trace` does not pay for it.
+    from importlib.util import find_spec
+
+    try:
+        return find_spec("sim.lab.command") is not None
+    except ImportError:
+        return False

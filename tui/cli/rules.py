@@ -1,0 +1,31 @@
+"""`kubehop rules`: a node's tables as kube-proxy writes them, or their diff with the node's own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from model.errors import KubehopError
+from tui.cli.clusters import load_cluster
+from tui.cli.status import EXIT_NOT_DELIVERED, EXIT_OK
+
+
+def run_rules(args: argparse.Namespace) -> int:
+    """Print the node's rules (0), or the diff with `--diff`'s file (1 when they differ)."""
+    from sim.proxy import node_rules
+
+    if args.node is not None and not args.node.strip():
+        raise KubehopError("--node '': give a node's name (or leave --node out for the first)")
+    cluster = load_cluster(args)
+    node = args.node or cluster.nodes[0].name
+    rendered = node_rules(cluster, node)
+    if args.diff is None:
+        sys.stdout.write(rendered.text)
+        return EXIT_OK
+    from sim.proxy.iptables.diff import diff_rules, diff_text
+    from sim.readers.node_dump import load_node_rules
+
+    real = load_node_rules(cluster, [f"{node}={args.diff}"])[node]
+    diff = diff_rules(rendered, real)
+    sys.stdout.write(diff_text(diff))
+    return EXIT_OK if diff.same else EXIT_NOT_DELIVERED

@@ -1,0 +1,14 @@
+"""`kubehop scenarios`: the article's four scenarios, each as the command that traces it."""
+
+from __future__ import annotations
+
+from tui.cli.status import EXIT_OK
+
+
+def run_scenarios() -> int:
+    """Print one line per scenario: its key, title and command."""
+    from sim.trace.presets import PRESETS
+
+    for preset in PRESETS:
+        print(f"{preset.key}  {preset.title:<45} {preset.command}")
+    return EXIT_OK

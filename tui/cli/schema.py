@@ -1,0 +1,15 @@
+"""`kubehop schema`: the JSON Schema of `trace --json`."""
+
+from __future__ import annotations
+
+import json
+
+from tui.cli.status import EXIT_OK
+
+
+def run_schema() -> int:
+    """Print the schema that `trace --json` output follows."""
+    from sim.trace.report import trace_schema
+
+    print(json.dumps(trace_schema(), indent=2))
+    return EXIT_OK

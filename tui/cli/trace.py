@@ -1,0 +1,126 @@
+"""`kubehop trace`: one request and its reply hop by hop, or every branch of the load balancing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from model.errors import KubehopError
+from tui.cli.clusters import load_cluster
+from tui.cli.status import EXIT_NOT_DELIVERED, EXIT_OK
+
+if TYPE_CHECKING:
+    from model.cluster import Cluster
+    from model.trace import Trace
+    from sim.kernel.rules import NodeRules
+    from sim.trace.request import Request
+
+
+def run_trace(args: argparse.Namespace) -> int:
+    """Trace the request `args` name and print it; 0 when delivered, 1 when not."""
+    from model.trace import Verdict
+    from sim.readers.node_dump import load_node_rules
+    from sim.trace.report import trace_json, trace_text
+    from sim.trace.tracer import trace
+
+    fmt = "json" if args.json else args.format or "text"
+    if args.json and args.format not in (None, "json"):
+        raise KubehopError(f"--json and --format {args.format} disagree; give one")
+    if args.reproduce and (fmt in ("json", "dot") or args.all_endpoints):
+        with_what = "--all-endpoints" if args.all_endpoints else f"--format {fmt}"
+        raise KubehopError(
+            f"--reproduce prints shell commands after the text trace; with {with_what} they"
+            " would spoil the output (run it again without one of them)"
+        )
+    cluster = load_cluster(args)
+    real = load_node_rules(cluster, args.node_rules, args.ipset)
+    if args.all_endpoints:
+        return _trace_all(args, cluster, real, fmt)
+    result = trace(cluster, _request(args), node_rules=real)
+    if args.seed is None:
+        print(
+            f"kubehop: seed {result.seed} (add --seed {result.seed} to repeat this trace)",
+            file=sys.stderr,
+        )
+    if fmt == "json":
+        sys.stdout.write(trace_json(result))
+    elif fmt == "markdown":
+        from sim.trace.export import trace_markdown
+
+        sys.stdout.write(trace_markdown(result))
+    elif fmt == "dot":
+        from sim.trace.export import trace_dot
+
+        sys.stdout.write(trace_dot(result))
+    else:
+        sys.stdout.write(_rules_header(real) + trace_text(result))
+        if real:
+            sys.stdout.write(_compared(cluster, args, result))
+    if args.reproduce:
+        from sim.trace.export import reproduce_commands
+
+        sys.stdout.write("\n" + reproduce_commands(result))
+    return EXIT_OK if result.verdict is Verdict.DELIVERED else EXIT_NOT_DELIVERED
+
+
+def _request(args: argparse.Namespace) -> Request:
+    """The request `kubehop trace` was given."""
+    from sim.trace.request import Request
+
+    return Request(args.source, args.destination, args.container, args.seed, args.pick)
+
+
+def _rules_header(real: Mapping[str, NodeRules]) -> str:
+    """Which nodes are walked through their own rules, and what kubehop cannot evaluate there."""
+    lines = [
+        f"rules on {node}: {rules.ruleset.source} (the node's iptables-save);"
+        f" {len(rules.ruleset.warnings)} rule(s) kubehop cannot evaluate"
+        for node, rules in real.items()
+    ]
+    for rules in real.values():
+        lines += [f"  warning: {w}" for w in rules.ruleset.warnings[:10]]
+    if real:
+        lines.append("other nodes: kube-proxy's rules as kubehop renders them from the cluster")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _compared(cluster: Cluster, args: argparse.Namespace, result: Trace) -> str:
+    """How the trace through kubehop's own rules ends, when it ends differently."""
+    from sim.trace.tracer import trace
+
+    rendered = trace(cluster, replace(_request(args), seed=result.seed))
+    if (rendered.verdict, rendered.endpoint, rendered.reason) == (
+        result.verdict,
+        result.endpoint,
+        result.reason,
+    ):
+        return "with kube-proxy's rendered rules instead: the same outcome\n"
+    return (
+        "with kube-proxy's rendered rules instead: "
+        f"{rendered.verdict.value.upper()}: {rendered.reason}\n"
+    )
+
+
+def _trace_all(
+    args: argparse.Namespace, cluster: Cluster, real: Mapping[str, NodeRules], fmt: str
+) -> int:
+    """`--all-endpoints`: the tree of every branch, then each branch's trace."""
+    from sim.trace.fork import all_delivered, fork, fork_dict, fork_text
+    from sim.trace.report import trace_text
+
+    if args.pick is not None:
+        raise KubehopError("--all-endpoints traces every endpoint; drop --pick")
+    if fmt in ("markdown", "dot"):
+        raise KubehopError(f"--all-endpoints prints text or json, not {fmt}")
+    result = fork(cluster, _request(args), node_rules=real)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(fork_dict(result), indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(_rules_header(real) + fork_text(result))
+        for number, branch in enumerate(result.branches, start=1):
+            sys.stdout.write(f"\n=== branch {number} ===\n" + trace_text(branch.trace))
+    return EXIT_OK if all_delivered(result) else EXIT_NOT_DELIVERED
