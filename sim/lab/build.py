@@ -1,6 +1,6 @@
 """`lab up`: the cluster's network, built in network namespaces from `sim.cluster.network`.
 
-The lab is made from the same `Network` the tracer walks: every netns,
+The lab is made from the same `ClusterNetwork` the tracer walks: every netns,
 interface, MAC, address and route comes from there, and after building, the
 kernel's own view (`ip -j addr`, `ip -j route`) is compared with it. The node
 network, which the simulation treats as a wire, is a bridge in its own lab
@@ -22,7 +22,8 @@ from ipaddress import IPv4Network
 from types import FrameType
 
 from model.cluster import Cluster
-from sim.cluster.network import IfKind, Netns, Network, client_ns_name, node_ns_name, pod_ns_name
+from sim.cluster.network import ClusterNetwork, client_ns_name, node_ns_name, pod_ns_name
+from sim.kernel.devices import IfKind, Netns
 from sim.lab import nfacct
 from sim.lab.errors import LabError, LabInterrupted
 from sim.lab.netns import (
@@ -54,9 +55,9 @@ class Lab:
     """The cluster it was built from."""
 
     @cached_property
-    def network(self) -> Network:
+    def network(self) -> ClusterNetwork:
         """The simulation's topology of the cluster (what the lab mirrors)."""
-        return Network(self.cluster)
+        return ClusterNetwork(self.cluster)
 
     def netns(self, topology_name: str) -> str:
         """The lab netns standing for the simulation's netns `topology_name`."""
@@ -82,7 +83,7 @@ def topology_netns(cluster: Cluster) -> list[str]:
     return names
 
 
-def lab_netns_name(run_id: str, network: Network, topology_name: str) -> str:
+def lab_netns_name(run_id: str, network: ClusterNetwork, topology_name: str) -> str:
     """`kh-<id>-n-node-a`, `kh-<id>-p-default.pod1`, `kh-<id>-c-client`."""
     ns = network.netns(topology_name)
     kind = {"node": "n", "pod": "p", "client": "c"}[ns.kind.value]
@@ -131,7 +132,7 @@ def signals_ignored() -> Iterator[None]:
 def build(cluster: Cluster, source: str, *, persistent: bool) -> Lab:
     """Build the cluster's network in new lab namespaces; on any failure remove them all."""
     check_host()
-    network = Network(cluster)
+    network = ClusterNetwork(cluster)
     run_id = _new_run_id()
     names = {t: lab_netns_name(run_id, network, t) for t in topology_netns(cluster)}
     state = LabState(
@@ -168,7 +169,7 @@ def teardown(state: LabState) -> None:
 class _Builder:
     """The commands that make one lab, in dependency order."""
 
-    def __init__(self, lab: Lab, network: Network) -> None:
+    def __init__(self, lab: Lab, network: ClusterNetwork) -> None:
         self.lab = lab
         self.network = network
         self.state = lab.state

@@ -2,16 +2,21 @@
 
 A mode renders a node's state as a person would see it there (for iptables
 mode, `iptables-save`) and hands the kernel the rules it evaluates
-(`sim.kernel.rules.NodeRules`). iptables mode is `sim.proxy.iptables`; IPVS
+(`sim.kernel.rules.NodeRules`), and reads them back for the walker as it
+meant them (`sim.kernel.interpreter.Interpreter`). iptables mode is `sim.proxy.iptables`; IPVS
 and nftables are further implementations of `ProxyMode`, chosen by the
 cluster's `KubeProxyConfiguration.mode` in `sim.proxy.mode_of`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from ipaddress import IPv4Address
 from typing import Protocol
 
 from model.cluster import Cluster
+from model.netfilter import Rule
+from sim.kernel.interpreter import Interpreter
 from sim.kernel.rules import NodeRules
 
 __all__ = ["ProxyMode"]
@@ -29,3 +34,16 @@ class ProxyMode(Protocol):
 
     def node_rules(self, cluster: Cluster, node: str) -> NodeRules:
         """What the kernel of `node` evaluates, rendered and parsed."""
+
+    def interpreter(
+        self,
+        cluster: Cluster,
+        *,
+        pick: tuple[IPv4Address, int] | None = None,
+        choose: Callable[[Rule], bool | None] | None = None,
+    ) -> Interpreter:
+        """A fresh reader of this mode's rules for one trace.
+
+        `pick` pins the endpoint random rules lead to; `choose` overrides every
+        random rule instead (True: it matches; None: draw).
+        """

@@ -8,6 +8,7 @@ another can share conntrack and `recent` state (`trace_many`).
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import secrets
@@ -21,13 +22,14 @@ from model.netfilter import (
     Rule,
 )
 from model.packet import Packet, Proto
-from model.trace import Direction, Hop, HopKind, Trace, Verdict
+from model.trace import Hop, HopKind, Trace, Verdict
 from sim.cluster.dns import Resolution, resolve
-from sim.cluster.network import Netns, network_of
+from sim.cluster.network import network_of
+from sim.kernel.devices import Netns
 from sim.kernel.netfilter import NetfilterState
 from sim.kernel.rules import NodeRules
 from sim.kernel.walk import End, Walker
-from sim.proxy import rules_for
+from sim.proxy import mode_of, rules_for
 from sim.proxy.endpoints import port_endpoints
 from sim.proxy.services import services_at
 from sim.trace.request import (
@@ -128,13 +130,11 @@ def trace_shared(
     pinned = _parse_pick(pick) if pick is not None else None
     network = network_of(cluster)
     walker = Walker(
-        cluster=cluster,
         network=network,
+        rules_of=functools.partial(rules_for, cluster, overrides=node_rules),
+        interpreter=mode_of(cluster).interpreter(cluster, pick=pinned, choose=choose),
         rng=rng,
         state=dict((state or SharedState()).netfilter),
-        overrides=node_rules,
-        pick=pinned,
-        choose=choose,
     )
     ns = network.netns(src.netns)
     dst_ip, resolution = _resolve_destination(cluster, src, dest)
@@ -162,14 +162,11 @@ def trace_shared(
         dt=0,
     )
     if pinned is not None:
-        _check_pick(walker, ns, pinned, first)
+        _check_pick(cluster, node_rules, ns, pinned, first)
     end = walker.local_out(ns, first)
     if end.verdict is Verdict.DELIVERED:
         served = walker.network.netns(end.netns)
-        walker.direction = Direction.REPLY
-        walker.reply_socket = (ns.name, first)
-        walker.masq_because = None
-        walker.masq_external = False
+        walker.begin_reply(ns, first)
         reply = Packet(
             src=end.packet.dst,
             dst=end.packet.src,
@@ -178,7 +175,6 @@ def trace_shared(
             proto=end.packet.proto,
             tcp_flags="SYN,ACK" if end.packet.proto is Proto.TCP else "",
         )
-        walker.t_us += 20
         walker.emit(
             HopKind.SEND,
             served,
@@ -277,25 +273,29 @@ def _parse_pick(text: str) -> tuple[IPv4Address, int]:
     return dest.ip, dest.port
 
 
-def _check_pick(walker: Walker, ns: Netns, pick: tuple[IPv4Address, int], request: Packet) -> None:
+def _check_pick(
+    cluster: Cluster,
+    overrides: Mapping[str, NodeRules] | None,
+    ns: Netns,
+    pick: tuple[IPv4Address, int],
+    request: Packet,
+) -> None:
     """A pin names an endpoint of the Service the request goes to, or it is an error."""
     shown = f"pinned endpoint (--pick) {pick[0]}:{pick[1]}"
-    answers = services_at(walker.cluster, request.dst, request.dport or 0, request.proto)
+    answers = services_at(cluster, request.dst, request.dport or 0, request.proto)
     if not answers:
         raise RequestError(
             f"{shown}: {request.dst}:{request.dport} is no Service's address, so no rule"
             " chooses an endpoint to pin"
         )
     node = ns.node
-    real = node is not None and walker.overrides is not None and node in walker.overrides
+    real = node is not None and overrides is not None and node in overrides
     if not real:  # a real node's rules may hold endpoints the cluster dump lacks
         endpoints = sorted(
             {
                 str(endpoint)
                 for answer in answers
-                for endpoint in port_endpoints(
-                    walker.cluster, answer.service, answer.port, node or ""
-                )
+                for endpoint in port_endpoints(cluster, answer.service, answer.port, node or "")
             }
         )
         if f"{pick[0]}:{pick[1]}" not in endpoints:
@@ -305,7 +305,7 @@ def _check_pick(walker: Walker, ns: Netns, pick: tuple[IPv4Address, int], reques
             )
     if node is None:
         return
-    rules = rules_for(walker.cluster, node, walker.overrides)
+    rules = rules_for(cluster, node, overrides)
     # One search of the text, not a walk of every parsed rule: a big node has
     # 500,000 rules and parses its chains only when a packet visits them.
     dnat = re.compile(

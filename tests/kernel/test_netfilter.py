@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import sim.kernel.netfilter as nf
+import sim.kernel.netfilter.hook as nf
 from model.netfilter import Hook, Rule, Ruleset, Table
 from model.packet import CtState, Packet, Proto
 from model.trace import ChainSpan, TableWalk

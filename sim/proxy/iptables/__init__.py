@@ -11,13 +11,15 @@ what a rule did and `diff.py` compares a real node's rules with these.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 
 from model.cluster import Cluster, Node
 from model.errors import RequestError
-from model.netfilter import IpSets, Ruleset
+from model.netfilter import IpSets, Rule, Ruleset
+from sim.proxy.iptables.interpret import IptablesInterpreter
 from sim.proxy.iptables.names import (
     endpoint_chain_name,
     port_proto_hash,
@@ -137,6 +139,16 @@ class IptablesMode:
         text = render_node_rules(cluster, node)
         parsed = parse_iptables_save(text, source=f"{node} (rendered)", lazy=True)
         return RenderedRules(node, text, parsed)
+
+    def interpreter(
+        self,
+        cluster: Cluster,
+        *,
+        pick: tuple[IPv4Address, int] | None = None,
+        choose: Callable[[Rule], bool | None] | None = None,
+    ) -> IptablesInterpreter:
+        """A fresh reader of iptables rules for one trace."""
+        return IptablesInterpreter(cluster, pick, choose)
 
 
 IPTABLES = IptablesMode()

@@ -1,60 +1,34 @@
-"""Netfilter at one hook: tables in kernel priority order, conntrack, NAT.
+"""One hook's walk: conntrack, then each table at its priority, targets and NAT.
 
 `traverse` is a pure function of the hook context, the packet, the ruleset
-and the netns's state; it returns the verdict, the rewritten packet, what
-each table did, and the new state. The caller calls it once per hook in path
-order and routes again after a DNAT.
-
-Simplifications, each also noted where it is made: `-m statistic --mode
-random` draws a float from the caller's generator; SNAT/MASQUERADE with
-`--random`/`--random-fully` draws the port uniformly from the range
-(1024-65535 by default) and a clash walks upward instead of from a hashed
-offset; NAT ranges use their first address and port; conntrack ASSURED equals
-SEEN_REPLY; a packet unknown to conntrack is always NEW (nf_conntrack_tcp_loose);
-`-m recent --rttl` is ignored; addresses not local, multicast or broadcast
-are UNICAST for `-m addrtype`; unknown matches never match and unknown
-targets continue, both reported in `HookResult.assumptions`.
+and the netns's state. Inside, a short-lived `_Run` keeps the scratch of one
+call (the packet as rewritten so far, its conntrack entry, the chains entered)
+and nothing escapes it but frozen values.
 """
 
 from __future__ import annotations
 
-import heapq
 import random
 from bisect import bisect_left
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from enum import Enum
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 from types import MappingProxyType
-from typing import Literal
 
 from model.netfilter import (
     AcceptTarget,
-    AddrMatch,
-    AddrtypeMatch,
     Chain,
-    CommentMatch,
     ConnmarkTarget,
     ConntrackMatch,
     DnatTarget,
     DropTarget,
-    FragmentMatch,
     Hook,
-    IcmpMatch,
-    IfaceMatch,
     JumpTarget,
     LogTarget,
-    MarkMatch,
     MarkTarget,
     MasqueradeTarget,
     Match,
-    MultiportMatch,
-    NfacctMatch,
     NotrackTarget,
-    PhysdevMatch,
-    PortMatch,
     PortRange,
-    ProtoMatch,
     RecentMatch,
     RejectTarget,
     ReturnTarget,
@@ -64,146 +38,25 @@ from model.netfilter import (
     SnatTarget,
     StatisticMatch,
     Table,
-    TcpFlagsMatch,
     UnknownMatch,
     UnknownTarget,
 )
-from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet, Proto
+from model.packet import ConntrackEntry, CtState, Packet, Proto
 from model.trace import ChainSpan, TableWalk
-from sim.kernel.conntrack import ConntrackTable, CtDirection
+from sim.kernel.conntrack import CtDirection
+from sim.kernel.netfilter.index import INDEX_MIN_RULES, Key, chain_index
+from sim.kernel.netfilter.matches import conntrack_match, recent_match, stateless_match
+from sim.kernel.netfilter.state import (
+    HookContext,
+    HookResult,
+    HookVerdict,
+    InFlight,
+    NetfilterState,
+)
 
-INDEX_MIN_RULES = 32
-"""Chains with at least this many rules are walked through a candidate index."""
-
-RECENT_STAMPS = 20
-"""Timestamps kept per `-m recent` entry (xt_recent's `ip_pkt_list_tot` default)."""
+__all__ = ["traverse"]
 
 _U32 = 0xFFFFFFFF
-_LOOPBACK = IPv4Network("127.0.0.0/8")
-_MULTICAST = IPv4Network("224.0.0.0/4")
-_ALL_TCP_FLAGS = frozenset({"SYN", "ACK", "FIN", "RST", "URG", "PSH"})
-
-HookVerdict = Literal["ACCEPT", "DROP", "REJECT"]
-"""What a hook decides about a packet."""
-
-
-@dataclass(frozen=True)
-class HookContext:
-    """What the kernel knows about a packet at a hook, besides the packet."""
-
-    hook: Hook
-    """The hook being traversed."""
-    in_iface: str | None = None
-    """The input interface (`-i`); None at OUTPUT and POSTROUTING of local packets."""
-    out_iface: str | None = None
-    """The output interface (`-o`); None at PREROUTING and INPUT."""
-    local_addrs: frozenset[IPv4Address] = frozenset()
-    """Addresses of this netns (`-m addrtype --dst-type LOCAL`); 127.0.0.0/8 is always local."""
-    out_iface_addr: IPv4Address | None = None
-    """The primary address of `out_iface`, which MASQUERADE uses."""
-    in_iface_addrs: frozenset[IPv4Address] = frozenset()
-    """Addresses of `in_iface`, for `--limit-iface-in`."""
-    broadcast_addrs: frozenset[IPv4Address] = frozenset()
-    """Subnet broadcast addresses of this netns, for `--dst-type BROADCAST`."""
-    physdev_in: str | None = None
-    """The bridge port a bridged packet entered by (`-m physdev --physdev-in`)."""
-    physdev_out: str | None = None
-    """The bridge port a bridged packet leaves by (`-m physdev --physdev-out`)."""
-    bridged: bool = False
-    """The packet is being bridged and br_netfilter passes it through iptables."""
-    now_s: float = 0.0
-    """The virtual clock in seconds, for `-m recent --seconds`."""
-    decide: Callable[[Rule], bool | None] | None = None
-    """Overrides the draw of a rule's `-m statistic --mode random` (True: it matches);
-    returning None, or no callable, draws from the generator as the kernel does."""
-    foreign: Callable[[UnknownMatch, Packet], bool | None] | None = None
-    """Evaluates a match the engine has no model of (`-m set` given an `ipset save`);
-    returning None, or no callable, assumes it does not match and says so."""
-
-
-@dataclass(frozen=True)
-class RecentTable:
-    """The `-m recent` lists of a netns: list name → address → timestamps, oldest first."""
-
-    lists: Mapping[str, Mapping[IPv4Address, tuple[float, ...]]] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
-    """Each list's entries."""
-
-    def stamps(self, name: str, addr: IPv4Address) -> tuple[float, ...] | None:
-        """The timestamps of `addr` in list `name`, None when it has no entry."""
-        entries = self.lists.get(name)
-        return None if entries is None else entries.get(addr)
-
-    def with_stamps(
-        self, name: str, addr: IPv4Address, stamps: tuple[float, ...] | None
-    ) -> RecentTable:
-        """A new table where `addr` has `stamps` in list `name` (None removes the entry)."""
-        entries = dict(self.lists.get(name, {}))
-        if stamps is None:
-            entries.pop(addr, None)
-        else:
-            entries[addr] = stamps
-        lists = dict(self.lists)
-        lists[name] = MappingProxyType(entries)
-        return RecentTable(MappingProxyType(lists))
-
-
-@dataclass(frozen=True)
-class InFlight:
-    """The conntrack entry a packet carries between two hooks of one netns (`skb->_nfct`)."""
-
-    entry: ConntrackEntry | None
-    """The entry, None for an untracked packet."""
-    direction: CtDirection
-    """The packet's direction in that connection."""
-    ctstate: CtState
-    """The packet's conntrack state."""
-
-
-@dataclass(frozen=True)
-class NetfilterState:
-    """One netns's netfilter state, shared by every flow through that netns."""
-
-    conntrack: ConntrackTable = field(default_factory=ConntrackTable)
-    """Confirmed connections."""
-    recent: RecentTable = field(default_factory=RecentTable)
-    """`-m recent` lists."""
-    nth: Mapping[tuple[Table, str, int], int] = field(default_factory=lambda: MappingProxyType({}))
-    """`-m statistic --mode nth` counters, one per rule as in the kernel."""
-    in_flight: Mapping[ConntrackTuple, InFlight] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
-    """Entries carried by packets between hooks, keyed by each packet's tuple as it left.
-
-    This is how a first packet's unconfirmed entry reaches POSTROUTING or
-    INPUT, where it is confirmed, and how a packet looped through `lo` keeps
-    its entry.
-    """
-
-
-@dataclass(frozen=True)
-class HookResult:
-    """What one hook did to a packet."""
-
-    verdict: HookVerdict
-    """ACCEPT lets the packet continue; DROP and REJECT end it here."""
-    packet: Packet
-    """The packet after NAT and MARK."""
-    tables: tuple[TableWalk, ...]
-    """Each table consulted (or skipped, with the reason), in priority order."""
-    state: NetfilterState
-    """The netns's state after this packet."""
-    entry: ConntrackEntry | None
-    """This packet's conntrack entry after the hook; None when untracked."""
-    ctstate: CtState
-    """The packet's conntrack state (`--ctstate`), without the virtual DNAT/SNAT."""
-    direction: CtDirection | None = None
-    """The packet's direction in its connection; None when untracked."""
-    reject_with: str | None = None
-    """For REJECT, what is sent back (`icmp-port-unreachable`, `tcp-reset`)."""
-    assumptions: tuple[str, ...] = ()
-    """Where the simulation had to guess: unknown matches and targets that were reached."""
 
 
 class _Step(Enum):
@@ -279,7 +132,7 @@ class _Run:
         self.nth = dict(state.nth)
         self.in_flight = dict(state.in_flight)
         self.walks: list[TableWalk] = []
-        self.candidates: dict[int, tuple[_Key, list[int]]] = {}
+        self.candidates: dict[int, tuple[Key, list[int]]] = {}
         self.assumptions: list[str] = []
         self.untracked = False
         # A packet conntrack refuses to track (a SYN-ACK or RST of no known
@@ -473,12 +326,12 @@ class _Run:
             return None
         if self.index_min_rules is None or len(chain.rules) < self.index_min_rules:
             return pos
-        key: _Key = (self.pkt.dst, self.pkt.proto.value, self.pkt.dport)
+        key: Key = (self.pkt.dst, self.pkt.proto.value, self.pkt.dport)
         cached = self.candidates.get(id(chain))
         if cached is not None and cached[0] == key:
             candidates = cached[1]
         else:
-            candidates = _chain_index(chain).candidates(self.pkt)
+            candidates = chain_index(chain).candidates(self.pkt)
             self.candidates[id(chain)] = (key, candidates)
         at = bisect_left(candidates, pos)
         return candidates[at] if at < len(candidates) else None
@@ -612,51 +465,20 @@ class _Run:
         return all(self.match(m, rule) for m in rule.matches)
 
     def match(self, m: Match, rule: Rule) -> bool:
-        pkt, ctx = self.pkt, self.ctx
-        if isinstance(m, AddrMatch):
-            return ((pkt.src if m.field == "src" else pkt.dst) in m.net) != m.negate
-        if isinstance(m, ProtoMatch):
-            return (m.proto == "all" or m.proto == pkt.proto.value) != m.negate
-        if isinstance(m, PortMatch):
-            port = pkt.dport if m.field == "dport" else pkt.sport
-            return (port in m.ports) != m.negate
-        if isinstance(m, CommentMatch | NfacctMatch):
-            return True
-        if isinstance(m, IfaceMatch):
-            return (
-                _iface_matches(ctx.in_iface if m.field == "in" else ctx.out_iface, m.name)
-                != m.negate
-            )
-        if isinstance(m, MarkMatch):
-            return ((pkt.mark & m.mask) == m.value) != m.negate
+        answer = stateless_match(m, self.pkt, self.ctx)
+        if answer is not None:
+            return answer
         if isinstance(m, ConntrackMatch):
-            return self.conntrack_match(m)
-        if isinstance(m, AddrtypeMatch):
-            return self.addrtype(m)
+            entry = None if self.untracked else self.entry
+            return conntrack_match(m, entry, self.ctstate, self.direction)
         if isinstance(m, StatisticMatch):
             return self.statistic(m, rule) != m.negate
         if isinstance(m, RecentMatch):
-            return self.recent_match(m)
-        if isinstance(m, MultiportMatch):
-            ports = (
-                (pkt.sport, pkt.dport)
-                if m.field == "port"
-                else (pkt.dport if m.field == "dport" else pkt.sport,)
-            )
-            return any(p in r for p in ports for r in m.ranges) != m.negate
-        if isinstance(m, TcpFlagsMatch):
-            flags = frozenset(f.strip().upper() for f in pkt.tcp_flags.split(","))
-            mask, comp = _flag_set(m.mask), _flag_set(m.comp)
-            return (pkt.proto.value == "tcp" and flags & mask == comp) != m.negate
-        if isinstance(m, PhysdevMatch):
-            return self.physdev(m)
-        if isinstance(m, FragmentMatch):
-            return m.negate  # simulated packets are never fragments
-        if isinstance(m, IcmpMatch):
-            return False  # simulated packets are never ICMP
+            result, self.recent = recent_match(m, self.pkt, self.ctx.now_s, self.recent)
+            return result
         assert isinstance(m, UnknownMatch)
-        if ctx.foreign is not None:
-            answer = ctx.foreign(m, pkt)
+        if self.ctx.foreign is not None:
+            answer = self.ctx.foreign(m, self.pkt)
             if answer is not None:
                 return answer
         args = " ".join(m.args)
@@ -678,144 +500,6 @@ class _Run:
         count = 0 if count == m.every - 1 else count + 1
         self.nth[key] = count
         return count == 0
-
-    def recent_match(self, m: RecentMatch) -> bool:
-        """xt_recent's `recent_mt`, with its quirk: `--update` refreshes only a true result."""
-        raw = self.pkt.src if m.side == "src" else self.pkt.dst
-        addr = IPv4Address(int(raw) & int(m.mask))
-        now = self.ctx.now_s
-        stamps = self.recent.stamps(m.name, addr)
-        result = m.negate
-        if stamps is None:
-            if m.command == "set":
-                self.recent = self.recent.with_stamps(m.name, addr, (now,))
-                result = not result
-            return result
-        if m.command == "set":
-            result = not result
-        elif m.command == "remove":
-            self.recent = self.recent.with_stamps(m.name, addr, None)
-            return not result
-        else:
-            oldest = now - m.seconds if m.seconds else None
-            hits = 0
-            for stamp in stamps:
-                if oldest is not None and stamp < oldest:
-                    continue
-                hits += 1
-                if not m.hitcount or hits >= m.hitcount:
-                    result = not result
-                    break
-            if m.reap and oldest is not None:
-                self.reap(m.name, addr, oldest)
-        if m.command == "set" or (m.command == "update" and result):
-            self.recent = self.recent.with_stamps(m.name, addr, (*stamps, now)[-RECENT_STAMPS:])
-        return result
-
-    def reap(self, name: str, working: IPv4Address, oldest: float) -> None:
-        # The kernel reaps at most the least recently updated entry per packet.
-        entries = self.recent.lists.get(name, {})
-        others = [
-            (stamps[-1], addr) for addr, stamps in entries.items() if addr != working and stamps
-        ]
-        if others:
-            last, addr = min(others)
-            if last < oldest:
-                self.recent = self.recent.with_stamps(name, addr, None)
-
-    def conntrack_match(self, m: ConntrackMatch) -> bool:
-        """xt_conntrack's `conntrack_mt`, option by option in its order."""
-        entry = None if self.untracked else self.entry
-        if m.states is not None:
-            states = {self.ctstate.value}
-            if entry is not None:
-                if entry.dnat:
-                    states.add("DNAT")
-                if entry.snat:
-                    states.add("SNAT")
-            if bool(states.intersection(m.states)) == m.states_negate:
-                return False
-        if entry is None:
-            return m.states is not None
-        if m.direction is not None and (self.direction.value.upper() != m.direction):
-            return False
-        if m.proto is not None and (
-            (m.proto == "all" or entry.original.proto.value == m.proto) == m.proto_negate
-        ):
-            return False
-        for cond in m.addrs:
-            tup = entry.original if cond.option.startswith("ctorig") else entry.reply
-            addr = tup.src if cond.option.endswith("src") else tup.dst
-            if (addr in cond.net) == cond.negate:
-                return False
-        for pcond in m.ports:
-            tup = entry.original if pcond.option.startswith("ctorig") else entry.reply
-            port = tup.sport if pcond.option.endswith("srcport") else tup.dport
-            if (port in pcond.ports) == pcond.negate:
-                return False
-        if m.statuses is not None:
-            # ASSURED is simplified to SEEN_REPLY; the kernel sets it once
-            # TCP's handshake completes.
-            status = {"CONFIRMED"} if entry.confirmed else set()
-            if entry.state is CtState.ESTABLISHED:
-                status |= {"SEEN_REPLY", "ASSURED"}
-            if bool(status.intersection(m.statuses)) == m.statuses_negate:
-                return False
-        return True
-
-    def addrtype(self, m: AddrtypeMatch) -> bool:
-        src_ok = not m.src_types or (self.addr_type(self.pkt.src, m) in m.src_types) != m.src_negate
-        return src_ok and (
-            not m.dst_types or (self.addr_type(self.pkt.dst, m) in m.dst_types) != m.dst_negate
-        )
-
-    def addr_type(self, addr: IPv4Address, m: AddrtypeMatch) -> str:
-        """The route type `inet_addr_type` gives; other addresses are assumed routable (UNICAST)."""
-        ctx = self.ctx
-        if addr == IPv4Address("0.0.0.0") or addr == IPv4Address("255.255.255.255"):
-            return "BROADCAST"
-        if addr in _MULTICAST:
-            return "MULTICAST"
-        if m.limit_iface_in:
-            local = addr in ctx.in_iface_addrs or (ctx.in_iface == "lo" and addr in _LOOPBACK)
-        elif m.limit_iface_out:
-            local = addr == ctx.out_iface_addr or (ctx.out_iface == "lo" and addr in _LOOPBACK)
-        else:
-            local = addr in ctx.local_addrs or addr in _LOOPBACK
-        if local:
-            return "LOCAL"
-        if addr in ctx.broadcast_addrs:
-            return "BROADCAST"
-        return "UNICAST"
-
-    def physdev(self, m: PhysdevMatch) -> bool:
-        """xt_physdev's `physdev_mt`: a port test passes when the port is unknown."""
-        ctx = self.ctx
-        if not ctx.bridged:
-            # Not a bridged packet: only negated or absent options pass.
-            return not (
-                m.is_bridged is True
-                or m.is_in is True
-                or m.is_out is True
-                or (m.physdev_in is not None and not m.in_negate)
-                or (m.physdev_out is not None and not m.out_negate)
-            )
-        if m.is_bridged is not None and (ctx.physdev_out is not None) != m.is_bridged:
-            return False
-        if m.is_in is not None and (ctx.physdev_in is not None) != m.is_in:
-            return False
-        if m.is_out is not None and (ctx.physdev_out is not None) != m.is_out:
-            return False
-        in_ok = (
-            m.physdev_in is None
-            or ctx.physdev_in is None
-            or _iface_matches(ctx.physdev_in, m.physdev_in) != m.in_negate
-        )
-        return in_ok and (
-            m.physdev_out is None
-            or ctx.physdev_out is None
-            or _iface_matches(ctx.physdev_out, m.physdev_out) != m.out_negate
-        )
 
     # --- result ----------------------------------------------------------
 
@@ -845,101 +529,6 @@ class _Run:
             reject_with=self.reject_with if verdict == "REJECT" else None,
             assumptions=tuple(self.assumptions),
         )
-
-
-def _iface_matches(name: str | None, pattern: str) -> bool:
-    # The kernel compares against an empty name when there is no device.
-    actual = name or ""
-    if pattern.endswith("+"):
-        return actual.startswith(pattern[:-1])
-    return actual == pattern
-
-
-def _flag_set(flags: tuple[str, ...]) -> frozenset[str]:
-    if "ALL" in flags:
-        return _ALL_TCP_FLAGS
-    return frozenset(f for f in flags if f != "NONE")
-
-
-# --- the candidate index -------------------------------------------------------
-
-_Key = tuple[IPv4Address | None, str | None, int | None]
-
-# Matches that change state or need an assumption when evaluated. A key
-# taken from a match after one of these would let the index skip a rule whose
-# earlier match the kernel evaluates, so such keys are not taken.
-_IMPURE = (StatisticMatch, RecentMatch, UnknownMatch)
-
-
-@dataclass(frozen=True)
-class ChainIndex:
-    """Rule positions of one chain bucketed by the exact values their matches require.
-
-    A rule's key holds `-d X/32`, `-p P` and `--dport N` when present (None
-    when absent); a packet can match only rules whose every keyed value equals
-    its own, so walking those candidates in order is first-match exact.
-    """
-
-    buckets: Mapping[_Key, tuple[int, ...]]
-    """Positions (0-based, ascending) of the rules with each key."""
-
-    def candidates(self, pkt: Packet) -> list[int]:
-        """Positions of the rules `pkt` could match, ascending."""
-        found: list[tuple[int, ...]] = []
-        for dst in (pkt.dst, None):
-            for proto in (pkt.proto.value, None):
-                for dport in (pkt.dport, None):
-                    positions = self.buckets.get((dst, proto, dport))
-                    if positions:
-                        found.append(positions)
-        if len(found) == 1:
-            return list(found[0])
-        return list(heapq.merge(*found))
-
-
-def rule_key(rule: Rule) -> _Key:
-    """The values `rule` requires of a packet's destination, protocol and destination port."""
-    dst: IPv4Address | None = None
-    proto: str | None = None
-    dport: int | None = None
-    for m in rule.matches:
-        if isinstance(m, AddrMatch):
-            if m.field == "dst" and not m.negate and m.net.prefixlen == 32:
-                dst = m.net.network_address
-        elif isinstance(m, ProtoMatch):
-            if not m.negate and m.proto != "all":
-                proto = m.proto
-        elif isinstance(m, PortMatch):
-            if m.field == "dport" and not m.negate and m.ports.lo == m.ports.hi:
-                dport = m.ports.lo
-        elif isinstance(m, _IMPURE):
-            break
-    return (dst, proto, dport)
-
-
-def build_index(chain: Chain) -> ChainIndex:
-    """Index `chain`'s rules by `rule_key`."""
-    buckets: dict[_Key, list[int]] = {}
-    for pos, rule in enumerate(chain.rules):
-        buckets.setdefault(rule_key(rule), []).append(pos)
-    return ChainIndex(MappingProxyType({k: tuple(v) for k, v in buckets.items()}))
-
-
-_INDEX_CACHE: dict[int, tuple[Chain, ChainIndex]] = {}
-_INDEX_CACHE_SIZE = 512
-
-
-def _chain_index(chain: Chain) -> ChainIndex:
-    # Keyed by identity: a Chain is immutable, and the cache holds it so the id
-    # cannot be reused while the entry lives.
-    cached = _INDEX_CACHE.get(id(chain))
-    if cached is not None and cached[0] is chain:
-        return cached[1]
-    index = build_index(chain)
-    if len(_INDEX_CACHE) >= _INDEX_CACHE_SIZE:
-        del _INDEX_CACHE[next(iter(_INDEX_CACHE))]
-    _INDEX_CACHE[id(chain)] = (chain, index)
-    return index
 
 
 def _starts_no_connection(pkt: Packet) -> bool:

@@ -1,0 +1,71 @@
+"""The seam every CNI plugs into: the devices, addresses and routes it gives nodes and pods.
+
+kubelet asks the CNI to wire each pod's netns to its node; the CNI also routes
+pod traffic between nodes. `sim.cluster.network` builds the namespaces the
+walker moves packets through from what a `CNI` says: the node's own devices
+(`lo`, `eth0`) and the pods' loopback come from there, everything the CNI owns
+comes from here. host-gw is `sim.cni.host_gw`; Flannel's VXLAN and Calico are
+further implementations, chosen by the cluster's `CNIConfig` in
+`sim.cni.cni_of`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from ipaddress import IPv4Address
+from typing import Protocol
+
+from model.cluster import Node, Pod
+from model.packet import Packet
+from sim.kernel.devices import Interface
+from sim.kernel.route import Route
+
+__all__ = ["CNI", "pod_ns_name", "stable_mac"]
+
+
+class CNI(Protocol):
+    """One CNI's part of the data path, for one cluster."""
+
+    @property
+    def name(self) -> str:
+        """The plugin as `CNIConfig.plugin` names it (`host-gw`)."""
+
+    def node_links(self, node: Node, netns: str) -> tuple[Interface, ...]:
+        """The devices the CNI adds in `node`'s netns (a bridge, the pods' host-side veths)."""
+
+    def node_routes(self, node: Node) -> tuple[Route, ...]:
+        """The CNI's routes in `node`'s main table (to its pods, to other nodes' pods)."""
+
+    def pod_link(self, pod: Pod, netns: str) -> Interface:
+        """The pod's `eth0`: its MAC, address and the host-side peer."""
+
+    def pod_routes(self, pod: Pod) -> tuple[Route, ...]:
+        """The pod's main table (its connected route and its default route)."""
+
+    def neighbour(self, node: str, addr: IPv4Address) -> tuple[str, str] | None:
+        """Who answers ARP for `addr` on `node`'s pod-facing devices: (netns, interface)."""
+
+    def port_for_mac(self, node: str, mac: str) -> str | None:
+        """The bridge port on `node` behind which `mac` lives (the FDB), if the CNI bridges."""
+
+    def wire_note(self, pkt: Packet) -> str:
+        """How a pod packet crosses the node network between nodes, for the wire hop."""
+
+
+def pod_ns_name(pod: Pod) -> str:
+    """The netns the runtime made for `pod`: `pod/NS/NAME` (hostNetwork pods use their node's).
+
+    A node's netns is named after the node, so the CNI can name a veth's peer.
+    """
+    return pod.node if pod.host_network else f"pod/{pod.key}"
+
+
+def stable_mac(*parts: str) -> str:
+    """A locally administered unicast MAC derived from names, stable across runs.
+
+    Linux gives a new device a random MAC; kubehop derives one from names so
+    that two runs (and the real-kernel lab) show the same addresses.
+    """
+    digest = hashlib.sha256("/".join(parts).encode()).digest()
+    octets = [(digest[0] & 0xFC) | 0x02, *digest[1:6]]
+    return ":".join(f"{o:02x}" for o in octets)

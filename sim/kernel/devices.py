@@ -1,0 +1,148 @@
+"""Linux's view of a machine: network namespaces, their devices, addresses, routes and sockets.
+
+The walker (`sim.kernel.walk`) moves packets between these; who builds them
+from a cluster (the kubelet's pod sandboxes, the CNI's devices) is
+`sim.cluster.network`, which the walker sees only as a `Network`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Protocol
+
+from model.packet import Packet, Proto
+from sim.kernel.route import RouteTable
+
+__all__ = ["IfKind", "Interface", "Listener", "Netns", "NetnsKind", "Network"]
+
+
+class IfKind(StrEnum):
+    """What kind of link an interface is (`ip -d link` would say)."""
+
+    LOOPBACK = "loopback"
+    VETH = "veth"
+    BRIDGE = "bridge"
+    ETHERNET = "ethernet"
+
+
+@dataclass(frozen=True)
+class Interface:
+    """A network interface inside one netns."""
+
+    name: str
+    """Its name (at most 15 characters, as Linux allows)."""
+    netns: str
+    """The netns it lives in."""
+    kind: IfKind
+    """Loopback, veth, bridge or ethernet."""
+    mac: str
+    """Its MAC address."""
+    addrs: tuple[IPv4Interface, ...] = ()
+    """Its IPv4 addresses with prefix."""
+    peer: tuple[str, str] | None = None
+    """For a veth: (netns, interface) of the other end."""
+    master: str | None = None
+    """For a bridge port: the bridge it is enslaved to."""
+    hairpin: bool = False
+    """For a bridge port: a frame may leave by the port it came in."""
+
+    @property
+    def primary(self) -> IPv4Address | None:
+        """The first address, which MASQUERADE and a socket's source take."""
+        return self.addrs[0].ip if self.addrs else None
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A listening socket, as `ss -ltn` shows it."""
+
+    proto: Proto
+    """tcp or udp."""
+    port: int
+    """The local port (bound to every address of the netns)."""
+    owner: str
+    """The container (or process) that owns it."""
+
+
+class NetnsKind(StrEnum):
+    """Whose namespace this is."""
+
+    NODE = "node"
+    POD = "pod"
+    CLIENT = "client"
+
+
+@dataclass(frozen=True)
+class Netns:
+    """One network namespace: interfaces, routes, sockets, and whether it forwards."""
+
+    name: str
+    """`node-a`, `pod/default/pod1`, `client/client`."""
+    kind: NetnsKind
+    """Node, pod or client."""
+    node: str | None
+    """The node this netns is on (None for an external client)."""
+    interfaces: tuple[Interface, ...]
+    """Its interfaces."""
+    routes: RouteTable
+    """Its main routing table (the local table is derived from the addresses)."""
+    listeners: tuple[Listener, ...] = ()
+    """Listening sockets."""
+    forwarding: bool = False
+    """net.ipv4.ip_forward."""
+    netfilter: bool = False
+    """Has iptables rules (kube-proxy's) to walk; pods and clients have none."""
+    bridge_nf_call_iptables: bool = False
+    """net.bridge.bridge-nf-call-iptables with br_netfilter loaded."""
+    label: str = ""
+    """How a person names it: `node-a`, `pod1`, `client`."""
+
+    def iface(self, name: str) -> Interface:
+        """The interface called `name` (it must exist)."""
+        return self._by_name[name]
+
+    def has_iface(self, name: str) -> bool:
+        """Whether an interface called `name` exists."""
+        return name in self._by_name
+
+    @cached_property
+    def _by_name(self) -> dict[str, Interface]:
+        return {i.name: i for i in self.interfaces}
+
+    @cached_property
+    def local_addrs(self) -> frozenset[IPv4Address]:
+        """Every address of this netns, plus 127.0.0.0/8 on lo (what addrtype LOCAL means)."""
+        return frozenset(a.ip for i in self.interfaces for a in i.addrs)
+
+    def is_local(self, addr: IPv4Address) -> bool:
+        """The local routing table: own addresses and all of 127.0.0.0/8."""
+        return addr in self.local_addrs or addr in _LOOPBACK_NET
+
+    def listener(self, proto: Proto, port: int) -> Listener | None:
+        """The socket listening on `proto`/`port`, if any."""
+        return next((s for s in self.listeners if s.proto is proto and s.port == port), None)
+
+
+_LOOPBACK_NET = IPv4Network("127.0.0.0/8")
+
+
+class Network(Protocol):
+    """The namespaces of one cluster and what links them, as the walker asks about them."""
+
+    def netns(self, name: str) -> Netns:
+        """The netns called `name` (it must exist)."""
+
+    def segment_owner(self, addr: IPv4Address) -> tuple[str, str] | None:
+        """Who answers ARP for `addr` on the node network: (netns, interface)."""
+
+    def bridge_member(self, node: str, addr: IPv4Address) -> tuple[str, str] | None:
+        """Who answers ARP for `addr` behind `node`'s pod-facing devices: (netns, interface)."""
+
+    def bridge_port_for_mac(self, node: str, mac: str | None) -> str | None:
+        """The bridge port on `node` behind which `mac` lives (what the FDB learned)."""
+
+    def wire_note(self, pkt: Packet) -> str | None:
+        """How the CNI carries `pkt` between nodes, when it is pod traffic."""

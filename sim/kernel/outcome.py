@@ -1,0 +1,24 @@
+"""How one direction of a walk ended: delivered, dropped, rejected, refused or unreachable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from model.packet import Packet
+from model.trace import Verdict
+
+__all__ = ["End"]
+
+
+@dataclass(frozen=True)
+class End:
+    """How one direction of the walk ended."""
+
+    verdict: Verdict
+    """How it ended."""
+    reason: str
+    """Why, in one sentence (empty when delivered)."""
+    packet: Packet
+    """The packet as it was when it ended."""
+    netns: str
+    """Where it ended."""
