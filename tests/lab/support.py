@@ -41,8 +41,8 @@ def require_lab() -> None:
 
 
 def lab_command(*args: str) -> list[str]:
-    """`python -m sim.lab ARGS…` with this interpreter (the venv's)."""
-    return [sys.executable, "-m", "sim.lab", *args]
+    """`python -m tui.cli lab ARGS…` (what `kubehop lab ARGS…` runs) with this interpreter."""
+    return [sys.executable, "-m", "tui.cli", "lab", *args]
 
 
 def lab_env() -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The lab's safety rules: nothing in the root namespace, nothing left behind, ever.
 
-Each test runs `python -m sim.lab …` (what `kubehop lab …` runs) as a
+Each test runs `python -m tui.cli lab …` (what `kubehop lab …` runs) as a
 subprocess, so a signal hits a real run.
 """
 

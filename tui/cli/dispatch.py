@@ -44,12 +44,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 
             return serve(cluster_path(args), port=args.port)
         if args.command == "lab":
-            from sim.lab.command import run_lab
+            from tui.cli.lab import run_lab
 
-            # The lab reads one path from `cluster` (its own --cluster is cluster_sub).
-            args.cluster = cluster_path(args)
-            args.cluster_sub = args.cluster
-            return run_lab(args)
+            return run_lab(args, cluster_path(args))
         from tui.app import run as run_app
 
         return run_app(cluster_path(args))

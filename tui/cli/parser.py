@@ -40,10 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("scenarios", help="list the article's four scenarios as commands")
     _add_gen(sub)
     _add_serve(sub)
-    if _lab_available():
-        from sim.lab.command import add_lab_parser
-
-        add_lab_parser(sub)
+    # Always offered: `lab` itself says why when this machine cannot run it.
+    _add_lab(sub)
     return parser
 
 
@@ -120,6 +118,27 @@ def _add_serve(sub: Any) -> None:
     _cluster_option(serve)
 
 
+def _add_lab(sub: Any) -> None:
+    lab = sub.add_parser(
+        "lab",
+        help="check kubehop against the real kernel in network namespaces (root, Linux)",
+        description="Build the cluster's network in Linux network namespaces (kh-<id>-…), "
+        "load every node's kube-proxy rules with iptables-restore, send real traffic and "
+        "compare with kubehop's traces. Nothing is added to the root namespace.",
+    )
+    steps = lab.add_subparsers(dest="lab_command", metavar="{up,verify,down}", parser_class=_Parser)
+    up = steps.add_parser("up", help="build the cluster's network in namespaces and leave it up")
+    # The lab builds one cluster, so its --cluster takes one file (not a repeatable list).
+    up.add_argument("--cluster", dest="cluster_sub", metavar="FILE", help="cluster file")
+    verify = steps.add_parser(
+        "verify", help="send real traffic and compare with kubehop (builds a lab if none is up)"
+    )
+    verify.add_argument("--cluster", dest="cluster_sub", metavar="FILE", help="cluster file")
+    verify.add_argument("--flows", type=int, default=0, metavar="N", help="N random flows too")
+    verify.add_argument("--seed", type=int, default=1, help="seed of the random flows")
+    steps.add_parser("down", help="remove every lab namespace (also leftovers of crashed runs)")
+
+
 def _cluster_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cluster",
@@ -128,14 +147,3 @@ def _cluster_option(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="cluster dump (file or directory; repeat for several)",
     )
-
-
-def _lab_available() -> bool:
-    # Only the lab's argparse wiring is imported here; building namespaces
-    # happens in run_lab, so `kubehop trace` does not pay for it.
-    from importlib.util import find_spec
-
-    try:
-        return find_spec("sim.lab.command") is not None
-    except ImportError:
-        return False

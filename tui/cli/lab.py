@@ -1,4 +1,4 @@
-"""`kubehop lab up | verify | down`: the argparse wiring and what each subcommand does.
+"""`kubehop lab up | verify | down`: what each does with the library in `sim.lab`.
 
 Exit status: 0 success (verify: everything agrees), 1 verify found a
 disagreement, 2 a user error or a machine that cannot run the lab (one line
@@ -9,42 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from model.errors import KubehopError
 from sim.lab.errors import LabInterrupted
-
-EXIT_OK = 0
-EXIT_DISAGREE = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+from tui.cli.status import EXIT_BAD_INPUT, EXIT_DISAGREE, EXIT_INTERRUPTED, EXIT_OK
 
 
-def add_lab_parser(subparsers: Any) -> None:
-    """Add `lab` and its subcommands to the `kubehop` parser's subparsers."""
-    lab = subparsers.add_parser(
-        "lab",
-        help="check kubehop against the real kernel in network namespaces (root, Linux)",
-        description="Build the cluster's network in Linux network namespaces (kh-<id>-…), "
-        "load every node's kube-proxy rules with iptables-restore, send real traffic and "
-        "compare with kubehop's traces. Nothing is added to the root namespace.",
-    )
-    sub = lab.add_subparsers(dest="lab_command", metavar="{up,verify,down}", parser_class=type(lab))
-    up = sub.add_parser("up", help="build the cluster's network in namespaces and leave it up")
-    up.add_argument("--cluster", dest="cluster_sub", metavar="FILE", help="cluster file")
-    verify = sub.add_parser(
-        "verify", help="send real traffic and compare with kubehop (builds a lab if none is up)"
-    )
-    verify.add_argument("--cluster", dest="cluster_sub", metavar="FILE", help="cluster file")
-    verify.add_argument("--flows", type=int, default=0, metavar="N", help="N random flows too")
-    verify.add_argument("--seed", type=int, default=1, help="seed of the random flows")
-    sub.add_parser("down", help="remove every lab namespace (also leftovers of crashed runs)")
-
-
-def run_lab(args: argparse.Namespace) -> int:
-    """Run `kubehop lab …`; returns the exit status."""
-    command = getattr(args, "lab_command", None)
-    path: str | None = getattr(args, "cluster_sub", None) or getattr(args, "cluster", None)
+def run_lab(args: argparse.Namespace, path: str | None) -> int:
+    """Run `kubehop lab …` on the cluster at `path` (the demo when None); returns the exit status."""
+    command = args.lab_command
     try:
         if command == "up":
             return _up(path)
@@ -134,6 +107,7 @@ def _verify(path: str | None, randoms: int, seed: int) -> int:
 
 
 def _progress(text: str) -> None:
+    """Overwrite the terminal's last line with which check runs now (nothing when piped)."""
     if sys.stderr.isatty():
         sys.stderr.write(f"\r\033[K{text[:100]}")
         sys.stderr.flush()
