@@ -1,6 +1,8 @@
-"""Write a large, realistic cluster file, for testing kubehop at Kubernetes' scale limits.
+"""Generate a large, realistic cluster file, for testing kubehop at Kubernetes' scale limits.
 
-    python -m sim.cluster.generate --nodes 5000 --pods 150000 --services 10000 -o big.json
+`kubehop gen` writes one (the benchmarks and tests call `generate` directly):
+
+    kubehop gen --nodes 5000 --pods 150000 --services 10000 -o big.json
 
 The output is what `kubectl get nodes,pods,services,endpointslices -o json` would
 print for a cluster of that size (trimmed of fields the network ignores), plus
@@ -19,18 +21,15 @@ endpoints as the controller cuts them. The same arguments give the same file.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import random
-import sys
-from collections.abc import Sequence
 from ipaddress import IPv4Address
 from typing import Any
 
 from model.errors import KubehopError
 
-__all__ = ["generate", "main"]
+__all__ = ["generate"]
 
 _NODE_BASE = int(IPv4Address("172.16.0.10"))
 _POD_BASE = int(IPv4Address("10.128.0.0"))
@@ -112,30 +111,6 @@ def generate(nodes: int, pods: int, services: int, seed: int) -> str:
     items += pod_items + service_items + slice_items
     lines = ",\n".join(json.dumps(item, separators=(",", ":")) for item in items)
     return f'{{"apiVersion":"v1","kind":"List","metadata":{{}},"items":[\n{lines}\n]}}\n'
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m sim.cluster.generate`: write a generated cluster to a file or stdout."""
-    parser = argparse.ArgumentParser(
-        prog="python -m sim.cluster.generate", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--nodes", type=int, default=3)
-    parser.add_argument("--pods", type=int, default=10)
-    parser.add_argument("--services", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("-o", "--output", help="file to write (default: stdout)")
-    args = parser.parse_args(argv)
-    try:
-        text = generate(args.nodes, args.pods, args.services, args.seed)
-    except KubehopError as err:
-        print(f"kubehop gen: {err}", file=sys.stderr)
-        return 2
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as out:
-            out.write(text)
-    else:
-        sys.stdout.write(text)
-    return 0
 
 
 def _check(nodes: int, pods: int, services: int) -> None:
@@ -413,7 +388,3 @@ def _slices(
             }
         )
     return slices
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from model.trace import Trace, Verdict
+from sim.cluster.generate import generate
 from sim.trace.report import trace_schema
 from tests import paths
 from tui.cli import run
@@ -110,6 +111,13 @@ def test_a_failed_gen_write_leaves_the_old_file_whole(
     )
     assert out.read_text() == "the user's file\n"
     assert [p.name for p in tmp_path.iterdir()] == ["cluster.json"]
+
+
+def test_gen_writes_the_generated_cluster(tmp_path: Path) -> None:
+    out = tmp_path / "c.json"
+    argv = ["gen", "--nodes", "2", "--pods", "4", "--services", "1", "--seed", "5", "-o", str(out)]
+    assert run(argv) == 0
+    assert out.read_text() == generate(nodes=2, pods=4, services=1, seed=5)
 
 
 def test_gen_replaces_a_file_keeping_its_mode(tmp_path: Path) -> None:
