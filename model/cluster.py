@@ -2,7 +2,7 @@
 
 The fields follow the Kubernetes objects they come from (`spec.clusterIP`,
 `status.podIP`), flattened into what the network needs. Loading and Kubernetes'
-validation rules live in `sim.readers.cluster_file`.
+validation rules live in `sim.readers.cluster`.
 """
 
 from __future__ import annotations

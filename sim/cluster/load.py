@@ -10,8 +10,7 @@ from pathlib import Path
 import model
 from model.cluster import Cluster, EndpointSlice
 from sim.cluster.endpointslices import derive_endpoint_slices
-from sim.readers.cluster_file import Progress, parse_cluster
-from sim.readers.dump import load_dump
+from sim.readers.cluster import Progress, load_dump, parse_cluster
 
 __all__ = ["DEMO_SOURCE", "demo_cluster", "load", "with_derived_slices"]
 

@@ -12,7 +12,7 @@ from model.cluster import Cluster, ServiceType
 from model.errors import KubehopError
 from sim.cluster.endpointslices import endpoint_ports, selected_pods
 from sim.cluster.generate import generate, main
-from sim.readers.cluster_file import parse_cluster
+from sim.readers.cluster import parse_cluster
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from sim.lab.netns import in_netns, ip, lab_netns
 from sim.lab.probe import Listeners
 from sim.lab.verify import Check, Verifier
 from sim.proxy import node_rules
-from sim.readers.cluster_file import parse_cluster
+from sim.readers.cluster import parse_cluster
 from sim.trace.presets import PRESETS, Preset
 from sim.trace.request import Request
 from sim.trace.tracer import trace

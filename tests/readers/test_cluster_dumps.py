@@ -10,7 +10,7 @@ import pytest
 
 from model.errors import ClusterFileError
 from sim.cluster.load import load
-from sim.readers.cluster_file import parse_cluster
+from sim.readers.cluster import parse_cluster
 from sim.trace.request import Request
 from sim.trace.tracer import trace
 from tests import paths

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from model.cluster import Cluster, CNIConfig, ServiceType, TrafficPolicy
 from model.errors import ClusterFileError
 from model.packet import Proto
-from sim.readers.cluster_file import load_cluster_file, parse_cluster
+from sim.readers.cluster import load_cluster_file, parse_cluster
 from tests import paths
 
 DATA = paths.DATA

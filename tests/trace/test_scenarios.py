@@ -21,7 +21,7 @@ from sim.cluster.load import demo_cluster, load
 from sim.kernel.rules import NodeRules
 from sim.proxy import node_rules
 from sim.proxy.iptables import endpoint_chain_name, service_port_chain_name
-from sim.readers.cluster_file import parse_cluster
+from sim.readers.cluster import parse_cluster
 from sim.readers.iptables_save import parse_iptables_save
 from sim.readers.node_dump import NodeDump
 from sim.trace.report import trace_json

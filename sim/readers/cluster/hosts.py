@@ -1,0 +1,52 @@
+"""The machines on the node network: Nodes and kubehop's ExternalClients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model.cluster import ExternalClient, Node
+from sim.readers.cluster.fields import FieldChecker
+from sim.readers.cluster.messages import At
+
+__all__ = ["client", "node"]
+
+
+def node(check: FieldChecker, at: At, obj: dict[str, Any]) -> tuple[At, Node]:
+    """The Node `obj`, placed on the network by its IPv4 InternalIP."""
+    meta, name, _ = check.metadata(at, obj, namespaced=False)
+    labels = check.labels(at, meta.get("labels"), ("metadata", "labels"))
+    spec = check.mapping(at, obj.get("spec"), ("spec",))
+    status = check.mapping(at, obj.get("status"), ("status",))
+    internal_ip = None
+    for index, address in enumerate(
+        check.sequence(at, status.get("addresses"), ("status", "addresses"))
+    ):
+        address = check.mapping(at, address, ("status", "addresses", index))
+        if address.get("type") == "InternalIP" and internal_ip is None:
+            internal_ip = check.ipv4_dual(
+                at, address.get("address"), ("status", "addresses", index, "address")
+            )
+    if internal_ip is None:
+        check.fail(
+            at,
+            ("status", "addresses"),
+            "no IPv4 InternalIP address (kubehop puts each node on the network by it)",
+        )
+    pod_cidr = None
+    cidrs = spec.get("podCIDRs")
+    if cidrs:
+        for index, raw in enumerate(check.sequence(at, cidrs, ("spec", "podCIDRs"))):
+            network = check.network(at, raw, ("spec", "podCIDRs", index), dual=True)
+            if network is not None and pod_cidr is None:
+                pod_cidr = network
+    elif spec.get("podCIDR"):
+        pod_cidr = check.network(at, spec["podCIDR"], ("spec", "podCIDR"), dual=True)
+    return at, Node(name=name, internal_ip=internal_ip, pod_cidr=pod_cidr, labels=labels)
+
+
+def client(check: FieldChecker, at: At, obj: dict[str, Any]) -> tuple[At, ExternalClient]:
+    """The ExternalClient `obj`: a machine outside the cluster, by its IP."""
+    _, name, _ = check.metadata(at, obj, namespaced=False)
+    spec = check.mapping(at, obj.get("spec"), ("spec",))
+    ip = check.ipv4(at, spec.get("ip"), ("spec", "ip"))
+    return at, ExternalClient(name=name, ip=ip)
