@@ -16,7 +16,7 @@ from textual.screen import Screen
 
 from model.cluster import Cluster
 from tui.screens.trace import TraceScreen
-from tui.session import Request, Session
+from tui.session import Request, Session, load_cluster
 
 DEFAULT_THEME = "tokyo-night"
 """The theme kubehop opens with (any Textual theme works; ctrl+p changes it)."""
@@ -71,9 +71,7 @@ class KubehopApp(App[int]):
 
 def run(cluster_path: str | None = None) -> int:
     """Run the app on the demo cluster, or on the cluster in `cluster_path`."""
-    from sim.cluster.load import load
-
-    cluster = load(Path(cluster_path) if cluster_path else None)
+    cluster = load_cluster(Path(cluster_path) if cluster_path else None)
     app = KubehopApp(cluster)
     app.run()
     return app.return_code or 0

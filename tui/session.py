@@ -10,20 +10,41 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from model.cluster import Cluster, Pod
 from model.errors import KubehopError
 from model.trace import Trace
 from sim import proxy
 from sim.cluster import dns
+from sim.kernel.conntrack import conntrack_view
 from sim.trace import request as flow
 from sim.trace import tracer
 from sim.trace.presets import PRESETS, Preset
 from sim.trace.request import Request
+from sim.trace.stepper import Stepper
+from sim.trace.tracer import MAX_REPEATS
 
-__all__ = ["Edit", "Preset", "Request", "Session", "Spread", "presets"]
+if TYPE_CHECKING:
+    from sim.lab import Check
 
-# `sim.cluster.edits` is imported by the calls that edit: nothing on the first screen edits.
+# The screens' vocabulary from `sim`, handed on so that they import `sim` only from here.
+__all__ = [
+    "MAX_REPEATS",
+    "Edit",
+    "Preset",
+    "Request",
+    "Session",
+    "Spread",
+    "Stepper",
+    "conntrack_view",
+    "load_cluster",
+    "presets",
+]
+
+# `sim.cluster.edits` is imported by the calls that edit: nothing on the first screen
+# edits. `sim.cluster.load` and `sim.lab` are imported only by the calls that use them.
 
 
 _BIG = 20_000
@@ -74,6 +95,13 @@ def _spread(request: Request, tally: Counter[str], requested: int) -> Spread:
 def presets() -> tuple[Preset, ...]:
     """The article's scenarios, as `sim.trace.presets` defines them."""
     return PRESETS
+
+
+def load_cluster(path: Path | None) -> Cluster:
+    """The cluster in the file or directory `path`, or the demo cluster when None."""
+    from sim.cluster.load import load
+
+    return load(path)
 
 
 @dataclass
@@ -208,6 +236,16 @@ class Session:
             if not progress(_spread(sent, tally, count)):
                 break
         return _spread(sent, tally, count)
+
+    def check_in_lab(self, trace: Trace) -> Check:
+        """Send `trace`'s request through the real kernel in the lab and compare.
+
+        Raises `KubehopError` when no lab is up (`kubehop lab up` builds one) or
+        it cannot run here; it blocks on real traffic, so call it from a worker.
+        """
+        from sim.lab import verify_trace
+
+        return verify_trace(trace, self.cluster)
 
     def _plan(self, cluster: Cluster, summary: str, node: str) -> Edit:
         from sim.cluster import edits

@@ -19,9 +19,8 @@ from textual.widgets import Input, Label
 from textual.worker import get_current_worker
 
 from model.errors import KubehopError
-from sim.trace.tracer import MAX_REPEATS
 from tui.hopstyle import literal
-from tui.session import Spread
+from tui.session import MAX_REPEATS, Spread
 
 _BAR_CELLS = 40
 """The longest bar, in cells."""

@@ -17,10 +17,8 @@ from textual.worker import Worker
 
 from model.errors import KubehopError
 from model.trace import Direction, Hop, Trace
-from sim.kernel.conntrack import conntrack_view
-from sim.trace.stepper import Stepper
 from tui.hopstyle import literal
-from tui.session import Edit, Request, Session, presets
+from tui.session import Edit, Request, Session, Stepper, conntrack_view, presets
 from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
 from tui.widgets.inspector import PacketInspector
@@ -685,10 +683,8 @@ class TraceScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="lab")
     def _verify(self, trace: Trace) -> None:
-        from sim.lab import verify_trace
-
         try:
-            check = verify_trace(trace, self.session.cluster)
+            check = self.session.check_in_lab(trace)
         except KubehopError as err:
             self.app.call_from_thread(
                 self.notify, escape(str(err)), title="Lab", severity="error", timeout=8

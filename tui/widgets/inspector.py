@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 from rich.console import Group, RenderableType
 from rich.style import Style
@@ -14,7 +15,6 @@ from textual.widgets import Static
 
 from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet
 from model.trace import Hop, TableWalk
-from sim.kernel.conntrack import ConntrackView
 from tui.hopstyle import badge, literal
 
 # (layer, field, label): the rows of the before/after table, L2 to L4.
@@ -30,6 +30,36 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("", "tcp_flags", "flags"),
     ("", "mark", "mark"),
 )
+
+
+class ConntrackView(Protocol):
+    """A hop's conntrack entry in its netns before and after the hop, as the core worked it out."""
+
+    @property
+    def before(self) -> ConntrackEntry | None:
+        """The entry as the packet found it (None: no entry yet in this netns)."""
+
+    @property
+    def after(self) -> ConntrackEntry | None:
+        """The entry as the packet leaves the hop."""
+
+    @property
+    def at_hook(self) -> bool:
+        """The hop is a netfilter hook, the only place the entry can change."""
+
+    @property
+    def changed(self) -> frozenset[str]:
+        """What the hop changed: `state`, `nat`, `mark`, `confirmed`, `reply`, or `new`."""
+
+
+@dataclass(frozen=True)
+class _AsItStands:
+    """A hop's own entry, for a hop shown without its trace: nothing to compare it with."""
+
+    before: ConntrackEntry | None
+    after: ConntrackEntry | None
+    at_hook: bool = True
+    changed: frozenset[str] = frozenset()
 
 
 def _value(packet: Packet, name: str) -> str:
@@ -118,7 +148,7 @@ class PacketInspector(VerticalScroll):
         parts: list[RenderableType] = [heading, fields]
         view = self._conntrack
         if view is None:  # shown without a trace: the hop's own entry
-            view = ConntrackView(hop.conntrack, hop.conntrack, at_hook=True)
+            view = _AsItStands(hop.conntrack, hop.conntrack)
         parts.append(self._conntrack_part(view))
         if hop.tables:
             parts.append(Text("Tables walked", self._style("-heading")))
