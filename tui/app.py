@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from model.cluster import Cluster
+from tui.hopstyle import palette
 from tui.screens.trace import TraceScreen
 from tui.session import Request, Session, load_cluster
 
@@ -48,6 +49,14 @@ class KubehopApp(App[int]):
         # Frozen, the cyclic collector stops rescanning them: start-up is ~50 ms
         # shorter and a step on the big cluster never waits for a full collection.
         gc.freeze()
+
+    def get_css_variables(self) -> dict[str, str]:
+        # kubehop's colours are theme variables, so the app's stylesheet and
+        # every widget's DEFAULT_CSS see them (and a theme may still set them).
+        variables = super().get_css_variables()
+        variables = {**palette(variables), **variables}
+        self.theme_variables = variables
+        return variables
 
     def get_default_screen(self) -> Screen[None]:
         return TraceScreen(self.session, self._request)

@@ -1,18 +1,57 @@
 """How a hop looks on screen: a symbol and a label per effect, read in monochrome too.
 
-The colour of each effect is named in `app.tcss` (`$hop-dnat`, …); here a hop
+The colour of each effect is named once, in `PALETTE` (`$hop-dnat`, …); a hop
 only gets the name of its effect, so widgets can look up the component style.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from rich.text import Text
 
 from model.trace import Direction, Hop, HopKind, Trace
+
+PALETTE: dict[str, str] = {
+    "hop-dnat": "$warning",
+    "hop-snat": "$secondary",
+    "hop-unnat": "$accent",
+    "hop-bridge": "$success",
+    "hop-route": "$primary",
+    "hop-hook": "$text-muted",
+    "hop-drop": "$error",
+    "hop-deliver": "$success",
+    "hop-plain": "$foreground",
+    "rule-matched": "$warning 35%",
+    "rule-walked": "$primary 15%",
+    "rule-target": "$accent",
+    "pane-border": "$panel-lighten-2",
+    "pane-border-focus": "$accent",
+    "changed": "$warning",
+    "here": "$accent",
+    "dim-text": "$foreground-darken-2",
+    "faint-text": "$foreground-darken-3",
+}
+"""kubehop's colours, named from the theme's (every effect has a symbol too, for NO_COLOR)."""
+
+_REFERENCE = re.compile(r"\$([\w-]+)")
+
+
+def palette(theme: Mapping[str, str]) -> dict[str, str]:
+    """`PALETTE` in `theme`'s colours, as CSS variables every stylesheet can use.
+
+    A variable declared in a .tcss is seen by that file alone, and a theme's
+    variables are values, not references: so each `$name` is replaced here by
+    the theme's value, and the app hands the result to Textual with the theme's.
+    """
+    return {
+        name: _REFERENCE.sub(lambda ref: theme[ref.group(1)], value)
+        for name, value in PALETTE.items()
+    }
 
 
 class Effect(StrEnum):

@@ -9,17 +9,24 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import RichLog, Static
 
 from tui.hopstyle import literal
+from tui.screens.dialog import Dialog
 from tui.session import Edit
 
 
 class DiffLog(RichLog):
-    """Unified-diff lines, added and removed rules coloured from the .tcss."""
+    """Unified-diff lines, added and removed rules coloured."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"-added", "-removed", "-hunk", "-file"}
+
+    DEFAULT_CSS = """
+    DiffLog > .-added { color: $success; }
+    DiffLog > .-removed { color: $error; }
+    DiffLog > .-hunk { color: $dim-text; }
+    DiffLog > .-file { color: $accent; text-style: bold; }
+    """
 
     def write_diff(self, node: str, lines: tuple[str, ...]) -> None:
         """Write `node`'s diff."""
@@ -41,8 +48,24 @@ class DiffLog(RichLog):
         return self.get_component_rich_style(name, partial=True, default=Style())
 
 
-class RulesDiffScreen(ModalScreen[None]):
+class RulesDiffScreen(Dialog[None]):
     """After an edit: its summary and the difference in every node's rules."""
+
+    DEFAULT_CSS = """
+    #diff-body {
+        height: 90%;
+        max-width: 160;
+    }
+
+    #diff-summary {
+        margin: 1 0;
+    }
+
+    #diff-log {
+        height: 1fr;
+        background: $surface;
+    }
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "dismiss", "Close")]
 
@@ -51,7 +74,7 @@ class RulesDiffScreen(ModalScreen[None]):
         self._edit = edit
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="diff-body") as body:
+        with Vertical(id="diff-body", classes="dialog-body") as body:
             body.border_title = "Rules changed"
             body.border_subtitle = "Esc closes"
             yield Static(Text(literal(self._edit.summary)), id="diff-summary")

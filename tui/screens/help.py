@@ -10,10 +10,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.hopstyle import Badge, Effect
+from tui.screens.dialog import Dialog
 
 _LEGEND: tuple[Badge, ...] = (
     Badge(Effect.DNAT, "◆", "DNAT"),
@@ -53,8 +53,16 @@ def _key_name(binding: Binding) -> str:
     return " ".join(names.get(k, k) for k in binding.key.split(","))
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     """Keys and what the colours and symbols mean."""
+
+    DEFAULT_CSS = """
+    .help-heading {
+        margin: 1 0 0 0;
+        color: $text-muted;
+        text-style: bold;
+    }
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
@@ -79,7 +87,7 @@ class HelpScreen(ModalScreen[None]):
         legend.add_column()
         for badge in _LEGEND:
             legend.add_row(Text(badge.text(), style="bold"), _MEANING[badge.label])
-        with VerticalScroll(id="help-body") as body:
+        with VerticalScroll(id="help-body", classes="dialog-body") as body:
             body.border_title = "Keys"
             body.border_subtitle = "Esc closes"
             yield Static(keys, id="help-keys")

@@ -11,7 +11,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
-from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
@@ -19,6 +18,7 @@ from textual.widgets.option_list import Option
 from model.errors import KubehopError
 from model.trace import Trace
 from tui.hopstyle import literal
+from tui.screens.dialog import Dialog
 from tui.session import Request, Session, presets
 
 _MATCHES = 6
@@ -35,8 +35,53 @@ class PickResult:
     """Its trace; None on a big cluster, where the screen traces it in the background."""
 
 
-class PickScreen(ModalScreen[PickResult | None]):
+class PickScreen(Dialog[PickResult | None]):
     """Choose what to trace; a bad name is reported under the fields, and the dialog stays."""
+
+    DEFAULT_CSS = """
+    #pick-fields {
+        grid-size: 2;
+        grid-columns: 14 1fr;
+        grid-rows: 1;
+        grid-gutter: 0 1;
+        height: auto;
+        margin: 1 0 0 0;
+    }
+
+    #pick-fields Label {
+        color: $text-muted;
+    }
+
+    #pick-error {
+        display: none;
+        color: $error;
+        text-style: bold;
+        width: 1fr;
+    }
+
+    #pick-error.-shown {
+        display: block;
+    }
+
+    #pick-matches {
+        height: auto;
+        max-height: 8;
+        border: round $pane-border;
+        border-title-color: $text-muted;
+        margin: 1 0 0 0;
+    }
+
+    #pick-presets {
+        height: auto;
+        border: none;
+    }
+
+    .pick-heading {
+        margin: 1 0 0 0;
+        color: $text-muted;
+        text-style: bold;
+    }
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss", "Cancel"),
@@ -52,7 +97,7 @@ class PickScreen(ModalScreen[PickResult | None]):
 
     def compose(self) -> ComposeResult:
         current = self._current
-        with Vertical(id="pick-body") as body:
+        with Vertical(id="pick-body", classes="dialog-body") as body:
             body.border_title = "Trace a request"
             body.border_subtitle = "Enter traces · Esc cancels"
             with Grid(id="pick-fields"):

@@ -13,13 +13,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
-from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Input, Label
 from textual.worker import get_current_worker
 
 from model.errors import KubehopError
 from tui.hopstyle import literal
+from tui.screens.dialog import Dialog
 from tui.session import MAX_REPEATS, Spread
 
 _BAR_CELLS = 40
@@ -30,6 +30,12 @@ class SpreadChart(Widget):
     """One bar per endpoint: how many of the N requests it served."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"-bar", "-count", "-progress"}
+
+    DEFAULT_CSS = """
+    SpreadChart > .-bar { color: $accent; }
+    SpreadChart > .-count { color: $dim-text; }
+    SpreadChart > .-progress { color: $warning; text-style: bold; }
+    """
 
     spread: reactive[Spread | None] = reactive(None, layout=True)
     """The requests counted (so far, while sending)."""
@@ -74,11 +80,42 @@ Send = Callable[[int, Callable[[Spread], bool]], Spread]
 """Sends N requests, showing the tally to a callback that returns False to stop."""
 
 
-class SpreadScreen(ModalScreen[None]):
+class SpreadScreen(Dialog[None]):
     """Send N requests from fresh source ports and see how they spread over endpoints.
 
     The requests are sent in a worker thread (100,000 take minutes), the chart
     filling in as they go; Esc stops the sending, and a second Esc closes.
+    """
+
+    DEFAULT_CSS = """
+    #spread-row {
+        height: 1;
+        margin: 1 0 0 0;
+    }
+
+    #spread-label {
+        width: 10;
+        color: $text-muted;
+    }
+
+    #spread-count {
+        width: 12;
+    }
+
+    #spread-error {
+        display: none;
+        color: $error;
+        text-style: bold;
+    }
+
+    #spread-error.-shown {
+        display: block;
+    }
+
+    #spread-chart {
+        height: auto;
+        margin: 1 0;
+    }
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "stop_or_close", "Stop/close")]
@@ -90,7 +127,7 @@ class SpreadScreen(ModalScreen[None]):
         self._run_id = 0
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="spread-body") as body:
+        with Vertical(id="spread-body", classes="dialog-body") as body:
             body.border_title = "Send N requests"
             body.border_subtitle = "Enter sends · Esc stops, then closes"
             with Horizontal(id="spread-row"):

@@ -35,6 +35,12 @@ class ClusterTree(Tree[Item]):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = Tree.COMPONENT_CLASSES | {"-address", "-involved"}
 
+    DEFAULT_CSS = """
+    ClusterTree {
+        background: $surface;
+    }
+    """
+
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__("cluster", id=id, classes=classes)
         self.show_root = False

@@ -18,6 +18,28 @@ class Explanation(Widget):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"-badge", "-note", "-verdict"}
 
+    DEFAULT_CSS = """
+    Explanation {
+        height: auto;
+        padding: 0 1;
+    }
+
+    Explanation > .-badge {
+        text-style: bold;
+        color: $here;
+    }
+
+    Explanation > .-note {
+        text-style: bold italic;
+        color: $warning;
+    }
+
+    Explanation > .-verdict {
+        text-style: bold;
+        color: $success;
+    }
+    """
+
     hop: reactive[Hop | None] = reactive(None, layout=True)
     """The hop explained."""
     trace: reactive[Trace | None] = reactive(None, layout=True)

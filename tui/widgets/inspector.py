@@ -93,6 +93,35 @@ class PacketInspector(VerticalScroll):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"-heading", "-layer", "-changed", "-same", "-dim"}
 
+    DEFAULT_CSS = """
+    PacketInspector {
+        padding: 0 1;
+    }
+
+    PacketInspector > .-heading {
+        text-style: bold;
+        color: $accent;
+    }
+
+    PacketInspector > .-layer {
+        color: $dim-text;
+        text-style: bold;
+    }
+
+    PacketInspector > .-changed {
+        color: $changed;
+        text-style: bold;
+    }
+
+    PacketInspector > .-same {
+        color: $dim-text;
+    }
+
+    PacketInspector > .-dim {
+        color: $faint-text;
+    }
+    """
+
     hop: reactive[Hop | None] = reactive(None)
     """The hop inspected."""
 

@@ -31,6 +31,26 @@ class PacketLog(OptionList):
         "-later",
     }
 
+    DEFAULT_CSS = """
+    PacketLog {
+        background: $surface;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+
+    PacketLog > .-time { color: $dim-text; }
+    PacketLog > .-later { color: $faint-text; }
+    PacketLog > .-dnat { color: $hop-dnat; text-style: bold; }
+    PacketLog > .-snat { color: $hop-snat; text-style: bold; }
+    PacketLog > .-unnat { color: $hop-unnat; text-style: bold; }
+    PacketLog > .-bridge { color: $hop-bridge; }
+    PacketLog > .-route { color: $hop-route; }
+    PacketLog > .-hook { color: $hop-hook; }
+    PacketLog > .-drop { color: $hop-drop; text-style: bold; }
+    PacketLog > .-deliver { color: $hop-deliver; text-style: bold; }
+    PacketLog > .-plain { color: $hop-plain; }
+    """
+
     BINDINGS: ClassVar[list[BindingType]] = [
         # The log lists the hops reached so far; Home and End go to the trace's
         # first and last hop, as they do anywhere else on the screen.

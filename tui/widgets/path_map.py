@@ -91,6 +91,38 @@ class PathMap(Widget):
         "-direction",
     } | {f"-{effect.value}" for effect in _SHOWN_EFFECTS}
 
+    DEFAULT_CSS = """
+    PathMap {
+        height: auto;
+        max-height: 3;
+        padding: 0 1;
+        background: $boost;
+    }
+
+    PathMap > .-here {
+        text-style: bold reverse;
+        color: $here;
+    }
+
+    PathMap > .-visited {
+        color: $text;
+    }
+
+    PathMap > .-ahead {
+        color: $faint-text;
+    }
+
+    PathMap > .-link,
+    PathMap > .-direction {
+        color: $dim-text;
+    }
+
+    PathMap > .-dnat { color: $hop-dnat; text-style: bold; }
+    PathMap > .-snat { color: $hop-snat; text-style: bold; }
+    PathMap > .-unnat { color: $hop-unnat; text-style: bold; }
+    PathMap > .-drop { color: $hop-drop; text-style: bold; }
+    """
+
     trace: reactive[Trace | None] = reactive(None, layout=True)
     """The trace mapped."""
     index: reactive[int] = reactive(0, layout=True)

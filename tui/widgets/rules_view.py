@@ -162,6 +162,47 @@ class RulesView(ScrollView, can_focus=True):
         "-target",
     }
 
+    DEFAULT_CSS = """
+    RulesView {
+        height: 1fr;
+        background: $surface;
+    }
+
+    RulesView > .-table {
+        text-style: bold;
+        color: $accent;
+    }
+
+    RulesView > .-decl {
+        color: $dim-text;
+    }
+
+    RulesView > .-commit {
+        color: $faint-text;
+    }
+
+    RulesView > .-number {
+        color: $dim-text;
+    }
+
+    RulesView > .-walked {
+        background: $rule-walked;
+    }
+
+    RulesView > .-matched {
+        background: $rule-matched;
+        text-style: bold;
+    }
+
+    RulesView > .-chain {
+        color: $dim-text;
+    }
+
+    RulesView > .-target {
+        color: $rule-target;
+    }
+    """
+
     # Keys that act on the rules are the screen's, so they are declared once.
     BINDINGS: ClassVar[list[BindingType]] = []
 
