@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from model.cluster import Cluster, ServiceType
 from model.errors import KubehopError
 from sim.cluster.endpointslices import endpoint_ports, selected_pods
-from sim.cluster.generate import generate, main
+from sim.cluster.generate import generate
 from sim.readers.cluster import parse_cluster
 
 
@@ -105,10 +104,3 @@ def test_impossible_sizes_are_refused(nodes: int, pods: int, message: str) -> No
     with pytest.raises(KubehopError) as caught:
         generate(nodes=nodes, pods=pods, services=1, seed=1)
     assert str(caught.value) == message
-
-
-def test_main_writes_a_file(tmp_path: Path) -> None:
-    out = tmp_path / "c.json"
-    argv = ["--nodes", "2", "--pods", "4", "--services", "1", "--seed", "5", "-o", str(out)]
-    assert main(argv) == 0
-    assert out.read_text() == generate(nodes=2, pods=4, services=1, seed=5)

@@ -167,9 +167,9 @@ def test_progress_ticks_every_1024_objects() -> None:
 def test_the_cli_draws_a_bar_only_on_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tui import cli
+    from tui.cli.output import ProgressBar
 
-    bar = cli._ProgressBar()
+    bar = ProgressBar()
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)
     for done in (0, 5000, 10000):
         bar("checking objects", done, 10000)
@@ -179,7 +179,7 @@ def test_the_cli_draws_a_bar_only_on_a_terminal(
     assert "100% (10,000/10,000 objects)" in err
     assert err.endswith("\n")
     monkeypatch.setattr("sys.stderr.isatty", lambda: False)
-    quiet = cli._ProgressBar()
+    quiet = ProgressBar()
     quiet("checking objects", 10000, 10000)
     quiet.finish()
     assert capsys.readouterr().err == ""

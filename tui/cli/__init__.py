@@ -8,10 +8,6 @@ unreachable (`lab verify`: kubehop and the kernel disagree), 2 bad input,
 from __future__ import annotations
 
 from tui.cli.dispatch import main, run
-from tui.cli.output import ProgressBar
 from tui.cli.parser import build_parser
 
 __all__ = ["build_parser", "main", "run"]
-
-# tests/readers/test_cluster_dumps.py still reaches the bar by its old name here.
-_ProgressBar = ProgressBar
