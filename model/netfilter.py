@@ -1,9 +1,12 @@
-"""Netfilter's vocabulary: hooks, tables, and references to rules."""
+"""Netfilter's vocabulary: hooks, tables, matches, targets, rules, chains and rulesets.
+
+One module on purpose (over 500 lines): the match and target classes form the
+discriminated unions `Match` and `Target` that `Rule` validates against, and
+every reader and evaluator of rules speaks all of it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Literal
@@ -557,56 +560,3 @@ class Ruleset(_Frozen):
         """The chain `name` of `table`, or None when either is absent."""
         chains = self.tables.get(table)
         return None if chains is None else chains.get(name)
-
-
-# -- ipsets ------------------------------------------------------------------------
-
-# The set types whose members kubehop can compare with a packet: each
-# dimension is an address (ip, net) or a port.
-IPSET_DIMENSIONS: dict[str, tuple[str, ...]] = {
-    "hash:ip": ("ip",),
-    "hash:net": ("net",),
-    "bitmap:ip": ("ip",),
-    "hash:ip,port": ("ip", "port"),
-    "hash:net,port": ("net", "port"),
-    "hash:ip,port,ip": ("ip", "port", "ip"),
-    "hash:ip,port,net": ("ip", "port", "net"),
-    "hash:net,net": ("net", "net"),
-    "hash:net,port,net": ("net", "port", "net"),
-}
-"""Set type → what each dimension of a member is: an address (ip, net) or a port."""
-
-
-@dataclass(frozen=True)
-class IpSet:
-    """One set: its type and members, each a tuple with one value per dimension."""
-
-    name: str
-    """The set's name."""
-    type: str
-    """`hash:net`, `hash:ip,port`, …"""
-    members: tuple[tuple[IPv4Network | tuple[str, int], ...], ...]
-    """Each member's dimensions: a network (an address is a /32), or (protocol, port)."""
-    ipv6: bool = False
-    """`family inet6`: never matches an IPv4 packet."""
-
-    def contains(self, values: tuple[IPv4Address | tuple[str, int], ...]) -> bool:
-        """Whether a packet's looked-up values are a member."""
-        for member in self.members:
-            if len(member) != len(values):
-                continue
-            if all(_dim_matches(m, v) for m, v in zip(member, values, strict=True)):
-                return True
-        return False
-
-
-def _dim_matches(
-    member: IPv4Network | tuple[str, int], value: IPv4Address | tuple[str, int]
-) -> bool:
-    if isinstance(member, IPv4Network):
-        return isinstance(value, IPv4Address) and value in member
-    return member == value
-
-
-IpSets = Mapping[str, IpSet]
-"""Sets by name."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from model.netfilter import IPSET_DIMENSIONS, IpSets, UnknownMatch
+from model.ipset import IPSET_DIMENSIONS, IpSets
+from model.netfilter import UnknownMatch
 from model.packet import Packet
 
 __all__ = ["set_match"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from model.netfilter import IpSets, Ruleset
+from model.ipset import IpSets
+from model.netfilter import Ruleset
 
 __all__ = ["NodeRules"]
 

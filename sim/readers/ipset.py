@@ -13,7 +13,7 @@ import shlex
 from ipaddress import IPv4Network
 
 from model.errors import RulesParseError
-from model.netfilter import IPSET_DIMENSIONS, IpSet
+from model.ipset import IPSET_DIMENSIONS, IpSet
 
 __all__ = ["is_ipset_text", "parse_ipset_save"]
 

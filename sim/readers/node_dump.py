@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from model.cluster import Cluster
 from model.errors import KubehopError, RulesParseError
-from model.netfilter import IpSets, Ruleset, UnknownMatch
+from model.ipset import IpSets
+from model.netfilter import Ruleset, UnknownMatch
 from sim.readers.cluster.files import read_text
 from sim.readers.ipset import is_ipset_text, parse_ipset_save
 from sim.readers.iptables_save import parse_iptables_save

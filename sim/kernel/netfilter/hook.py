@@ -3,7 +3,9 @@
 `traverse` is a pure function of the hook context, the packet, the ruleset
 and the netns's state. Inside, a short-lived `_Run` keeps the scratch of one
 call (the packet as rewritten so far, its conntrack entry, the chains entered)
-and nothing escapes it but frozen values.
+and nothing escapes it but frozen values. (Over 500 lines on purpose: `_Run`
+is one packet's passage through one hook, and its conntrack, table walk,
+targets and NAT share that scratch; the match modules live in `matches`.)
 """
 
 from __future__ import annotations

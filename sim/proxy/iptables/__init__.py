@@ -18,7 +18,8 @@ from ipaddress import IPv4Address
 
 from model.cluster import Cluster, Node
 from model.errors import RequestError
-from model.netfilter import IpSets, Rule, Ruleset
+from model.ipset import IpSets
+from model.netfilter import Rule, Ruleset
 from sim.proxy.iptables.interpret import IptablesInterpreter
 from sim.proxy.iptables.names import (
     endpoint_chain_name,
