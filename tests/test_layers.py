@@ -1,33 +1,148 @@
-"""The layers point one way: tui → sim → model. The core runs headless."""
+"""The layers point one way, inside `sim` and `tui` too. The core runs headless.
+
+model ← sim.readers, sim.kernel ← sim.cni, sim.proxy ← sim.cluster ← sim.trace
+← sim.lab ← tui. Each package may import only what sits below it (and itself);
+the table below is the whole rule, checked on every import statement,
+including those inside functions.
+"""
 
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from tests import paths
 
 ROOT = paths.ROOT
 
 
-def _imports(package: str) -> set[str]:
-    found: set[str] = set()
-    for path in (ROOT / package).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                found.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add(node.module.split(".")[0])
+# Package → the project packages it may import (besides itself). A package
+# missing here inherits its parent's rule.
+ALLOWED: dict[str, set[str]] = {
+    "model": set(),
+    "sim.readers": {"model"},
+    "sim.kernel": {"model"},
+    "sim.cni": {"model", "sim.kernel"},
+    "sim.proxy": {"model", "sim.kernel", "sim.readers"},
+    "sim.cluster": {"model", "sim.readers", "sim.kernel", "sim.cni"},
+    "sim.trace": {"model", "sim.readers", "sim.kernel", "sim.cni", "sim.proxy", "sim.cluster"},
+    "sim.lab": {
+        "model",
+        "sim.readers",
+        "sim.kernel",
+        "sim.cni",
+        "sim.proxy",
+        "sim.cluster",
+        "sim.trace",
+    },
+    # The app reaches the core through its session; widgets only render.
+    "tui": {"model"},
+    "tui.widgets": {"model", "tui.hopstyle", "tui.widgets"},
+    "tui.screens": {"model", "tui.hopstyle", "tui.session", "tui.screens", "tui.widgets"},
+    "tui.session": {"model", "sim.cluster", "sim.proxy", "sim.trace", "sim.kernel", "sim.lab"},
+    "tui.cli": {"model", "sim", "tui"},
+}
+
+# Libraries a layer must never load: the core runs without a terminal.
+FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
+    "model": {"textual", "rich"},
+    "sim": {"textual", "rich"},
+}
+
+
+def _module_of(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> Iterator[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from sim import proxy` imports sim.proxy, not the package sim.
+            for alias in node.names:
+                yield node.lineno, f"{node.module}.{alias.name}"
+
+
+def _rule_for(module: str) -> tuple[str, set[str]] | None:
+    """The most specific package rule that covers `module`."""
+    best: str | None = None
+    for package in ALLOWED:
+        if (module == package or module.startswith(package + ".")) and (
+            best is None or len(package) > len(best)
+        ):
+            best = package
+    return None if best is None else (best, ALLOWED[best])
+
+
+def _within(imported: str, packages: set[str]) -> bool:
+    return any(imported == p or imported.startswith(p + ".") for p in packages)
+
+
+def _violations() -> list[str]:
+    found: list[str] = []
+    for top in ("model", "sim", "tui"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            module = _module_of(path)
+            rule = _rule_for(module)
+            for lineno, imported in _imports(path):
+                root = imported.split(".")[0]
+                where = f"{path.relative_to(ROOT)}:{lineno}: {module} imports {imported}"
+                if root in FORBIDDEN_LIBRARIES.get(top, set()):
+                    found.append(f"{where} (the core runs without a terminal)")
+                if root not in ("model", "sim", "tui") or rule is None:
+                    continue
+                package, allowed = rule
+                if _within(imported, {package}) or _within(imported, allowed):
+                    continue
+                found.append(f"{where} ({package} may import {sorted(allowed) or 'nothing'})")
     return found
 
 
-def test_model_imports_neither_sim_nor_tui() -> None:
-    assert not _imports("model") & {"sim", "tui", "textual", "rich"}
+def test_every_import_points_down_the_layers() -> None:
+    assert _violations() == []
 
 
-def test_sim_never_imports_tui_or_textual() -> None:
-    assert not _imports("sim") & {"tui", "textual", "rich"}
+def test_the_table_covers_every_package() -> None:
+    packages = {
+        _module_of(p.parent / "__init__.py")
+        for top in ("sim", "tui")
+        for p in (ROOT / top).rglob("__init__.py")
+        if p.parent not in (ROOT / "sim",)
+    }
+    uncovered = sorted(p for p in packages if _rule_for(p) is None)
+    assert uncovered == []
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "complaint"),
+    [
+        ("sim/kernel/walk.py", "from sim.proxy import rules_for", "sim.kernel may import"),
+        ("sim/readers/ipset.py", "from sim.kernel.ipset import set_match", "sim.readers may"),
+        ("tui/widgets/inspector.py", "from sim.kernel import conntrack", "tui.widgets may"),
+        ("sim/trace/tracer.py", "import textual", "without a terminal"),
+    ],
+)
+def test_a_wrong_way_import_is_caught(
+    module: str, line: str, complaint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = ROOT / module
+    real = Path.read_text
+
+    def with_extra_import(self: Path, *args: object, **kwargs: object) -> str:
+        text = real(self, *args, **kwargs)  # type: ignore[arg-type]
+        return text + f"\n{line}\n" if self == target else text
+
+    monkeypatch.setattr(Path, "read_text", with_extra_import)
+    assert any(complaint in v and module in v for v in _violations())
 
 
 def test_a_trace_runs_without_textual_or_rich_loaded() -> None:

@@ -1,6 +1,6 @@
 """Snapshots of every screen and dialog, at 80×24 and 160×48 (pytest-textual-snapshot).
 
-Regenerate with `pytest tests/test_tui_snapshots.py --snapshot-update`, then look
+Regenerate with `pytest tests/app/test_snapshots.py --snapshot-update`, then look
 at the report before committing the SVGs.
 """
 

@@ -755,6 +755,7 @@ def count_compared(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+@pytest.mark.slow
 def test_big_kube_services_is_not_scanned_but_spans_are_exact(
     big_rules: Ruleset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -863,6 +864,7 @@ packets = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(text=rulesets(), flow=st.lists(packets, min_size=1, max_size=4), seed=st.integers(0, 99))
 def test_indexed_walk_equals_linear_walk(text: str, flow: list[Packet], seed: int) -> None:

@@ -4,7 +4,7 @@ iptables does not echo rules back as they were written: the kernel keeps a
 parsed form and iptables-save prints it in its own order. The normalisation
 here was checked against iptables v1.8.9 (nf_tables) by restoring kube-proxy's
 input in a scratch network namespace and saving it again (see
-tests/test_kubeproxy.py):
+tests/proxy/test_iptables_rules.py):
 
 - `-s`/`-d` come first and get a prefix length (`-d 10.96.0.10/32`), then `-p`,
   then the matches in the order given, then the target;
