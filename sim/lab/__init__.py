@@ -9,7 +9,7 @@ the root network namespace: see `sim.lab.netns`.
 
 from __future__ import annotations
 
-from sim.lab.errors import LabError, LabUnavailable, NoLabRunning
+from sim.lab.failures import LabError, LabUnavailable, NoLabRunning
 from sim.lab.verify import Check, verify_trace
 
 __all__ = ["Check", "LabError", "LabUnavailable", "NoLabRunning", "verify_trace"]

@@ -25,7 +25,7 @@ from model.cluster import Cluster
 from sim.cluster.network import ClusterNetwork, client_ns_name, node_ns_name, pod_ns_name
 from sim.kernel.devices import IfKind, Netns
 from sim.lab import nfacct
-from sim.lab.errors import LabError, LabInterrupted
+from sim.lab.failures import LabError, LabInterrupted
 from sim.lab.netns import (
     add_netns,
     check_host,

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from sim.lab.errors import LabError, LabUnavailable
+from sim.lab.failures import LabError, LabUnavailable
 
 PREFIX = "kh-"
 """Every lab netns name starts with this."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from model.packet import Proto
-from sim.lab.errors import LabError
+from sim.lab.failures import LabError
 from sim.lab.netns import in_netns, netns_socket, popen_in_netns
 
 CONNECT_TIMEOUT = 1.5

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sim.lab.errors import LabError
+from sim.lab.failures import LabError
 
 DEFAULT_DIR = "/run/kubehop"
 """Lab state lives here unless KUBEHOP_LAB_DIR says otherwise."""

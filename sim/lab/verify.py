@@ -35,7 +35,7 @@ from sim.lab.compare import (
     kernel_phrase,
     sim_phrase,
 )
-from sim.lab.errors import LabError, NoLabRunning
+from sim.lab.failures import LabError, NoLabRunning
 from sim.lab.netns import check_host, in_netns, lab_netns
 from sim.lab.probe import (
     Listeners,

@@ -19,9 +19,9 @@ BASE_DELAY_S = 0.6
 
 @dataclass(frozen=True)
 class Step:
-    """One hop on the shared timeline, with the flow it belongs to."""
+    """One hop on the shared timeline, with the trace it belongs to."""
 
-    flow: int
+    trace: int
     """Index of the trace in the stepper."""
     hop: Hop
     """The hop."""
@@ -43,12 +43,12 @@ class Stepper:
         self.traces = traces
         """The traces being stepped."""
         steps = [
-            Step(flow, hop, flow * stagger_us + hop.t_us)
-            for flow, trace in enumerate(traces)
+            Step(index, hop, index * stagger_us + hop.t_us)
+            for index, trace in enumerate(traces)
             for hop in trace.hops
         ]
-        self.steps: tuple[Step, ...] = tuple(sorted(steps, key=lambda s: (s.t_us, s.flow)))
-        """Every hop of every flow, in virtual-time order."""
+        self.steps: tuple[Step, ...] = tuple(sorted(steps, key=lambda s: (s.t_us, s.trace)))
+        """Every hop of every trace, in virtual-time order."""
         self.index = 0
         """The position of the current step."""
         self._sleep = sleep

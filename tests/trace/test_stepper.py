@@ -55,5 +55,5 @@ def test_concurrent_flows_interleave_by_virtual_time() -> None:
     stepper = Stepper(*flows, stagger_us=0)
     times = [s.t_us for s in stepper.steps]
     assert times == sorted(times)
-    assert {s.flow for s in stepper.steps[:6]} == {0, 1, 2}
+    assert {s.trace for s in stepper.steps[:6]} == {0, 1, 2}
     assert len(stepper.steps) == sum(len(f.hops) for f in flows)

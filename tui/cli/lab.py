@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from model.errors import KubehopError
-from sim.lab.errors import LabInterrupted
+from sim.lab.failures import LabInterrupted
 from tui.cli.status import EXIT_BAD_INPUT, EXIT_DISAGREE, EXIT_INTERRUPTED, EXIT_OK
 
 
