@@ -269,12 +269,16 @@ class CNIConfig(_Frozen):
 
 
 class ExternalClient(_Frozen):
-    """A machine outside the cluster on the node network (kubehop.dev/v1alpha1 ExternalClient)."""
+    """A machine outside the cluster (kubehop.dev/v1alpha1 ExternalClient).
+
+    On the node network it is a neighbour of the nodes; anywhere else it
+    reaches them through the node network's router.
+    """
 
     name: str
     """Its name."""
     ip: IPv4Address
-    """Its address on the node network."""
+    """Its address."""
 
 
 class Cluster(_Frozen):
@@ -295,7 +299,8 @@ class Cluster(_Frozen):
     clients: tuple[ExternalClient, ...] = ()
     """Machines outside the cluster."""
     node_network: IPv4Network | None = None
-    """The network the nodes' InternalIPs are on (inferred as the smallest covering /24 or wider)."""
+    """The network the nodes' InternalIPs are on (inferred from them: the smallest covering /24
+    or wider; clients do not count)."""
     warnings: tuple[str, ...] = ()
     """What a real cluster may contain but that has consequences (one line each)."""
 

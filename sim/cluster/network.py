@@ -3,9 +3,16 @@
 A node is a netns with `lo`, `eth0` on the node network, a default route to
 the node network's router, and whatever its CNI adds (`sim.cni`: for host-gw
 the bridge `cni0` with its pods' veths, and routes to other nodes' pods). A pod
-is a netns with `lo` and the `eth0` its CNI gives it. An external client is a
-netns with `eth0` on the node network. This is the kernel's `Network` for one
-cluster: the walker asks it for namespaces and neighbours.
+is a netns with `lo` and the `eth0` its CNI gives it. An external client on
+the node network is a netns with `eth0` there; one elsewhere (the Internet, an
+office) sits behind the node network's router, a netns of its own whose link
+to each such client stands for everything between them. This is the kernel's
+`Network` for one cluster: the walker asks it for namespaces and neighbours.
+
+A dump holds neither the node network's prefix nor its router: kubehop infers
+the prefix from the nodes' InternalIPs alone (never from clients, which may be
+anywhere) and assumes the router at the network's first free address, and the
+routes it puts there say so on the hops that use them.
 
 Netns are built on demand and cached, so a cluster of 150,000 pods costs only
 the few namespaces a trace passes through.
@@ -13,6 +20,7 @@ the few namespaces a trace passes through.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,7 +33,17 @@ from sim.cni.base import pod_ns_name, stable_mac
 from sim.kernel.devices import IfKind, Interface, Listener, Netns, NetnsKind
 from sim.kernel.route import Route, RouteTable
 
-__all__ = ["ClusterNetwork", "client_ns_name", "network_of", "node_ns_name", "pod_ns_name"]
+__all__ = [
+    "ROUTER_NS",
+    "ClusterNetwork",
+    "client_ns_name",
+    "network_of",
+    "node_ns_name",
+    "pod_ns_name",
+]
+
+ROUTER_NS = "router"
+"""The netns of the node network's router."""
 
 _LOOPBACK_ADDR = IPv4Interface("127.0.0.1/8")
 
@@ -46,7 +64,14 @@ class ClusterNetwork:
 
     cluster: Cluster
     """The cluster this network belongs to."""
+    extra_clients: tuple[ExternalClient, ...] = ()
+    """Clients the file does not list (an address a user traced from)."""
     _cache: dict[str, Netns] = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def clients(self) -> tuple[ExternalClient, ...]:
+        """Every external client: the file's, then the ones traced from."""
+        return self.cluster.clients + self.extra_clients
 
     @cached_property
     def cni(self) -> CNI:
@@ -67,7 +92,7 @@ class ClusterNetwork:
 
     @cached_property
     def _client_by_ip(self) -> dict[IPv4Address, ExternalClient]:
-        return {c.ip: c for c in self.cluster.clients}
+        return {c.ip: c for c in self.clients}
 
     @cached_property
     def _pod_by_ns(self) -> dict[str, Pod]:
@@ -75,14 +100,16 @@ class ClusterNetwork:
 
     @cached_property
     def _client_by_ns(self) -> dict[str, ExternalClient]:
-        return {client_ns_name(c): c for c in self.cluster.clients}
+        return {client_ns_name(c): c for c in self.clients}
 
     @cached_property
     def node_network(self) -> IPv4Network:
-        """The node network: the cluster's, or the smallest /24-or-wider covering every node."""
+        """The node network: the smallest /24-or-wider network covering every node's address."""
         if self.cluster.node_network is not None:
             return self.cluster.node_network
-        addrs = [n.internal_ip for n in self.cluster.nodes] + [c.ip for c in self.cluster.clients]
+        addrs = [n.internal_ip for n in self.cluster.nodes]
+        if not addrs:
+            return IPv4Network("0.0.0.0/32")
         prefix = 24
         while prefix > 0:
             net = IPv4Network(f"{addrs[0]}/{prefix}", strict=False)
@@ -90,6 +117,38 @@ class ClusterNetwork:
                 return net
             prefix -= 1
         return IPv4Network("0.0.0.0/0")
+
+    @cached_property
+    def gateway(self) -> tuple[IPv4Address, str]:
+        """The node network's router: its address and why kubehop put it there.
+
+        The network's first address unless a node or client has it, then its
+        last usable one, then the first free: never a machine's address.
+        """
+        net = self.node_network
+        taken = {n.internal_ip for n in self.cluster.nodes} | {c.ip for c in self.clients}
+        first, last = net.network_address + 1, net.broadcast_address - 1
+        owner = next((n.name for n in self.cluster.nodes if n.internal_ip == first), None)
+        if first not in taken:
+            why = "the network's first address"
+        elif last not in taken:
+            why = f"its last usable address ({first} is {owner or 'a client'}'s)"
+            first = last
+        else:
+            first = next((a for a in net.hosts() if a not in taken), net.network_address + 1)
+            why = "the first address no machine has"
+        return first, (
+            f"kubehop assumes the node network {net} (from the nodes' InternalIPs) has its"
+            f" router at {first}, {why}: a dump names no gateway"
+        )
+
+    def on_node_network(self, client: ExternalClient) -> bool:
+        """Whether `client` is on the node network (else it is behind the router)."""
+        return client.ip in self.node_network
+
+    @cached_property
+    def _beyond_router(self) -> tuple[ExternalClient, ...]:
+        return tuple(c for c in self.clients if not self.on_node_network(c))
 
     def bridge_member(self, node: str, addr: IPv4Address) -> tuple[str, str] | None:
         """Who answers ARP for `addr` behind `node`'s pod-facing devices: (netns, interface)."""
@@ -105,8 +164,10 @@ class ClusterNetwork:
         if node is not None:
             return node_ns_name(node.name), "eth0"
         client = self._client_by_ip.get(addr)
-        if client is not None:
+        if client is not None and self.on_node_network(client):
             return client_ns_name(client), "eth0"
+        if addr == self.gateway[0]:
+            return ROUTER_NS, "eth0"
         return None
 
     def wire_note(self, pkt: Packet) -> str | None:
@@ -120,6 +181,8 @@ class ClusterNetwork:
         return self.cni.wire_note(pkt) if pod_traffic else None
 
     def _build(self, name: str) -> Netns:
+        if name == ROUTER_NS:
+            return self._router_netns()
         pod = self._pod_by_ns.get(name)
         if pod is not None:
             return self._pod_netns(pod)
@@ -137,14 +200,14 @@ class ClusterNetwork:
     def _node_routes(self, node: Node) -> RouteTable:
         """The node's main table: default route, the node network, then the CNI's routes."""
         net = self.node_network
-        routes = [Route(net, "eth0", src=node.internal_ip, proto="kernel", scope="link")]
-        # Real nodes have a default route to the node network's router; kubehop
-        # does not simulate the router, but the route matters: without it a node's
-        # own process could not even connect() to a ClusterIP before OUTPUT's DNAT.
-        router = net.network_address + 1
-        taken = {n.internal_ip for n in self.cluster.nodes} | {c.ip for c in self.cluster.clients}
-        if router not in taken:
-            routes.insert(0, Route(IPv4Network("0.0.0.0/0"), "eth0", via=router))
+        # Real nodes have a default route to the node network's router; without
+        # it a node's own process could not even connect() to a ClusterIP
+        # before OUTPUT's DNAT, nor answer a client beyond the router.
+        router, assumed = self.gateway
+        routes = (
+            Route(_DEFAULT, "eth0", via=router, assumed=assumed),
+            Route(net, "eth0", src=node.internal_ip, proto="kernel", scope="link"),
+        )
         return RouteTable((*routes, *self.cni.node_routes(node)))
 
     def _node_netns(self, node: Node) -> Netns:
@@ -196,6 +259,8 @@ class ClusterNetwork:
     def _client_netns(self, client: ExternalClient) -> Netns:
         ns = client_ns_name(client)
         net = self.node_network
+        if not self.on_node_network(client):
+            return self._client_beyond_router(client)
         eth0 = Interface(
             "eth0",
             ns,
@@ -212,18 +277,96 @@ class ClusterNetwork:
             label=client.name,
         )
 
+    def _client_beyond_router(self, client: ExternalClient) -> Netns:
+        """A client off the node network: one link to the router stands for the way there."""
+        ns = client_ns_name(client)
+        router, assumed = self.gateway
+        eth0 = Interface(
+            "eth0",
+            ns,
+            IfKind.VETH,
+            stable_mac(client.name, "client-eth0"),
+            (IPv4Interface(f"{client.ip}/32"),),
+            peer=(ROUTER_NS, _router_port(client)),
+        )
+        default = Route(
+            _DEFAULT,
+            "eth0",
+            via=router,
+            onlink=True,
+            assumed=f"{client.name} is not on the node network {self.node_network}, so it"
+            f" reaches the nodes through their router; {assumed}",
+        )
+        return Netns(
+            name=ns,
+            kind=NetnsKind.CLIENT,
+            node=None,
+            interfaces=(self._lo(ns), eth0),
+            routes=RouteTable((default,)),
+            label=client.name,
+        )
 
-_NETWORKS: OrderedDict[int, ClusterNetwork] = OrderedDict()
+    def _router_netns(self) -> Netns:
+        """The node network's router: `eth0` on it, one link per client beyond it."""
+        router, _ = self.gateway
+        net = self.node_network
+        eth0 = Interface(
+            "eth0",
+            ROUTER_NS,
+            IfKind.ETHERNET,
+            stable_mac(ROUTER_NS, "eth0"),
+            (IPv4Interface(f"{router}/{net.prefixlen}"),),
+        )
+        ports = [
+            Interface(
+                _router_port(c),
+                ROUTER_NS,
+                IfKind.VETH,
+                stable_mac(c.name, "router-port"),
+                (IPv4Interface(f"{router}/32"),),
+                peer=(client_ns_name(c), "eth0"),
+            )
+            for c in self._beyond_router
+        ]
+        routes = [Route(net, "eth0", src=router, proto="kernel", scope="link")]
+        routes += [
+            Route(IPv4Network(f"{c.ip}/32"), _router_port(c), scope="link")
+            for c in self._beyond_router
+        ]
+        return Netns(
+            name=ROUTER_NS,
+            kind=NetnsKind.ROUTER,
+            node=None,
+            interfaces=(self._lo(ROUTER_NS), eth0, *ports),
+            routes=RouteTable(tuple(routes)),
+            forwarding=True,
+            label="the node network's router",
+        )
 
 
-def network_of(cluster: Cluster) -> ClusterNetwork:
-    """The (lazily built) network of `cluster`, shared by every trace of the same cluster object."""
-    found = _NETWORKS.get(id(cluster))
+_DEFAULT = IPv4Network("0.0.0.0/0")
+
+
+def _router_port(client: ExternalClient) -> str:
+    """The router's end of a client's link: `ext` + 8 hex digits (15 characters at most)."""
+    return "ext" + hashlib.sha256(client.name.encode()).hexdigest()[:8]
+
+
+_NETWORKS: OrderedDict[tuple[int, tuple[ExternalClient, ...]], ClusterNetwork] = OrderedDict()
+
+
+def network_of(cluster: Cluster, extra_clients: tuple[ExternalClient, ...] = ()) -> ClusterNetwork:
+    """The (lazily built) network of `cluster`, shared by every trace of the same cluster object.
+
+    `extra_clients` adds clients the file does not list (an address traced from).
+    """
+    key = (id(cluster), extra_clients)
+    found = _NETWORKS.get(key)
     if found is not None and found.cluster is cluster:
-        _NETWORKS.move_to_end(id(cluster))
+        _NETWORKS.move_to_end(key)
         return found
-    network = ClusterNetwork(cluster)
-    _NETWORKS[id(cluster)] = network
+    network = ClusterNetwork(cluster, extra_clients)
+    _NETWORKS[key] = network
     while len(_NETWORKS) > 8:
         _NETWORKS.popitem(last=False)
     return network

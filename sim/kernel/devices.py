@@ -73,6 +73,7 @@ class NetnsKind(StrEnum):
     NODE = "node"
     POD = "pod"
     CLIENT = "client"
+    ROUTER = "router"
 
 
 @dataclass(frozen=True)

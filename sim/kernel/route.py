@@ -23,6 +23,10 @@ class Route:
     """Who installed it: kernel (connected), static, or the CNI."""
     scope: str = "global"
     """link for connected prefixes."""
+    onlink: bool = False
+    """The next hop is reached on `dev` though no address there covers it."""
+    assumed: str | None = None
+    """What kubehop assumed to put this route here (the data had no word of it)."""
 
     def __str__(self) -> str:
         dst = "default" if self.dst.prefixlen == 0 else str(self.dst)
@@ -36,6 +40,8 @@ class Route:
             text += f" scope {self.scope}"
         if self.src is not None:
             text += f" src {self.src}"
+        if self.onlink:
+            text += " onlink"
         return text
 
 

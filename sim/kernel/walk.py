@@ -263,6 +263,8 @@ class Walker:
         asked: str | None = None,
     ) -> None:
         """Record a routing decision, with the `ip route get` line that shows it."""
+        if route.assumed is not None:
+            self.assumptions.append(route.assumed)
         self.emit(
             HopKind.ROUTE,
             ns,
@@ -271,6 +273,7 @@ class Walker:
             sentence,
             interface=route.dev,
             detail=f"ip route get {asked or before.dst}: {route}",
+            note=route.assumed,
         )
 
     def forward(
@@ -346,12 +349,22 @@ class Walker:
         self, ns: Netns, out: Interface, pkt: Packet, nexthop: IPv4Address, *, default: bool = False
     ) -> End:
         neighbour = self.neighbour(ns, out, nexthop)
+        if (
+            neighbour is not None
+            and default
+            and ns.kind is NetnsKind.NODE
+            and neighbour[0].routes.lookup(pkt.dst) is None
+        ):
+            # The router takes the packet, but the simulated network ends
+            # there: it has routes only to the clients kubehop knows of.
+            neighbour = None
         if neighbour is None and default and ns.kind is NetnsKind.NODE:
             return self.unreachable(
                 ns,
                 pkt,
-                f"no route to {pkt.dst} on {ns.label}: {self.interpreter.unclaimed(pkt)}, so only the default"
-                f" route (via {nexthop}, a gateway outside the simulated network) would take it",
+                f"no route to {pkt.dst} on {ns.label}: {self.interpreter.unclaimed(pkt)}, so only"
+                f" the default route would take it, to the router at {nexthop} and out of the"
+                " cluster",
             )
         if neighbour is None:
             return self.unreachable(

@@ -22,8 +22,14 @@ from ipaddress import IPv4Network
 from types import FrameType
 
 from model.cluster import Cluster
-from sim.cluster.network import ClusterNetwork, client_ns_name, node_ns_name, pod_ns_name
-from sim.kernel.devices import IfKind, Netns
+from sim.cluster.network import (
+    ROUTER_NS,
+    ClusterNetwork,
+    client_ns_name,
+    node_ns_name,
+    pod_ns_name,
+)
+from sim.kernel.devices import IfKind, Netns, NetnsKind
 from sim.lab import nfacct
 from sim.lab.failures import LabError, LabInterrupted
 from sim.lab.netns import (
@@ -76,17 +82,21 @@ def fingerprint(cluster: Cluster) -> str:
 
 
 def topology_netns(cluster: Cluster) -> list[str]:
-    """Every simulated netns the lab makes: nodes, pods (not hostNetwork), clients."""
+    """Every simulated netns the lab makes: nodes, pods (not hostNetwork), clients, and the
+    node network's router when a client is beyond it."""
     names = [node_ns_name(n.name) for n in cluster.nodes]
     names += [pod_ns_name(p) for p in cluster.pods if not p.host_network]
     names += [client_ns_name(c) for c in cluster.clients]
+    network = ClusterNetwork(cluster)
+    if any(not network.on_node_network(c) for c in cluster.clients):
+        names.append(ROUTER_NS)
     return names
 
 
 def lab_netns_name(run_id: str, network: ClusterNetwork, topology_name: str) -> str:
     """`kh-<id>-n-node-a`, `kh-<id>-p-default.pod1`, `kh-<id>-c-client`."""
     ns = network.netns(topology_name)
-    kind = {"node": "n", "pod": "p", "client": "c"}[ns.kind.value]
+    kind = {"node": "n", "pod": "p", "client": "c", "router": "r"}[ns.kind.value]
     tail = topology_name.split("/", 1)[-1].replace("/", ".")
     name = f"kh-{run_id}-{kind}-{tail}"
     if len(name) > 200:
@@ -199,6 +209,8 @@ class _Builder:
             for iface in topo.interfaces:
                 if iface.kind is IfKind.VETH and iface.master is not None:
                     self._pod_veth(topo, iface.name)
+                elif iface.kind is IfKind.VETH and topo.kind is NetnsKind.ROUTER:
+                    self._client_link(topo, iface.name)
         for topo in all_ns:
             name = self.ns(topo.name)
             for iface in topo.interfaces:
@@ -268,6 +280,16 @@ class _Builder:
         hairpin = "on" if iface.hairpin else "off"
         ip(here, "link", "set", "dev", host_end, "type", "bridge_slave", "hairpin", hairpin)
 
+    def _client_link(self, router: Netns, port: str) -> None:
+        """The router's link to a client beyond the node network: a veth pair between them."""
+        iface = router.iface(port)
+        assert iface.peer is not None
+        client_ns, client_if = iface.peer
+        client_iface = self.network.netns(client_ns).iface(client_if)
+        ip(self.ns(router.name), "link", "add", port, "address", iface.mac, "type", "veth",
+           "peer", "name", client_if, "address", client_iface.mac,
+           "netns", self.ns(client_ns))  # fmt: skip
+
     def _routes(self, topo: Netns) -> None:
         name = self.ns(topo.name)
         connected = [
@@ -308,7 +330,10 @@ class _Builder:
 
 
 def _dst(net: IPv4Network) -> str:
-    return "default" if net.prefixlen == 0 else str(net)
+    """A destination as `ip route` prints it: `default`, a bare address for a host route."""
+    if net.prefixlen == 0:
+        return "default"
+    return str(net.network_address) if net.prefixlen == 32 else str(net)
 
 
 def compare_with_topology(netns: str, topo: Netns) -> list[str]:

@@ -11,9 +11,9 @@ each optionally followed by `/udp` or `/tcp`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from ipaddress import AddressValueError, IPv4Address, IPv6Address
+from ipaddress import AddressValueError, IPv4Address, IPv4Network, IPv6Address
 
 from model.cluster import Cluster, ExternalClient, Pod
 from model.errors import RequestError
@@ -78,6 +78,8 @@ class Source:
     """The pod's namespace, for the DNS search path; None outside the cluster's pods."""
     node: str | None = None
     """The node it runs on."""
+    unlisted: ExternalClient | None = None
+    """A client the file does not list, made up for an address outside the cluster."""
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,16 @@ def parse_source(cluster: Cluster, text: str, container: str | None = None) -> S
         client = next((c for c in cluster.clients if c.ip == addr), None)
         if client is not None:
             return _client_source(client, container)
-        raise RequestError(f"source {name}: no pod, node or external client has this address")
+        inside = _inside_cluster(cluster, addr)
+        if inside is not None:
+            raise RequestError(
+                f"source {name}: no pod, node or external client has this address ({inside})"
+            )
+        # Any other address is a machine outside the cluster: the file need not
+        # list every client that can reach a NodePort.
+        unlisted = ExternalClient(name=str(addr), ip=addr)
+        source = _client_source(unlisted, container)
+        return replace(source, unlisted=unlisted)
     namespace, _, pod_name = name.rpartition("/")
     pod = cluster.pod(namespace or "default", pod_name)
     if pod is not None:
@@ -210,6 +221,34 @@ def parse_source(cluster: Cluster, text: str, container: str | None = None) -> S
         f"source {_shown(name)}: no such pod, node or external client "
         f"(try: {', '.join(known)}{more})"
     )
+
+
+_SPECIAL = (
+    (IPv4Network("0.0.0.0/8"), "this-network addresses are never a source"),
+    (IPv4Network("127.0.0.0/8"), "a loopback address is no machine's on a network"),
+    (IPv4Network("224.0.0.0/4"), "a multicast address is never a source"),
+    (IPv4Network("240.0.0.0/4"), "a reserved address is never a source"),
+)
+
+
+def _inside_cluster(cluster: Cluster, addr: IPv4Address) -> str | None:
+    """Why `addr` cannot be a client outside the cluster, or None when it can."""
+    for net, why in _SPECIAL:
+        if addr in net:
+            return why
+    for node in cluster.nodes:
+        if node.pod_cidr is not None and addr in node.pod_cidr:
+            return f"it is in {node.name}'s podCIDR {node.pod_cidr}"
+    cidr = cluster.kube_proxy.cluster_cidr
+    if cidr is not None and addr in cidr:
+        return f"it is in the cluster's pod network {cidr}"
+    for service in cluster.services:
+        if addr == service.cluster_ip or addr in (
+            *service.external_ips,
+            *service.load_balancer_ips,
+        ):
+            return f"it is an address of Service {service.key}"
+    return None
 
 
 def _client_source(client: ExternalClient, container: str | None) -> Source:

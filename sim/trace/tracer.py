@@ -24,7 +24,7 @@ from model.netfilter import (
 from model.packet import Packet, Proto
 from model.trace import Hop, HopKind, Trace, Verdict
 from sim.cluster.dns import Resolution, resolve
-from sim.cluster.network import network_of
+from sim.cluster.network import ClusterNetwork, network_of
 from sim.kernel.devices import Netns
 from sim.kernel.netfilter import NetfilterState
 from sim.kernel.rules import NodeRules
@@ -128,7 +128,7 @@ def trace_shared(
     src = parse_source(cluster, source, container)
     dest = parse_destination(destination)
     pinned = _parse_pick(pick) if pick is not None else None
-    network = network_of(cluster)
+    network = network_of(cluster, (src.unlisted,) if src.unlisted is not None else ())
     walker = Walker(
         network=network,
         rules_of=functools.partial(rules_for, cluster, overrides=node_rules),
@@ -159,8 +159,11 @@ def trace_shared(
         f"{src.label} opens a {dest.proto.value.upper()} connection to {dst_ip}:{dest.port} "
         f"from {first.src}:{first.sport} (an ephemeral port)",
         detail=f"connect({dst_ip}:{dest.port}) from {first.src}:{first.sport}",
+        note=_unlisted_note(network, src),
         dt=0,
     )
+    if src.unlisted is not None:
+        walker.assumptions.append(_unlisted_note(network, src) or "")
     if pinned is not None:
         _check_pick(cluster, node_rules, ns, pinned, first)
     end = walker.local_out(ns, first)
@@ -209,6 +212,21 @@ def trace_shared(
         rule=walker.verdict_rule if verdict in (Verdict.DROPPED, Verdict.REJECTED) else None,
     )
     return result, SharedState(dict(walker.state))
+
+
+def _unlisted_note(network: ClusterNetwork, src: Source) -> str | None:
+    """What kubehop made up for a source address the cluster file does not list."""
+    if src.unlisted is None:
+        return None
+    where = (
+        f"on the node network {network.node_network}, a neighbour of the nodes"
+        if network.on_node_network(src.unlisted)
+        else "beyond the node network, so it reaches the nodes through their router"
+    )
+    return (
+        f"{src.ip} is no pod's, node's or listed client's address: kubehop takes it for a"
+        f" machine outside the cluster, {where}"
+    )
 
 
 def _relevant_warnings(cluster: Cluster, walker: Walker) -> tuple[str, ...]:

@@ -241,3 +241,36 @@ def zoo() -> Iterator[Verifier]:
 def test_zoo_cases_agree_with_the_kernel(case: Case, zoo: Verifier) -> None:
     check = zoo.check(case)
     assert check.agree, _show(check)
+
+
+def _demo_with_client_at(address: str) -> Cluster:
+    text = paths.DEMO.read_text().replace("ip: 10.0.0.100", f"ip: {address}")
+    return with_derived_slices(parse_cluster(text, "demo.yaml"), "demo.yaml")
+
+
+@pytest.fixture(scope="module")
+def beyond_router() -> Iterator[Verifier]:
+    require_lab()
+    lab = build(_demo_with_client_at("203.0.113.5"), "demo.yaml", persistent=False)
+    try:
+        verifier = Verifier(lab)
+        with Listeners(verifier.listen_specs()):
+            yield verifier
+    finally:
+        teardown(lab.state)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        c
+        for c in standard_cases(_demo_with_client_at("203.0.113.5"))
+        if c.request.source == "client"
+    ],
+    ids=lambda c: c.name,
+)
+def test_a_client_beyond_the_router_agrees_with_the_kernel(
+    case: Case, beyond_router: Verifier
+) -> None:
+    check = beyond_router.check(case)
+    assert check.agree, _show(check)

@@ -403,8 +403,8 @@ VERDICTS = [
         {},
         Verdict.UNREACHABLE,
         "no route to 10.250.0.7 on k8s-worker-1: no pod, node or Service kubehop knows has that"
-        " address, so only the default route (via 10.0.0.1, a gateway outside the simulated"
-        " network) would take it",
+        " address, so only the default route would take it, to the router at 10.0.0.1 and out of"
+        " the cluster",
         None,
     ),
     (

@@ -142,8 +142,10 @@ def _cluster(inputs: list[tuple[str, str]], report: Report, progress: Progress |
     proxy = infer_cluster_cidr(report, proxy, nodes, pods)
     check_cni(report, cni_config, nodes)
 
+    # From the nodes alone: a client may be anywhere, and one on the Internet
+    # would stretch the network over half the address space.
     node_network = None
-    addresses = [int(n.internal_ip) for _, n in nodes] + [int(c.ip) for _, c in clients]
+    addresses = [int(n.internal_ip) for _, n in nodes]
     if addresses:
         node_network = covering(min(addresses), max(addresses), floor=24)
     return Cluster(
