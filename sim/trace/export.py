@@ -4,6 +4,8 @@ commands that confirm it on the live cluster.
 
 from __future__ import annotations
 
+import shlex
+
 from model.packet import Proto
 from model.trace import Direction, Hop, HopKind, Trace
 from sim.trace.report import hop_title, packet_line
@@ -96,27 +98,29 @@ def reproduce_commands(trace: Trace) -> str:
     interface. Interface names are kubehop's: on a node, `ip route get POD_IP`
     names the real veth.
     """
+    # These lines are pasted into a root shell, and the names in them come from
+    # a cluster file (a CNIConfig's bridge `x;reboot;` is a valid interface
+    # name): every value is quoted as the shell needs, and comments stay on one line.
     first = trace.hops[0].before
     proto = first.proto.value
     lines = [
-        f"# Confirm `kubehop trace {trace.source} {trace.destination} --seed {trace.seed}` on the cluster."
+        _comment(
+            f"Confirm `{_command('kubehop', 'trace', trace.source, trace.destination)}"
+            f" --seed {trace.seed}` on the cluster."
+        )
     ]
     source_hop = trace.hops[0]
     if source_hop.where.netns.startswith("pod/"):
         ns, _, pod = source_hop.where.netns.removeprefix("pod/").partition("/")
-        verb = (
-            f"nc -vz -w 2 {first.dst} {first.dport}"
-            if first.proto is Proto.TCP
-            else f"nc -vzu -w 2 {first.dst} {first.dport}"
-        )
+        nc = ["nc", "-vz" if first.proto is Proto.TCP else "-vzu", "-w", "2"]
         lines += [
             "",
             "# 1. send the request (from your machine):",
-            f"kubectl exec -n {ns} {pod} -- {verb}",
+            _command("kubectl", "exec", "-n", ns, pod, "--", *nc, first.dst, first.dport),
         ]
     # Per node, the interfaces the request crossed and the packet as it was there.
     nodes: dict[str, dict[str, tuple[str, int]]] = {}
-    arriving: dict[str, str] = {}
+    arriving: dict[str, tuple[object, ...]] = {}
     output_hook: set[str] = set()
     for hop in trace.hops:
         node = hop.where.node
@@ -125,30 +129,48 @@ def reproduce_commands(trace: Trace) -> str:
         seen = nodes.setdefault(node, {})
         # TRACE must match the packet as it reaches this node (after any DNAT before it).
         pkt = hop.before
-        arriving.setdefault(node, f"-p {proto} -s {pkt.src} -d {pkt.dst} --dport {pkt.dport}")
+        arriving.setdefault(node, ("-p", proto, "-s", pkt.src, "-d", pkt.dst, "--dport", pkt.dport))
         if hop.where.interface and hop.where.interface not in seen:
             seen[hop.where.interface] = (str(hop.after.dst), hop.after.dport)
         if hop.where.hook is not None and hop.where.hook.value == "OUTPUT":
             output_hook.add(node)
     for node, interfaces in nodes.items():
         chains = ["PREROUTING"] + (["OUTPUT"] if node in output_hook else [])
-        lines += ["", f"# 2. on {node} (ssh {node}, as root), before sending:"]
+        ssh = _command("ssh", node)
+        lines += ["", _comment(f"2. on {node} ({ssh}, as root), before sending:")]
         for chain in chains:
-            lines.append(f"iptables -t raw -I {chain} {arriving[node]} -j TRACE")
+            lines.append(
+                _command("iptables", "-t", "raw", "-I", chain, *arriving[node], "-j", "TRACE")
+            )
         lines.append(
             "xtables-monitor --trace   # iptables-nft; with iptables-legacy: dmesg -w | grep TRACE"
         )
         lines.append(
-            f"conntrack -L -p {proto} -d {first.dst} --dport {first.dport}   # the NAT mapping"
+            _command("conntrack", "-L", "-p", proto, "-d", first.dst, "--dport", first.dport)
+            + "   # the NAT mapping"
         )
         for interface, (dst, dport) in interfaces.items():
-            lines.append(f"tcpdump -ni {interface} '{proto} and host {dst} and port {dport}'")
+            lines.append(
+                _command("tcpdump", "-ni", interface, f"{proto} and host {dst} and port {dport}")
+            )
         lines.append("# afterwards, remove the TRACE rules:")
         for chain in chains:
-            lines.append(f"iptables -t raw -D {chain} {arriving[node]} -j TRACE")
+            lines.append(
+                _command("iptables", "-t", "raw", "-D", chain, *arriving[node], "-j", "TRACE")
+            )
     lines += [
         "",
-        f"# kubehop expects: {trace.verdict.value.upper()}: {trace.reason}",
+        _comment(f"kubehop expects: {trace.verdict.value.upper()}: {trace.reason}"),
         "# (interface names are kubehop's; on a node `ip route get <pod IP>` names the real veth)",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _command(*argv: object) -> str:
+    """One shell command line, each argument quoted where the shell would split or act on it."""
+    return shlex.join(str(arg) for arg in argv)
+
+
+def _comment(text: str) -> str:
+    """A shell comment that stays one line, whatever names `text` holds."""
+    return "# " + " ".join(text.splitlines())

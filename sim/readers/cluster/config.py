@@ -13,7 +13,7 @@ from model.cluster import CNIConfig, CNIPlugin, KubeProxyConfig, ProxyMode
 from sim.readers.cluster.documents import Key
 from sim.readers.cluster.fields import FieldChecker
 from sim.readers.cluster.messages import At
-from sim.readers.cluster.names import IFNAME
+from sim.readers.cluster.names import IFNAME_RULE, is_ifname
 from sim.readers.cluster.quoting import quoted
 
 __all__ = ["cni", "kube_proxy"]
@@ -111,12 +111,9 @@ def cni(check: FieldChecker, found: list[tuple[At, dict[str, Any]]]) -> CNIConfi
             f"CNI plugin {quoted(plugin)} is not simulated yet (kubehop simulates host-gw)",
         )
     bridge = check.string(at, spec.get("bridge", "cni0"), (*base, "bridge"))
-    if not IFNAME.fullmatch(bridge):
-        check.fail(
-            at,
-            (*base, "bridge"),
-            f"{quoted(bridge)} is not an interface name (1-15 characters, no '/', ':' or spaces)",
-        )
+    if not is_ifname(bridge):
+        # The name goes into commands for a root shell (`--reproduce`) and onto the screen.
+        check.fail(at, (*base, "bridge"), f"{quoted(bridge)} {IFNAME_RULE}")
     mtu = spec.get("mtu", 1500)
     return CNIConfig(
         plugin=CNIPlugin.HOST_GW,

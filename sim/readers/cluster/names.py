@@ -25,8 +25,18 @@ LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 """A label's value (empty allowed)."""
 
-IFNAME = re.compile(r"[^/\s:]{1,15}")
-"""A Linux interface name, as the kernel accepts it."""
+IFNAME = re.compile(r"[^/:\s\x00-\x1f\x7f-\x9f]{1,15}")
+"""A Linux interface name's characters: no '/', ':', whitespace or control characters.
+
+The kernel (dev_valid_name) refuses '/', ':' and whitespace; control characters
+it would take, but no tool prints them safely. Use `is_ifname`, which also counts bytes.
+"""
+
+IFNAME_RULE = (
+    "must be an interface name Linux accepts: 1-15 bytes, not '.' or '..',"
+    " no '/', ':', whitespace or control characters"
+)
+"""What a name failing `is_ifname` is told."""
 
 SUBDOMAIN_RULE = (
     "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.',"
@@ -51,3 +61,13 @@ PORT_NAME_RULE = (
     " with at least one letter, no '--', starting and ending with a letter or digit"
 )
 """What a port name failing `IANA_SVC_NAME` is told."""
+
+
+def is_ifname(name: str) -> bool:
+    """Whether Linux would name a network interface `name`."""
+    # IFNAMSIZ is 16 bytes with the terminating NUL, so 15 bytes of UTF-8, not 15 characters.
+    return (
+        IFNAME.fullmatch(name) is not None
+        and len(name.encode("utf-8", "surrogatepass")) <= 15
+        and name not in (".", "..")
+    )
