@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from model.errors import KubehopError
-from tui.cli.output import write_output
+from tui.cli.output import write_json, write_output
 from tui.cli.status import EXIT_OK
 
 
@@ -22,5 +21,5 @@ def run_gen(args: argparse.Namespace) -> int:
     if args.output:
         write_output(Path(args.output), text)
     else:
-        sys.stdout.write(text)
+        write_json(text)
     return EXIT_OK

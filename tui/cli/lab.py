@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from model.errors import KubehopError
+from model.errors import KubehopError, escaped
 from sim.lab.failures import LabInterrupted
+from tui.cli.output import write_text
 from tui.cli.status import EXIT_BAD_INPUT, EXIT_DISAGREE, EXIT_INTERRUPTED, EXIT_OK
 
 
@@ -53,16 +54,22 @@ def _up(path: str | None) -> int:
     with signals_raise():
         lab = build(cluster, path or DEMO_SOURCE, persistent=True)
     state = lab.state
-    print(
-        f"lab {state.run_id} is up: {len(state.all_netns)} network namespaces "
-        f"(kh-{state.run_id}-…) for {len(cluster.nodes)} nodes, "
-        f"{len(state.netns) - len(cluster.nodes) - len(cluster.clients)} pods and "
-        f"{len(cluster.clients)} clients, every node's rules loaded"
+    pods = len(state.netns) - len(cluster.nodes) - len(cluster.clients)
+    write_text(
+        f"lab {state.run_id} is up: {_counted(len(state.all_netns), 'network namespace')} "
+        f"(kh-{state.run_id}-…) for {_counted(len(cluster.nodes), 'node')}, "
+        f"{_counted(pods, 'pod')} and {_counted(len(cluster.clients), 'client')},"
+        " every node's rules loaded\n"
     )
     for note in state.notes:
-        print(f"note: {note}")
-    print("next: `kubehop lab verify`, then `kubehop lab down`")
+        write_text(f"note: {note}\n")
+    write_text("next: `kubehop lab verify`, then `kubehop lab down`\n")
     return EXIT_OK
+
+
+def _counted(count: int, noun: str) -> str:
+    """`1 node`, `3 nodes`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _verify(path: str | None, randoms: int, seed: int) -> int:
@@ -87,7 +94,7 @@ def _verify(path: str | None, randoms: int, seed: int) -> int:
             lab, own = build(cluster, path or DEMO_SOURCE, persistent=False), True
         try:
             for note in lab.state.notes:
-                print(f"note: {note}", file=sys.stderr)
+                print(f"note: {escaped(note)}", file=sys.stderr)
             verifier = Verifier(lab)
             todo = standard_cases(cluster) + random_cases(cluster, randoms, seed)
             checks = verifier.rules()
@@ -102,14 +109,15 @@ def _verify(path: str | None, randoms: int, seed: int) -> int:
         finally:
             if own:
                 teardown(lab.state)
-    sys.stdout.write(table(checks))
+    write_text(table(checks))
     return EXIT_OK if all(c.agree for c in checks) else EXIT_DISAGREE
 
 
 def _progress(text: str) -> None:
     """Overwrite the terminal's last line with which check runs now (nothing when piped)."""
     if sys.stderr.isatty():
-        sys.stderr.write(f"\r\033[K{text[:100]}")
+        # The one escape sequence here is ours (clear the line); the case names are escaped.
+        sys.stderr.write(f"\r\033[K{escaped(text[:100])}")
         sys.stderr.flush()
 
 
@@ -135,9 +143,11 @@ def _down() -> int:
         delete_netns(name)
     runs = sorted(set(removed) | {run_id_of(n) or "" for n in orphans})
     if runs:
-        print(f"removed lab run{'s' if len(runs) > 1 else ''} {', '.join(runs)}")
+        write_text(f"removed lab run{'s' if len(runs) > 1 else ''} {', '.join(runs)}\n")
     else:
-        print("no lab was up")
+        write_text("no lab was up\n")
     if busy:
-        print(f"left alone: run {', '.join(sorted(busy))} belongs to a process still running")
+        write_text(
+            f"left alone: run {', '.join(sorted(busy))} belongs to a process still running\n"
+        )
     return EXIT_OK

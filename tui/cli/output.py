@@ -1,13 +1,40 @@
-"""What the commands write besides stdout: whole files, and a progress bar on stderr."""
+"""What the commands write: stdout a terminal cannot be steered by, whole files, a progress bar."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from model.errors import KubehopError
+from model.errors import KubehopError, escaped
+
+
+def write_text(text: str) -> None:
+    """Write `text` to stdout with every control character but newline and tab escaped.
+
+    Every command's text goes through here: names, comments and module names
+    come from cluster files and node dumps anyone can write, and a raw ESC or
+    CR in them would act on the user's terminal.
+    """
+    sys.stdout.write(escaped(text, keep="\n\t"))
+
+
+def write_json(text: str) -> None:
+    """Write JSON to stdout with the characters `json.dumps` leaves raw (DEL, C1) as `\\u` escapes."""
+    # json.dumps(ensure_ascii=False) escapes only U+0000-U+001F; the rest can only
+    # be inside strings, where `\u009b` reads back as the same character.
+    sys.stdout.write(
+        "\n".join(
+            line if line.isprintable() else "".join(_json_char(c) for c in line)
+            for line in text.split("\n")
+        )
+    )
+
+
+def _json_char(c: str) -> str:
+    return c if c.isprintable() else json.dumps(c)[1:-1]
 
 
 def write_output(path: Path, text: str) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from model.errors import KubehopError
 from tui.cli.clusters import load_cluster
+from tui.cli.output import write_text
 from tui.cli.status import EXIT_NOT_DELIVERED, EXIT_OK
 
 
@@ -20,12 +20,12 @@ def run_rules(args: argparse.Namespace) -> int:
     node = args.node or cluster.nodes[0].name
     rendered = node_rules(cluster, node)
     if args.diff is None:
-        sys.stdout.write(rendered.text)
+        write_text(rendered.text)
         return EXIT_OK
     from sim.proxy.iptables.diff import diff_rules, diff_text
     from sim.readers.node_dump import load_node_rules
 
     real = load_node_rules(cluster, [f"{node}={args.diff}"])[node]
     diff = diff_rules(rendered, real)
-    sys.stdout.write(diff_text(diff))
+    write_text(diff_text(diff))
     return EXIT_OK if diff.same else EXIT_NOT_DELIVERED

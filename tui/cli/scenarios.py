@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tui.cli.output import write_text
 from tui.cli.status import EXIT_OK
 
 
@@ -10,5 +11,5 @@ def run_scenarios() -> int:
     from sim.trace.presets import PRESETS
 
     for preset in PRESETS:
-        print(f"{preset.key}  {preset.title:<45} {preset.command}")
+        write_text(f"{preset.key}  {preset.title:<45} {preset.command}\n")
     return EXIT_OK

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from model.errors import KubehopError
 from tui.cli.clusters import load_cluster
+from tui.cli.output import write_json, write_text
 from tui.cli.status import EXIT_NOT_DELIVERED, EXIT_OK
 
 if TYPE_CHECKING:
@@ -47,23 +48,23 @@ def run_trace(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if fmt == "json":
-        sys.stdout.write(trace_json(result))
+        write_json(trace_json(result))
     elif fmt == "markdown":
         from sim.trace.export import trace_markdown
 
-        sys.stdout.write(trace_markdown(result))
+        write_text(trace_markdown(result))
     elif fmt == "dot":
         from sim.trace.export import trace_dot
 
-        sys.stdout.write(trace_dot(result))
+        write_text(trace_dot(result))
     else:
-        sys.stdout.write(_rules_header(real) + trace_text(result))
+        write_text(_rules_header(real) + trace_text(result))
         if real:
-            sys.stdout.write(_compared(cluster, args, result))
+            write_text(_compared(cluster, args, result))
     if args.reproduce:
         from sim.trace.export import reproduce_commands
 
-        sys.stdout.write("\n" + reproduce_commands(result))
+        write_text("\n" + reproduce_commands(result))
     return EXIT_OK if result.verdict is Verdict.DELIVERED else EXIT_NOT_DELIVERED
 
 
@@ -118,9 +119,9 @@ def _trace_all(
         raise KubehopError(f"--all-endpoints prints text or json, not {fmt}")
     result = fork(cluster, _request(args), node_rules=real)
     if fmt == "json":
-        sys.stdout.write(json.dumps(fork_dict(result), indent=2, ensure_ascii=False) + "\n")
+        write_json(json.dumps(fork_dict(result), indent=2, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(_rules_header(real) + fork_text(result))
+        write_text(_rules_header(real) + fork_text(result))
         for number, branch in enumerate(result.branches, start=1):
-            sys.stdout.write(f"\n=== branch {number} ===\n" + trace_text(branch.trace))
+            write_text(f"\n=== branch {number} ===\n" + trace_text(branch.trace))
     return EXIT_OK if all_delivered(result) else EXIT_NOT_DELIVERED
