@@ -16,11 +16,15 @@ from ipaddress import IPv4Address
 
 from model.cluster import Cluster, Endpoint, EndpointSlice, Node, Pod
 from model.errors import KubehopError
+from sim.readers.cluster.names import DNS1123_SUBDOMAIN, SUBDOMAIN_RULE
 
 # Kubernetes' generateName suffix alphabet (k8s.io/apimachinery/pkg/util/rand):
 # no vowels, so a generated name never spells a word, and no 0/1/3 lookalikes.
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _NAME_SUFFIX_LEN = 5
+# The API server's SimpleNameGenerator cuts generateName to 63 - 5 characters
+# before adding the suffix, so a long ReplicaSet name still makes a short pod name.
+_NAME_BASE_MAX = 63 - _NAME_SUFFIX_LEN
 
 
 class EditError(KubehopError):
@@ -99,10 +103,10 @@ def scale(
     target = len(pods) + delta if delta is not None else replicas
     assert target is not None
     if target < 0:
-        raise EditError(f"{owner} has {len(pods)} replicas; cannot scale to {target}")
+        raise EditError(f"{owner} has {_replicas(len(pods))}; cannot scale to {target}")
     rs_name = pods[0].owner.name if pods[0].owner else owner
     if target == len(pods):
-        return EditResult(cluster, f"ReplicaSet {rs_name} already has {target} replicas")
+        return EditResult(cluster, f"ReplicaSet {rs_name} already has {_replicas(target)}")
     if target < len(pods):
         doomed = _scale_down_order(cluster, pods)[: len(pods) - target]
         gone = {p.key for p in doomed}
@@ -157,9 +161,10 @@ def next_free_ip(cluster: Cluster, node: Node) -> IPv4Address:
 
 def generate_name(prefix: str, taken: set[str], rng: random.Random) -> str:
     """`<prefix>-<5 characters>` as generateName makes it, not in `taken`."""
+    base = f"{prefix}-"[:_NAME_BASE_MAX]
     while True:
         suffix = "".join(rng.choice(_NAME_ALPHABET) for _ in range(_NAME_SUFFIX_LEN))
-        name = f"{prefix}-{suffix}"
+        name = base + suffix
         if name not in taken:
             return name
 
@@ -184,10 +189,22 @@ def _node(cluster: Cluster, name: str) -> Node:
 
 def _new_pod(cluster: Cluster, *, template: Pod, node: Node, rng: random.Random) -> Pod:
     assert template.owner is not None
+    owner = template.owner.name
+    # The loader checks pods' names, not their ownerReferences': a real ReplicaSet
+    # always has a valid name, so one that is not cannot have made these pods.
+    if not DNS1123_SUBDOMAIN.fullmatch(owner) or len(owner) > 253:
+        raise EditError(
+            f"ReplicaSet {owner!r} (owner of pod {template.key}) cannot name new pods:"
+            f" its name {SUBDOMAIN_RULE}"
+        )
     taken = {p.name for p in cluster.pods if p.namespace == template.namespace}
-    name = generate_name(template.owner.name, taken, rng)
+    name = generate_name(owner, taken, rng)
     ip = node.internal_ip if template.host_network else next_free_ip(cluster, node)
     return template.model_copy(update={"name": name, "ip": ip, "node": node.name, "ready": True})
+
+
+def _replicas(count: int) -> str:
+    return f"{count} replica" if count == 1 else f"{count} replicas"
 
 
 def _least_loaded_node(cluster: Cluster, namespace: str, owner: str) -> Node:
