@@ -19,6 +19,7 @@ from tui.hopstyle import Effect, badge
 from tui.screens.diff import DiffLog, RulesDiffScreen
 from tui.screens.help import HelpScreen
 from tui.screens.pick import PickScreen
+from tui.screens.rules_pane import RulesPane
 from tui.screens.spread import SpreadChart, SpreadScreen
 from tui.screens.trace import TraceScreen
 from tui.session import Request, Session, Spread
@@ -511,11 +512,11 @@ async def test_switch_node_pins_the_rules_and_comes_back_to_following() -> None:
         rules = screen.query_one(RulesView)
         assert rules.node == "node-a"
         await pilot.press("o")
-        assert rules.node == "node-b" and screen.pinned_node == "node-b"
+        assert rules.node == "node-b" and screen.query_one(RulesPane).pinned_node == "node-b"
         await pilot.press("o")
         assert rules.node == "node-c"
         await pilot.press("o")
-        assert screen.pinned_node is None and rules.node == "node-a"
+        assert screen.query_one(RulesPane).pinned_node is None and rules.node == "node-a"
 
 
 async def test_filter_narrows_the_rules_and_escape_clears_it() -> None:
@@ -766,7 +767,7 @@ async def test_on_a_big_cluster_tracing_and_rules_run_in_workers(
         await app.workers.wait_for_complete()
         await pilot.pause()
         rules = screen.query_one(RulesView)
-        assert rules.node == screen.pinned_node == "node-b"
+        assert rules.node == screen.query_one(RulesPane).pinned_node == "node-b"
         assert not rules.placeholder and rules.index.rule_count > 0
 
 

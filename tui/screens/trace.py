@@ -10,14 +10,15 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Container, Vertical, VerticalScroll
+from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Header, Input, Tab, Tabs
+from textual.widgets import Header, Tab, Tabs
 from textual.worker import Worker
 
 from model.errors import KubehopError
 from model.trace import Direction, Hop, Trace
 from tui.hopstyle import literal
+from tui.screens.rules_pane import RulesPane
 from tui.session import Edit, Request, Session, Stepper, conntrack_view, presets
 from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
@@ -25,7 +26,6 @@ from tui.widgets.inspector import PacketInspector
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.packet_log import PacketLog
 from tui.widgets.path_map import PathMap
-from tui.widgets.rules_view import RulesView, cached_index, index_rules
 
 if TYPE_CHECKING:
     from tui.screens.pick import PickResult
@@ -93,8 +93,6 @@ class TraceScreen(Screen[None]):
         """The cursor over the trace's hops."""
         self.furthest = 0
         """The furthest hop reached, the end of the packet log."""
-        self.pinned_node: str | None = None
-        """The node whose rules are shown regardless of the packet, None to follow it."""
         self.pane = PANES[0][0]
         """The pane shown on a narrow terminal."""
         self.speed = 1.0
@@ -115,11 +113,7 @@ class TraceScreen(Screen[None]):
             cluster = ClusterTree(id="cluster", classes="pane")
             cluster.border_title = "Cluster"
             yield cluster
-            with Vertical(id="rules-pane", classes="pane"):
-                yield Input(
-                    placeholder="filter rules: text or chain (Esc clears)", id="rules-filter"
-                )
-                yield RulesView(id="rules")
+            yield RulesPane(self.session, id="rules-pane", classes="pane")
             inspector = PacketInspector(id="inspector", classes="pane")
             inspector.border_title = "Packet"
             yield inspector
@@ -140,7 +134,7 @@ class TraceScreen(Screen[None]):
         if self.request is not None:
             self.load(self.request)
         else:
-            self._refresh_rules(None)
+            self.query_one(RulesPane).show(None, None)
             self._update_title()
 
     def on_resize(self) -> None:
@@ -160,16 +154,20 @@ class TraceScreen(Screen[None]):
         if tabs.active != f"tab-{pane}":
             tabs.active = f"tab-{pane}"
         if pane == "rules-pane":
-            # A hidden pane has no height to scroll in: bring the matched rule
-            # into view once it is laid out.
-            rules = self.query_one(RulesView)
-            rules.call_after_refresh(rules.scroll_to_focus)
+            # A pane just shown had no height to scroll in.
+            self.query_one(RulesPane).scroll_to_match()
 
     @on(Tabs.TabActivated, "#pane-tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
         event.stop()
         if event.tab.id is not None:
             self._show_pane(event.tab.id.removeprefix("tab-"))
+
+    @on(RulesPane.Labelled)
+    def _rules_labelled(self, event: RulesPane.Labelled) -> None:
+        tab = self.query_one("#tab-rules-pane", Tab)
+        if str(tab.label) != event.label:
+            tab.label = Text(event.label)
 
     # -- showing a trace ------------------------------------------------------------------
 
@@ -269,79 +267,7 @@ class TraceScreen(Screen[None]):
         explanation.trace = trace
         explanation.hop = hop
         self.query_one("#explanation-bar").scroll_home(animate=False)
-        self._refresh_rules(hop)
-
-    def _node_of(self, hop: Hop | None) -> str | None:
-        """The node whose rules go with `hop`: its own, else the nearest hop's that has one."""
-        if self.pinned_node is not None:
-            return self.pinned_node
-        trace = self.trace
-        if trace is None or hop is None:
-            nodes = self.session.cluster.nodes
-            return nodes[0].name if nodes else None
-        if hop.where.node is not None:
-            return hop.where.node
-        before = trace.hops[: hop.seq][::-1]
-        after = trace.hops[hop.seq + 1 :]
-        for other in (*before, *after):
-            if other.where.node is not None:
-                return other.where.node
-        return None
-
-    def _refresh_rules(self, hop: Hop | None) -> None:
-        node = self._node_of(hop)
-        rules = self.query_one(RulesView)
-        pane = self.query_one("#rules-pane")
-        if node is None:
-            rules.show(None, "", None)
-            pane.border_title = "Rules"
-            self._label_rules_tab("Rules")
-            return
-        how = "pinned" if self.pinned_node else "following the packet"
-        # A narrow terminal draws no pane borders: the tab names the node.
-        self._label_rules_tab(f"Rules: {literal(node)}{' (pinned)' if self.pinned_node else ''}")
-        if self.session.big and not (
-            self.session.rules_ready(node) and cached_index(self.session.rules_text(node))
-        ):
-            # Hundreds of thousands of lines: rendered off the event loop, so
-            # stepping and the keys stay quick while the pane says what it waits for.
-            rules.show(node, "", None, placeholder=f"Rendering {node}'s kube-proxy rules…")
-            pane.border_title = escape(f"Rules · {node} ({how})")
-            pane.border_subtitle = "rendering…"
-            self._render_rules(node)
-            return
-        try:
-            text = self.session.rules_text(node)
-        except KubehopError as err:
-            self.notify(escape(str(err)), severity="error")
-            return
-        on_node = hop is not None and hop.where.node == node
-        rules.show(node, text, hop if on_node else None)
-        pane.border_title = escape(f"Rules · {node} ({how})")
-        index = rules.index
-        pane.border_subtitle = escape(
-            f"{rules.visible_rows:,}/{len(index.lines):,} lines · {index.rule_count:,} rules"
-        )
-
-    def _label_rules_tab(self, label: str) -> None:
-        tab = self.query_one("#tab-rules-pane", Tab)
-        if str(tab.label) != label:
-            tab.label = Text(label)
-
-    @work(thread=True, exclusive=True, group="rules")
-    def _render_rules(self, node: str) -> None:
-        session = self.session
-        try:
-            index_rules(session.rules_text(node))
-        except KubehopError as err:
-            self.app.call_from_thread(self.notify, escape(str(err)), severity="error")
-            return
-        # Drawn with whatever hop and node are current by then.
-        self.app.call_from_thread(self._rendered, node)
-
-    def _rendered(self, node: str) -> None:
-        if self._node_of(self.hop) == node:
-            self._refresh_rules(self.hop)
+        self.query_one(RulesPane).show(trace, hop)
 
     # -- stepping -------------------------------------------------------------------------
 
@@ -492,41 +418,16 @@ class TraceScreen(Screen[None]):
 
     def action_switch_node(self) -> None:
         """Show the next node's rules; after the last node, follow the packet again."""
-        names = [n.name for n in self.session.cluster.nodes]
-        if not names:
-            return
-        if self.pinned_node is None:
-            current = self._node_of(self.hop)
-            position = names.index(current) if current in names else -1
-            self.pinned_node = names[(position + 1) % len(names)]
-        else:
-            position = names.index(self.pinned_node) if self.pinned_node in names else -1
-            self.pinned_node = names[position + 1] if position + 1 < len(names) else None
-        self._refresh_rules(self.hop)
+        self.query_one(RulesPane).switch_node()
         self._show_pane("rules-pane")
 
     def action_filter(self) -> None:
         """Filter the rules by text or chain."""
         self._show_pane("rules-pane")
-        field = self.query_one("#rules-filter", Input)
-        field.add_class("-open")
-        field.focus()
-
-    @on(Input.Changed, "#rules-filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.query_one(RulesView).filter_text = event.value
-        self._refresh_rules(self.hop)
-
-    @on(Input.Submitted, "#rules-filter")
-    def _filter_submitted(self) -> None:
-        self.query_one(RulesView).focus()
+        self.query_one(RulesPane).open_filter()
 
     def key_escape(self) -> None:
-        field = self.query_one("#rules-filter", Input)
-        if field.has_class("-open"):
-            field.value = ""
-            field.remove_class("-open")
-            self.query_one(RulesView).focus()
+        self.query_one(RulesPane).close_filter()
 
     # -- panes on a narrow terminal -------------------------------------------------------
 
@@ -646,11 +547,11 @@ class TraceScreen(Screen[None]):
                 )
                 self.stale = True
                 self._update_title()
-                self._refresh_rules(self.hop)
+                self.query_one(RulesPane).show(self.trace, self.hop)
                 return
             self.show_trace(self.request, trace, self.index)
         else:
-            self._refresh_rules(self.hop)
+            self.query_one(RulesPane).show(self.trace, self.hop)
 
     def action_spread(self) -> None:
         """Send N requests and chart where they went."""
