@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.markup import escape
@@ -18,8 +17,9 @@ from textual.worker import Worker
 from model.errors import KubehopError
 from model.trace import Direction, Hop, Trace
 from tui.hopstyle import literal
+from tui.screens.cluster_edit import ClusterEditor
 from tui.screens.rules_pane import RulesPane
-from tui.session import Edit, Request, Session, Stepper, conntrack_view, presets
+from tui.session import Request, Session, Stepper, conntrack_view, presets
 from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
 from tui.widgets.inspector import PacketInspector
@@ -30,8 +30,9 @@ from tui.widgets.path_map import PathMap
 if TYPE_CHECKING:
     from tui.screens.pick import PickResult
 
-# The dialogs are imported when first opened: the first screen does not need
-# them, and the diff's RichLog alone pulls in rich.pretty and attrs at start-up.
+# The dialogs are imported when first opened (the rules diff by the cluster
+# editor): the first screen does not need them, and the diff's RichLog alone
+# pulls in rich.pretty and attrs at start-up.
 
 _SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 """Play speeds, as multiples of one hop per second of the virtual clock's pacing."""
@@ -102,6 +103,8 @@ class TraceScreen(Screen[None]):
         """How the real-kernel lab judged the trace on show ("" until checked)."""
         self.stale = False
         """The trace on show is from before an edit after which its request no longer traces."""
+        self.editor = ClusterEditor(self)
+        """Deletes and scales pods (`d`, `+`, `-`)."""
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -130,7 +133,7 @@ class TraceScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(ClusterTree).show(self.session.cluster)
-        self._show_pane(self.pane)
+        self.show_pane(self.pane)
         if self.request is not None:
             self.load(self.request)
         else:
@@ -146,7 +149,8 @@ class TraceScreen(Screen[None]):
         if grid.grid_columns and grid.grid_columns[0].value != cluster:
             grid.grid_columns = f"{cluster} 1fr 56"
 
-    def _show_pane(self, pane: str) -> None:
+    def show_pane(self, pane: str) -> None:
+        """Show `pane` (a PANES id): on a narrow terminal it alone, its tab active."""
         self.pane = pane
         for name, _ in PANES:
             self.query_one(f"#{name}").set_class(name == pane, "-shown")
@@ -161,7 +165,7 @@ class TraceScreen(Screen[None]):
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
         event.stop()
         if event.tab.id is not None:
-            self._show_pane(event.tab.id.removeprefix("tab-"))
+            self.show_pane(event.tab.id.removeprefix("tab-"))
 
     @on(RulesPane.Labelled)
     def _rules_labelled(self, event: RulesPane.Labelled) -> None:
@@ -419,11 +423,11 @@ class TraceScreen(Screen[None]):
     def action_switch_node(self) -> None:
         """Show the next node's rules; after the last node, follow the packet again."""
         self.query_one(RulesPane).switch_node()
-        self._show_pane("rules-pane")
+        self.show_pane("rules-pane")
 
     def action_filter(self) -> None:
         """Filter the rules by text or chain."""
-        self._show_pane("rules-pane")
+        self.show_pane("rules-pane")
         self.query_one(RulesPane).open_filter()
 
     def key_escape(self) -> None:
@@ -435,7 +439,7 @@ class TraceScreen(Screen[None]):
         """Show the next pane (on a narrow terminal the panes are tabs)."""
         names = [name for name, _ in PANES]
         pane = names[(names.index(self.pane) + 1) % len(names)]
-        self._show_pane(pane)
+        self.show_pane(pane)
         focus = self.query_one("#rules" if pane == "rules-pane" else f"#{pane}")
         focus.focus()
 
@@ -443,115 +447,16 @@ class TraceScreen(Screen[None]):
 
     def action_delete_pod(self) -> None:
         """Delete the pod under the cursor in the cluster pane."""
-        pod = self.query_one(ClusterTree).selected_pod
-        if pod is None:
-            self._show_pane("cluster")
-            self.query_one(ClusterTree).focus()
-            self.notify(
-                "Put the cursor on a pod in the cluster pane, then press d.", severity="warning"
-            )
-            return
-        if not self._cluster_in_view(f"{literal(pod.name)} is under the cursor: press d again"):
-            return
-        session, seed = self.session, self.session.generation
-        self._edit(lambda: session.plan_delete(pod, seed=seed))
+        self.editor.delete_pod()
 
     def action_scale(self, delta: int) -> None:
         """Scale the ReplicaSet of the pod under the cursor."""
-        pod = self.query_one(ClusterTree).selected_pod
-        if pod is None:
-            self._show_pane("cluster")
-            self.query_one(ClusterTree).focus()
-            self.notify(
-                "Put the cursor on a pod owned by a ReplicaSet, then press + or −.",
-                severity="warning",
-            )
-            return
-        key = "+" if delta > 0 else "−"
-        if not self._cluster_in_view(f"{literal(pod.name)} is under the cursor: press {key} again"):
-            return
-        session, seed = self.session, self.session.generation
-        self._edit(lambda: session.plan_scale(pod, delta, seed=seed))
+        self.editor.scale(delta)
 
-    def _cluster_in_view(self, prompt: str) -> bool:
-        """Whether the cluster pane is on screen; if not, show it and say `prompt`.
-
-        On a narrow terminal the tree's cursor is out of sight in another tab:
-        an edit acts only on a pod the user can see.
-        """
-        if self.has_class("-wide") or self.pane == "cluster":
-            return True
-        self._show_pane("cluster")
-        self.query_one(ClusterTree).focus()
-        self.notify(escape(prompt), title="Cluster")
-        return False
-
-    def _edit(self, plan: Callable[[], Edit]) -> None:
-        """Plan an edit and apply it; on a big cluster, plan it in a worker thread."""
-        if self.session.big:
-            # Comparing a big node's rules before and after takes seconds.
-            self.notify("Rendering the node's rules before and after the edit…", title="Editing")
-            self._plan_in_worker(plan)
-            return
-        try:
-            edit = plan()
-        except KubehopError as err:
-            self.notify(escape(str(err)), severity="error")
-            return
-        self._commit(edit)
-
-    @work(thread=True, exclusive=True, group="edit")
-    def _plan_in_worker(self, plan: Callable[[], Edit]) -> None:
-        try:
-            edit = plan()
-        except KubehopError as err:
-            self.app.call_from_thread(self.notify, escape(str(err)), severity="error")
-            return
-        self.app.call_from_thread(self._commit, edit)
-
-    def _commit(self, edit: Edit) -> None:
-        if edit.generation != self.session.generation:
-            self.notify("The cluster changed meanwhile; the edit was dropped.", severity="warning")
-            return
-        self.session.commit(edit)
-        self._after_edit()
-        self._show_diff(edit)
-
-    def _show_diff(self, edit: Edit) -> None:
-        if not edit.diffs:  # a pod no Service selects: nothing to compare
-            self.notify(escape(f"{edit.summary}; no node's rules changed."), title="Cluster")
-            return
-        from tui.screens.diff import RulesDiffScreen
-
-        self.app.push_screen(RulesDiffScreen(edit))
-
-    def _after_edit(self) -> None:
-        # The diff dialog opening now says what changed: no toast over it,
-        # nor the "press d again" that led here.
-        self.app.clear_notifications()
-        self.query_one(ClusterTree).show(self.session.cluster)
-        if self.request is not None and self.trace is not None:
-            # The same seed again: what differs in the next trace is the edit's doing.
-            request = Request(
-                self.request.source,
-                self.request.destination,
-                self.request.container,
-                self.trace.seed,
-                self.request.pick,
-            )
-            try:
-                trace = self.session.trace(request)
-            except KubehopError as err:
-                self.notify(
-                    escape(f"The current request no longer traces: {err}"), severity="warning"
-                )
-                self.stale = True
-                self._update_title()
-                self.query_one(RulesPane).show(self.trace, self.hop)
-                return
-            self.show_trace(self.request, trace, self.index)
-        else:
-            self.query_one(RulesPane).show(self.trace, self.hop)
+    def mark_stale(self) -> None:
+        """Say in the title that the trace on show predates an edit after which it fails."""
+        self.stale = True
+        self._update_title()
 
     def action_spread(self) -> None:
         """Send N requests and chart where they went."""
