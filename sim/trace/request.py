@@ -214,9 +214,15 @@ def parse_source(cluster: Cluster, text: str, container: str | None = None) -> S
             raise RequestError(
                 f"source {_shown(name)}: the file's pod has no network here: {reason}"
             )
+    if not cluster.nodes:
+        raise RequestError(
+            f"source {_shown(name)}: the cluster has no nodes, so nothing in it can send (dump"
+            " them too: kubectl get nodes,pods,services,endpointslices -A -o yaml)"
+        )
     known = [p.name if p.namespace == "default" else p.key for p in cluster.pods[:8]]
     known += [c.name for c in cluster.clients]
-    more = ", …" if len(cluster.pods) > 8 else ""
+    known += [n.name for n in cluster.nodes[: max(0, 8 - len(known))]]
+    more = ", …" if len(cluster.pods) + len(cluster.clients) + len(cluster.nodes) > 8 else ""
     raise RequestError(
         f"source {_shown(name)}: no such pod, node or external client "
         f"(try: {', '.join(known)}{more})"

@@ -292,6 +292,24 @@ CONSEQUENCES = [
         " left out",
     ),
     Consequence(
+        "pod on a node not in the file",
+        NODE + pod(node="node-z"),
+        "c.yaml:18: Pod default/p1: spec.nodeName: its node 'node-z' is not among the file's"
+        " nodes, so it has no network here; left out",
+    ),
+    Consequence(
+        "node that never reported an address",
+        NODE.replace("    address: 10.0.0.11\n", "    address: node-a.example\n").replace(
+            "type: InternalIP", "type: Hostname"
+        )
+        + "---\n"
+        + NODE.replace("node-a", "node-b").replace("10.0.0.11", "10.0.0.12").replace(
+            "10.244.1.0/24", "10.244.2.0/24"
+        ),
+        "c.yaml:8: Node node-a: status.addresses: no IPv4 InternalIP address (kubehop puts a"
+        " node on the network by it), so the node and its pods are left out",
+    ),
+    Consequence(
         "finished pod",
         NODE + pod(extra="  phase: Succeeded\n"),
         "c.yaml:26: Pod default/p1: status.phase: Succeeded: its sandbox and IP are released;"
@@ -528,11 +546,6 @@ BAD = [
         NODE + service() + service(name="api"),
         "c.yaml:31: Service default/api: spec.clusterIP: 10.96.0.10 is already the ClusterIP"
         " of Service default/web (line 15)",
-    ),
-    Bad(
-        "pod on a missing node",
-        NODE + pod(node="node-z"),
-        "c.yaml:18: Pod default/p1: spec.nodeName: no Node named 'node-z' in the file",
     ),
     Bad(
         "ipvs mode",

@@ -199,7 +199,10 @@ class FieldChecker:
         if not isinstance(value, dict):
             self.fail(at, field, f"must be a mapping, not {yaml_type(value)}")
         raw = tuple(value.items())
-        cached = self._labels.get(raw)
+        try:
+            cached = self._labels.get(raw)
+        except TypeError:  # a value that is a mapping or a list: checked (and refused) below
+            cached = None
         if cached is not None:
             return cached
         for key, val in raw:

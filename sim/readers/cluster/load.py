@@ -109,7 +109,11 @@ def _cluster(inputs: list[tuple[str, str]], report: Report, progress: Progress |
     proxies = found.get("KubeProxyConfiguration", []) or found.get(CONFIG_MAP_KUBE_PROXY, [])
     proxy = kube_proxy(check, proxies)
     cni_config = cni(check, found.get("CNIConfig", []))
-    nodes = [node(check, at, obj) for at, obj in counted(found.get("Node", []))]
+    nodes = [
+        parsed
+        for at, obj in counted(found.get("Node", []))
+        if (parsed := node(check, at, obj)) is not None
+    ]
     unique(report, "Node", [(at, n.name, None) for at, n in nodes])
     nodes_by_name = {n.name: n for _, n in nodes}
     clients = [client(check, at, obj) for at, obj in found.get("ExternalClient", [])]

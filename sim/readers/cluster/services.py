@@ -32,7 +32,7 @@ def service(check: FieldChecker, at: At, obj: dict[str, Any]) -> tuple[At, Servi
     spec = check.mapping(at, obj.get("spec"), ("spec",))
     status = check.mapping(at, obj.get("status"), ("status",))
     raw_type = spec.get("type") or "ClusterIP"
-    if raw_type in _SERVICE_TYPES:
+    if isinstance(raw_type, str) and raw_type in _SERVICE_TYPES:
         kind = ServiceType(raw_type)
     else:
         check.fail(
