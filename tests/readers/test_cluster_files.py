@@ -303,9 +303,9 @@ CONSEQUENCES = [
             "type: InternalIP", "type: Hostname"
         )
         + "---\n"
-        + NODE.replace("node-a", "node-b").replace("10.0.0.11", "10.0.0.12").replace(
-            "10.244.1.0/24", "10.244.2.0/24"
-        ),
+        + NODE.replace("node-a", "node-b")
+        .replace("10.0.0.11", "10.0.0.12")
+        .replace("10.244.1.0/24", "10.244.2.0/24"),
         "c.yaml:8: Node node-a: status.addresses: no IPv4 InternalIP address (kubehop puts a"
         " node on the network by it), so the node and its pods are left out",
     ),
