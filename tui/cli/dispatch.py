@@ -42,7 +42,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from tui.cli.serve import serve
 
-            return serve(cluster_path(args), port=args.port)
+            return serve(cluster_path(args), port=args.port, max_sessions=args.max_sessions)
         if args.command == "lab":
             from tui.cli.lab import run_lab
 

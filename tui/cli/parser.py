@@ -113,9 +113,29 @@ def _add_gen(sub: Any) -> None:
 
 
 def _add_serve(sub: Any) -> None:
-    serve = sub.add_parser("serve", help="run the app in a browser on 127.0.0.1 (textual-serve)")
-    serve.add_argument("--port", type=int, default=8000)
-    _cluster_option(serve)
+    serve = sub.add_parser(
+        "serve",
+        help="run the app in a browser on 127.0.0.1 (textual-serve)",
+        description="Run the app in a browser, one app process per tab. It listens on"
+        " 127.0.0.1 only and prints the address to open, http://127.0.0.1:PORT/?token=…: the"
+        " token is new each run, and without it, from another Host, or from another page's"
+        " Origin every request is refused (403), so other web pages cannot read the cluster"
+        " or press keys.",
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="the port on 127.0.0.1 to listen on (default: 8000)"
+    )
+    serve.add_argument(
+        "--max-sessions",
+        type=int,
+        default=4,
+        metavar="N",
+        help="at most N app sessions (browser tabs) at once, each an app process;"
+        " the next is refused until one closes (default: 4)",
+    )
+    _cluster_option(
+        serve, "cluster dump: a file or a directory of them (default: the built-in demo)"
+    )
 
 
 def _add_lab(sub: Any) -> None:
@@ -139,11 +159,8 @@ def _add_lab(sub: Any) -> None:
     steps.add_parser("down", help="remove every lab namespace (also leftovers of crashed runs)")
 
 
-def _cluster_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--cluster",
-        dest="cluster_sub",
-        metavar="FILE",
-        action="append",
-        help="cluster dump (file or directory; repeat for several)",
-    )
+def _cluster_option(
+    parser: argparse.ArgumentParser,
+    help: str = "cluster dump (file or directory; repeat for several)",
+) -> None:
+    parser.add_argument("--cluster", dest="cluster_sub", metavar="FILE", action="append", help=help)
