@@ -139,3 +139,14 @@ def _strings(value: object) -> str:
     if isinstance(value, list):
         return " ".join(_strings(v) for v in value)
     return ""
+
+
+def test_an_argument_argparse_does_not_know_is_shown_escaped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run(["trace", "pod1", "svc-b:80", "\x1b[31mX\x07"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        "kubehop: error: unrecognized arguments: \\x1b[31mX\\x07 (see 'kubehop --help')\n"
+    )

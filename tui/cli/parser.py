@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from model.errors import escaped
 from tui.cli.status import EXIT_BAD_INPUT
 
 FORMATS = ("text", "json", "markdown", "dot")
@@ -15,7 +16,10 @@ class _Parser(argparse.ArgumentParser):
     """A parser whose mistakes are one line on stderr and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_BAD_INPUT, f"kubehop: error: {message} (see '{self.prog} --help')\n")
+        # argparse quotes some values with repr but lists unrecognized arguments raw.
+        self.exit(
+            EXIT_BAD_INPUT, f"kubehop: error: {escaped(message)} (see '{self.prog} --help')\n"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
