@@ -572,7 +572,7 @@ async def test_play_advances_and_space_pauses() -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         screen = screen_of(app)
         await pilot.press("greater_than_sign", "greater_than_sign", "greater_than_sign")
-        assert screen.speed == 8.0
+        assert screen.player.speed == 8.0
         await pilot.press("space")
         for _ in range(50):
             await pilot.pause(0.05)

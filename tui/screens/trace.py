@@ -1,4 +1,11 @@
-"""The trace screen: cluster, rules, packet log, inspector and path map of one request."""
+"""The trace screen: cluster, rules, packet log, inspector and path map of one request.
+
+The screen lays out the panes (a grid when wide, tabs when narrow), shows a
+trace and steps it, and declares every key, so the footer, the help screen and
+the command palette read them in one place. Its parts each do one job: the
+rules pane (`rules_pane`), playing (`player`), cluster edits (`cluster_edit`)
+and the real-kernel lab check (`lab_check`).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,8 @@ from model.errors import KubehopError
 from model.trace import Direction, Hop, Trace
 from tui.hopstyle import literal
 from tui.screens.cluster_edit import ClusterEditor
+from tui.screens.lab_check import LabCheck
+from tui.screens.player import Player
 from tui.screens.rules_pane import RulesPane
 from tui.session import Request, Session, Stepper, conntrack_view, presets
 from tui.widgets.cluster_tree import ClusterTree
@@ -33,9 +42,6 @@ if TYPE_CHECKING:
 # The dialogs are imported when first opened (the rules diff by the cluster
 # editor): the first screen does not need them, and the diff's RichLog alone
 # pulls in rich.pretty and attrs at start-up.
-
-_SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-"""Play speeds, as multiples of one hop per second of the virtual clock's pacing."""
 
 PANES: tuple[tuple[str, str], ...] = (
     ("log", "Hops"),
@@ -96,15 +102,16 @@ class TraceScreen(Screen[None]):
         """The furthest hop reached, the end of the packet log."""
         self.pane = PANES[0][0]
         """The pane shown on a narrow terminal."""
-        self.speed = 1.0
-        """Play speed."""
-        self._player: Worker[None] | None = None
         self.lab_result: str = ""
         """How the real-kernel lab judged the trace on show ("" until checked)."""
         self.stale = False
         """The trace on show is from before an edit after which its request no longer traces."""
+        self.player = Player(self)
+        """Plays the trace (space, `<`, `>`)."""
         self.editor = ClusterEditor(self)
         """Deletes and scales pods (`d`, `+`, `-`)."""
+        self.lab = LabCheck(self)
+        """Checks the trace on show in the real-kernel lab (`L`)."""
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -181,7 +188,7 @@ class TraceScreen(Screen[None]):
         On a big cluster the trace runs in a worker (False until it is shown).
         """
         if self.session.big:
-            self._stop()
+            self.player.stop()
             self.query_one(Explanation).waiting = (
                 f"Tracing {request.describe()}: the first trace through a node renders and "
                 "parses its kube-proxy rules, which takes a while at this scale…"
@@ -211,7 +218,7 @@ class TraceScreen(Screen[None]):
 
     def show_trace(self, request: Request, trace: Trace, index: int = 0) -> None:
         """Show `trace` from hop `index`."""
-        self._stop()
+        self.player.stop()
         self.query_one(Explanation).waiting = ""
         self.request = request
         self.trace = trace
@@ -250,9 +257,9 @@ class TraceScreen(Screen[None]):
         if self.stepper is None:
             return
         self.stepper.seek(index)
-        self._shown()
+        self.show_current()
 
-    def _shown(self) -> None:
+    def show_current(self) -> None:
         """Draw the stepper's current hop."""
         self.furthest = max(self.furthest, self.index)
         self._draw()
@@ -277,35 +284,35 @@ class TraceScreen(Screen[None]):
 
     def action_step(self) -> None:
         """Next hop."""
-        self._stop()
+        self.player.stop()
         if self.stepper is not None:
             self.stepper.forward()
-            self._shown()
+            self.show_current()
 
     def action_back(self) -> None:
         """Previous hop."""
-        self._stop()
+        self.player.stop()
         if self.stepper is not None:
             self.stepper.back()
-            self._shown()
+            self.show_current()
 
     def action_start(self) -> None:
         """First hop."""
-        self._stop()
+        self.player.stop()
         if self.stepper is not None:
             self.stepper.to_start()
-            self._shown()
+            self.show_current()
 
     def action_end(self) -> None:
         """Last hop."""
-        self._stop()
+        self.player.stop()
         if self.stepper is not None:
             self.stepper.to_end()
-            self._shown()
+            self.show_current()
 
     def action_reply(self) -> None:
         """First hop of the reply."""
-        self._stop()
+        self.player.stop()
         if self.stepper is None or self.trace is None:
             return
         if not any(h.direction is Direction.REPLY for h in self.trace.hops):
@@ -313,33 +320,22 @@ class TraceScreen(Screen[None]):
                 "This request got no reply: " + escape(self.trace.reason), severity="warning"
             )
         self.stepper.to_reply()
-        self._shown()
-
-    @property
-    def playing(self) -> bool:
-        """The trace is playing."""
-        return self._player is not None and not self._player.is_finished
+        self.show_current()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "play":
-            return not self.playing
+            return not self.player.playing
         if action == "pause":
-            return self.playing
+            return self.player.playing
         return True
 
     def action_play(self) -> None:
         """Play from the current hop."""
-        if self.stepper is None:
-            return
-        if self.stepper.at_end:
-            self.stepper.to_start()
-            self._shown()
-        self._player = self._play()
-        self.refresh_bindings()
+        self.player.play()
 
     def action_pause(self) -> None:
         """Pause playing."""
-        self._stop()
+        self.player.stop()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "play":  # it ends by itself at the last hop
@@ -347,40 +343,16 @@ class TraceScreen(Screen[None]):
 
     def action_faster(self) -> None:
         """Play faster."""
-        self._set_speed(+1)
+        self.player.change_speed(+1)
 
     def action_slower(self) -> None:
         """Play slower."""
-        self._set_speed(-1)
-
-    def _set_speed(self, step: int) -> None:
-        position = _SPEEDS.index(self.speed) if self.speed in _SPEEDS else 2
-        self.speed = _SPEEDS[max(0, min(len(_SPEEDS) - 1, position + step))]
-        self.notify(f"Play speed ×{self.speed:g}", timeout=1.5)
-        if self._player is not None and self._player.is_running:
-            self._stop()
-            self._player = self._play()
-
-    @work(exclusive=True, group="play")
-    async def _play(self) -> None:
-        stepper = self.stepper
-        if stepper is None:
-            return
-        async for _ in stepper.play(self.speed):
-            if self.stepper is not stepper:
-                return
-            self._shown()
-
-    def _stop(self) -> None:
-        if self._player is not None:
-            self._player.cancel()
-            self._player = None
-            self.refresh_bindings()
+        self.player.change_speed(-1)
 
     @on(PacketLog.HopChosen)
     def _hop_chosen(self, event: PacketLog.HopChosen) -> None:
         if event.index != self.index:
-            self._stop()
+            self.player.stop()
             self.go_to(event.index)
 
     # -- choosing what to trace -----------------------------------------------------------
@@ -481,37 +453,11 @@ class TraceScreen(Screen[None]):
 
     def action_verify(self) -> None:
         """Send the request for real in the lab (`kubehop lab up`) and compare with the trace."""
-        if self.trace is None:
-            self.notify("Pick a request first (p, or 1–4).", severity="warning")
-            return
-        self.notify("Sending it through the real kernel…", title="Lab", timeout=2)
-        self._verify(self.trace)
+        self.lab.check()
 
-    @work(thread=True, exclusive=True, group="lab")
-    def _verify(self, trace: Trace) -> None:
-        try:
-            check = self.session.check_in_lab(trace)
-        except KubehopError as err:
-            self.app.call_from_thread(
-                self.notify, escape(str(err)), title="Lab", severity="error", timeout=8
-            )
-            return
-        self.app.call_from_thread(self._verified, trace, check.agree, check.differences)
-
-    def _verified(self, trace: Trace, agree: bool, differences: tuple[str, ...]) -> None:
-        if trace is not self.trace:
-            return  # another trace is on show by now
-        if agree:
-            self.lab_result = "lab ✔ the kernel agrees"
-            self.notify("The kernel did what the trace shows.", title="Lab ✔")
-        else:
-            self.lab_result = f"lab ✘ {len(differences)} differences"
-            self.notify(
-                escape("\n".join(differences)),
-                title="Lab ✘ the kernel differs",
-                severity="error",
-                timeout=15,
-            )
+    def show_lab_result(self, result: str) -> None:
+        """Say in the title how the lab judged the trace on show."""
+        self.lab_result = result
         self._update_title()
 
     def action_help(self) -> None:
