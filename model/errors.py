@@ -40,5 +40,9 @@ class RulesParseError(KubehopError):
     """An iptables-save text that cannot be parsed."""
 
 
+class RulesWalkError(KubehopError):
+    """Rules whose walk kubehop cannot finish: they branch out beyond what it follows."""
+
+
 class RequestError(KubehopError):
     """A source or destination that does not name anything in the cluster."""

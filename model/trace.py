@@ -99,6 +99,8 @@ class TableWalk(BaseModel):
     """ACCEPT, DROP, REJECT, or the built-in chain's policy."""
     skipped: str | None = None
     """Why this table was not consulted (nat is only for a connection's first packet)."""
+    elided: int = 0
+    """Chain spans walked but not listed (a walk that fans out lists its first thousands)."""
 
 
 class Hop(BaseModel):

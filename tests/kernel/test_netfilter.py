@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim.kernel.netfilter.hook as nf
+from model.errors import RulesWalkError
 from model.netfilter import Hook, Rule, Ruleset, Table
 from model.packet import CtState, Packet, Proto
 from model.trace import ChainSpan, TableWalk
@@ -885,3 +886,65 @@ def test_spans_are_chain_spans() -> None:
     path = run(tcp(POD, 40000, WEB_VIP, 80), NetfilterState(), Scripted(0.1), POD_TO_REMOTE)
     walk = walk_of(path.at(Hook.PREROUTING), Table.NAT)
     assert walk.spans[0] == ChainSpan(chain="PREROUTING", first=1, last=1)
+
+
+# -- rules that fan out -----------------------------------------------------------
+
+
+def fan_out(width: int, depth: int, last: str = "-j RETURN", step: str = "") -> Ruleset:
+    """FORWARD → L0; in every L<d>, `width` rules each jump to L<d+1>: width**depth entries."""
+    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
+    lines += [f":L{d} - [0:0]" for d in range(depth + 1)]
+    lines.append("-A FORWARD -j L0")
+    for d in range(depth):
+        lines += [f"-A L{d} -p tcp {step}-j L{d + 1}" for _ in range(width)]
+    lines += [f"-A L{depth} -p tcp {last}", "COMMIT"]
+    return parse_iptables_save("\n".join(lines) + "\n", "fan.rules")
+
+
+FORWARD_CTX = HookContext(Hook.FORWARD, in_iface="eth0", out_iface="eth1")
+
+
+@pytest.mark.parametrize(("width", "depth"), [(10, 5), (4, 12)], ids=["10x5", "4-wide-12-deep"])
+def test_loop_free_rules_that_fan_out_are_walked_to_their_verdict(width: int, depth: int) -> None:
+    result = traverse(
+        FORWARD_CTX,
+        tcp(POD, 1, "10.0.0.2", 80),
+        fan_out(width, depth),
+        NetfilterState(),
+        Scripted(),
+    )
+    assert result.verdict == "ACCEPT"
+    walk = walk_of(result, Table.FILTER)
+    assert walk.verdict == "ACCEPT"
+    # Each jump is a one-rule span of its chain, and each entry of the last chain
+    # one more: what the kernel walks, listed up to a limit and counted beyond.
+    jumps = 1 + sum(width**d for d in range(1, depth + 1))
+    assert len(walk.spans) + walk.elided == jumps + width**depth
+    assert len(walk.spans) <= 5_001
+    assert walk.spans[0] == ChainSpan(chain="FORWARD", first=1, last=1)
+
+
+def test_a_verdict_deep_in_a_fan_out_is_named() -> None:
+    result = traverse(
+        FORWARD_CTX,
+        tcp(POD, 1, "10.0.0.2", 80),
+        fan_out(4, 12, last="-j REJECT"),
+        NetfilterState(),
+        Scripted(),
+    )
+    assert result.verdict == "REJECT"
+    walk = walk_of(result, Table.FILTER)
+    assert walk.matched[-1].chain == "L12"
+    assert walk.spans[-1] == ChainSpan(chain="L12", first=1, last=1)
+
+
+@pytest.mark.slow
+def test_rules_that_change_the_packet_as_they_fan_out_are_one_error_line() -> None:
+    rules = fan_out(10, 6, step="-m statistic --mode nth --every 1 ")
+    with pytest.raises(RulesWalkError) as err:
+        traverse(FORWARD_CTX, tcp(POD, 1, "10.0.0.2", 80), rules, NetfilterState(), Scripted())
+    assert str(err.value).startswith("fan.rules:") and "\n" not in str(err.value)
+    assert "filter/L4 #10: the filter table's rules fan out into more than 100,000" in str(
+        err.value
+    )

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_left
+from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address
 from types import MappingProxyType
 
+from model.errors import RulesWalkError
 from model.netfilter import (
     AcceptTarget,
     Chain,
@@ -90,8 +92,10 @@ def traverse(
 ) -> HookResult:
     """Walk every table registered at `ctx.hook`, in kernel priority order.
 
-    `index_min_rules=None` walks every chain linearly; the result is the same
-    either way (the index only skips rules that cannot match).
+    `index_min_rules=None` walks every chain linearly, every time it is
+    entered; the result is the same either way (the index only skips rules
+    that cannot match, and a side-effect-free chain entered again with the same
+    packet is replayed from its first walk instead of walked again).
     """
     run = _Run(ctx, ruleset, state, rng, index_min_rules, pkt)
     for step in _HOOK_STEPS[ctx.hook]:
@@ -110,6 +114,72 @@ def traverse(
             if walk.verdict in ("DROP", "REJECT"):
                 return run.result("DROP" if walk.verdict == "DROP" else "REJECT")
     return run.result("ACCEPT")
+
+
+MAX_CHAIN_ENTRIES = 100_000
+"""Chain entries one table walk follows; only rules that change the packet as they fan
+out can need more (side-effect-free chains are walked once per packet and replayed)."""
+
+MAX_SHOWN = 5_000
+"""Spans and matched rules a table walk records for the screen; the rest are counted."""
+
+_EFFECT_TARGETS = (
+    MarkTarget,
+    ConnmarkTarget,
+    NotrackTarget,
+    DnatTarget,
+    SnatTarget,
+    MasqueradeTarget,
+)
+_EFFECT_MATCHES = (StatisticMatch, RecentMatch)
+
+_MemoKey = tuple[Table, str, Packet]
+_Replay = tuple[tuple[ChainSpan, ...], tuple[RuleRef, ...], int]
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Where a jump returns to, and how to remember the jumped chain's walk."""
+
+    chain: Chain
+    pos: int
+    memo: _MemoKey | None
+    mark: tuple[int, int, int]
+
+
+class _Shown:
+    """What a table walk records for the trace: spans and matches up to `MAX_SHOWN`."""
+
+    def __init__(self) -> None:
+        self.spans: list[ChainSpan] = []
+        self.matched: list[RuleRef] = []
+        self.elided = 0
+
+    def span(self, span: ChainSpan, *, always: bool = False) -> None:
+        if always or len(self.spans) < MAX_SHOWN:
+            self.spans.append(span)
+        else:
+            self.elided += 1
+
+    def match(self, ref: RuleRef, *, always: bool = False) -> None:
+        # The rule that ends the walk is always kept: the hop's sentence names it.
+        if always or len(self.matched) < MAX_SHOWN:
+            self.matched.append(ref)
+
+    def mark(self) -> tuple[int, int, int]:
+        return len(self.spans), len(self.matched), self.elided
+
+    def since(self, mark: tuple[int, int, int]) -> _Replay:
+        spans, matched, elided = mark
+        return tuple(self.spans[spans:]), tuple(self.matched[matched:]), self.elided - elided
+
+    def replay(self, walk: _Replay) -> None:
+        spans, matched, elided = walk
+        for span in spans:
+            self.span(span)
+        for ref in matched:
+            self.match(ref)
+        self.elided += elided
 
 
 class _Run:
@@ -134,6 +204,8 @@ class _Run:
         self.nth = dict(state.nth)
         self.in_flight = dict(state.in_flight)
         self.walks: list[TableWalk] = []
+        self.memo: dict[_MemoKey, _Replay] = {}
+        self.purity: dict[tuple[Table, str], bool] = {}
         self.candidates: dict[int, tuple[Key, list[int]]] = {}
         self.assumptions: list[str] = []
         self.untracked = False
@@ -273,9 +345,8 @@ class _Run:
     def table(self, table: Table) -> TableWalk:
         chains = self.ruleset.tables[table]
         base = chains[self.ctx.hook.value]
-        spans: list[ChainSpan] = []
-        matched: list[RuleRef] = []
-        stack: list[tuple[Chain, int]] = []
+        shown = _Shown()
+        stack: list[_Frame] = []
         chain, pos, start, fresh = base, 0, 0, True
         entered = 0
         verdict: str
@@ -284,9 +355,9 @@ class _Run:
             idx = self.next_candidate(chain, pos)
             if idx is None:
                 if fresh or start < len(rules):
-                    spans.append(ChainSpan(chain=chain.name, first=start + 1, last=len(rules)))
+                    shown.span(ChainSpan(chain=chain.name, first=start + 1, last=len(rules)))
                 if stack:
-                    chain, pos = stack.pop()
+                    chain, pos = self._back(stack.pop(), shown, table)
                     start, fresh = pos, False
                     continue
                 verdict = base.policy or "ACCEPT"
@@ -295,33 +366,86 @@ class _Run:
             if not self.matches(rule):
                 pos = idx + 1
                 continue
-            matched.append(rule.ref)
             target = rule.target
             if isinstance(target, JumpTarget):
-                spans.append(ChainSpan(chain=chain.name, first=start + 1, last=idx + 1))
+                shown.match(rule.ref)
+                shown.span(ChainSpan(chain=chain.name, first=start + 1, last=idx + 1))
+                key = self._memo_key(table, target) if not target.goto else None
+                known = self.memo.get(key) if key is not None else None
+                if known is not None:
+                    # The same side-effect-free chain with the same packet: the
+                    # kernel walks it again to the same RETURN; kubehop replays it.
+                    shown.replay(known)
+                    pos = start = idx + 1
+                    fresh = False
+                    continue
                 entered += 1
-                if entered > 100_000:
-                    raise ValueError(f"{rule.ref}: jumps do not terminate (a loop of -g?)")
+                if entered > MAX_CHAIN_ENTRIES:
+                    where = f"{self.ruleset.source}:{rule.lineno}" if rule.lineno else ""
+                    raise RulesWalkError(
+                        f"{where or rule.ref}: {rule.ref}: the {table.value} table's rules fan"
+                        f" out into more than {MAX_CHAIN_ENTRIES:,} chain entries for one packet,"
+                        " changing the packet or netfilter's state on the way (so no walk can be"
+                        " replayed); kubehop does not follow them to the end"
+                    )
                 if not target.goto:
-                    stack.append((chain, idx + 1))
+                    stack.append(_Frame(chain, idx + 1, key, shown.mark()))
                 chain, pos, start, fresh = chains[target.chain], 0, 0, True
                 continue
             if isinstance(target, ReturnTarget):
-                spans.append(ChainSpan(chain=chain.name, first=start + 1, last=idx + 1))
+                shown.match(rule.ref)
+                shown.span(ChainSpan(chain=chain.name, first=start + 1, last=idx + 1))
                 if stack:
-                    chain, pos = stack.pop()
+                    chain, pos = self._back(stack.pop(), shown, table)
                     start, fresh = pos, False
                     continue
                 verdict = base.policy or "ACCEPT"
                 break
             final = self.apply(rule, table)
             if final is None:
+                shown.match(rule.ref)
                 pos = idx + 1
                 continue
-            spans.append(ChainSpan(chain=chain.name, first=start + 1, last=idx + 1))
+            shown.match(rule.ref, always=True)
+            shown.span(ChainSpan(chain=chain.name, first=start + 1, last=idx + 1), always=True)
             verdict = final
             break
-        return TableWalk(table=table, spans=tuple(spans), matched=tuple(matched), verdict=verdict)
+        return TableWalk(
+            table=table,
+            spans=tuple(shown.spans),
+            matched=tuple(shown.matched),
+            verdict=verdict,
+            elided=shown.elided,
+        )
+
+    def _back(self, frame: _Frame, shown: _Shown, table: Table) -> tuple[Chain, int]:
+        """Return to the rule after a jump; remember a pure chain's walk for the next time."""
+        if frame.memo is not None:
+            self.memo[frame.memo] = shown.since(frame.mark)
+        return frame.chain, frame.pos
+
+    def _memo_key(self, table: Table, target: JumpTarget) -> _MemoKey | None:
+        """The key to remember a jump's walk by, when walking it changes nothing."""
+        if self.index_min_rules is None or not self._pure(table, target.chain):
+            return None
+        return (table, target.chain, self.pkt)
+
+    def _pure(self, table: Table, name: str) -> bool:
+        """Whether walking chain `name` (and every chain it reaches) changes no packet or state."""
+        key = (table, name)
+        found = self.purity.get(key)
+        if found is not None:
+            return found
+        self.purity[key] = False  # (loops are refused when rules are read)
+        chain = self.ruleset.tables[table].get(name)
+        pure = chain is not None and all(
+            not isinstance(rule.target, _EFFECT_TARGETS)
+            and not any(isinstance(m, _EFFECT_MATCHES) for m in rule.matches)
+            and (not isinstance(rule.target, JumpTarget) or self._pure(table, rule.target.chain))
+            for rule in chain.rules
+        )
+        self.purity[key] = pure
+        return pure
 
     def next_candidate(self, chain: Chain, pos: int) -> int | None:
         if pos >= len(chain.rules):

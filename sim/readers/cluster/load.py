@@ -110,9 +110,9 @@ def _cluster(inputs: list[tuple[str, str]], report: Report, progress: Progress |
     proxy = kube_proxy(check, proxies)
     cni_config = cni(check, found.get("CNIConfig", []))
     nodes = [
-        parsed
+        placed
         for at, obj in counted(found.get("Node", []))
-        if (parsed := node(check, at, obj)) is not None
+        if (placed := node(check, at, obj)) is not None
     ]
     unique(report, "Node", [(at, n.name, None) for at, n in nodes])
     nodes_by_name = {n.name: n for _, n in nodes}
