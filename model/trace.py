@@ -42,6 +42,8 @@ class HopKind(StrEnum):
     """A listening socket received the packet."""
     DROP = "drop"
     """The packet died here: dropped, rejected, unroutable, or nobody listening."""
+    UNKNOWN = "unknown"
+    """The walk stops where the dump cannot tell what happens (no socket known to listen)."""
 
 
 class Where(BaseModel):
@@ -151,6 +153,8 @@ class Verdict(StrEnum):
     REJECTED = "rejected"
     UNREACHABLE = "unreachable"
     REFUSED = "refused"
+    UNKNOWN = "unknown"
+    """The dump cannot tell: no listening socket is known, or a Service's endpoints are not in it."""
 
 
 class Trace(BaseModel):

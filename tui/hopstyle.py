@@ -105,6 +105,7 @@ _KIND_BADGES: dict[HopKind, Badge] = {
     HopKind.RECEIVE: Badge(Effect.PLAIN, "▸", "RECV"),
     HopKind.DELIVER: Badge(Effect.DELIVER, "✔", "DELIVER"),
     HopKind.DROP: Badge(Effect.DROP, "✘", "DROP"),
+    HopKind.UNKNOWN: Badge(Effect.PLAIN, "◌", "UNKNOWN"),
 }
 
 
