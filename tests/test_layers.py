@@ -161,3 +161,12 @@ def test_a_trace_runs_without_textual_or_rich_loaded() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_every_hop_kind_has_a_symbol_in_text_and_on_screen() -> None:
+    from model.trace import HopKind
+    from sim.trace.report import SYMBOLS
+    from tui import hopstyle
+
+    assert set(SYMBOLS) == set(HopKind)
+    assert set(hopstyle._KIND_BADGES) == set(HopKind)

@@ -27,7 +27,7 @@ from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from model.cluster import Cluster, ExternalClient, Node, Pod
-from model.packet import Packet
+from model.packet import Packet, Proto
 from sim.cni import CNI, cni_of
 from sim.cni.base import pod_ns_name, stable_mac
 from sim.kernel.devices import IfKind, Interface, Listener, Netns, NetnsKind
@@ -93,6 +93,18 @@ class ClusterNetwork:
     @cached_property
     def _client_by_ip(self) -> dict[IPv4Address, ExternalClient]:
         return {c.ip: c for c in self.clients}
+
+    @cached_property
+    def _listed(self) -> dict[IPv4Address, dict[tuple[Proto, int], str]]:
+        """Per address, the ports some EndpointSlice lists there, and whose slice it is."""
+        found: dict[IPv4Address, dict[tuple[Proto, int], str]] = {}
+        for slice_ in self.cluster.endpoint_slices:
+            ports = [(p.protocol, p.port) for p in slice_.ports]
+            for endpoint in slice_.endpoints:
+                at = found.setdefault(endpoint.ip, {})
+                for port in ports:
+                    at.setdefault(port, f"{slice_.namespace}/{slice_.service}")
+        return found
 
     @cached_property
     def _pod_by_ns(self) -> dict[str, Pod]:
@@ -233,6 +245,7 @@ class ClusterNetwork:
             interfaces=(self._lo(ns), eth0, *self.cni.node_links(node, ns)),
             routes=self._node_routes(node),
             listeners=listeners,
+            listed=self._listed.get(node.internal_ip, {}),
             forwarding=True,
             netfilter=True,
             bridge_nf_call_iptables=True,
@@ -253,6 +266,8 @@ class ClusterNetwork:
             interfaces=(self._lo(ns), self.cni.pod_link(pod, ns)),
             routes=RouteTable(self.cni.pod_routes(pod)),
             listeners=listeners,
+            listed=self._listed.get(pod.ip, {}),
+            ports_declared=bool(listeners),
             label=pod.name if pod.namespace == "default" else pod.key,
         )
 

@@ -7,7 +7,8 @@ from a cluster (the kubelet's pod sandboxes, the CNI's devices) is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -91,7 +92,13 @@ class Netns:
     routes: RouteTable
     """Its main routing table (the local table is derived from the addresses)."""
     listeners: tuple[Listener, ...] = ()
-    """Listening sockets."""
+    """Listening sockets kubehop knows of (a container's declared ports)."""
+    listed: Mapping[tuple[Proto, int], str] = field(default_factory=dict)
+    """Ports an EndpointSlice lists at this netns's address, with the Service listing each."""
+    ports_declared: bool = False
+    """Its listeners are all there are: a pod whose containers declare ports. A node runs
+    processes no pod declares, and most pods declare none, so elsewhere an unknown port
+    is unknown, not closed."""
     forwarding: bool = False
     """net.ipv4.ip_forward."""
     netfilter: bool = False

@@ -56,34 +56,81 @@ def deliver(walker: Walker, ns: Netns, pkt: Packet) -> End:
         )
         return End(Verdict.DELIVERED, "", pkt, ns.name)
     listener = ns.listener(pkt.proto, pkt.dport)
-    if listener is None:
-        declared = sorted({f"{s.proto.value}/{s.port}" for s in ns.listeners})
-        if ns.kind is NetnsKind.NODE:
-            what = f" (they declare {', '.join(declared)}" if declared else " (none declares any"
-            who = f"no hostNetwork pod on {ns.label} declares port"
-        else:
-            what = f" (it declares {', '.join(declared)}" if declared else " (it declares none"
-            who = f"pod {ns.label} declares no port"
-        reason = (
-            f"{who} {pkt.proto.value}/{pkt.dport}{what}; kubehop "
-            "takes declared container ports as the listening ones): "
-            + (
-                "the kernel answers with a TCP RST"
-                if pkt.proto is Proto.TCP
-                else "the kernel answers with ICMP port unreachable"
-            )
+    if listener is not None:
+        walker.emit(
+            HopKind.DELIVER,
+            ns,
+            pkt,
+            pkt,
+            f"{listener.owner} in {ns.label} accepts the connection on port {pkt.dport}; it sees"
+            f" the request coming from {pkt.src}:{pkt.sport}",
+            detail=f"{pkt.proto.value} LISTEN 0.0.0.0:{pkt.dport} ({listener.owner})",
+            note="kubehop takes a container's declared ports as the ports it listens on",
+            dt=2,
         )
-        walker.emit(HopKind.DROP, ns, pkt, pkt, reason, dt=2)
-        return End(Verdict.REFUSED, reason, pkt, ns.name)
-    walker.emit(
-        HopKind.DELIVER,
-        ns,
-        pkt,
-        pkt,
-        f"{listener.owner} in {ns.label} accepts the connection on port {pkt.dport}; it sees "
-        f"the request coming from {pkt.src}:{pkt.sport}",
-        detail=f"{pkt.proto.value} LISTEN 0.0.0.0:{pkt.dport} ({listener.owner})",
-        note="kubehop takes a container's declared ports as the ports it listens on",
-        dt=2,
+        return End(Verdict.DELIVERED, "", pkt, ns.name)
+    service = ns.listed.get((pkt.proto, pkt.dport))
+    if service is not None:
+        declared = ", ".join(sorted({f"{s.proto.value}/{s.port}" for s in ns.listeners}))
+        otherwise = (
+            f" (its containers declare {declared}: if only those listen, the kernel refuses)"
+            if declared
+            else ""
+        )
+        assumed = (
+            f"assumed: {service}'s endpoints list {pkt.dst}:{pkt.dport}/{pkt.proto.value}, so"
+            f" kubehop takes a process in {ns.label} to listen there{otherwise}; the dump"
+            " cannot show listening sockets"
+        )
+        walker.assumptions.append(assumed)
+        walker.emit(
+            HopKind.DELIVER,
+            ns,
+            pkt,
+            pkt,
+            f"{ns.label} accepts the connection on port {pkt.dport} (assumed); it sees the"
+            f" request coming from {pkt.src}:{pkt.sport}",
+            detail=f"{pkt.proto.value} LISTEN 0.0.0.0:{pkt.dport} (assumed: listed by {service})",
+            note=assumed,
+            dt=2,
+        )
+        return End(Verdict.DELIVERED, "", pkt, ns.name)
+    if ns.ports_declared:
+        return _refused(walker, ns, pkt)
+    return _unknown(walker, ns, pkt)
+
+
+def _refused(walker: Walker, ns: Netns, pkt: Packet) -> End:
+    """A pod whose containers declare ports, none of them this one: the teaching case."""
+    declared = ", ".join(sorted({f"{s.proto.value}/{s.port}" for s in ns.listeners}))
+    reason = (
+        f"pod {ns.label} declares no port {pkt.proto.value}/{pkt.dport} (it declares"
+        f" {declared}; kubehop takes declared container ports as the listening ones): "
+        + (
+            "the kernel answers with a TCP RST"
+            if pkt.proto is Proto.TCP
+            else "the kernel answers with ICMP port unreachable"
+        )
     )
-    return End(Verdict.DELIVERED, "", pkt, ns.name)
+    walker.emit(HopKind.DROP, ns, pkt, pkt, reason, dt=2)
+    return End(Verdict.REFUSED, reason, pkt, ns.name)
+
+
+def _unknown(walker: Walker, ns: Netns, pkt: Packet) -> End:
+    """A port nothing in the dump speaks of: whether a process listens there is unknown."""
+    if ns.kind is NetnsKind.NODE:
+        declared = ", ".join(sorted({f"{s.proto.value}/{s.port}" for s in ns.listeners}))
+        known = f" (its hostNetwork pods declare {declared})" if declared else ""
+        why = f"{ns.label} runs processes no pod declares{known}"
+    elif ns.kind is NetnsKind.POD:
+        why = f"pod {ns.label}'s containers declare no ports (containerPort is informational)"
+    else:
+        why = f"{ns.label} is a machine kubehop knows only by its address"
+    reason = (
+        f"the request reaches {ns.label} on {pkt.proto.value}/{pkt.dport}, and no socket kubehop"
+        f" knows of listens there: {why}, and the dump cannot show listening sockets, so"
+        " whether the connection is accepted or refused is unknown"
+    )
+    walker.assumptions.append(reason)
+    walker.emit(HopKind.UNKNOWN, ns, pkt, pkt, reason, dt=2)
+    return End(Verdict.UNKNOWN, reason, pkt, ns.name)

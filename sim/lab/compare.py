@@ -53,6 +53,9 @@ EXPECTED: dict[Verdict, frozenset[Outcome]] = {
     # No route is immediate (ENETUNREACH); an unanswered ARP reports
     # EHOSTUNREACH only after 3 s, past the connect timeout.
     Verdict.UNREACHABLE: frozenset({Outcome.UNREACHABLE, Outcome.TIMEOUT}),
+    # kubehop makes no claim (no socket known to listen, endpoints not in the
+    # dump), so whatever the kernel does agrees.
+    Verdict.UNKNOWN: frozenset(Outcome),
 }
 """Which outcomes of a real connection agree with each kubehop verdict."""
 

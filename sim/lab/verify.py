@@ -111,12 +111,15 @@ class Verifier:
         return self.lab.cluster
 
     def listen_specs(self) -> list[ListenSpec]:
-        """A listener for every netns where the topology has listening sockets."""
+        """A listener for every netns where the topology has listening sockets, and where it
+        assumes one (a port an EndpointSlice lists): the lab checks the network's path, so
+        it stands in for the process kubehop assumed."""
         specs: list[ListenSpec] = []
         for topo, lab_ns in self.lab.state.netns.items():
-            listeners = self.lab.network.netns(topo).listeners
-            tcp = tuple(sorted({s.port for s in listeners if s.proto is Proto.TCP}))
-            udp = tuple(sorted({s.port for s in listeners if s.proto is Proto.UDP}))
+            ns = self.lab.network.netns(topo)
+            ports = {(s.proto, s.port) for s in ns.listeners} | set(ns.listed)
+            tcp = tuple(sorted({port for proto, port in ports if proto is Proto.TCP}))
+            udp = tuple(sorted({port for proto, port in ports if proto is Proto.UDP}))
             if tcp or udp:
                 specs.append(ListenSpec(lab_ns, tcp, udp))
         return specs
@@ -124,7 +127,7 @@ class Verifier:
     # -- one flow ---------------------------------------------------------------------
 
     def check(self, case: Case, *, compare_with: Trace | None = None) -> Check:
-        """Send `flow` for real and compare with its trace; never raises for a disagreement."""
+        """Send `case` for real and compare with its trace; never raises for a disagreement."""
         first = self._trace(case, case.request.pick)
         send_hop = next(h for h in first.hops if h.kind is HopKind.SEND)
         request = send_hop.before

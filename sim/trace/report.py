@@ -20,6 +20,7 @@ SYMBOLS: dict[HopKind, str] = {
     HopKind.RECEIVE: "<",
     HopKind.DELIVER: "*",
     HopKind.DROP: "X",
+    HopKind.UNKNOWN: "U",
 }
 """One character per hop kind, so a trace reads without colour."""
 

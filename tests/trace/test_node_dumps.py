@@ -408,22 +408,23 @@ VERDICTS = [
         None,
     ),
     (
-        "a pod that declares another port",
-        (FRONTEND, "api:80"),
-        {"pick": "10.244.1.9:8080"},
+        "a pod that declares another port, on a port nothing lists",
+        (FRONTEND, "10.244.1.9:9999"),
+        {},
         Verdict.REFUSED,
-        "pod api-2 declares no port tcp/8080 (it declares tcp/9000; kubehop takes declared"
+        "pod api-2 declares no port tcp/9999 (it declares tcp/9000; kubehop takes declared"
         " container ports as the listening ones): the kernel answers with a TCP RST",
         None,
     ),
     (
-        "a node where no hostNetwork pod declares the port",
+        "a node's port no pod declares (etcd's, on the control plane)",
         (FRONTEND, "10.0.0.10:2379"),
         {},
-        Verdict.REFUSED,
-        "no hostNetwork pod on k8s-cp declares port tcp/2379 (they declare tcp/6443; kubehop"
-        " takes declared container ports as the listening ones): the kernel answers with a TCP"
-        " RST",
+        Verdict.UNKNOWN,
+        "the request reaches k8s-cp on tcp/2379, and no socket kubehop knows of listens there:"
+        " k8s-cp runs processes no pod declares (its hostNetwork pods declare tcp/6443), and"
+        " the dump cannot show listening sockets, so whether the connection is accepted or"
+        " refused is unknown",
         None,
     ),
 ]
@@ -446,7 +447,7 @@ def test_every_verdict_is_one_plain_sentence_naming_its_rule(
     assert t.reason == reason
     assert t.rule == rule
     # The trace ends with that sentence, at the hop where the packet died.
-    assert t.hops[-1].kind is HopKind.DROP
+    assert t.hops[-1].kind is (HopKind.UNKNOWN if verdict is Verdict.UNKNOWN else HopKind.DROP)
     assert t.hops[-1].sentence == reason
 
 
@@ -479,3 +480,19 @@ def test_verdict_and_rule_are_in_the_json(
         "REJECT in KUBE-SERVICES: default/orders:http has no endpoints"
     )
     assert data["rule"].startswith("filter: -A KUBE-SERVICES -d 10.96.44.7/32")
+
+
+def test_an_endpoint_port_a_pod_does_not_declare_is_assumed_to_listen(kubeadm: Cluster) -> None:
+    # containerPort is informational: api's EndpointSlice lists api-2 on 8080, so
+    # the Service sends there and kubehop assumes it listens, saying so.
+    t = trace(kubeadm, Request(FRONTEND, "api:80", seed=1, pick="10.244.1.9:8080"))
+    assert t.verdict is Verdict.DELIVERED
+    deliver = next(h for h in t.hops if h.kind is HopKind.DELIVER)
+    assumed = (
+        "assumed: default/api's endpoints list 10.244.1.9:8080/tcp, so kubehop takes a process"
+        " in api-2 to listen there (its containers declare tcp/9000: if only those listen, the"
+        " kernel refuses); the dump cannot show listening sockets"
+    )
+    assert deliver.note == assumed
+    assert deliver.detail == "tcp LISTEN 0.0.0.0:8080 (assumed: listed by default/api)"
+    assert assumed in t.warnings
