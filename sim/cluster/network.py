@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from model.cluster import Cluster, ExternalClient, Node, Pod
+from model.cluster import Cluster, ExternalClient, Node, Pod, Service, TrafficPolicy
 from model.packet import Packet, Proto
 from sim.cni import CNI, cni_of
 from sim.cni.base import pod_ns_name, stable_mac
@@ -180,7 +180,51 @@ class ClusterNetwork:
             return client_ns_name(client), "eth0"
         if addr == self.gateway[0]:
             return ROUTER_NS, "eth0"
+        announced = self._announced.get(addr)
+        if announced is not None:
+            return node_ns_name(announced[0]), "eth0"
         return None
+
+    def arp_note(self, addr: IPv4Address) -> str | None:
+        """Who answers for a LoadBalancer IP on the node network is kubehop's assumption."""
+        announced = self._announced.get(addr)
+        return announced[1] if announced is not None else None
+
+    @cached_property
+    def _announced(self) -> dict[IPv4Address, tuple[str, str]]:
+        """LoadBalancer IPs on the node network: the node that answers ARP for each, and why.
+
+        An implementation such as MetalLB's layer-2 mode elects one node per IP
+        to answer; kubehop takes the first node that may take the traffic.
+        """
+        found: dict[IPv4Address, tuple[str, str]] = {}
+        for service in self.cluster.services:
+            addrs = [ip for ip in service.load_balancer_ips if ip in self.node_network]
+            nodes, which = self._load_balanced(service)
+            if not addrs or not nodes:
+                continue
+            for ip in addrs:
+                found[ip] = (
+                    nodes[0].name,
+                    f"kubehop assumes {nodes[0].name} answers ARP for {service.key}'s"
+                    f" LoadBalancer IP {ip} on the node network (a layer-2 load balancer such as"
+                    f" MetalLB elects one node to announce it, among {which})",
+                )
+        return found
+
+    def _load_balanced(self, service: Service) -> tuple[list[Node], str]:
+        """The nodes a load balancer sends `service`'s traffic to, and which those are."""
+        if service.external_traffic_policy is TrafficPolicy.LOCAL:
+            ready = {
+                e.node
+                for s in self.cluster.endpoint_slices
+                if (s.namespace, s.service) == (service.namespace, service.name)
+                for e in s.endpoints
+                if e.ready
+            }
+            nodes = [n for n in self.cluster.nodes if n.name in ready]
+            return nodes, "the nodes with a ready endpoint (externalTrafficPolicy Local)"
+        return list(self.cluster.nodes), "all nodes (externalTrafficPolicy Cluster)"
 
     def wire_note(self, pkt: Packet) -> str | None:
         """The CNI's sentence for a pod packet crossing the node network; None for others."""
@@ -246,6 +290,7 @@ class ClusterNetwork:
             routes=self._node_routes(node),
             listeners=listeners,
             listed=self._listed.get(node.internal_ip, {}),
+            proxy_arp=tuple(ip for ip, (name, _) in self._announced.items() if name == node.name),
             forwarding=True,
             netfilter=True,
             bridge_nf_call_iptables=True,
@@ -283,12 +328,17 @@ class ClusterNetwork:
             stable_mac(client.name, "client-eth0"),
             (IPv4Interface(f"{client.ip}/{net.prefixlen}"),),
         )
+        router, assumed = self.gateway
+        routes = (
+            Route(_DEFAULT, "eth0", via=router, assumed=assumed),
+            Route(net, "eth0", src=client.ip, proto="kernel", scope="link"),
+        )
         return Netns(
             name=ns,
             kind=NetnsKind.CLIENT,
             node=None,
             interfaces=(self._lo(ns), eth0),
-            routes=RouteTable((Route(net, "eth0", src=client.ip, proto="kernel", scope="link"),)),
+            routes=RouteTable(routes),
             label=client.name,
         )
 
@@ -321,6 +371,41 @@ class ClusterNetwork:
             label=client.name,
         )
 
+    def _load_balancer_routes(self) -> list[Route]:
+        """The cloud load balancer's part, stood in by the router: each LoadBalancer IP
+        outside the node network goes to a node, one per flow.
+
+        With externalTrafficPolicy Local only nodes with a ready endpoint take
+        traffic, as the load balancer's health check (healthCheckNodePort) finds
+        them; with Cluster every node does.
+        """
+        routes: list[Route] = []
+        for service in self.cluster.services:
+            addrs = [ip for ip in service.load_balancer_ips if ip not in self.node_network]
+            if not addrs:
+                continue
+            nodes, which = self._load_balanced(service)
+            if not nodes:
+                continue
+            names = _nodes([n.name for n in nodes])
+            for ip in addrs:
+                assumed = (
+                    f"kubehop stands in for the cloud load balancer in front of {service.key}:"
+                    f" {ip} goes to one of {which} ({names}), chosen by the flow hash of the"
+                    " source and destination addresses, as the node network's router routes it"
+                )
+                hops = tuple(n.internal_ip for n in nodes)
+                routes.append(
+                    Route(
+                        IPv4Network(f"{ip}/32"),
+                        "eth0",
+                        via=hops[0] if len(hops) == 1 else None,
+                        nexthops=hops if len(hops) > 1 else (),
+                        assumed=assumed,
+                    )
+                )
+        return routes
+
     def _router_netns(self) -> Netns:
         """The node network's router: `eth0` on it, one link per client beyond it."""
         router, _ = self.gateway
@@ -348,6 +433,7 @@ class ClusterNetwork:
             Route(IPv4Network(f"{c.ip}/32"), _router_port(c), scope="link")
             for c in self._beyond_router
         ]
+        routes += self._load_balancer_routes()
         return Netns(
             name=ROUTER_NS,
             kind=NetnsKind.ROUTER,
@@ -360,6 +446,10 @@ class ClusterNetwork:
 
 
 _DEFAULT = IPv4Network("0.0.0.0/0")
+
+
+def _nodes(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + (" or " if len(names) > 1 else "") + names[-1]
 
 
 def _router_port(client: ExternalClient) -> str:

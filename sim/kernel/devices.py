@@ -107,6 +107,9 @@ class Netns:
     """net.bridge.bridge-nf-call-iptables with br_netfilter loaded."""
     label: str = ""
     """How a person names it: `node-a`, `pod1`, `client`."""
+    proxy_arp: tuple[IPv4Address, ...] = ()
+    """Addresses it answers ARP for on `eth0` without holding them (a LoadBalancer IP it
+    announces, as MetalLB's layer-2 mode does)."""
 
     def iface(self, name: str) -> Interface:
         """The interface called `name` (it must exist)."""
@@ -154,3 +157,6 @@ class Network(Protocol):
 
     def wire_note(self, pkt: Packet) -> str | None:
         """How the CNI carries `pkt` between nodes, when it is pod traffic."""
+
+    def arp_note(self, addr: IPv4Address) -> str | None:
+        """What was assumed about who answers ARP for `addr` (None: its owner did)."""

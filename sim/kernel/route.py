@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
@@ -27,10 +28,31 @@ class Route:
     """The next hop is reached on `dev` though no address there covers it."""
     assumed: str | None = None
     """What kubehop assumed to put this route here (the data had no word of it)."""
+    nexthops: tuple[IPv4Address, ...] = ()
+    """A multipath route's next hops (`nexthop via … nexthop via …`); `via` is then None."""
+
+    def resolved(self, src: IPv4Address | None, dst: IPv4Address) -> Route:
+        """The route as `ip route get` answers for one flow: a multipath route's chosen hop.
+
+        Linux hashes a flow onto one next hop (fib_multipath_hash; policy 0, the
+        default, hashes the source and destination addresses); kubehop hashes the
+        same two fields with its own function, so it picks a hop the same way for
+        every packet of a flow, though not necessarily the kernel's.
+        """
+        if not self.nexthops:
+            return self
+        key = f"{src}>{dst}".encode()
+        chosen = self.nexthops[
+            int.from_bytes(hashlib.sha256(key).digest()[:4]) % len(self.nexthops)
+        ]
+        return replace(self, via=chosen, nexthops=())
 
     def __str__(self) -> str:
         dst = "default" if self.dst.prefixlen == 0 else str(self.dst)
         text = dst
+        if self.nexthops:
+            hops = " ".join(f"nexthop via {hop} dev {self.dev} weight 1" for hop in self.nexthops)
+            return f"{text} proto {self.proto} {hops}"
         if self.via is not None:
             text += f" via {self.via}"
         text += f" dev {self.dev}"

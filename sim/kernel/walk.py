@@ -119,11 +119,12 @@ class Walker:
 
     # -- routing and neighbours ---------------------------------------------------
 
-    def route(self, ns: Netns, dst: IPv4Address) -> Route | None:
-        """`ip route get`: the local table first, then the main table."""
+    def route(self, ns: Netns, dst: IPv4Address, src: IPv4Address | None = None) -> Route | None:
+        """`ip route get DST [from SRC]`: the local table first, then the main table."""
         if ns.is_local(dst):
             return Route(_host_net(dst), "lo", src=dst, proto="kernel", scope="host")
-        return ns.routes.lookup(dst)
+        found = ns.routes.lookup(dst)
+        return found.resolved(src, dst) if found is not None else None
 
     def peer_of(self, ns: Netns, veth: Interface) -> tuple[Netns, Interface]:
         assert veth.peer is not None
@@ -305,7 +306,7 @@ class Walker:
     # -- the paths ------------------------------------------------------------------
 
     def local_out(self, ns: Netns, pkt: Packet) -> End:
-        route = self.route(ns, pkt.dst)
+        route = self.route(ns, pkt.dst, pkt.src)
         if route is None:
             return self.unreachable(ns, pkt, f"no route to {pkt.dst} in {ns.label}")
         self.route_hop(ns, pkt, pkt, route, _route_sentence(ns, pkt.dst, route, local_out=True))
@@ -315,7 +316,7 @@ class Walker:
             if isinstance(after, End):
                 return after
             if after.dst != pkt.dst:
-                rerouted = self.route(ns, after.dst)
+                rerouted = self.route(ns, after.dst, after.src)
                 if rerouted is None:
                     return self.unreachable(ns, after, f"no route to {after.dst} in {ns.label}")
                 route, out = rerouted, ns.iface(rerouted.dev)
@@ -400,8 +401,11 @@ class Walker:
             "node network" + (f"; {note}" if (note := self.network.wire_note(pkt)) else ""),
             interface=out.name,
             detail=f"neighbour {nexthop} lladdr {peer.mac}",
+            note=(arp := self.network.arp_note(nexthop)),
             dt=40,
         )
+        if arp is not None:
+            self.assumptions.append(arp)
         return self.receive(peer_ns, peer, framed)
 
     def cross_veth(
@@ -469,7 +473,7 @@ class Walker:
                 pkt,
                 ns.name,
             )
-        route = self.route(ns, pkt.dst)
+        route = self.route(ns, pkt.dst, pkt.src)
         if route is None:
             return self.unreachable(ns, pkt, f"no route to {pkt.dst} on {ns.label}")
         if pkt.ttl <= 1:

@@ -221,6 +221,7 @@ class _Builder:
                 ip(name, "link", "set", iface.name, "up")
         for topo in all_ns:
             self._routes(topo)
+        self._announcements(all_ns)
         for node in self.cluster.nodes:
             self._rules(node.name)
         problems = [p for topo in all_ns for p in compare_with_topology(self.ns(topo.name), topo)]
@@ -279,6 +280,25 @@ class _Builder:
         ip(here, "link", "set", host_end, "master", iface.master)
         hairpin = "on" if iface.hairpin else "off"
         ip(here, "link", "set", "dev", host_end, "type", "bridge_slave", "hairpin", hairpin)
+
+    def _announcements(self, all_ns: list[Netns]) -> None:
+        """LoadBalancer IPs a node announces on the node network, as the others learn them.
+
+        A layer-2 load balancer's speaker (MetalLB's) answers ARP from user space;
+        the kernel's proxy ARP would not, the route to the address leading back
+        out the same device. So the lab writes down what the answer teaches: a
+        permanent neighbour entry in each client and router on the node network.
+        """
+        announcers = {addr: topo for topo in all_ns for addr in topo.proxy_arp}
+        for topo in all_ns:
+            if topo.kind not in (NetnsKind.CLIENT, NetnsKind.ROUTER):
+                continue
+            if not any(i.name == "eth0" and i.kind is IfKind.ETHERNET for i in topo.interfaces):
+                continue
+            for addr, node in announcers.items():
+                mac = node.iface("eth0").mac
+                ip(self.ns(topo.name), "neigh", "replace", str(addr), "lladdr", mac,
+                   "dev", "eth0", "nud", "permanent")  # fmt: skip
 
     def _client_link(self, router: Netns, port: str) -> None:
         """The router's link to a client beyond the node network: a veth pair between them."""

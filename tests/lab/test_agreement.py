@@ -274,3 +274,19 @@ def test_a_client_beyond_the_router_agrees_with_the_kernel(
 ) -> None:
     check = beyond_router.check(case)
     assert check.agree, _show(check)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case("laptop → web's LoadBalancer IP (eTP Cluster)", Request("laptop", "10.1.0.200:80")),
+        Case(
+            "laptop → web-lb-local's LoadBalancer IP (eTP Local)",
+            Request("laptop", "10.1.0.202:80"),
+        ),
+    ],
+    ids=lambda c: c.name,
+)
+def test_a_load_balancer_ip_announced_on_the_node_network_agrees(case: Case, zoo: Verifier) -> None:
+    check = zoo.check(case)
+    assert check.agree, _show(check)

@@ -15,7 +15,7 @@ from model.cluster import Cluster
 from model.errors import RequestError
 from model.trace import Direction, HopKind, Verdict
 from sim.cluster.load import demo_cluster as demo
-from sim.cluster.load import with_derived_slices
+from sim.cluster.load import load, with_derived_slices
 from sim.cluster.network import network_of
 from sim.readers.cluster import parse_cluster
 from sim.trace.report import trace_json
@@ -135,3 +135,43 @@ def test_the_node_network_comes_from_the_nodes_not_the_clients() -> None:
     cluster = demo_with("ip: 10.0.0.100", "ip: 203.0.113.5")
     assert cluster.node_network is not None
     assert cluster.node_network.compressed == "10.0.0.0/24"
+
+
+ZOO = paths.DATA / "lab" / "zoo.yaml"
+
+
+def test_a_load_balancer_ip_on_the_node_network_is_announced_by_one_node() -> None:
+    cluster = load(ZOO)
+    t = trace(cluster, Request("laptop", "10.1.0.200:80", seed=1))
+    assert t.verdict is Verdict.DELIVERED
+    wire = next(h for h in t.hops if h.kind is HopKind.WIRE)
+    assert wire.detail.startswith("neighbour 10.1.0.200 lladdr ")
+    assert wire.where.netns == "client/laptop"
+    announced = (
+        "kubehop assumes n1 answers ARP for default/web's LoadBalancer IP 10.1.0.200 on the node"
+        " network (a layer-2 load balancer such as MetalLB elects one node to announce it, among"
+        " all nodes (externalTrafficPolicy Cluster))"
+    )
+    assert wire.note == announced
+    assert announced in t.warnings
+    dnat = next(h for h in t.hops if h.kind is HopKind.NETFILTER and h.after.dst != h.before.dst)
+    assert dnat.where.node == "n1" and dnat.before.dst.compressed == "10.1.0.200"
+
+
+def test_a_load_balancer_ip_elsewhere_arrives_from_the_router_at_one_node_per_client() -> None:
+    text = ZOO.read_text().replace("ingress: [{ip: 10.1.0.200}]", "ingress: [{ip: 198.51.100.7}]")
+    cluster = with_derived_slices(parse_cluster(text, "zoo.yaml"), "zoo.yaml")
+    reached = set()
+    for seed in range(12):
+        t = trace(cluster, Request("laptop", "198.51.100.7:80", seed=seed))
+        assert t.verdict is Verdict.DELIVERED
+        router = next(h for h in t.hops if h.where.netns == "router" and h.kind is HopKind.ROUTE)
+        assert router.note is not None and router.note.startswith(
+            "kubehop stands in for the cloud load balancer in front of default/web: 198.51.100.7"
+            " goes to one of all nodes (externalTrafficPolicy Cluster) (n1 or n2), chosen by"
+            " the flow hash of the source and destination addresses"
+        )
+        wire = next(h for h in t.hops if h.where.netns == "router" and h.kind is HopKind.WIRE)
+        reached.add(wire.after.dst_mac)
+    # The laptop's address and the LB IP decide the node: the same for every flow.
+    assert len(reached) == 1
