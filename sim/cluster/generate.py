@@ -120,7 +120,8 @@ def _check(nodes: int, pods: int, services: int) -> None:
         raise KubehopError("--pods and --services must not be negative")
     if pods > nodes * _MAX_PODS_PER_NODE:
         raise KubehopError(
-            f"--pods {pods}: {nodes} nodes hold at most {nodes * _MAX_PODS_PER_NODE}"
+            f"--pods {pods}: {nodes} node{'s' if nodes != 1 else ''} hold"
+            f"{'s' if nodes == 1 else ''} at most {nodes * _MAX_PODS_PER_NODE}"
             f" ({_MAX_PODS_PER_NODE} a /24 podCIDR; Kubernetes' default is 110 a node)"
         )
     if services > _MAX_SERVICES:

@@ -311,7 +311,7 @@ class Verifier:
                 Check(
                     name=f"rules on {node}: iptables-save",
                     command=f"kubehop rules --node {node}",
-                    kubehop=f"{rule_count} rules",
+                    kubehop=f"{rule_count} rule{'s' if rule_count != 1 else ''}",
                     kernel=kernel,
                     differences=differences,
                 )
