@@ -41,6 +41,14 @@ class Packet(BaseModel):
     """The skb mark (`-j MARK`, `-m mark`); kube-proxy uses bit 0x4000."""
     tcp_flags: str = "SYN"
     """TCP flags shown on screen (SYN for a request, SYN,ACK for its reply)."""
+    inner: Packet | None = None
+    """The frame this packet carries inside a tunnel header (VXLAN), None for a plain one.
+
+    An encapsulated packet is a packet of its own: the host routes it, netfilter
+    sees it (a UDP packet to port 8472 or 4789), conntrack tracks it.
+    """
+    vni: int | None = None
+    """The VXLAN network identifier of the header around `inner`."""
 
     def tuple(self) -> ConntrackTuple:
         """The conntrack tuple this packet belongs to, in its own direction."""

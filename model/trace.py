@@ -42,6 +42,10 @@ class HopKind(StrEnum):
     """A listening socket received the packet."""
     DROP = "drop"
     """The packet died here: dropped, rejected, unroutable, or nobody listening."""
+    ENCAP = "encap"
+    """A tunnel device wrapped the frame in an outer header (VXLAN) for another node."""
+    DECAP = "decap"
+    """A tunnel's socket took the outer header off and handed the frame to its device."""
     UNKNOWN = "unknown"
     """The walk stops where the dump cannot tell what happens (no socket known to listen)."""
 

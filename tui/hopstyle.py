@@ -106,6 +106,8 @@ _KIND_BADGES: dict[HopKind, Badge] = {
     HopKind.DELIVER: Badge(Effect.DELIVER, "✔", "DELIVER"),
     HopKind.DROP: Badge(Effect.DROP, "✘", "DROP"),
     HopKind.UNKNOWN: Badge(Effect.PLAIN, "◌", "UNKNOWN"),
+    HopKind.ENCAP: Badge(Effect.PLAIN, "⊂", "ENCAP"),
+    HopKind.DECAP: Badge(Effect.PLAIN, "⊃", "DECAP"),
 }
 
 

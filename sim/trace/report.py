@@ -21,6 +21,8 @@ SYMBOLS: dict[HopKind, str] = {
     HopKind.DELIVER: "*",
     HopKind.DROP: "X",
     HopKind.UNKNOWN: "U",
+    HopKind.ENCAP: "(",
+    HopKind.DECAP: ")",
 }
 """One character per hop kind, so a trace reads without colour."""
 
