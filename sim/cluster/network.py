@@ -227,14 +227,8 @@ class ClusterNetwork:
         return list(self.cluster.nodes), "all nodes (externalTrafficPolicy Cluster)"
 
     def wire_note(self, pkt: Packet) -> str | None:
-        """The CNI's sentence for a pod packet crossing the node network; None for others."""
-        cidr = self.cluster.kube_proxy.cluster_cidr
-        if cidr is not None:
-            pod_traffic = pkt.src in cidr or pkt.dst in cidr
-        else:
-            cidrs = [n.pod_cidr for n in self.cluster.nodes if n.pod_cidr is not None]
-            pod_traffic = any(pkt.src in c or pkt.dst in c for c in cidrs)
-        return self.cni.wire_note(pkt) if pod_traffic else None
+        """The CNI's sentence for a packet crossing the node network; None for others."""
+        return self.cni.wire_note(pkt)
 
     def _build(self, name: str) -> Netns:
         if name == ROUTER_NS:

@@ -48,8 +48,9 @@ class CNI(Protocol):
     def port_for_mac(self, node: str, mac: str) -> str | None:
         """The bridge port on `node` behind which `mac` lives (the FDB), if the CNI bridges."""
 
-    def wire_note(self, pkt: Packet) -> str:
-        """How a pod packet crosses the node network between nodes, for the wire hop."""
+    def wire_note(self, pkt: Packet) -> str | None:
+        """How the CNI carries `pkt` across the node network, for the wire hop; None when
+        `pkt` is not the CNI's (a node's or a client's own traffic)."""
 
 
 def pod_ns_name(pod: Pod) -> str:

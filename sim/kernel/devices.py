@@ -17,7 +17,7 @@ from typing import Protocol
 from model.packet import Packet, Proto
 from sim.kernel.route import RouteTable
 
-__all__ = ["IfKind", "Interface", "Listener", "Netns", "NetnsKind", "Network"]
+__all__ = ["IfKind", "Interface", "Listener", "Netns", "NetnsKind", "Network", "Vxlan"]
 
 
 class IfKind(StrEnum):
@@ -27,6 +27,22 @@ class IfKind(StrEnum):
     VETH = "veth"
     BRIDGE = "bridge"
     ETHERNET = "ethernet"
+    VXLAN = "vxlan"
+
+
+@dataclass(frozen=True)
+class Vxlan:
+    """A VXLAN device's tunnel, as `ip -d link show` and `bridge fdb show` print it."""
+
+    vni: int
+    """The VXLAN network identifier (`id 1`)."""
+    port: int
+    """The UDP port of the outer packets (`dstport 8472`), which the device also listens on."""
+    local: IPv4Address
+    """The outer source address (`local 10.0.0.11`)."""
+    fdb: Mapping[str, IPv4Address] = field(default_factory=dict)
+    """Where each inner destination MAC is tunnelled to (`MAC dst 10.0.0.12 self permanent`);
+    with learning off these are all there are."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +54,7 @@ class Interface:
     netns: str
     """The netns it lives in."""
     kind: IfKind
-    """Loopback, veth, bridge or ethernet."""
+    """Loopback, veth, bridge, ethernet or vxlan."""
     mac: str
     """Its MAC address."""
     addrs: tuple[IPv4Interface, ...] = ()
@@ -49,6 +65,13 @@ class Interface:
     """For a bridge port: the bridge it is enslaved to."""
     hairpin: bool = False
     """For a bridge port: a frame may leave by the port it came in."""
+    mtu: int = 1500
+    """The largest IPv4 packet it sends."""
+    neighbours: Mapping[IPv4Address, str] = field(default_factory=dict)
+    """Permanent neighbour entries (`ip neigh … nud permanent`): address → MAC; a device
+    that does no ARP (a VXLAN device with learning off) knows only these."""
+    vxlan: Vxlan | None = None
+    """For a VXLAN device: its tunnel."""
 
     @property
     def primary(self) -> IPv4Address | None:

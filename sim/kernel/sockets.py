@@ -14,6 +14,7 @@ from model.packet import Packet, Proto
 from model.trace import Direction, HopKind, Verdict
 from sim.kernel.devices import Netns, NetnsKind
 from sim.kernel.outcome import End
+from sim.kernel.tunnel import decapsulate, tunnel_for
 
 if TYPE_CHECKING:
     from sim.kernel.walk import Walker
@@ -23,6 +24,9 @@ __all__ = ["deliver"]
 
 def deliver(walker: Walker, ns: Netns, pkt: Packet) -> End:
     """The packet reached its destination netns: a listening socket, or the client's own."""
+    device = tunnel_for(ns, pkt)
+    if device is not None:
+        return decapsulate(walker, ns, device, pkt)
     if walker.direction is Direction.REPLY:
         assert walker.reply_socket is not None
         client_ns, request = walker.reply_socket

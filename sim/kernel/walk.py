@@ -36,6 +36,7 @@ from sim.kernel.outcome import End
 from sim.kernel.route import Route
 from sim.kernel.rules import NodeRules
 from sim.kernel.sockets import deliver
+from sim.kernel.tunnel import encapsulate
 
 __all__ = ["End", "Walker"]
 
@@ -349,6 +350,8 @@ class Walker:
     def transmit(
         self, ns: Netns, out: Interface, pkt: Packet, nexthop: IPv4Address, *, default: bool = False
     ) -> End:
+        if out.kind is IfKind.VXLAN:
+            return encapsulate(self, ns, out, pkt, nexthop)
         neighbour = self.neighbour(ns, out, nexthop)
         if (
             neighbour is not None

@@ -1,0 +1,138 @@
+"""VXLAN: a frame wrapped in an outer UDP packet to another host, and unwrapped there.
+
+Sending (vxlan_xmit): the route's next hop is looked up in the device's
+neighbour entries (with learning off, only the permanent ones the CNI wrote),
+the MAC found there in its FDB, which names the remote host; the frame goes
+inside an outer IPv4/UDP/VXLAN header from the device's local address to that
+host, and the host sends the outer packet as one of its own (OUTPUT,
+POSTROUTING, its routes). Receiving: the outer packet is for the host itself;
+after INPUT the device's UDP socket takes the header off and the frame
+arrives on the device as if from a wire.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
+
+from model.packet import Packet, Proto
+from model.trace import HopKind, Verdict
+from sim.kernel.devices import IfKind, Interface, Netns
+from sim.kernel.outcome import End
+
+if TYPE_CHECKING:
+    from sim.kernel.walk import Walker
+
+__all__ = ["OVERHEAD", "decapsulate", "encapsulate", "tunnel_for"]
+
+OVERHEAD = 50
+"""Bytes VXLAN adds around a frame: outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8."""
+
+_SOURCE_PORTS = (32768, 60999)
+"""udp_flow_src_port's range: the netns's ip_local_port_range, by default."""
+
+
+def source_port(inner: Packet) -> int:
+    """The outer UDP source port: a hash of the inner flow, the same both ways.
+
+    Linux takes skb_get_hash(), whose flow keys are put in a canonical order,
+    so a flow and its reply hash alike; kubehop hashes the same fields with
+    its own function, so the port differs from the kernel's but is as stable.
+    """
+    ends = sorted([(int(inner.src), inner.sport), (int(inner.dst), inner.dport)])
+    key = f"{inner.proto.value}:{ends}".encode()
+    value = int.from_bytes(hashlib.sha256(key).digest()[:4])
+    low, high = _SOURCE_PORTS
+    return low + (value * (high - low) >> 32)
+
+
+def encapsulate(walker: Walker, ns: Netns, out: Interface, pkt: Packet, hop: IPv4Address) -> End:
+    """Send `pkt` out of VXLAN device `out` towards next hop `hop`: wrap it, route the outer."""
+    assert out.vxlan is not None
+    tunnel = out.vxlan
+    if hop not in out.neighbours:
+        return walker.unreachable(
+            ns,
+            pkt,
+            f"{out.name} on {ns.label} has no neighbour entry for {hop}: the CNI writes one"
+            " per other node, and with learning off the device asks no one",
+        )
+    mac = out.neighbours[hop]
+    remote = tunnel.fdb.get(mac)
+    if remote is None:
+        return walker.unreachable(
+            ns,
+            pkt,
+            f"{out.name} on {ns.label} has no FDB entry for {mac}: it does not know which host"
+            " that MAC is behind",
+        )
+    framed = pkt.model_copy(update={"src_mac": out.mac, "dst_mac": mac})
+    outer = Packet(
+        src=tunnel.local,
+        dst=remote,
+        sport=source_port(framed),
+        dport=tunnel.port,
+        proto=Proto.UDP,
+        tcp_flags="",
+        inner=framed,
+        vni=tunnel.vni,
+    )
+    walker.emit(
+        HopKind.ENCAP,
+        ns,
+        framed,
+        outer,
+        f"{out.name} wraps the frame for {hop} in VXLAN (VNI {tunnel.vni}): {hop} is the"
+        f" remote device {mac}, which the FDB places on {remote}, so the outer packet goes"
+        f" {outer.src}:{outer.sport} → {outer.dst}:{outer.dport}/udp",
+        interface=out.name,
+        detail=f"neighbour {hop} lladdr {mac} PERMANENT; fdb {mac} dev {out.name} dst {remote}"
+        f" self permanent; vxlan id {tunnel.vni} local {tunnel.local} dstport {tunnel.port}",
+        note=f"VXLAN adds {OVERHEAD} bytes around the frame (outer Ethernet 14, IPv4 20, UDP 8,"
+        f" VXLAN 8): {out.name}'s MTU of {out.mtu} keeps the outer packet within"
+        f" {out.mtu + OVERHEAD}; the source port comes from a hash of the inner flow",
+    )
+    return walker.local_out(ns, outer)
+
+
+def tunnel_for(ns: Netns, pkt: Packet) -> Interface | None:
+    """The VXLAN device of `ns` whose socket takes `pkt` (UDP to its port, its VNI)."""
+    if pkt.inner is None or pkt.proto is not Proto.UDP:
+        return None
+    return next(
+        (
+            i
+            for i in ns.interfaces
+            if i.kind is IfKind.VXLAN
+            and i.vxlan is not None
+            and i.vxlan.port == pkt.dport
+            and i.vxlan.vni == pkt.vni
+        ),
+        None,
+    )
+
+
+def decapsulate(walker: Walker, ns: Netns, device: Interface, pkt: Packet) -> End:
+    """The device's socket unwraps `pkt`; the frame arrives on the device."""
+    assert pkt.inner is not None and device.vxlan is not None
+    inner = pkt.inner
+    walker.emit(
+        HopKind.DECAP,
+        ns,
+        pkt,
+        inner,
+        f"the VXLAN socket of {device.name} on UDP {device.vxlan.port} takes the packet from"
+        f" {pkt.src} off its outer header (VNI {pkt.vni}) and hands the frame inside to"
+        f" {device.name}",
+        interface=device.name,
+        detail=f"udp {pkt.dst}:{pkt.dport} ← {pkt.src}:{pkt.sport}; vxlan id {pkt.vni}",
+    )
+    if inner.dst_mac != device.mac:
+        reason = (
+            f"{device.name} on {ns.label} drops the frame for {inner.dst_mac}: not its MAC"
+            f" ({device.mac})"
+        )
+        walker.emit(HopKind.DROP, ns, inner, inner, reason)
+        return End(Verdict.DROPPED, reason, inner, ns.name)
+    return walker.receive(ns, device, inner)
