@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from model.packet import Packet
-from model.trace import Hop, HopKind, Trace
+from model.trace import Hop, HopKind, Trace, Verdict
+from sim.trace.effects import Effect, hop_effect, trace_effects
 
 SYMBOLS: dict[HopKind, str] = {
     HopKind.DNS: "?",
@@ -48,12 +49,15 @@ def hop_title(hop: Hop) -> str:
     return " ".join(parts)
 
 
-def hop_text(hop: Hop) -> str:
-    """A hop as a few indented lines."""
+def hop_text(hop: Hop, verdict: Verdict | None = None) -> str:
+    """A hop as a few indented lines, headed by what it did (`DNAT`, `BRIDGE`, `UN-NAT`).
+
+    `verdict` is the trace's, which tells a refused connection from a drop.
+    """
     changed = hop.changed
     lines = [
         f"{hop.seq:>3} {SYMBOLS[hop.kind]} {hop.t_us:>6}µs {hop.direction.value:<7} "
-        f"{hop.kind.value.upper():<9} {hop_title(hop)}",
+        f"{hop_effect(hop, verdict).label:<7} {hop_title(hop)}",
         f"      {hop.sentence}",
     ]
     if hop.detail:
@@ -76,7 +80,7 @@ def trace_text(trace: Trace) -> str:
         f"kubehop trace {trace.source} → {trace.destination}   (seed {trace.seed})",
         "",
     ]
-    lines += [hop_text(hop) for hop in trace.hops]
+    lines += [hop_text(hop, trace.verdict) for hop in trace.hops]
     lines.append("")
     if trace.warnings:
         lines += [f"warning: {w}" for w in trace.warnings]
@@ -85,8 +89,23 @@ def trace_text(trace: Trace) -> str:
 
 
 def trace_dict(trace: Trace) -> dict[str, Any]:
-    """The trace as JSON-ready data (see `kubehop schema`)."""
-    return trace.model_dump(mode="json")
+    """The trace as JSON-ready data (see `kubehop schema`): the model, and each hop's effect."""
+    data = trace.model_dump(mode="json")
+    data["hops"] = [
+        _with_effect(hop, effect)
+        for hop, effect in zip(data["hops"], trace_effects(trace), strict=True)
+    ]
+    return data
+
+
+def _with_effect(hop: dict[str, Any], effect: Effect) -> dict[str, Any]:
+    """`hop` with `effect` after its `kind`, where a reader looks for it."""
+    out: dict[str, Any] = {}
+    for key, value in hop.items():
+        out[key] = value
+        if key == "kind":
+            out["effect"] = effect.value
+    return out
 
 
 def trace_json(trace: Trace) -> str:
@@ -97,6 +116,32 @@ def trace_json(trace: Trace) -> str:
 def trace_schema() -> dict[str, Any]:
     """The JSON Schema `--json` output follows."""
     schema = Trace.model_json_schema()
+    _add_effect(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://kubehop.dev/schema/trace.schema.json"
     return schema
+
+
+def _add_effect(schema: dict[str, Any]) -> None:
+    """Declare the `effect` each hop carries in JSON (derived, so not a field of the model)."""
+    hop = schema["$defs"]["Hop"]
+    properties: dict[str, Any] = {}
+    for key, value in hop["properties"].items():
+        properties[key] = value
+        if key == "kind":
+            properties["effect"] = {
+                "$ref": "#/$defs/Effect",
+                "description": "What the hop did: the kind's effect, or for netfilter the"
+                " rewrite (dnat, snat, masquerade, unnat) and for a drop the cause (reject,"
+                " refused); the text report's header shows it",
+            }
+    hop["properties"] = properties
+    required = hop["required"]
+    required.insert(required.index("kind") + 1, "effect")
+    schema["$defs"]["Effect"] = {
+        "description": Effect.__doc__,
+        "enum": [effect.value for effect in Effect],
+        "title": "Effect",
+        "type": "string",
+    }
+    schema["$defs"] = dict(sorted(schema["$defs"].items()))

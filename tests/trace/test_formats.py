@@ -7,10 +7,13 @@ from fractions import Fraction
 
 import pytest
 
-from model.trace import Verdict
+from model.trace import HopKind, Trace, Verdict
 from sim.cluster.load import demo_cluster, load
+from sim.trace import effects
+from sim.trace.effects import Effect, trace_effects
 from sim.trace.export import reproduce_commands, trace_dot, trace_markdown
 from sim.trace.fork import fork, fork_dict, fork_text
+from sim.trace.report import trace_dict, trace_schema, trace_text
 from sim.trace.request import Request
 from sim.trace.tracer import trace
 from tests import paths
@@ -216,3 +219,50 @@ def test_the_lab_is_a_subcommand() -> None:
 def test_the_app_takes_one_cluster(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["--cluster", "a.yaml", "--cluster", "b.yaml"]) == 2
     assert "the app takes one --cluster" in capsys.readouterr().err
+
+
+def _headers(t: Trace) -> list[str]:
+    """Each hop's header line: number, symbol, time, direction, effect, place."""
+    return [line for line in trace_text(t).splitlines() if line[:3].strip().isdigit()]
+
+
+@pytest.mark.parametrize(
+    ("request_", "wanted"),
+    [
+        (Request("pod1", "svc-b:80", seed=2), {4: "DNAT", 5: "BRIDGE", 18: "UN-NAT"}),
+        (Request("client", "10.0.0.12:30080", seed=1), {4: "DNAT", 7: "MASQ", 28: "UN-NAT"}),
+        (Request("pod1", "svc-empty:80", seed=1), {4: "HOOK", 7: "REJECT"}),
+        (Request("pod1", "192.168.1.3:9999", seed=1), {9: "REFUSED"}),
+        (Request("pod1", "localhost:8080", "container01", seed=1), {2: "LO", 3: "DELIVER"}),
+    ],
+    ids=["dnat and un-nat", "nodeport masquerade", "reject", "refused", "loopback"],
+)
+def test_the_text_header_names_what_each_hop_did(request_: Request, wanted: dict[int, str]) -> None:
+    t = trace(demo_cluster(), request_)
+    headers = _headers(t)
+    assert [int(line[:3]) for line in headers] == [hop.seq for hop in t.hops]
+    for seq, label in wanted.items():
+        assert headers[seq].split()[4] == label, headers[seq]
+    assert not any("NETFILTER" in line for line in headers)
+
+
+def test_the_readme_hop_reads_dnat() -> None:
+    t = trace(demo_cluster(), Request("pod1", "svc-b:80", seed=2))
+    assert _headers(t)[4] == "  4 #      4µs request DNAT    node-a cni0 PREROUTING"
+
+
+def test_json_keeps_the_kind_and_adds_the_effect() -> None:
+    t = trace(demo_cluster(), Request("client", "10.0.0.12:30080", seed=1))
+    hops = trace_dict(t)["hops"]
+    assert [list(hop)[3:5] for hop in hops] == [["kind", "effect"]] * len(hops)
+    assert [hop["kind"] for hop in hops] == [hop.kind.value for hop in t.hops]
+    assert [hop["effect"] for hop in hops] == [e.value for e in trace_effects(t)]
+    assert (hops[4]["kind"], hops[4]["effect"]) == ("netfilter", "dnat")
+    assert (hops[7]["kind"], hops[7]["effect"]) == ("netfilter", "masquerade")
+    assert set(trace_schema()["$defs"]["Effect"]["enum"]) == {e.value for e in Effect}
+
+
+def test_every_hop_kind_has_an_effect() -> None:
+    # A new kind of hop must say what it does before a trace can show it.
+    assert set(effects._BY_KIND) == set(HopKind)
+    assert all(len(effect.label) <= 7 for effect in Effect)
