@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from model.cluster import Cluster
 from sim.cluster.generate import generate
 from sim.cluster.load import demo_cluster, load
-from sim.proxy import node_rules
+from sim.cluster.rules import node_rules
 from sim.proxy.iptables import render_node_rules
 from sim.proxy.iptables.names import _hash16
 from sim.trace.tracer import trace

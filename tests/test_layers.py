@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "sim.kernel": {"model"},
     "sim.cni": {"model", "sim.kernel"},
     "sim.proxy": {"model", "sim.kernel", "sim.readers"},
-    "sim.cluster": {"model", "sim.readers", "sim.kernel", "sim.cni"},
+    "sim.cluster": {"model", "sim.readers", "sim.kernel", "sim.cni", "sim.proxy"},
     "sim.trace": {"model", "sim.readers", "sim.kernel", "sim.cni", "sim.proxy", "sim.cluster"},
     "sim.lab": {
         "model",

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from model.cluster import Cluster, Pod
 from model.errors import KubehopError
 from model.trace import Trace
-from sim import proxy
 from sim.cluster import dns
+from sim.cluster import rules as node_tables
 from sim.kernel.conntrack import conntrack_view
 from sim.trace import request as flow
 from sim.trace import tracer
@@ -117,7 +117,7 @@ class Session:
     history: list[str] = field(default_factory=list)
     """One line per edit, oldest first."""
     _traced: set[str] = field(default_factory=set, repr=False)
-    # Nodes a trace of this cluster passed: `sim.proxy` keeps their text, rendered.
+    # Nodes a trace of this cluster passed: `sim.cluster.rules` keeps their text, rendered.
     _texts: OrderedDict[str, str] = field(default_factory=OrderedDict, repr=False)
     # Other nodes' text, rendered for the rules pane only (no parse: nothing walks it).
 
@@ -145,10 +145,10 @@ class Session:
         """The iptables-save text of `node`'s rules (safe to call from a worker thread)."""
         cluster = self.cluster
         if node in self._traced:
-            return proxy.node_rules(cluster, node).text
+            return node_tables.node_rules(cluster, node).text
         text = self._texts.get(node)
         if text is None:
-            text = proxy.render_rules(cluster, node)
+            text = node_tables.render_rules(cluster, node)
             if cluster is not self.cluster:
                 return text  # an edit replaced the cluster meanwhile: do not keep it
             self._texts[node] = text
@@ -256,10 +256,10 @@ class Session:
         nodes = (node,) if self.big else tuple(n.name for n in cluster.nodes)
         diffs: list[tuple[str, tuple[str, ...]]] = []
         for name in nodes:
-            # sim.proxy caches per cluster: the old text is there if a trace
+            # sim.cluster.rules caches per cluster: the old text is there if a trace
             # passed the node, and the new one is ready for the next trace.
-            before = proxy.node_rules(old, name).text if old.node(name) else ""
-            diff = edits.rules_diff(before, proxy.node_rules(cluster, name).text)
+            before = node_tables.node_rules(old, name).text if old.node(name) else ""
+            diff = edits.rules_diff(before, node_tables.node_rules(cluster, name).text)
             if diff:
                 diffs.append((name, diff))
         if self.big:

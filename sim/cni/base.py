@@ -19,6 +19,7 @@ from model.cluster import Node, Pod
 from model.packet import Packet
 from sim.kernel.devices import Interface
 from sim.kernel.route import Route
+from sim.kernel.rules import ForeignRules
 
 __all__ = ["CNI", "pod_ns_name", "stable_mac"]
 
@@ -47,6 +48,9 @@ class CNI(Protocol):
 
     def port_for_mac(self, node: str, mac: str) -> str | None:
         """The bridge port on `node` behind which `mac` lives (the FDB), if the CNI bridges."""
+
+    def iptables_rules(self, node: Node) -> ForeignRules | None:
+        """The chains and rules the CNI writes in `node`'s tables (None: it writes none)."""
 
     def wire_note(self, pkt: Packet) -> str | None:
         """How the CNI carries `pkt` across the node network, for the wire hop; None when

@@ -16,6 +16,7 @@ from model.packet import Packet
 from sim.cni.bridge import BridgePlugin, pod_traffic
 from sim.kernel.devices import Interface
 from sim.kernel.route import Route
+from sim.kernel.rules import ForeignRules
 
 __all__ = ["HostGw"]
 
@@ -61,6 +62,10 @@ class HostGw:
     def port_for_mac(self, node: str, mac: str) -> str | None:
         """The bridge's FDB."""
         return self.pods.port_for_mac(node, mac)
+
+    def iptables_rules(self, node: Node) -> ForeignRules | None:
+        """The bridge plugin and static routes write no rules."""
+        return None
 
     def wire_note(self, pkt: Packet) -> str | None:
         """host-gw sends a pod packet as it is."""

@@ -7,12 +7,14 @@ this; the walker needs nothing else of either, so it never asks which it has.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from model.ipset import IpSets
 from model.netfilter import Ruleset
 
-__all__ = ["NodeRules"]
+__all__ = ["ForeignRules", "NodeRules"]
 
 
 class NodeRules(Protocol):
@@ -37,3 +39,14 @@ class NodeRules(Protocol):
     @property
     def ipsets(self) -> IpSets:
         """`ipset save` of the node, by set name; empty when none is known."""
+
+
+@dataclass(frozen=True)
+class ForeignRules:
+    """Rules that agents other than kube-proxy write on a node (the CNI's), as iptables-save
+    prints them, for the node's tables to include."""
+
+    chains: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per table (`nat`, `filter`), the user chains they declare."""
+    rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per table, their `-A CHAIN …` lines; a built-in chain's come after kube-proxy's."""

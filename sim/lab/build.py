@@ -29,6 +29,7 @@ from sim.cluster.network import (
     node_ns_name,
     pod_ns_name,
 )
+from sim.cluster.rules import node_rules
 from sim.kernel.devices import IfKind, Netns, NetnsKind
 from sim.lab import nfacct
 from sim.lab.failures import LabError, LabInterrupted
@@ -44,7 +45,6 @@ from sim.lab.netns import (
     set_sysctl,
 )
 from sim.lab.state import LabState
-from sim.proxy import node_rules
 from sim.proxy.iptables.sync import sync
 
 NODE_NET_BRIDGE = "br0"

@@ -25,6 +25,7 @@ from model.errors import RequestError
 from model.netfilter import DnatTarget, Table
 from model.packet import Packet, Proto
 from model.trace import HopKind, Trace, Verdict
+from sim.cluster.rules import node_rules
 from sim.lab.build import Lab, fingerprint
 from sim.lab.cases import Case, Spread
 from sim.lab.compare import (
@@ -49,7 +50,6 @@ from sim.lab.probe import (
     zero_counters,
 )
 from sim.lab.state import exclusive, running_lab
-from sim.proxy import node_rules
 from sim.trace.request import Request
 from sim.trace.tracer import trace, trace_many
 

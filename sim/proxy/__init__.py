@@ -3,61 +3,19 @@
 One package per mode behind `sim.proxy.base.ProxyMode`: `sim.proxy.iptables`
 now. What every mode shares lives beside them: which endpoints a node uses
 for a Service port (`endpoints`), and which Service answers at an address
-(`services`). Every trace goes render → text → parse → evaluate, so the
-engine that walks kubehop's own rules is the one that walks a real node's dump.
+(`services`). A node's whole rule set, the CNI's included, is
+`sim.cluster.rules`.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Mapping
-
 from model.cluster import Cluster
-from model.errors import RequestError
-from sim.kernel.rules import NodeRules
 from sim.proxy.base import ProxyMode
 from sim.proxy.iptables import IPTABLES
 
-__all__ = ["ProxyMode", "mode_of", "node_rules", "render_rules", "rules_for"]
+__all__ = ["ProxyMode", "mode_of"]
 
 
 def mode_of(cluster: Cluster) -> ProxyMode:
     """The mode `cluster`'s kube-proxy runs (the loader refuses modes not simulated yet)."""
     return IPTABLES
-
-
-def render_rules(cluster: Cluster, node: str) -> str:
-    """What a person sees on `node`: for iptables mode, its `iptables-save` text."""
-    return mode_of(cluster).render(cluster, node)
-
-
-# Rendering a node of a 10,000-Service cluster takes a while; the same cluster
-# object asks for the same node many times (every trace, every screen refresh).
-_CACHE: OrderedDict[tuple[int, str], tuple[Cluster, NodeRules]] = OrderedDict()
-_CACHE_SIZE = 32
-
-
-def node_rules(cluster: Cluster, node: str) -> NodeRules:
-    """The rules kube-proxy would write on `node`, rendered and parsed once per cluster object."""
-    key = (id(cluster), node)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] is cluster:
-        _CACHE.move_to_end(key)
-        return hit[1]
-    if cluster.node(node) is None:
-        names = ", ".join(n.name for n in cluster.nodes[:10])
-        raise RequestError(f"no node {node!r} in the cluster (nodes: {names})")
-    rules = mode_of(cluster).node_rules(cluster, node)
-    _CACHE[key] = (cluster, rules)
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return rules
-
-
-def rules_for(
-    cluster: Cluster, node: str, overrides: Mapping[str, NodeRules] | None = None
-) -> NodeRules:
-    """The rules a trace walks on `node`: a real dump when one was given, else kube-proxy's."""
-    if overrides and node in overrides:
-        return overrides[node]
-    return node_rules(cluster, node)

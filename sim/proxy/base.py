@@ -17,7 +17,7 @@ from typing import Protocol
 from model.cluster import Cluster
 from model.netfilter import Rule
 from sim.kernel.interpreter import Interpreter
-from sim.kernel.rules import NodeRules
+from sim.kernel.rules import ForeignRules, NodeRules
 
 __all__ = ["ProxyMode"]
 
@@ -29,11 +29,14 @@ class ProxyMode(Protocol):
     def name(self) -> str:
         """The mode as KubeProxyConfiguration spells it: `iptables`, `ipvs`, `nftables`."""
 
-    def render(self, cluster: Cluster, node: str) -> str:
-        """What a person sees on `node` (for iptables mode: `iptables-save`)."""
+    def render(self, cluster: Cluster, node: str, extra: ForeignRules | None = None) -> str:
+        """What a person sees on `node` (for iptables mode: `iptables-save`), with the rules
+        other agents write there (`extra`: the CNI's)."""
 
-    def node_rules(self, cluster: Cluster, node: str) -> NodeRules:
-        """What the kernel of `node` evaluates, rendered and parsed."""
+    def node_rules(
+        self, cluster: Cluster, node: str, extra: ForeignRules | None = None
+    ) -> NodeRules:
+        """What the kernel of `node` evaluates, rendered and parsed, `extra` included."""
 
     def interpreter(
         self,

@@ -25,11 +25,12 @@ from model.packet import Packet, Proto
 from model.trace import Hop, HopKind, Trace, Verdict
 from sim.cluster.dns import Resolution, resolve
 from sim.cluster.network import ClusterNetwork, network_of
+from sim.cluster.rules import rules_for
 from sim.kernel.devices import Netns
 from sim.kernel.netfilter import NetfilterState
 from sim.kernel.rules import NodeRules
 from sim.kernel.walk import End, Walker
-from sim.proxy import mode_of, rules_for
+from sim.proxy import mode_of
 from sim.proxy.endpoints import port_endpoints
 from sim.proxy.services import services_at
 from sim.trace.request import (

@@ -43,7 +43,7 @@ def node_dump(tmp_path: Path) -> Path:
 
 
 def _rendered_rules(node: str) -> str:
-    from sim.proxy import node_rules
+    from sim.cluster.rules import node_rules
 
     return node_rules(load(None), node).text
 

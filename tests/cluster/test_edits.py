@@ -11,7 +11,7 @@ from model.cluster import Cluster, Node
 from model.errors import KubehopError, RequestError
 from sim.cluster import edits
 from sim.cluster.load import demo_cluster
-from sim.proxy import node_rules
+from sim.cluster.rules import node_rules
 from sim.trace.request import Request
 from sim.trace.tracer import trace
 

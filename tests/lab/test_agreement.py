@@ -14,13 +14,13 @@ from model.cluster import Cluster
 from model.errors import KubehopError
 from sim.cluster.generate import generate
 from sim.cluster.load import demo_cluster, load, with_derived_slices
+from sim.cluster.rules import node_rules
 from sim.lab import verify_trace
 from sim.lab.build import Lab, build, teardown
 from sim.lab.cases import Case, spreads, standard_cases
 from sim.lab.netns import in_netns, ip, lab_netns
 from sim.lab.probe import Listeners
 from sim.lab.verify import Check, Verifier
-from sim.proxy import node_rules
 from sim.readers.cluster import parse_cluster
 from sim.trace.presets import PRESETS, Preset
 from sim.trace.request import Request

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from model.errors import KubehopError
 from sim.cluster.load import demo_cluster
-from sim.proxy import render_rules
+from sim.cluster.rules import render_rules
 from sim.readers.cluster import parse_cluster
 from sim.readers.iptables_save import parse_iptables_save
 from tests import paths

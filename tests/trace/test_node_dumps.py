@@ -10,8 +10,8 @@ from model.cluster import Cluster
 from model.errors import KubehopError, RulesParseError
 from model.trace import Hop, HopKind, Trace, Verdict
 from sim.cluster.load import load
+from sim.cluster.rules import node_rules
 from sim.kernel.rules import NodeRules
-from sim.proxy import node_rules
 from sim.proxy.iptables.diff import diff_rules, diff_text
 from sim.readers.node_dump import load_node_rules, node_rules_from_text
 from sim.trace.request import Request

@@ -18,8 +18,8 @@ from model.errors import KubehopError, RequestError
 from model.netfilter import Hook
 from model.trace import Direction, Hop, HopKind, Trace, Verdict
 from sim.cluster.load import demo_cluster, load
+from sim.cluster.rules import node_rules
 from sim.kernel.rules import NodeRules
-from sim.proxy import node_rules
 from sim.proxy.iptables import endpoint_chain_name, service_port_chain_name
 from sim.readers.cluster import parse_cluster
 from sim.readers.iptables_save import parse_iptables_save

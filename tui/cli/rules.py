@@ -12,7 +12,7 @@ from tui.cli.status import EXIT_NOT_DELIVERED, EXIT_OK
 
 def run_rules(args: argparse.Namespace) -> int:
     """Print the node's rules (0), or the diff with `--diff`'s file (1 when they differ)."""
-    from sim.proxy import node_rules
+    from sim.cluster.rules import node_rules
 
     if args.node is not None and not args.node.strip():
         raise KubehopError("--node '': give a node's name (or leave --node out for the first)")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 
+from sim.kernel.rules import ForeignRules
 from sim.proxy.iptables import names as n
 from sim.proxy.iptables.spelling import kernel_probability, save_string
 from sim.proxy.iptables.sync import KUBE_FIREWALL_RULE, Presaved, Restore, Tokens
@@ -209,8 +210,12 @@ def _by_chain(rules: Iterable[Tokens]) -> dict[str, list[Tokens]]:
     return grouped
 
 
-def save_text(restore: Restore) -> str:
-    """The node's iptables-save output (mangle, filter, nat), without the dated comment lines."""
+def save_text(restore: Restore, extra: ForeignRules | None = None) -> str:
+    """The node's iptables-save output (mangle, filter, nat), without the dated comment lines.
+
+    `extra` adds other agents' chains and rules (the CNI's): they start after
+    kube-proxy's in a built-in chain, as an agent that appends its jumps does.
+    """
     jumps = builtin_jumps()
     canaries = (n.KUBE_KUBELET_CANARY, n.KUBE_PROXY_CANARY)
 
@@ -222,7 +227,22 @@ def save_text(restore: Restore) -> str:
     for (table, chain), rules in jumps.items():
         (filter_rules if table == "filter" else nat_rules)[chain] = rules
 
+    filter_chains = [*restore.filter_chains, n.KUBE_FIREWALL, *canaries]
+    nat_chains = [*restore.nat_chains, *canaries]
+    if extra is not None:
+        for table, by_chain, declared in (
+            ("filter", filter_rules, filter_chains),
+            ("nat", nat_rules, nat_chains),
+        ):
+            declared += extra.chains.get(table, ())
+            for line in extra.rules.get(table, ()):
+                by_chain.setdefault(line.split()[1], []).append(_presaved(line))
     lines = _table("mangle", (n.KUBE_IPTABLES_HINT, *canaries), {})
-    lines += _table("filter", (*restore.filter_chains, n.KUBE_FIREWALL, *canaries), filter_rules)
-    lines += _table("nat", (*restore.nat_chains, *canaries), nat_rules)
+    lines += _table("filter", filter_chains, filter_rules)
+    lines += _table("nat", nat_chains, nat_rules)
     return "\n".join(lines) + "\n"
+
+
+def _presaved(line: str) -> Presaved:
+    """A rule that comes already in iptables-save's spelling."""
+    return Presaved(tuple(line.split()), line)
