@@ -45,6 +45,8 @@ class Node(_Frozen):
     """spec.podCIDR: the range the node's pods take their IPs from."""
     labels: tuple[tuple[str, str], ...] = ()
     """metadata.labels."""
+    kube_proxy_version: str | None = None
+    """status.nodeInfo.kubeProxyVersion (`v1.26.3`); None when the node did not report one."""
 
 
 class ContainerPort(_Frozen):
@@ -165,6 +167,9 @@ class Service(_Frozen):
     """spec.publishNotReadyAddresses: endpoints count as ready whatever the pods' readiness."""
     external_name: str = ""
     """spec.externalName of an ExternalName Service: the name its DNS record is a CNAME to."""
+    endpoints_known: bool = True
+    """False for a Service without a selector whose dump has neither EndpointSlices nor
+    Endpoints for it: its endpoints are unknown, not none."""
 
     @property
     def key(self) -> str:
@@ -220,6 +225,9 @@ class EndpointSlice(_Frozen):
     """endpoints."""
     derived: bool = False
     """kubehop derived this slice from the Service's selector (the file had none)."""
+    managed_by: str | None = None
+    """The `endpointslice.kubernetes.io/managed-by` label; kubehop's mirrors of a dump's
+    Endpoints say `endpointslicemirroring-controller.k8s.io`."""
 
 
 class ProxyMode(StrEnum):
@@ -248,9 +256,14 @@ class KubeProxyConfig(_Frozen):
 
 
 class CNIPlugin(StrEnum):
-    """How pod traffic crosses between nodes. Only host-gw is simulated now."""
+    """How pods are wired and pod traffic crosses between nodes."""
 
     HOST_GW = "host-gw"
+    """A bridge per node, plain routes between nodes (the generic case)."""
+    FLANNEL_VXLAN = "flannel-vxlan"
+    """Flannel's VXLAN backend: a bridge per node, `flannel.1` tunnels between nodes."""
+    FLANNEL_HOST_GW = "flannel-host-gw"
+    """Flannel's host-gw backend: host-gw's routes, with Flannel's iptables rules."""
 
 
 class CNIConfig(_Frozen):

@@ -32,7 +32,7 @@ from sim.cluster.network import (
 from sim.cluster.rules import node_rules
 from sim.kernel.devices import IfKind, Netns, NetnsKind
 from sim.lab import nfacct
-from sim.lab.failures import LabError, LabInterrupted
+from sim.lab.failures import LabError, LabInterrupted, LabUnavailable
 from sim.lab.netns import (
     add_netns,
     check_host,
@@ -211,16 +211,21 @@ class _Builder:
                     self._pod_veth(topo, iface.name)
                 elif iface.kind is IfKind.VETH and topo.kind is NetnsKind.ROUTER:
                     self._client_link(topo, iface.name)
+                elif iface.kind is IfKind.VXLAN:
+                    self._vxlan(topo, iface.name)
         for topo in all_ns:
             name = self.ns(topo.name)
             for iface in topo.interfaces:
                 for addr in iface.addrs if iface.kind is not IfKind.LOOPBACK else ():
                     ip(name, "addr", "add", str(addr), "dev", iface.name)
+                if iface.mtu != 1500 and iface.kind is not IfKind.LOOPBACK:
+                    ip(name, "link", "set", "dev", iface.name, "mtu", str(iface.mtu))
             # Bridges first, so a port never comes up before its bridge.
             for iface in sorted(topo.interfaces, key=lambda i: i.kind is not IfKind.BRIDGE):
                 ip(name, "link", "set", iface.name, "up")
         for topo in all_ns:
             self._routes(topo)
+            self._neighbours(topo)
         self._announcements(all_ns)
         for node in self.cluster.nodes:
             self._rules(node.name)
@@ -280,6 +285,33 @@ class _Builder:
         ip(here, "link", "set", host_end, "master", iface.master)
         hairpin = "on" if iface.hairpin else "off"
         ip(here, "link", "set", "dev", host_end, "type", "bridge_slave", "hairpin", hairpin)
+
+    def _vxlan(self, node: Netns, name: str) -> None:
+        """A VXLAN device as the CNI makes it: no learning, its FDB written down."""
+        iface = node.iface(name)
+        assert iface.vxlan is not None
+        here = self.ns(node.name)
+        tunnel = iface.vxlan
+        try:
+            ip(here, "link", "add", name, "address", iface.mac, "type", "vxlan",
+               "id", str(tunnel.vni), "local", str(tunnel.local), "dev", "eth0",
+               "dstport", str(tunnel.port), "nolearning")  # fmt: skip
+        except LabError as err:
+            # The lab loads no modules: a kernel without vxlan says so here.
+            raise LabUnavailable(
+                f"the kernel cannot make a VXLAN device in a lab namespace ({err}); the lab"
+                " loads no modules, so this cluster's CNI cannot be checked here"
+            ) from None
+        for mac, remote in tunnel.fdb.items():
+            in_netns(here, ["bridge", "fdb", "append", mac, "dev", name, "dst", str(remote),
+                            "self", "permanent"])  # fmt: skip
+
+    def _neighbours(self, topo: Netns) -> None:
+        """The permanent neighbour entries a device carries (a VXLAN device's remote VTEPs)."""
+        for iface in topo.interfaces:
+            for addr, mac in iface.neighbours.items():
+                ip(self.ns(topo.name), "neigh", "replace", str(addr), "lladdr", mac,
+                   "dev", iface.name, "nud", "permanent")  # fmt: skip
 
     def _announcements(self, all_ns: list[Netns]) -> None:
         """LoadBalancer IPs a node announces on the node network, as the others learn them.

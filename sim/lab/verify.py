@@ -142,8 +142,11 @@ class Verifier:
                 conntrack_flush(ns)
                 zero_counters(ns)
             obs = send(source_ns, request.dst, request.dport, request.proto)
+            # A tunnel's outer packets are UDP whatever the request's protocol.
+            protos = dict.fromkeys((request.proto, Proto.UDP))
             kernel_ct = {
-                topo: conntrack_list(ns, request.proto) for topo, ns in self._node_ns.items()
+                topo: [e for proto in protos for e in conntrack_list(ns, proto)]
+                for topo, ns in self._node_ns.items()
             }
             kernel_drops = {topo: drop_rules_hit(ns) for topo, ns in self._node_ns.items()}
             chosen = kernel_endpoint(obs, kernel_ct, request)

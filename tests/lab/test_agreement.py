@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from model.cluster import Cluster
+from model.cluster import Cluster, CNIPlugin
 from model.errors import KubehopError
 from sim.cluster.generate import generate
 from sim.cluster.load import demo_cluster, load, with_derived_slices
@@ -289,4 +289,31 @@ def test_a_client_beyond_the_router_agrees_with_the_kernel(
 )
 def test_a_load_balancer_ip_announced_on_the_node_network_agrees(case: Case, zoo: Verifier) -> None:
     check = zoo.check(case)
+    assert check.agree, _show(check)
+
+
+def _flannel_demo() -> Cluster:
+    demo = demo_cluster()
+    fields = {name: getattr(demo, name) for name in Cluster.model_fields}
+    fields["cni"] = demo.cni.model_copy(update={"plugin": CNIPlugin.FLANNEL_VXLAN})
+    return Cluster(**fields)
+
+
+@pytest.fixture(scope="module")
+def flannel() -> Iterator[Verifier]:
+    require_lab()
+    lab = build(_flannel_demo(), "demo.yaml (flannel-vxlan)", persistent=False)
+    try:
+        verifier = Verifier(lab)
+        with Listeners(verifier.listen_specs()):
+            yield verifier
+    finally:
+        teardown(lab.state)
+
+
+@pytest.mark.parametrize("case", _case_params(_flannel_demo()))
+def test_flannel_vxlan_cases_agree_with_the_kernel(case: Case, flannel: Verifier) -> None:
+    # VXLAN devices, their neighbour and FDB entries, Flannel's chains: the
+    # kernel's outer UDP conntrack entries are compared too.
+    check = flannel.check(case)
     assert check.agree, _show(check)
