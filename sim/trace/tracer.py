@@ -192,6 +192,14 @@ def trace_shared(
     if end.verdict is Verdict.REFUSED and first.proto is Proto.TCP:
         _forget_reset_connections(walker)
     verdict, reason = _verdict(end, src, dest, dst_ip, walker)
+    unknown = _endpoints_unknown(cluster, dst_ip, dest) if verdict is Verdict.REJECTED else None
+    if unknown is not None:
+        # kube-proxy's rules as kubehop renders them reject a Service without
+        # endpoints; a dump that lacks them cannot say the Service has none.
+        verdict, reason = Verdict.UNKNOWN, unknown
+        walker.assumptions.append(unknown)
+        last = walker.hops[-1]
+        walker.hops[-1] = last.model_copy(update={"kind": HopKind.UNKNOWN, "note": unknown})
     hops = tuple(walker.hops)
     if on_hop is not None:
         for hop in hops:
@@ -213,6 +221,20 @@ def trace_shared(
         rule=walker.verdict_rule if verdict in (Verdict.DROPPED, Verdict.REJECTED) else None,
     )
     return result, SharedState(dict(walker.state))
+
+
+def _endpoints_unknown(cluster: Cluster, dst: IPv4Address, dest: Destination) -> str | None:
+    """Why a rejected request's Service may have endpoints after all, when the dump lacks them."""
+    for answer in services_at(cluster, dst, dest.port, dest.proto):
+        service = answer.service
+        if not service.endpoints_known:
+            return (
+                f"{service.key} has no selector, and the dump holds neither EndpointSlices nor"
+                " Endpoints for it: its endpoints are unknown (kube-proxy on the node has them),"
+                " so where the request goes kubehop cannot say; add them to the dump (kubectl get"
+                " endpointslices,endpoints -A -o yaml)"
+            )
+    return None
 
 
 def _unlisted_note(network: ClusterNetwork, src: Source) -> str | None:
