@@ -8,7 +8,9 @@ ClusterIP; a headless Service answers with its ready endpoints' addresses.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from ipaddress import IPv4Address
 
 from model.cluster import Cluster, Service, ServiceType
@@ -100,6 +102,44 @@ def resolve(cluster: Cluster, name: str, namespace: str) -> Resolution:
                 "endpoints (NXDOMAIN-like empty answer)"
             )
         return Resolution(name, tuple(asked), fqdn, addresses, service)
+    close = _close_services(cluster, name, namespace)
+    hint = f"; did you mean {either(close)}?" if close else ""
     raise RequestError(
-        f"{name!r} does not resolve: no Service answers to {', '.join(asked)} (NXDOMAIN)"
+        f"{name!r} does not resolve: no Service answers to {', '.join(asked)} (NXDOMAIN){hint}"
     )
+
+
+def _close_services(cluster: Cluster, name: str, namespace: str) -> tuple[str, ...]:
+    """The Service names nearest to a mistyped `name`, written the way it was (`web`, `web.shop`)."""
+    typed = name.lower().rstrip(".")
+    suffix = next((s for s in (f".svc.{CLUSTER_DOMAIN}", ".svc") if typed.endswith(s)), "")
+    base = typed.removesuffix(suffix)
+    names = [
+        s.name if s.namespace == namespace and "." not in base else f"{s.name}.{s.namespace}"
+        for s in cluster.services
+    ]
+    return tuple(f"{close}{suffix}" for close in closest(base, names))
+
+
+def closest(word: str, names: Iterable[str]) -> tuple[str, ...]:
+    """The names most like a mistyped `word` (difflib's ratio, at least 0.6), best first.
+
+    Only the best score and its ties: `pod11` suggests pod1, not pod2 as well.
+    """
+    scored: dict[str, float] = {}
+    for candidate in names:
+        matcher = SequenceMatcher(None, word, candidate)
+        # The cheap upper bounds first, as difflib.get_close_matches does.
+        if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6:
+            ratio = matcher.ratio()
+            if ratio >= 0.6 and candidate != word:
+                scored[candidate] = ratio
+    if not scored:
+        return ()
+    best = max(scored.values())
+    return tuple(sorted(c for c, ratio in scored.items() if ratio == best))[:3]
+
+
+def either(names: tuple[str, ...]) -> str:
+    """`a`, `a or b`, `a, b or c`."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"

@@ -18,6 +18,7 @@ from ipaddress import AddressValueError, IPv4Address, IPv4Network, IPv6Address
 from model.cluster import Cluster, ExternalClient, Pod
 from model.errors import RequestError
 from model.packet import Proto
+from sim.cluster.dns import closest, either, resolve
 from sim.cluster.network import client_ns_name, node_ns_name, pod_ns_name
 
 
@@ -219,14 +220,23 @@ def parse_source(cluster: Cluster, text: str, container: str | None = None) -> S
             f"source {_shown(name)}: the cluster has no nodes, so nothing in it can send (dump"
             " them too: kubectl get nodes,pods,services,endpointslices -A -o yaml)"
         )
-    known = [p.name if p.namespace == "default" else p.key for p in cluster.pods[:8]]
-    known += [c.name for c in cluster.clients]
-    known += [n.name for n in cluster.nodes[: max(0, 8 - len(known))]]
-    more = ", …" if len(cluster.pods) + len(cluster.clients) + len(cluster.nodes) > 8 else ""
-    raise RequestError(
-        f"source {_shown(name)}: no such pod, node or external client "
-        f"(try: {', '.join(known)}{more})"
-    )
+    close = closest(
+        name,
+        [
+            *(p.name if p.namespace == "default" else p.key for p in cluster.pods),
+            *(c.name for c in cluster.clients),
+            *(n.name for n in cluster.nodes),
+        ],
+    ) or closest(name, [p.key for p in cluster.pods])
+    if close:
+        hint = f"did you mean {either(close)}?"
+    else:
+        known = [p.name if p.namespace == "default" else p.key for p in cluster.pods[:8]]
+        known += [c.name for c in cluster.clients]
+        known += [n.name for n in cluster.nodes[: max(0, 8 - len(known))]]
+        more = ", …" if len(cluster.pods) + len(cluster.clients) + len(cluster.nodes) > 8 else ""
+        hint = f"try: {', '.join(known)}{more}"
+    raise RequestError(f"source {_shown(name)}: no such pod, node or external client ({hint})")
 
 
 _SPECIAL = (
@@ -296,3 +306,49 @@ def completions(cluster: Cluster) -> tuple[tuple[str, ...], tuple[str, ...]]:
                 for node in cluster.nodes:
                     destinations.append(f"{node.internal_ip}:{sp.node_port}{suffix}")
     return tuple(dict.fromkeys(sources)), tuple(dict.fromkeys(destinations))
+
+
+def in_namespace(cluster: Cluster, request: Request, namespace: str) -> tuple[Request, str | None]:
+    """`request` read as `kubectl -n NAMESPACE` reads names, and a note when that changed it.
+
+    An unqualified pod name is looked up in `namespace`: `pod1` becomes
+    `shop/pod1` (a node's or client's name stays one, unless a pod in
+    `namespace` has it too). A pod source resolves Service names through its
+    own namespace's search path, as on a real cluster, whatever `namespace`
+    says. A node or client asks no cluster DNS, so a Service name as its
+    destination is looked up in `namespace`, as `kubectl get service -n` would,
+    and replaced by the Service's ClusterIP; the note says so.
+    """
+    source = request.source.strip()
+    if namespace != "default" and "/" not in source and not _is_address(source):
+        named = any(c.name == source for c in cluster.clients) or cluster.node(source) is not None
+        if cluster.pod(namespace, source) is not None or not named:
+            source = f"{namespace}/{source}"
+            request = replace(request, source=source)
+    src = parse_source(cluster, source, request.container)
+    if src.kind is SourceKind.POD:
+        return request, None
+    dest = parse_destination(request.destination)
+    if dest.ip is not None:
+        return request, None
+    resolution = resolve(cluster, dest.host, namespace)
+    addr = resolution.addresses[0]
+    udp = "/udp" if dest.proto is Proto.UDP else ""
+    what = (
+        f"the first ready pod of headless Service {resolution.service.key}"
+        if resolution.headless
+        else f"the ClusterIP of Service {resolution.service.key}"
+    )
+    note = (
+        f"{src.label} is not a pod and asks no cluster DNS: {dest.host} (namespace {namespace})"
+        f" is {what}, so the trace goes to {addr}:{dest.port}{udp}"
+    )
+    return replace(request, destination=f"{addr}:{dest.port}{udp}"), note
+
+
+def _is_address(text: str) -> bool:
+    try:
+        IPv4Address(text)
+    except (AddressValueError, ValueError):
+        return False
+    return True
