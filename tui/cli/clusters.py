@@ -15,11 +15,8 @@ if TYPE_CHECKING:
 
 def cluster_paths(args: argparse.Namespace) -> list[str]:
     """Every cluster path given, before and after the subcommand, each file once."""
-    sub: list[str] | str | None = getattr(args, "cluster_sub", None)
-    top: list[str] | None = getattr(args, "clusters", None)
-    # `kubehop --cluster A trace --cluster B` reads both, as repeating it does.
-    mine = [sub] if isinstance(sub, str) else list(sub or [])  # the lab's own takes one
-    paths = [*(top or []), *mine]
+    # The parser merged them: `kubehop --cluster A trace --cluster B` reads both.
+    paths: list[str] = getattr(args, "clusters", None) or []
     if any(not path.strip() for path in paths):
         raise KubehopError("--cluster '': give a file or a directory")
     # The same file named twice is read once.

@@ -1,7 +1,8 @@
 """Run the command line: parse, hand the subcommand to its module, turn errors into exit statuses.
 
 Each subcommand's module is imported only when it runs, so `kubehop trace`
-loads neither Textual nor the lab.
+loads neither Textual nor the lab, and `--help`, `--version` and shell
+completion load neither the simulation nor the app.
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ from collections.abc import Sequence
 
 from model.errors import KubehopError
 from tui.cli.clusters import cluster_path
+from tui.cli.complete import autocomplete
 from tui.cli.parser import build_parser
 from tui.cli.status import EXIT_BAD_INPUT, EXIT_OK
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    autocomplete(parser)  # when the shell asks for completions, answers and exits
+    args = parser.parse_args(argv)
     try:
+        if args.namespace is not None and not args.namespace.strip():
+            raise KubehopError("-n '': give a namespace (or leave -n out for default)")
         if args.command == "trace":
             from tui.cli.trace import run_trace
 
@@ -39,6 +45,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             from tui.cli.scenarios import run_scenarios
 
             return run_scenarios()
+        if args.command == "completion":
+            from tui.cli.completion import run_completion
+
+            return run_completion(args.shell)
         if args.command == "serve":
             from tui.cli.serve import serve
 
@@ -47,14 +57,34 @@ def run(argv: Sequence[str] | None = None) -> int:
             from tui.cli.lab import run_lab
 
             return run_lab(args, cluster_path(args))
-        from tui.app import run as run_app
-
-        return run_app(cluster_path(args))
+        return _run_app(cluster_path(args))
     except KubehopError as err:
         print(f"kubehop: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return EXIT_OK
+
+
+def _run_app(path: str | None) -> int:
+    """The app, on a terminal; elsewhere (a file, a pipe, a script) one line saying what to run."""
+    # Textual would write its escape codes into the file, or wait on a pipe for keys.
+    away = [
+        name for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout)) if not _tty(stream)
+    ]
+    if away:
+        which = f"{away[0]} is not one" if len(away) == 1 else "neither stdin nor stdout is one"
+        raise KubehopError(
+            f"the app needs a terminal, and {which}: for text run 'kubehop trace SOURCE"
+            " DESTINATION' (see 'kubehop scenarios'), or 'kubehop serve' for the app in a browser"
+        )
+    from tui.app import run as run_app
+
+    return run_app(path)
+
+
+def _tty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())
 
 
 def main() -> None:

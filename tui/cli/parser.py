@@ -1,43 +1,170 @@
-"""The `kubehop` argument parser: every subcommand, its options, defaults and help, in one place."""
+"""The `kubehop` argument parser: every subcommand, its options, defaults and help, in one place.
+
+Global options (`--cluster`, `-n`) are accepted before or after any
+subcommand, as kubectl's are: `GLOBAL_OPTIONS` lists them once, every parser in
+the tree gets them, and `merged` folds what was given at each level into one
+value. An option a later issue adds (`--mode`, `--cni`) is one more entry.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import difflib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 from model.errors import escaped
-from tui.cli.status import EXIT_BAD_INPUT
+from tui.cli import complete
+from tui.cli.status import EXIT_BAD_INPUT, EXIT_OK
 
 FORMATS = ("text", "json", "markdown", "dot")
 """What `trace --format` writes."""
+
+SHELLS = ("bash", "zsh", "fish")
+"""The shells `kubehop completion` writes a script for (argcomplete's)."""
+
+KUBERNETES = "1.31"
+"""The Kubernetes release whose kube-proxy and kubelet kubehop models (see sim/proxy/iptables)."""
+
+
+@dataclass(frozen=True)
+class GlobalOption:
+    """An option every subcommand takes, before or after its name."""
+
+    flags: tuple[str, ...]
+    """`("-n", "--namespace")`."""
+    dest: str
+    """The attribute `merged` arguments carry it in."""
+    help: str
+    """Its help, with its default."""
+    metavar: str
+    """The value's name in the help."""
+    commands: frozenset[str]
+    """The subcommands it means something to; the others take it silently, as kubectl's
+    non-namespaced commands take -n, and leave it out of their help."""
+    repeat: bool = False
+    """Given several times (before and after the subcommand too), the values add up."""
+    completer: Callable[..., Any] | None = field(default=None, compare=False)
+    """What the shell completes its value with (None: file names)."""
+    helps: Mapping[str, str] = field(default_factory=dict)
+    """Its help where a subcommand takes it otherwise (one file, not several)."""
+
+
+GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
+    GlobalOption(
+        ("--cluster",),
+        "clusters",
+        "cluster dump: a kubectl -o yaml/json file or a directory of them; repeat for"
+        " several files (default: the built-in demo)",
+        "FILE",
+        frozenset({"trace", "rules", "serve", "lab"}),
+        repeat=True,
+        helps={
+            command: "cluster dump: a kubectl -o yaml/json file, or a directory of them"
+            " (default: the built-in demo)"
+            for command in ("serve", "lab")
+        },
+    ),
+    GlobalOption(
+        ("-n", "--namespace"),
+        "namespace",
+        "as kubectl -n: the namespace of a pod named without one; from a node or a"
+        " client, Service names are looked up there too (default: default)",
+        "NAMESPACE",
+        frozenset({"trace"}),
+        completer=complete.namespaces,
+    ),
+)
+"""The options kubectl users expect anywhere on the line."""
+
+_LEVEL = "@"
+"""Separates a global option's dest from the depth of the parser that took it."""
 
 
 class _Parser(argparse.ArgumentParser):
     """A parser whose mistakes are one line on stderr and exit status 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         # argparse quotes some values with repr but lists unrecognized arguments raw.
         self.exit(
             EXIT_BAD_INPUT, f"kubehop: error: {escaped(message)} (see '{self.prog} --help')\n"
         )
 
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # The stdlib lists every choice; a close one is what a typo needs.
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        if isinstance(action, argparse._SubParsersAction):
+            hint = f"did you mean {close[0]!r}?" if close else f"choose from {_listed(choices)}"
+            raise argparse.ArgumentError(None, f"unknown command {value!r}: {hint}")
+        if close:
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r}: did you mean {close[0]!r}?"
+            )
+        super()._check_value(action, value)
+
+
+class _TopParser(_Parser):
+    """The `kubehop` parser: what it returns has each global option merged."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, rest = super().parse_known_args(args, namespace)
+        return merged(parsed), rest
+
+
+def _listed(choices: Any) -> str:
+    return ", ".join(repr(c) for c in choices)
+
+
+class _Version(argparse.Action):
+    """`--version`: the package's version, read only when asked (importlib.metadata is slow)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from tui.cli.output import write_text
+
+        write_text(version_line() + "\n")
+        parser.exit(EXIT_OK)
+
+
+def version_line() -> str:
+    """`kubehop 0.1.0 (models Kubernetes 1.31)`."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        mine = version("kubehop")
+    except PackageNotFoundError:  # run from a checkout that was never pip-installed
+        mine = "(not installed: version unknown)"
+    return f"kubehop {mine} (models Kubernetes {KUBERNETES})"
+
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser, with one subcommand per job."""
-    parser = _Parser(
+    """The argument parser, with one subcommand per job and the global options on each."""
+    parser = _TopParser(
         prog="kubehop",
         description="Watch Kubernetes networking happen: step a request hop by hop through "
-        "veth, bridge, kube-proxy's iptables rules, routing and the CNI, and back.",
+        "veth, bridge, kube-proxy's iptables rules, routing and the CNI, and back. Without a "
+        "command, opens the app (it needs a terminal).",
     )
     parser.add_argument(
-        "--cluster",
-        dest="clusters",
-        metavar="FILE",
-        action="append",
-        help="cluster dump: a kubectl -o yaml/json file or a directory of them; repeat for"
-        " several files (default: the built-in demo)",
+        "--version",
+        action=_Version,
+        help=f"print kubehop's version and the Kubernetes release it models ({KUBERNETES})",
     )
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_trace(sub)
     _add_rules(sub)
     sub.add_parser("schema", help="print the JSON Schema of `trace --json`")
@@ -46,22 +173,96 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     # Always offered: `lab` itself says why when this machine cannot run it.
     _add_lab(sub)
+    _add_completion(sub)
+    _add_globals(parser, 0)
     return parser
 
 
+def _add_globals(parser: argparse.ArgumentParser, level: int, command: str | None = None) -> None:
+    """Give `parser` and every parser below it the global options, each level its own dest."""
+    where = "also after the command" if level == 0 else "also before the command"
+    group = parser.add_argument_group(f"global options ({where})")
+    for option in GLOBAL_OPTIONS:
+        shown = command is None or command in option.commands
+        action = group.add_argument(
+            *option.flags,
+            dest=option.dest if level == 0 else f"{option.dest}{_LEVEL}{level}",
+            metavar=option.metavar,
+            action="append" if option.repeat else "store",
+            # Absent unless given, so a subcommand's copy never hides the top's value.
+            default=None if level == 0 else argparse.SUPPRESS,
+            help=option.helps.get(command or "", option.help) if shown else argparse.SUPPRESS,
+        )
+        if option.completer is not None:
+            complete.attach(action, option.completer)
+    if not group._group_actions or all(a.help == argparse.SUPPRESS for a in group._group_actions):
+        parser._action_groups.remove(group)  # no empty heading in the help
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child, name in dict(
+                zip(action.choices.values(), action.choices, strict=True)
+            ).items():
+                _add_globals(child, level + 1, command or name)
+
+
+def merged(args: argparse.Namespace) -> argparse.Namespace:
+    """`args` with each global option's values from every level folded into its dest.
+
+    Repeatable options add up, top level first (`--cluster A trace --cluster B`
+    reads both); the others take the value given last, as a repeated option
+    does. Safe to call twice.
+    """
+    for option in GLOBAL_OPTIONS:
+        prefix = f"{option.dest}{_LEVEL}"
+        levels = sorted(
+            (int(name.removeprefix(prefix)), name) for name in vars(args) if name.startswith(prefix)
+        )
+        values = [getattr(args, option.dest, None), *(getattr(args, name) for _, name in levels)]
+        for _, name in levels:
+            delattr(args, name)
+        given = [value for value in values if value is not None]
+        if option.repeat:
+            setattr(args, option.dest, [v for value in given for v in value] or None)
+        else:
+            setattr(args, option.dest, given[-1] if given else None)
+    return args
+
+
 def _add_trace(sub: Any) -> None:
-    trace = sub.add_parser("trace", help="trace a request and its reply, hop by hop")
-    trace.add_argument("source", help="[NAMESPACE/]POD, a node, an external client, or an IP")
-    trace.add_argument(
+    trace = sub.add_parser(
+        "trace",
+        help="trace a request and its reply, hop by hop",
+        description="Trace a request and its reply hop by hop. Exit status: 0 delivered,"
+        " 1 dropped, rejected, refused or unreachable, 2 bad input.",
+    )
+    source = trace.add_argument(
+        "source", help="[NAMESPACE/]POD, a node, an external client, or an IP"
+    )
+    complete.attach(source, complete.sources)
+    destination = trace.add_argument(
         "destination",
         help="localhost:PORT, IP:PORT, SERVICE[.NAMESPACE[.svc.cluster.local]]:PORT[/udp], "
         "CLUSTER_IP:PORT or NODE_IP:NODEPORT",
     )
-    trace.add_argument("-c", "--container", help="the source pod's container (as kubectl -c)")
-    _cluster_option(trace)
-    trace.add_argument("--seed", type=int, help="seed of the random endpoint choice")
-    trace.add_argument("--pick", metavar="IP:PORT", help="pin the endpoint the random rule chooses")
+    complete.attach(destination, complete.destinations)
+    container = trace.add_argument(
+        "-c",
+        "--container",
+        help="the source pod's container, as kubectl -c (default: its first)",
+    )
+    complete.attach(container, complete.containers)
     trace.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the random endpoint choice (default: a new one, printed on stderr)",
+    )
+    pick = trace.add_argument(
+        "--pick",
+        metavar="IP:PORT",
+        help="pin the endpoint the random rule chooses (default: the seed decides)",
+    )
+    complete.attach(pick, complete.endpoints)
+    node_rules = trace.add_argument(
         "--node-rules",
         metavar="NODE=FILE",
         action="append",
@@ -69,13 +270,15 @@ def _add_trace(sub: Any) -> None:
         help="walk NODE through its real rules (`iptables-save` output) instead of kubehop's;"
         " repeat for several nodes",
     )
-    trace.add_argument(
+    complete.attach(node_rules, complete.node_files)
+    ipset = trace.add_argument(
         "--ipset",
         metavar="NODE=FILE",
         action="append",
         default=[],
         help="NODE's `ipset save` output, for rules that use -m set",
     )
+    complete.attach(ipset, complete.node_files)
     trace.add_argument(
         "--all-endpoints",
         action="store_true",
@@ -97,8 +300,8 @@ def _add_trace(sub: Any) -> None:
 
 def _add_rules(sub: Any) -> None:
     rules = sub.add_parser("rules", help="a node's nat and filter tables, iptables-save format")
-    rules.add_argument("--node", help="the node (default: the first)")
-    _cluster_option(rules)
+    node = rules.add_argument("--node", help="the node (default: the first)")
+    complete.attach(node, complete.nodes)
     rules.add_argument(
         "--diff",
         metavar="FILE",
@@ -108,12 +311,27 @@ def _add_rules(sub: Any) -> None:
 
 
 def _add_gen(sub: Any) -> None:
-    gen = sub.add_parser("gen", help="write a generated cluster (JSON) of a given size")
-    gen.add_argument("--nodes", type=int, default=3)
-    gen.add_argument("--pods", type=int, default=10)
-    gen.add_argument("--services", type=int, default=3)
-    gen.add_argument("--seed", type=int, default=1)
-    gen.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    gen = sub.add_parser(
+        "gen",
+        help="write a generated cluster (JSON) of a given size",
+        description="Write a cluster of the given size as a kubectl -o json List: nodes,"
+        " pods spread over them, Services selecting them, with their EndpointSlices. The"
+        " same options and seed write the same file.",
+    )
+    gen.add_argument("--nodes", type=int, default=3, metavar="N", help="N nodes (default: 3)")
+    gen.add_argument(
+        "--pods", type=int, default=10, metavar="N", help="N pods in all (default: 10)"
+    )
+    gen.add_argument("--services", type=int, default=3, metavar="N", help="N Services (default: 3)")
+    gen.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="seed of the names, addresses and placement (default: 1)",
+    )
+    gen.add_argument(
+        "-o", "--output", metavar="FILE", help="write here instead of stdout (default: stdout)"
+    )
 
 
 def _add_serve(sub: Any) -> None:
@@ -124,7 +342,7 @@ def _add_serve(sub: Any) -> None:
         " 127.0.0.1 only and prints the address to open, http://127.0.0.1:PORT/?token=…: the"
         " token is new each run, and without it, from another Host, or from another page's"
         " Origin every request is refused (403), so other web pages cannot read the cluster"
-        " or press keys.",
+        " or press keys. It reads one --cluster (a file or a directory).",
     )
     serve.add_argument(
         "--port", type=int, default=8000, help="the port on 127.0.0.1 to listen on (default: 8000)"
@@ -137,9 +355,6 @@ def _add_serve(sub: Any) -> None:
         help="at most N app sessions (browser tabs) at once, each an app process;"
         " the next is refused until one closes (default: 4)",
     )
-    _cluster_option(
-        serve, "cluster dump: a file or a directory of them (default: the built-in demo)"
-    )
 
 
 def _add_lab(sub: Any) -> None:
@@ -148,23 +363,34 @@ def _add_lab(sub: Any) -> None:
         help="check kubehop against the real kernel in network namespaces (root, Linux)",
         description="Build the cluster's network in Linux network namespaces (kh-<id>-…), "
         "load every node's kube-proxy rules with iptables-restore, send real traffic and "
-        "compare with kubehop's traces. Nothing is added to the root namespace.",
+        "compare with kubehop's traces. Nothing is added to the root namespace. It reads one"
+        " --cluster.",
     )
     steps = lab.add_subparsers(dest="lab_command", metavar="{up,verify,down}", parser_class=_Parser)
-    up = steps.add_parser("up", help="build the cluster's network in namespaces and leave it up")
-    # The lab builds one cluster, so its --cluster takes one file (not a repeatable list).
-    up.add_argument("--cluster", dest="cluster_sub", metavar="FILE", help="cluster file")
+    steps.add_parser("up", help="build the cluster's network in namespaces and leave it up")
     verify = steps.add_parser(
         "verify", help="send real traffic and compare with kubehop (builds a lab if none is up)"
     )
-    verify.add_argument("--cluster", dest="cluster_sub", metavar="FILE", help="cluster file")
-    verify.add_argument("--flows", type=int, default=0, metavar="N", help="N random flows too")
-    verify.add_argument("--seed", type=int, default=1, help="seed of the random flows")
+    verify.add_argument(
+        "--flows",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N random flows too, besides the scenarios (default: 0)",
+    )
+    verify.add_argument("--seed", type=int, default=1, help="seed of the random flows (default: 1)")
     steps.add_parser("down", help="remove every lab namespace (also leftovers of crashed runs)")
 
 
-def _cluster_option(
-    parser: argparse.ArgumentParser,
-    help: str = "cluster dump (file or directory; repeat for several)",
-) -> None:
-    parser.add_argument("--cluster", dest="cluster_sub", metavar="FILE", action="append", help=help)
+def _add_completion(sub: Any) -> None:
+    completion = sub.add_parser(
+        "completion",
+        help="print the shell completion script (bash, zsh, fish)",
+        description="Print a script that makes the shell complete kubehop's commands,"
+        " options, and the pods, Services, nodes and clients of the --cluster on the line"
+        " (the demo's without one), as kubectl's completion does. Load it from your"
+        " shell's start-up file: bash (~/.bashrc): source <(kubehop completion bash);"
+        " zsh (~/.zshrc, after compinit): source <(kubehop completion zsh);"
+        " fish (~/.config/fish/config.fish): kubehop completion fish | source.",
+    )
+    completion.add_argument("shell", choices=SHELLS, help="the shell: bash, zsh or fish")

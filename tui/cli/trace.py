@@ -38,10 +38,11 @@ def run_trace(args: argparse.Namespace) -> int:
             " would spoil the output (run it again without one of them)"
         )
     cluster = load_cluster(args)
+    request = _request(args, cluster)
     real = load_node_rules(cluster, args.node_rules, args.ipset)
     if args.all_endpoints:
-        return _trace_all(args, cluster, real, fmt)
-    result = trace(cluster, _request(args), node_rules=real)
+        return _trace_all(args, cluster, request, real, fmt)
+    result = trace(cluster, request, node_rules=real)
     if args.seed is None:
         print(
             f"kubehop: seed {result.seed} (add --seed {result.seed} to repeat this trace)",
@@ -60,7 +61,7 @@ def run_trace(args: argparse.Namespace) -> int:
     else:
         write_text(_rules_header(real) + trace_text(result))
         if real:
-            write_text(_compared(cluster, args, result))
+            write_text(_compared(cluster, request, result))
     if args.reproduce:
         from sim.trace.export import reproduce_commands
 
@@ -68,11 +69,15 @@ def run_trace(args: argparse.Namespace) -> int:
     return EXIT_OK if result.verdict is Verdict.DELIVERED else EXIT_NOT_DELIVERED
 
 
-def _request(args: argparse.Namespace) -> Request:
-    """The request `kubehop trace` was given."""
-    from sim.trace.request import Request
+def _request(args: argparse.Namespace, cluster: Cluster) -> Request:
+    """The request `kubehop trace` was given, its names read in `-n`'s namespace."""
+    from sim.trace.request import Request, in_namespace
 
-    return Request(args.source, args.destination, args.container, args.seed, args.pick)
+    given = Request(args.source, args.destination, args.container, args.seed, args.pick)
+    request, note = in_namespace(cluster, given, args.namespace or "default")
+    if note is not None:
+        print(f"kubehop: {note}", file=sys.stderr)
+    return request
 
 
 def _rules_header(real: Mapping[str, NodeRules]) -> str:
@@ -89,11 +94,11 @@ def _rules_header(real: Mapping[str, NodeRules]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _compared(cluster: Cluster, args: argparse.Namespace, result: Trace) -> str:
+def _compared(cluster: Cluster, request: Request, result: Trace) -> str:
     """How the trace through kubehop's own rules ends, when it ends differently."""
     from sim.trace.tracer import trace
 
-    rendered = trace(cluster, replace(_request(args), seed=result.seed))
+    rendered = trace(cluster, replace(request, seed=result.seed))
     if (rendered.verdict, rendered.endpoint, rendered.reason) == (
         result.verdict,
         result.endpoint,
@@ -107,7 +112,11 @@ def _compared(cluster: Cluster, args: argparse.Namespace, result: Trace) -> str:
 
 
 def _trace_all(
-    args: argparse.Namespace, cluster: Cluster, real: Mapping[str, NodeRules], fmt: str
+    args: argparse.Namespace,
+    cluster: Cluster,
+    request: Request,
+    real: Mapping[str, NodeRules],
+    fmt: str,
 ) -> int:
     """`--all-endpoints`: the tree of every branch, then each branch's trace."""
     from sim.trace.fork import all_delivered, fork, fork_dict, fork_text
@@ -117,7 +126,7 @@ def _trace_all(
         raise KubehopError("--all-endpoints traces every endpoint; drop --pick")
     if fmt in ("markdown", "dot"):
         raise KubehopError(f"--all-endpoints prints text or json, not {fmt}")
-    result = fork(cluster, _request(args), node_rules=real)
+    result = fork(cluster, request, node_rules=real)
     if fmt == "json":
         write_json(json.dumps(fork_dict(result), indent=2, ensure_ascii=False) + "\n")
     else:
