@@ -243,15 +243,15 @@ COMMIT
 -A INPUT -s 10.0.0.0/255.255.255.0 -p 6 --dport 22 -j ACCEPT
 COMMIT
 """
-    with pytest.raises(RulesParseError, match=r"^legacy:12: unknown option '--dport'$"):
-        parse_iptables_save(text, "legacy")
-    rs = parse_iptables_save(text.replace(" --dport 22", ""), "legacy")
+    rs = parse_iptables_save(text, "legacy")
     assert set(rs.tables) == {Table.FILTER}
     assert rs.warnings == ("legacy:2: table 'security' is not simulated; its rules are ignored",)
     rule = rs.tables[Table.FILTER]["INPUT"].rules[0]
+    # `-p 6 --dport 22`: -p tcp loads the tcp module by itself, as iptables does.
     assert rule.matches == (
         AddrMatch(field="src", net=IPv4Network("10.0.0.0/24")),
         ProtoMatch(proto="tcp"),
+        PortMatch(module="tcp", field="dport", ports=PortRange(lo=22, hi=22)),
     )
 
 
@@ -293,29 +293,9 @@ GOOD_HEAD = "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n"
             id="undeclared-chain",
         ),
         pytest.param(
-            GOOD_HEAD + "-A KUBE-SERVICES -d 10.96.0.300/32 -j ACCEPT\nCOMMIT\n",
-            "r:4: -d 10.96.0.300/32: not an IPv4 address or network",
-            id="bad-address",
-        ),
-        pytest.param(
-            GOOD_HEAD + "-A KUBE-SERVICES -p tcp -m tcp --dport 70000 -j ACCEPT\nCOMMIT\n",
-            "r:4: --dport 70000: port out of range 0-65535",
-            id="bad-port",
-        ),
-        pytest.param(
             GOOD_HEAD + "-A KUBE-SERVICES -j KUBE-SVC-NOPE\nCOMMIT\n",
             "r:4: -j KUBE-SVC-NOPE: no such chain in table nat, and not a known target",
             id="jump-to-undeclared-chain",
-        ),
-        pytest.param(
-            GOOD_HEAD + '-A KUBE-SERVICES -m comment --comment "unterminated -j ACCEPT\nCOMMIT\n',
-            "r:4: cannot split rule into words: No closing quotation",
-            id="unclosed-quote",
-        ),
-        pytest.param(
-            GOOD_HEAD + "-A KUBE-SERVICES -m comment --comment\nCOMMIT\n",
-            "r:4: -m comment --comment needs a value",
-            id="missing-value",
         ),
         pytest.param(
             "*filter\n:INPUT REJECT [0:0]\nCOMMIT\n",
@@ -326,12 +306,6 @@ GOOD_HEAD = "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n"
             GOOD_HEAD.replace("KUBE-SERVICES -", "KUBE-SERVICES ACCEPT") + "COMMIT\n",
             "r:3: user chain KUBE-SERVICES has policy 'ACCEPT' (user chains take '-')",
             id="policy-on-user-chain",
-        ),
-        pytest.param(
-            GOOD_HEAD + "-A KUBE-SERVICES -m statistic --mode random --probability 1.5 -j RETURN\n"
-            "COMMIT\n",
-            "r:4: --probability 1.5: must be between 0 and 1",
-            id="bad-probability",
         ),
         pytest.param(
             GOOD_HEAD + "-I KUBE-SERVICES -j RETURN\nCOMMIT\n",
@@ -349,11 +323,6 @@ GOOD_HEAD = "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n"
             "-A KUBE-SVC-A -j KUBE-SERVICES\nCOMMIT\n",
             "r:6: jump to KUBE-SERVICES makes a loop (KUBE-SERVICES -> KUBE-SVC-A -> KUBE-SERVICES)",
             id="loop",
-        ),
-        pytest.param(
-            GOOD_HEAD + "-A KUBE-SERVICES -j DNAT\nCOMMIT\n",
-            "r:4: -j DNAT needs --to-destination",
-            id="dnat-without-destination",
         ),
         pytest.param(
             GOOD_HEAD + "-A KUBE-SERVICES -j PREROUTING\nCOMMIT\n",
@@ -382,3 +351,128 @@ def test_lazy_parsing_gives_the_same_chains_as_eager_parsing() -> None:
         for name, chain in chains.items():
             assert lazy.chain(table, name) == chain
     assert lazy.chain(Table.NAT, "NO-SUCH-CHAIN") is None
+
+
+# --- What iptables-restore takes, kubehop reads --------------------------------
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        # kube-proxy's own restore input: the module first, then -p and -d, then its option.
+        '-A KUBE-SERVICES -m comment --comment "ns/web:http cluster IP" -m tcp -p tcp'
+        " -d 10.96.0.20 --dport 80 -j ACCEPT",
+        # iptables-save's spelling of the same rule.
+        '-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m comment --comment "ns/web:http cluster IP"'
+        " -m tcp --dport 80 -j ACCEPT",
+        # -p tcp loads the tcp module by itself.
+        '-A KUBE-SERVICES -p tcp -d 10.96.0.20 --dport 80 -m comment --comment "ns/web:http'
+        ' cluster IP" -j ACCEPT',
+        # A module's option after another module's.
+        "-A KUBE-SERVICES -p 6 -m tcp -m comment --comment 'ns/web:http cluster IP'"
+        " --dport 80 --destination 10.96.0.20 -j ACCEPT",
+    ],
+    ids=["restore", "save", "implicit-tcp", "late-option"],
+)
+def test_every_spelling_iptables_restore_takes_reads_the_same(rule: str) -> None:
+    rs = parse_iptables_save(f"{GOOD_HEAD}{rule}\nCOMMIT\n", "r")
+    parsed = rs.tables[Table.NAT]["KUBE-SERVICES"].rules[0]
+    assert set(parsed.matches) == {
+        AddrMatch(field="dst", net=IPv4Network("10.96.0.20/32")),
+        ProtoMatch(proto="tcp"),
+        CommentMatch(comment="ns/web:http cluster IP"),
+        PortMatch(module="tcp", field="dport", ports=PortRange(lo=80, hi=80)),
+    }
+    assert rs.warnings == ()
+
+
+UNREADABLE = [
+    pytest.param(
+        "-A KUBE-SERVICES -d 10.96.0.300/32 -j ACCEPT",
+        (UnknownMatch(module="?", args=("-d", "10.96.0.300/32", "-j", "ACCEPT")),),
+        None,
+        "cannot read this rule (-d 10.96.0.300/32: not an IPv4 address or network);"
+        " assumed it does not match",
+        id="bad-address",
+    ),
+    pytest.param(
+        "-A KUBE-SERVICES -p tcp -m tcp --dport 70000 -j ACCEPT",
+        (ProtoMatch(proto="tcp"), UnknownMatch(module="tcp", args=("--dport", "70000"))),
+        "ACCEPT",
+        "cannot read -m tcp (--dport 70000: port out of range 0-65535); assumed it does not match",
+        id="bad-port",
+    ),
+    pytest.param(
+        '-A KUBE-SERVICES -m comment --comment "unterminated -j ACCEPT',
+        (
+            UnknownMatch(
+                module="?", args=("-m", "comment", "--comment", '"unterminated', "-j", "ACCEPT")
+            ),
+        ),
+        None,
+        "cannot read this rule (cannot split rule into words: No closing quotation);"
+        " assumed it does not match",
+        id="unclosed-quote",
+    ),
+    pytest.param(
+        "-A KUBE-SERVICES -m statistic --mode random --probability 1.5 -j RETURN",
+        (UnknownMatch(module="statistic", args=("--mode", "random", "--probability", "1.5")),),
+        "RETURN",
+        "cannot read -m statistic (--probability 1.5: must be between 0 and 1); assumed it"
+        " does not match",
+        id="bad-probability",
+    ),
+    pytest.param(
+        "-A KUBE-SERVICES -p tcp -m tcp -j DNAT --to-destination 0.0.0.0:0",
+        (ProtoMatch(proto="tcp"),),
+        "unknown",
+        "cannot read -j DNAT (--to-destination 0.0.0.0:0: port 0 is not a valid NAT port);"
+        " assumed to continue to the next rule",
+        id="stale-dnat",
+    ),
+    pytest.param(
+        "-A KUBE-SERVICES -j MASQUERADE --random-fully --to-ports-v2 1000",
+        (),
+        "unknown",
+        "cannot read -j MASQUERADE (-j MASQUERADE: unknown option --to-ports-v2); assumed to"
+        " continue to the next rule",
+        id="option-of-another-version",
+    ),
+    pytest.param(
+        "-A KUBE-SERVICES -j JOOL --instance default",
+        (),
+        "unknown",
+        "target JOOL --instance default is not simulated; assumed to continue to the next rule",
+        id="target-of-another-version",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "matches", "target", "warning"), UNREADABLE)
+def test_a_rule_kubehop_cannot_read_is_kept_and_named(
+    rule: str, matches: tuple[object, ...], target: str | None, warning: str
+) -> None:
+    rs = parse_iptables_save(f"{GOOD_HEAD}{rule}\n-A KUBE-SERVICES -j RETURN\nCOMMIT\n", "r")
+    kept, after = rs.tables[Table.NAT]["KUBE-SERVICES"].rules
+    assert kept.matches == matches
+    assert (kept.target.kind if kept.target is not None else None) == target
+    assert (kept.line, kept.lineno, after.index) == (rule, 4, 2)
+    assert rs.warnings == (f"r:4: nat/KUBE-SERVICES #1: {warning}",)
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("-A KUBE-SVC-NOPE -d 10.0.0.300 -j ACCEPT", "r:4: rule appended to undeclared chain 'KUBE-SVC-NOPE'"),
+        ("-A KUBE-SERVICES -d 10.0.0.300 -j KUBE-SVC-NOPE", "r:4: -j KUBE-SVC-NOPE: no such chain in table nat, and not a known target"),
+        ("-A KUBE-SERVICES -p tcp -j KUBE-SVC-NOPE --dport 80", "r:4: -j KUBE-SVC-NOPE: no such chain in table nat, and not a known target"),
+        ("-A KUBE-SERVICES -m comment --comment 'x -g KUBE-SVC-NOPE", "r:4: -g KUBE-SVC-NOPE: no such chain in table nat"),
+    ],
+    ids=["undeclared-chain", "jump-to-missing-chain", "options-of-a-module-after-it", "garbled-goto"],
+)  # fmt: skip
+def test_what_iptables_restore_refuses_is_still_refused_in_a_garbled_rule(
+    rule: str, message: str
+) -> None:
+    with pytest.raises(RulesParseError) as err:
+        parse_iptables_save(f"{GOOD_HEAD}{rule}\nCOMMIT\n", "r")
+    assert str(err.value) == message

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sim.readers.iptables_save.words import LineError
@@ -24,27 +24,39 @@ class Option:
     args: tuple[str, ...]
 
 
-def _is_module_option(tok: str) -> bool:
+def is_module_option(tok: str) -> bool:
+    """A `--name` word that belongs to a match module or target, not to the rule itself."""
     return tok.startswith("--") and tok not in _BASE_LONG
 
 
 def collect(
-    toks: Sequence[str], i: int, spec: dict[str, int] | None, owner: str
+    toks: Sequence[str],
+    i: int,
+    spec: dict[str, int] | None,
+    owner: str,
+    claimed: Callable[[str], bool] | None = None,
 ) -> tuple[list[Option], tuple[str, ...], str | None, int]:
-    """The `[!] --opt args…` words after `-m NAME` or `-j NAME`, and the first unknown option."""
+    """The `[!] --opt args…` words after `-m NAME` or `-j NAME`, and the first unknown option.
+
+    An option `spec` does not know stops the run when `claimed` says another
+    module loaded earlier in the rule takes it: iptables reads a module's
+    options anywhere after its `-m` (`-m tcp -m comment --comment x --dport 80`).
+    """
     options: list[Option] = []
     unknown: str | None = None
     start, n = i, len(toks)
     while i < n:
-        if toks[i] == "!" and i + 1 < n and _is_module_option(toks[i + 1]):
+        if toks[i] == "!" and i + 1 < n and is_module_option(toks[i + 1]):
             negate, name, k = True, toks[i + 1], i + 2
-        elif _is_module_option(toks[i]):
+        elif is_module_option(toks[i]):
             negate, name, k = False, toks[i], i + 1
         else:
             break
         arity = None if spec is None else spec.get(name)
         args: list[str] = []
         if arity is None:
+            if claimed is not None and claimed(name):
+                break
             unknown = unknown or name
             while k < n and toks[k] != "!" and not toks[k].startswith("-"):
                 args.append(toks[k])

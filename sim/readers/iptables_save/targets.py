@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
 from model.netfilter import (
@@ -23,10 +23,10 @@ from model.netfilter import (
     Target,
     UnknownTarget,
 )
-from sim.readers.iptables_save.options import Option, collect
+from sim.readers.iptables_save.options import Option, collect, is_module_option
 from sim.readers.iptables_save.tables import TableBuilder
 from sim.readers.iptables_save.values import address, integer, port_range, value_mask
-from sim.readers.iptables_save.words import LineError
+from sim.readers.iptables_save.words import LineError, StructureError
 
 TARGET_OPTIONS: dict[str, dict[str, int]] = {
     "ACCEPT": {},
@@ -50,8 +50,9 @@ TARGET_OPTIONS: dict[str, dict[str, int]] = {
 """Each target kubehop evaluates, with its options' argument counts."""
 
 # Extension targets that exist in the kernel but are not simulated: a rule
-# using one is kept as UnknownTarget. Any other undeclared name is a typo for
-# a chain, which iptables-restore rejects too.
+# using one is kept as UnknownTarget. Any other undeclared name followed by
+# options is taken for a target of another iptables version; alone, it is a
+# jump to a missing chain, which iptables-restore rejects too.
 _FOREIGN_TARGETS = frozenset(
     {
         "CT", "TPROXY", "NFLOG", "ULOG", "NFQUEUE", "QUEUE", "TCPMSS", "CLASSIFY", "CHECKSUM",
@@ -70,20 +71,15 @@ def parse_target(
     table: Table,
     current: TableBuilder,
     warnings: list[str],
+    claimed: Callable[[str], bool] | None = None,
 ) -> tuple[Target, int]:
+    """The target `name` whose options start at `toks[i]`, and where they end."""
+    check_jump(toks, i, name, goto, table, current, claimed)
     if name in current.rules:
-        if current.policies[name] is not None:
-            raise LineError(f"cannot jump to built-in chain {name}")
         return JumpTarget.model_construct(chain=name, goto=goto), i
-    if goto:
-        raise LineError(f"-g {name}: no such chain in table {table.value}")
     spec = TARGET_OPTIONS.get(name)
     if spec is None:
-        if name not in _FOREIGN_TARGETS:
-            raise LineError(
-                f"-j {name}: no such chain in table {table.value}, and not a known target"
-            )
-        options, raw, _unknown, i = collect(toks, i, None, f"-j {name}")
+        options, raw, _unknown, i = collect(toks, i, None, f"-j {name}", claimed)
         if name == "CT" and raw == ("--notrack",):
             return NotrackTarget(), i
         warnings.append(
@@ -91,7 +87,7 @@ def parse_target(
             " assumed to continue to the next rule"
         )
         return UnknownTarget(name=name, args=raw), i
-    options, _raw, unknown, i = collect(toks, i, spec, f"-j {name}")
+    options, _raw, unknown, i = collect(toks, i, spec, f"-j {name}", claimed)
     if unknown is not None:
         raise LineError(f"-j {name}: unknown option {unknown}")
     given = {o.name: o.args for o in options}
@@ -149,6 +145,36 @@ def parse_target(
     return LogTarget(
         prefix=given.get("--log-prefix", ("",))[0], level=given.get("--log-level", ("warning",))[0]
     ), i
+
+
+def check_jump(
+    toks: Sequence[str],
+    i: int,
+    name: str,
+    goto: bool,
+    table: Table,
+    current: TableBuilder,
+    claimed: Callable[[str], bool] | None = None,
+) -> None:
+    """Refuse, as iptables-restore does, a jump to a built-in chain or to a chain not declared.
+
+    A name that is neither a declared chain nor a target kubehop knows is taken
+    for a target of another iptables version when options follow it (a jump
+    takes none), and for a missing chain otherwise.
+    """
+    if name in current.rules:
+        if current.policies[name] is not None:
+            raise StructureError(f"cannot jump to built-in chain {name}")
+        return
+    if goto:
+        raise StructureError(f"-g {name}: no such chain in table {table.value}")
+    if name in TARGET_OPTIONS or name in _FOREIGN_TARGETS:
+        return
+    following = toks[i] if i < len(toks) else ""
+    if not is_module_option(following) or (claimed is not None and claimed(following)):
+        raise StructureError(
+            f"-j {name}: no such chain in table {table.value}, and not a known target"
+        )
 
 
 def _nat_range(

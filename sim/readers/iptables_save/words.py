@@ -10,6 +10,16 @@ class LineError(Exception):
     """A problem in one line; the caller adds source and line number."""
 
 
+class StructureError(LineError):
+    """A line iptables-restore refuses whatever the kernel held, so the whole text is refused.
+
+    A rule in an undeclared chain, a jump to a chain that does not exist, a
+    jump to a built-in chain. Any other problem in a rule (a value kubehop
+    cannot read, an option of another iptables version) leaves the rule in
+    place as one kubehop cannot evaluate.
+    """
+
+
 _WORD = re.compile(r"""(?:[^\s"'\\]+|"(?:[^"\\]|\\.)*"|'[^']*'|\\.)+""", re.DOTALL)
 _PIECE = re.compile(r"""[^\s"'\\]+|"((?:[^"\\]|\\.)*)"|'([^']*)'|\\(.)""", re.DOTALL)
 _QUOTING = re.compile(r"""["'\\]""")
