@@ -89,35 +89,28 @@ def trace_dot(trace: Trace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reproduce_commands(trace: Trace) -> str:
+def reproduce_commands(trace: Trace, *, container: str | None = None) -> str:
     """Shell commands to watch this flow on the live cluster and compare with the trace.
 
-    The TRACE rules log every rule the first packet passes (iptables-nft shows
-    them with `xtables-monitor --trace`; iptables-legacy writes them to the
-    kernel log); conntrack shows the NAT mapping; tcpdump the packet on each
-    interface. Interface names are kubehop's: on a node, `ip route get POD_IP`
-    names the real veth.
+    First the capture on each node the request crosses (the TRACE rules log
+    every rule the first packet passes: iptables-nft shows them with
+    `xtables-monitor --trace`, iptables-legacy writes them to the kernel log;
+    `conntrack -E` shows the NAT mapping as it is made; tcpdump the packet on
+    each interface), then the request, then removing the TRACE rules.
+    `container` is the source pod's, for `kubectl exec -c` (give it when the
+    pod has several, or kubectl picks its default). Interface names are
+    kubehop's: on a node, `ip route get POD_IP` names the real veth.
     """
     # These lines are pasted into a root shell, and the names in them come from
     # a cluster file (a CNIConfig's bridge `x;reboot;` is a valid interface
     # name): every value is quoted as the shell needs, and comments stay on one line.
     first = trace.hops[0].before
     proto = first.proto.value
-    lines = [
-        _comment(
-            f"Confirm `{_command('kubehop', 'trace', trace.source, trace.destination)}"
-            f" --seed {trace.seed}` on the cluster."
-        )
-    ]
-    source_hop = trace.hops[0]
-    if source_hop.where.netns.startswith("pod/"):
-        ns, _, pod = source_hop.where.netns.removeprefix("pod/").partition("/")
-        nc = ["nc", "-vz" if first.proto is Proto.TCP else "-vzu", "-w", "2"]
-        lines += [
-            "",
-            "# 1. send the request (from your machine):",
-            _command("kubectl", "exec", "-n", ns, pod, "--", *nc, first.dst, first.dport),
-        ]
+    source, _, traced_container = trace.source.partition(" -c ")
+    again = ["kubehop", "trace", source, trace.destination]
+    if traced_container:
+        again += ["-c", traced_container]
+    lines = [_comment(f"Confirm `{_command(*again)} --seed {trace.seed}` on the cluster.")]
     # Per node, the interfaces the request crossed and the packet as it was there.
     nodes: dict[str, dict[str, tuple[str, int]]] = {}
     arriving: dict[str, tuple[object, ...]] = {}
@@ -134,27 +127,38 @@ def reproduce_commands(trace: Trace) -> str:
             seen[hop.where.interface] = (str(hop.after.dst), hop.after.dport)
         if hop.where.hook is not None and hop.where.hook.value == "OUTPUT":
             output_hook.add(node)
+
+    def chains(node: str) -> list[str]:
+        return ["PREROUTING"] + (["OUTPUT"] if node in output_hook else [])
+
     for node, interfaces in nodes.items():
-        chains = ["PREROUTING"] + (["OUTPUT"] if node in output_hook else [])
         ssh = _command("ssh", node)
-        lines += ["", _comment(f"2. on {node} ({ssh}, as root), before sending:")]
-        for chain in chains:
+        lines += [
+            "",
+            _comment(f"1. on {node} ({ssh}, as root), before sending; each watcher runs until"),
+            "#    Ctrl-C, so start each in a terminal of its own:",
+        ]
+        for chain in chains(node):
             lines.append(
                 _command("iptables", "-t", "raw", "-I", chain, *arriving[node], "-j", "TRACE")
             )
         lines.append(
             "xtables-monitor --trace   # iptables-nft; with iptables-legacy: dmesg -w | grep TRACE"
         )
+        # Conntrack keys an entry by the packet as this node first saw it.
+        dst, dport = arriving[node][5], arriving[node][7]
         lines.append(
-            _command("conntrack", "-L", "-p", proto, "-d", first.dst, "--dport", first.dport)
-            + "   # the NAT mapping"
+            _command("conntrack", "-E", "-p", proto, "-d", dst, "--dport", dport)
+            + "   # the connection as conntrack records it, NAT included"
         )
         for interface, (dst, dport) in interfaces.items():
             lines.append(
                 _command("tcpdump", "-ni", interface, f"{proto} and host {dst} and port {dport}")
             )
-        lines.append("# afterwards, remove the TRACE rules:")
-        for chain in chains:
+    lines += ["", *_send(trace, container)]
+    for node in nodes:
+        lines += ["", _comment(f"3. afterwards, on {node}, remove the TRACE rules:")]
+        for chain in chains(node):
             lines.append(
                 _command("iptables", "-t", "raw", "-D", chain, *arriving[node], "-j", "TRACE")
             )
@@ -164,6 +168,27 @@ def reproduce_commands(trace: Trace) -> str:
         "# (interface names are kubehop's; on a node `ip route get <pod IP>` names the real veth)",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _send(trace: Trace, container: str | None) -> list[str]:
+    """The request, sent from where the trace starts."""
+    first = trace.hops[0].before
+    nc = ["nc", "-vz" if first.proto is Proto.TCP else "-vzu", "-w", "2", first.dst, first.dport]
+    where = trace.hops[0].where
+    if where.netns.startswith("pod/"):
+        ns, _, pod = where.netns.removeprefix("pod/").partition("/")
+        exec_in = ["-c", container] if container else []
+        return [
+            "# 2. send the request (from your machine):",
+            _command("kubectl", "exec", "-n", ns, pod, *exec_in, "--", *nc),
+        ]
+    if where.node is not None and where.netns == where.node:
+        return [
+            _comment(f"2. send the request from {where.node}:"),
+            _command("ssh", where.node, "--", *nc),
+        ]
+    client = where.netns.removeprefix("client/")
+    return [_comment(f"2. send the request from {client} ({first.src}):"), _command(*nc)]
 
 
 def _command(*argv: object) -> str:

@@ -34,16 +34,19 @@ def test_a_bridge_name_a_shell_would_act_on_is_quoted(
     assert commands == (
         "# Confirm `kubehop trace pod1 svc-b:80 --seed 2` on the cluster.\n"
         "\n"
-        "# 1. send the request (from your machine):\n"
-        "kubectl exec -n default pod1 -- nc -vz -w 2 10.101.100.102 80\n"
-        "\n"
-        "# 2. on node-a (ssh node-a, as root), before sending:\n"
+        "# 1. on node-a (ssh node-a, as root), before sending; each watcher runs until\n"
+        "#    Ctrl-C, so start each in a terminal of its own:\n"
         "iptables -t raw -I PREROUTING -p tcp -s 192.168.1.2 -d 10.101.100.102 --dport 80 -j TRACE\n"
         "xtables-monitor --trace   # iptables-nft; with iptables-legacy: dmesg -w | grep TRACE\n"
-        "conntrack -L -p tcp -d 10.101.100.102 --dport 80   # the NAT mapping\n"
+        "conntrack -E -p tcp -d 10.101.100.102 --dport 80"
+        "   # the connection as conntrack records it, NAT included\n"
         "tcpdump -ni 'x;reboot;' 'tcp and host 192.168.1.3 and port 8080'\n"
         "tcpdump -ni veth8c71ec12 'tcp and host 192.168.1.3 and port 8080'\n"
-        "# afterwards, remove the TRACE rules:\n"
+        "\n"
+        "# 2. send the request (from your machine):\n"
+        "kubectl exec -n default pod1 -c container01 -- nc -vz -w 2 10.101.100.102 80\n"
+        "\n"
+        "# 3. afterwards, on node-a, remove the TRACE rules:\n"
         "iptables -t raw -D PREROUTING -p tcp -s 192.168.1.2 -d 10.101.100.102 --dport 80 -j TRACE\n"
         "\n"
         "# kubehop expects: DELIVERED: pod1/container01 reached 192.168.1.3:8080 through"
@@ -73,6 +76,59 @@ def test_every_command_line_splits_into_the_words_it_was_built_from(
     assert "tcpdump -ni cni0 'tcp and host 192.168.3.3 and port 8080'" in commands
     for line in commands:
         assert shlex.join(shlex.split(line)) == line
+
+
+def _commands(out: str) -> list[str]:
+    """The reproduce section's lines, from its first comment on."""
+    return out[out.index("# Confirm") :].splitlines()
+
+
+def test_the_capture_is_set_up_before_the_request_is_sent(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["trace", "pod1", "svc-b:80", "--pick", "192.168.2.2:8080", "--seed", "1"]
+    assert run([*argv, "--reproduce"]) == 0
+    lines = _commands(capsys.readouterr().out)
+    send = next(i for i, line in enumerate(lines) if line.startswith("kubectl exec"))
+    for watcher in ("iptables -t raw -I ", "xtables-monitor", "conntrack -E ", "tcpdump "):
+        assert max(i for i, line in enumerate(lines) if line.startswith(watcher)) < send, watcher
+    assert min(i for i, line in enumerate(lines) if line.startswith("iptables -t raw -D ")) > send
+    # Each node's conntrack sees the packet as it arrives there: node-b after node-a's DNAT.
+    assert [line for line in lines if line.startswith("conntrack")] == [
+        "conntrack -E -p tcp -d 10.101.100.102 --dport 80"
+        "   # the connection as conntrack records it, NAT included",
+        "conntrack -E -p tcp -d 192.168.2.2 --dport 8080"
+        "   # the connection as conntrack records it, NAT included",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "send"),
+    [
+        (
+            ["pod1", "localhost:8080", "-c", "container02"],
+            "kubectl exec -n default pod1 -c container02 -- nc -vz -w 2 127.0.0.1 8080",
+        ),
+        (
+            ["pod1", "svc-b:80"],
+            "kubectl exec -n default pod1 -c container01 -- nc -vz -w 2 10.101.100.102 80",
+        ),
+        (["pod2", "svc-b:80"], "kubectl exec -n default pod2 -- nc -vz -w 2 10.101.100.102 80"),
+        (["node-a", "10.101.100.102:80"], "ssh node-a -- nc -vz -w 2 10.101.100.102 80"),
+        (["client", "10.0.0.12:30080"], "nc -vz -w 2 10.0.0.12 30080"),
+    ],
+    ids=["-c given", "pod1 has two containers", "pod2 has one", "from a node", "from a client"],
+)
+def test_the_request_is_sent_from_the_traced_container(
+    argv: list[str], send: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["trace", *argv, "--seed", "1", "--reproduce"]) in (0, 1)
+    lines = _commands(capsys.readouterr().out)
+    assert send in lines
+    if "-c" in argv:
+        assert lines[0] == (
+            "# Confirm `kubehop trace pod1 localhost:8080 -c container02 --seed 1` on the cluster."
+        )
 
 
 RULE = (

@@ -166,9 +166,9 @@ def test_reproduce_commands_match_the_packet_on_each_node() -> None:
         in text
     )
     assert "xtables-monitor --trace" in text
-    assert "conntrack -L -p tcp -d 10.101.100.102 --dport 80" in text
+    assert "conntrack -E -p tcp -d 10.101.100.102 --dport 80" in text
     assert "tcpdump -ni eth0 'tcp and host 192.168.2.2 and port 8080'" in text
-    assert text.count("# 2. on ") == 2
+    assert text.count("# 1. on ") == 2
 
 
 def test_a_node_source_traces_output_too() -> None:

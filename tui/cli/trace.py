@@ -65,7 +65,7 @@ def run_trace(args: argparse.Namespace) -> int:
     if args.reproduce:
         from sim.trace.export import reproduce_commands
 
-        write_text("\n" + reproduce_commands(result))
+        write_text("\n" + reproduce_commands(result, container=_exec_container(cluster, request)))
     return EXIT_OK if result.verdict is Verdict.DELIVERED else EXIT_NOT_DELIVERED
 
 
@@ -78,6 +78,24 @@ def _request(args: argparse.Namespace, cluster: Cluster) -> Request:
     if note is not None:
         print(f"kubehop: {note}", file=sys.stderr)
     return request
+
+
+def _exec_container(cluster: Cluster, request: Request) -> str | None:
+    """The container `kubectl exec -c` needs: the traced one, where the source pod has several."""
+    from sim.trace.request import SourceKind, parse_source
+
+    source = parse_source(cluster, request.source, request.container)
+    if source.kind is not SourceKind.POD:
+        return None
+    text = request.source.strip()
+    namespace, _, name = text.rpartition("/")
+    pod = cluster.pod(namespace or "default", name) or next(
+        (p for p in cluster.pods if str(p.ip) == text and not p.host_network), None
+    )
+    if pod is None or len(pod.containers) < 2:
+        return None
+    # A pod source's label ends in the container kubehop sent from (-c's, else the first).
+    return source.label.rsplit("/", 1)[-1]
 
 
 def _rules_header(real: Mapping[str, NodeRules]) -> str:
