@@ -8,7 +8,7 @@ import shlex
 
 from model.packet import Proto
 from model.trace import Direction, Hop, HopKind, Trace
-from sim.trace.report import hop_title, packet_line
+from sim.trace.report import hop_number, hop_title, packet_line
 
 __all__ = ["reproduce_commands", "trace_dot", "trace_markdown"]
 
@@ -37,7 +37,7 @@ def trace_markdown(trace: Trace) -> str:
         if hop.detail:
             what += f"<br>`{_md(hop.detail)}`"
         lines.append(
-            f"| {hop.seq} | {hop.t_us} | {hop.direction.value} | {_md(hop_title(hop))} | {what} |"
+            f"| {hop_number(hop)} | {hop.t_us} | {hop.direction.value} | {_md(hop_title(hop))} | {what} |"
             f" `{_md(packet_line(hop.after))}` |"
         )
     if trace.warnings:
@@ -75,7 +75,7 @@ def trace_dot(trace: Trace) -> str:
     for hop in trace.hops:
         if previous is not None and previous.where.netns != hop.where.netns:
             style = "solid" if hop.direction is Direction.REQUEST else "dashed"
-            label = f"{hop.seq}: {packet_line(hop.before).split(' ttl')[0]}"
+            label = f"{hop_number(hop)}: {packet_line(hop.before).split(' ttl')[0]}"
             lines.append(
                 f"  {_dot_id(previous.where.netns)} -> {_dot_id(hop.where.netns)}"
                 f" [label={_dot_id(label)}, style={style}];"

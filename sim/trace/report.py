@@ -38,6 +38,14 @@ def packet_line(pkt: Packet) -> str:
     return text
 
 
+def hop_number(hop: Hop) -> int:
+    """The hop's number as a person reads it, from 1, as the app counts `5/22`.
+
+    The JSON's `seq` is the hop's index, from 0.
+    """
+    return hop.seq + 1
+
+
 def hop_title(hop: Hop) -> str:
     """`node-a cni0 PREROUTING`: where the hop happens."""
     where = hop.where
@@ -56,7 +64,7 @@ def hop_text(hop: Hop, verdict: Verdict | None = None) -> str:
     """
     changed = hop.changed
     lines = [
-        f"{hop.seq:>3} {SYMBOLS[hop.kind]} {hop.t_us:>6}µs {hop.direction.value:<7} "
+        f"{hop_number(hop):>3} {SYMBOLS[hop.kind]} {hop.t_us:>6}µs {hop.direction.value:<7} "
         f"{hop_effect(hop, verdict).label:<7} {hop_title(hop)}",
         f"      {hop.sentence}",
     ]

@@ -121,7 +121,7 @@ def test_markdown_export() -> None:
     assert lines[4] == "| # | µs | direction | where | what happened | packet after |"
     assert len([line for line in lines if line.startswith("| ")]) == len(t.hops) + 1
     assert (
-        "| 4 | 4 | request | node-a cni0 PREROUTING | DNAT in KUBE-SEP-BO4IOD7Q2Z3O5LOG #2:" in md
+        "| 5 | 4 | request | node-a cni0 PREROUTING | DNAT in KUBE-SEP-BO4IOD7Q2Z3O5LOG #2:" in md
     )
 
 
@@ -222,7 +222,7 @@ def test_the_app_takes_one_cluster(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def _headers(t: Trace) -> list[str]:
-    """Each hop's header line: number, symbol, time, direction, effect, place."""
+    """Each hop's header line (number, symbol, time, direction, effect, place), in hop order."""
     return [line for line in trace_text(t).splitlines() if line[:3].strip().isdigit()]
 
 
@@ -240,7 +240,8 @@ def _headers(t: Trace) -> list[str]:
 def test_the_text_header_names_what_each_hop_did(request_: Request, wanted: dict[int, str]) -> None:
     t = trace(demo_cluster(), request_)
     headers = _headers(t)
-    assert [int(line[:3]) for line in headers] == [hop.seq for hop in t.hops]
+    # Numbered from 1, as the app counts hops (`5/22`); the JSON's seq is the index from 0.
+    assert [int(line[:3]) for line in headers] == [hop.seq + 1 for hop in t.hops]
     for seq, label in wanted.items():
         assert headers[seq].split()[4] == label, headers[seq]
     assert not any("NETFILTER" in line for line in headers)
@@ -248,7 +249,7 @@ def test_the_text_header_names_what_each_hop_did(request_: Request, wanted: dict
 
 def test_the_readme_hop_reads_dnat() -> None:
     t = trace(demo_cluster(), Request("pod1", "svc-b:80", seed=2))
-    assert _headers(t)[4] == "  4 #      4µs request DNAT    node-a cni0 PREROUTING"
+    assert _headers(t)[4] == "  5 #      4µs request DNAT    node-a cni0 PREROUTING"
 
 
 def test_json_keeps_the_kind_and_adds_the_effect() -> None:
