@@ -5,6 +5,9 @@ unreachable (`lab verify`: kubehop and the kernel disagree), 2 bad input,
 130 an interrupted lab. Every user mistake is one line on stderr.
 """
 
+# PYTHON_ARGCOMPLETE_OK: argcomplete's global completion (activate-global-python-argcomplete)
+# completes a console script only when its module says so in its first kilobyte.
+
 from __future__ import annotations
 
 from tui.cli.dispatch import main, run
