@@ -310,6 +310,12 @@ CONSEQUENCES = [
         " node on the network by it), so the node and its pods are left out",
     ),
     Consequence(
+        "NodePort Service without a nodePort",
+        NODE + service(type_="NodePort"),
+        "c.yaml:20: Service default/web: spec.ports[0].nodePort: not set on a NodePort Service,"
+        " so kube-proxy makes no NodePort rule for this port (kubehop does not allocate one)",
+    ),
+    Consequence(
         "finished pod",
         NODE + pod(extra="  phase: Succeeded\n"),
         "c.yaml:26: Pod default/p1: status.phase: Succeeded: its sandbox and IP are released;"
@@ -321,6 +327,14 @@ CONSEQUENCES = [
 @pytest.mark.parametrize("case", CONSEQUENCES, ids=lambda c: c.name)
 def test_consequential_things_are_warnings(case: Consequence) -> None:
     assert case.warning in parse(case.text).warnings
+
+
+@pytest.mark.parametrize("node_port", [80, 1, 29999, 32768, 65535])
+def test_any_node_port_loads_for_the_api_servers_range_is_its_own(node_port: int) -> None:
+    # --service-node-port-range is the API server's to set; 30000-32767 is a default.
+    cluster = parse(NODE + service(type_="NodePort", node_port=f"    nodePort: {node_port}\n"))
+    assert cluster.services[0].ports[0].node_port == node_port
+    assert not any("nodePort" in w for w in cluster.warnings)
 
 
 def test_many_warnings_of_one_sort_are_summarised() -> None:
@@ -507,12 +521,6 @@ BAD = [
         "c.yaml:21: Service default/web: spec.ports[0].targetPort: 'a-very-long-port-name'"
         " must be an IANA_SVC_NAME: at most 15 lowercase letters, digits and '-', with at"
         " least one letter, no '--', starting and ending with a letter or digit",
-    ),
-    Bad(
-        "nodePort outside the range",
-        NODE + service(type_="NodePort", node_port="    nodePort: 80\n"),
-        "c.yaml:22: Service default/web: spec.ports[0].nodePort: 80 is outside the NodePort"
-        " range 30000-32767",
     ),
     Bad(
         "nodePort on a ClusterIP Service",

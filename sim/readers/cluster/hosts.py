@@ -45,7 +45,16 @@ def node(check: FieldChecker, at: At, obj: dict[str, Any]) -> tuple[At, Node] | 
                 pod_cidr = network
     elif spec.get("podCIDR"):
         pod_cidr = check.network(at, spec["podCIDR"], ("spec", "podCIDR"), dual=True)
-    return at, Node(name=name, internal_ip=internal_ip, pod_cidr=pod_cidr, labels=labels)
+    info = status.get("nodeInfo")
+    # Reported by kubelet, deprecated in 1.31 (then empty); only `rules --diff` uses it.
+    version = info.get("kubeProxyVersion") if isinstance(info, dict) else None
+    return at, Node(
+        name=name,
+        internal_ip=internal_ip,
+        pod_cidr=pod_cidr,
+        labels=labels,
+        kube_proxy_version=version if isinstance(version, str) and version else None,
+    )
 
 
 def client(check: FieldChecker, at: At, obj: dict[str, Any]) -> tuple[At, ExternalClient]:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from model.cluster import Cluster
+from model.cluster import Cluster, EndpointSlice, Service, ServiceType
 from model.errors import ClusterFileError
 from sim.readers.cluster.checks import (
     check_addresses,
@@ -28,6 +28,7 @@ from sim.readers.cluster.checks import (
 )
 from sim.readers.cluster.config import cni, kube_proxy
 from sim.readers.cluster.documents import parse_documents
+from sim.readers.cluster.endpoints import endpoints_key, mirrored_slices
 from sim.readers.cluster.fields import FieldChecker
 from sim.readers.cluster.files import dump_files, read_text
 from sim.readers.cluster.hosts import client, node
@@ -133,6 +134,9 @@ def _cluster(inputs: list[tuple[str, str]], report: Report, progress: Progress |
         if (slice_ := endpoint_slice(check, at, obj)) is not None
     ]
     unique(report, "EndpointSlice", [(at, s.name, s.namespace) for at, s in slices])
+    mirrored, told = _mirrored(check, services, slices, counted(found.get("Endpoints", [])))
+    slices += mirrored
+    services = _endpoints_known(check, services, told)
     counted.finish()
 
     owners = check_addresses(report, nodes, pods, clients)
@@ -190,6 +194,75 @@ def _objects(
             raise ClusterFileError(
                 f"{source}: file is empty (expected Kubernetes objects in YAML or JSON)"
             )
+
+
+def _mirrored(
+    check: FieldChecker,
+    services: list[tuple[At, Service]],
+    slices: list[tuple[At, EndpointSlice]],
+    endpoints: Iterator[tuple[At, dict[str, Any]]],
+) -> tuple[list[tuple[At, EndpointSlice]], set[tuple[str, str]]]:
+    """Slices mirrored from the Endpoints of Services the dump has no EndpointSlices of, and
+    every Service whose endpoints the files tell (by slices or by Endpoints, if empty ones)."""
+    sliced = {(s.namespace, s.service) for _, s in slices}
+    wanting: dict[tuple[object, object], Service] = {
+        (s.namespace, s.name): s
+        for _, s in services
+        if s.type is not ServiceType.EXTERNAL_NAME and (s.namespace, s.name) not in sliced
+    }
+    mirrored: list[tuple[At, EndpointSlice]] = []
+    mirrored_services: set[tuple[str, str]] = set()
+    for at, obj in endpoints:
+        # Only the Endpoints of a Service that wants them are read (and checked):
+        # most of a big dump's are the twins of slices it has.
+        wanted = wanting.get(endpoints_key(obj))
+        if wanted is None:
+            continue
+        made = mirrored_slices(check, at, obj, wanted)
+        if made is not None:
+            # Endpoints with no address say the Service has none: told, not unknown.
+            mirrored += [(at, slice_) for slice_ in made]
+            mirrored_services.add((wanted.namespace, wanted.name))
+    if mirrored_services:
+        count = len(mirrored_services)
+        which = "1 Service has" if count == 1 else f"{count} Services have"
+        check.warn(
+            "configuration warnings",
+            None,
+            (),
+            f"{which} no EndpointSlice in the files: read from their v1 Endpoints, as the"
+            " EndpointSlice mirroring controller would",
+        )
+    return mirrored, sliced | mirrored_services
+
+
+def _endpoints_known(
+    check: FieldChecker, services: list[tuple[At, Service]], told: set[tuple[str, str]]
+) -> list[tuple[At, Service]]:
+    """`services`, those whose endpoints nothing in the files tells marked unknown.
+
+    A Service with a selector gets its slices from its pods; one without a
+    selector has only what the dump holds, and with neither EndpointSlices nor
+    Endpoints its endpoints are unknown, not none.
+    """
+    known: list[tuple[At, Service]] = []
+    for at, svc in services:
+        if (
+            svc.selector is None
+            and svc.type is not ServiceType.EXTERNAL_NAME
+            and (svc.namespace, svc.name) not in told
+        ):
+            check.warn(
+                "Services whose endpoints are unknown",
+                at,
+                (),
+                "no selector, and neither an EndpointSlice nor an Endpoints object of it in the"
+                " files, so its endpoints are unknown (dump them too: kubectl get"
+                " endpointslices,endpoints -A -o yaml)",
+            )
+            svc = svc.model_copy(update={"endpoints_known": False})
+        known.append((at, svc))
+    return known
 
 
 class _Counter:

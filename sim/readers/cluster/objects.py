@@ -1,14 +1,17 @@
 """The Kubernetes objects in parsed documents: `List`s opened, sorted by kind, versions checked.
 
-Kinds kube-proxy never reads (Deployments, Endpoints, …) are dropped here;
+Kinds that make no network (Deployments, Events, …) are dropped here; v1
+Endpoints are kept for Services a dump has no EndpointSlices of;
 kube-proxy's configuration is also found inside kubeadm's and kind's
-`kube-system/kube-proxy` ConfigMap.
+`kube-system/kube-proxy` ConfigMap. A file of objects in Go's field names
+(`Items`, `ObjectMeta`, `Spec`), which old kubectl versions printed by
+mistake, is named as such.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -16,13 +19,14 @@ from sim.readers.cluster.documents import Key, YamlLoader
 from sim.readers.cluster.messages import At, Report
 from sim.readers.cluster.quoting import one_line, quoted, yaml_type
 
-__all__ = ["API_VERSIONS", "CONFIG_MAP_KUBE_PROXY", "ByKind", "by_kind", "flatten"]
+__all__ = ["API_VERSIONS", "CONFIG_MAP_KUBE_PROXY", "GO_FIELDS", "ByKind", "by_kind", "flatten"]
 
 API_VERSIONS = {
     "Node": "v1",
     "Pod": "v1",
     "Service": "v1",
     "EndpointSlice": "discovery.k8s.io/v1",
+    "Endpoints": "v1",
     "KubeProxyConfiguration": "kubeproxy.config.k8s.io/v1alpha1",
     "CNIConfig": "kubehop.dev/v1alpha1",
     "ExternalClient": "kubehop.dev/v1alpha1",
@@ -34,6 +38,29 @@ CONFIG_MAP_KUBE_PROXY = "ConfigMap kube-proxy"
 
 ByKind = dict[str, list[tuple[At, dict[str, Any]]]]
 """Objects by kind, each with where it is, in file order."""
+
+GO_FIELDS = ("Items", "TypeMeta", "ObjectMeta", "ListMeta", "Kind", "Spec", "Status")
+"""Keys of an object printed in Go's field names instead of the API's (`items`, `kind`, …)."""
+
+_GO_FORM = (
+    "an old kubectl's dump: objects in Go's field names (Items, ObjectMeta, Spec, PodCIDR…)"
+    " instead of the API's (items, metadata, spec, podCIDR), which some kubectl versions"
+    " printed by mistake; dump the cluster again with a current kubectl: kubectl get"
+    " nodes,pods,services,endpointslices -A -o yaml"
+)
+
+
+def _refuse_go_form(report: Report, at: At, key: str) -> NoReturn:
+    """Fail at `key` of the object `at`, saying the file is an old kubectl's Go-form dump."""
+    report.fail(At(at.doc, (*at.keys, key), at.kind, at.namespace, at.name, at.file), (), _GO_FORM)
+
+
+def _go_form(obj: dict[str, Any]) -> str | None:
+    """The first Go field name `obj` has where the API's would be, if any."""
+    for key in GO_FIELDS:
+        if key in obj and key.lower() not in obj and (key != "ObjectMeta" or "metadata" not in obj):
+            return key
+    return None
 
 
 def flatten(
@@ -59,6 +86,9 @@ def flatten(
     if isinstance(meta, dict):
         where.name = meta.get("name")
     if kind is None:
+        found = _go_form(obj)
+        if found is not None:
+            _refuse_go_form(report, where, found)
         report.fail(where, ("kind",), "required (every object names its kind: Pod, Service, …)")
     if not isinstance(kind, str):
         report.fail(where, ("kind",), f"must be a string, not {yaml_type(kind)}")
@@ -66,6 +96,8 @@ def flatten(
     if kind.endswith("List") and ("items" in obj or kind == "List"):
         items = obj.get("items")
         if items is None:
+            if "Items" in obj:
+                _refuse_go_form(report, where, "Items")
             return
         if not isinstance(items, list):
             report.fail(where, ("items",), f"must be a list, not {yaml_type(items)}")
@@ -96,6 +128,10 @@ def by_kind(report: Report, objects: Iterable[tuple[At, dict[str, Any]]]) -> ByK
             if at.kind == "ConfigMap":
                 _kube_proxy_config_map(report, at, obj, found)
             continue  # Deployments, Endpoints…: nothing kube-proxy reads.
+        if "metadata" not in obj:
+            go_key = _go_form(obj)
+            if go_key is not None:
+                _refuse_go_form(report, at, go_key)
         if version is not None and version != expected:
             if at.kind == "EndpointSlice" and version == "discovery.k8s.io/v1beta1":
                 reason = "discovery.k8s.io/v1beta1 was removed in Kubernetes 1.25; use v1"

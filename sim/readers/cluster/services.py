@@ -19,9 +19,12 @@ from sim.readers.cluster.quoting import quoted
 
 __all__ = ["NODE_PORT_RANGE", "service"]
 
-# The API server's default --service-node-port-range.
 NODE_PORT_RANGE = (30000, 32767)
-"""The NodePort range kubehop accepts (Kubernetes' default)."""
+"""The API server's default --service-node-port-range.
+
+Only a default: the range is the API server's to configure, so a dump may hold
+any nodePort from 1 to 65535, and kubehop takes them all.
+"""
 
 _SERVICE_TYPES = {t.value for t in ServiceType}
 
@@ -93,20 +96,18 @@ def service(check: FieldChecker, at: At, obj: dict[str, Any]) -> tuple[At, Servi
             node_port = check.integer(
                 at, node_port, (*field, "nodePort"), 1, 65535, "a port number"
             )
-            low, high = NODE_PORT_RANGE
-            if not low <= node_port <= high:
-                check.fail(
-                    at,
-                    (*field, "nodePort"),
-                    f"{node_port} is outside the NodePort range {low}-{high}",
-                )
         elif external and not (
             kind is ServiceType.LOAD_BALANCER and spec.get("allocateLoadBalancerNodePorts") is False
         ):
-            check.fail(
+            # The API server allocates one on create, so a dump has it; a file
+            # written by hand (or by kube-proxy's tests) may not. kube-proxy
+            # makes no NodePort rule for a port without one.
+            check.warn(
+                "Service ports without a nodePort",
                 at,
                 (*field, "nodePort"),
-                f"required on a {kind.value} Service (kubehop does not allocate NodePorts)",
+                f"not set on a {kind.value} Service, so kube-proxy makes no NodePort rule for"
+                " this port (kubehop does not allocate one)",
             )
         ports.append(
             ServicePort(
