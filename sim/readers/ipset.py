@@ -1,10 +1,14 @@
-"""`ipset save` text, read into the sets that `-m set --match-set` rules look up.
+"""A node's ipsets, read from `ipset save` or `ipset list` text.
 
 CNIs like Calico keep address lists in ipsets and match them from iptables
-(`-m set --match-set cali40masq-ipam-pools src`). With the node's
-`ipset save` next to its `iptables-save`, the engine looks the packet's
-addresses up in the sets; without it such a match is assumed not to match
-and the trace says so.
+(`-m set --match-set cali40masq-ipam-pools src`). With the node's sets next to
+its `iptables-save`, the engine looks the packet's addresses up in the sets;
+without them such a match is assumed not to match and the trace says so.
+
+Both forms people paste are read: `ipset save` (`create NAME TYPE …` and
+`add NAME MEMBER` lines) and `ipset list` / `ipset -L` (a `Name:`, `Type:`,
+`Header:` block, then `Members:` one a line). Every error names the file and
+line it is about.
 """
 
 from __future__ import annotations
@@ -15,23 +19,99 @@ from ipaddress import IPv4Network
 from model.errors import RulesParseError
 from model.ipset import IPSET_DIMENSIONS, IpSet
 
-__all__ = ["is_ipset_text", "parse_ipset_save"]
+__all__ = ["ipset_format", "is_ipset_text", "parse_ipset_save", "parse_ipsets"]
+
+
+def ipset_format(text: str) -> str | None:
+    """`save` or `list` when `text` starts as `ipset save` or `ipset list` prints; else None."""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("create "):
+            return "save"
+        if line.startswith("Name: "):
+            return "list"
+        return None
+    return None
 
 
 def is_ipset_text(text: str) -> bool:
-    """Whether `text` looks like `ipset save` output (its first line creates a set)."""
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return first.startswith("create ")
+    """Whether `text` looks like `ipset save` or `ipset list` output."""
+    return ipset_format(text) is not None
 
 
-def parse_ipset_save(text: str, source: str) -> dict[str, IpSet]:
-    """The sets in `ipset save` text; one-line `RulesParseError` on a line it cannot read."""
-    types: dict[str, str] = {}
-    ipv6: set[str] = set()
-    members: dict[str, list[tuple[IPv4Network | tuple[str, int], ...]]] = {}
+Member = tuple[IPv4Network | tuple[str, int], ...]
+
+
+class _Sets:
+    """Sets as their lines are read, in either format."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.types: dict[str, str] = {}
+        self.ipv6: set[str] = set()
+        self.members: dict[str, list[Member]] = {}
+
+    def create(self, name: str, kind: str, options: list[str]) -> None:
+        self.types[name] = kind
+        self.members[name] = []
+        if "family" in options and options[options.index("family") + 1 :][:1] == ["inet6"]:
+            self.ipv6.add(name)
+
+    def add(self, name: str, member: str, lineno: int) -> None:
+        if name not in self.types:
+            raise RulesParseError(
+                f"{self.source}:{lineno}: add to set {name!r} before its create line"
+            )
+        kind = self.types[name]
+        if name in self.ipv6 or kind not in IPSET_DIMENSIONS:
+            return
+        self.members[name].append(_member(member, IPSET_DIMENSIONS[kind], self.source, lineno))
+
+    def sets(self) -> dict[str, IpSet]:
+        return {
+            name: IpSet(name, kind, tuple(self.members[name]), name in self.ipv6)
+            for name, kind in self.types.items()
+        }
+
+
+def parse_ipsets(text: str, source: str) -> dict[str, IpSet]:
+    """The sets in `ipset save` or `ipset list` text; one-line `RulesParseError` on a line it
+    cannot read, naming `source` and the line."""
+    sets = _Sets(source)
+    listing: str | None = None  # the set whose `ipset list` block is being read
+    in_members = False
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
+            if in_members:
+                # `ipset list` ends a set's members with a blank line.
+                listing, in_members = None, False
+            continue
+        if line.startswith("Name: "):
+            listing, in_members = line.removeprefix("Name: ").strip(), False
+            sets.create(listing, "", [])
+            continue
+        if listing is not None and not in_members:
+            key, colon, value = line.partition(":")
+            if not colon:
+                raise RulesParseError(
+                    f"{source}:{lineno}: unexpected line {line[:40]!r} in the `ipset list`"
+                    f" block of set {listing!r} (expected 'Key: value' or Members:)"
+                )
+            if key == "Type":
+                sets.create(listing, value.strip(), [])
+            elif key == "Header":
+                words = value.split()
+                if "family" in words and words[words.index("family") + 1 :][:1] == ["inet6"]:
+                    sets.ipv6.add(listing)
+            elif key == "Members":
+                in_members = True
+            continue
+        if in_members and listing is not None:
+            # A member, maybe followed by its options (timeout 600, comment "…").
+            sets.add(listing, line.split()[0], lineno)
             continue
         try:
             words = shlex.split(line)
@@ -39,33 +119,23 @@ def parse_ipset_save(text: str, source: str) -> dict[str, IpSet]:
             raise RulesParseError(f"{source}:{lineno}: cannot split into words: {err}") from None
         verb = words[0]
         if verb == "create" and len(words) >= 3:
-            name, kind = words[1], words[2]
-            types[name] = kind
-            members[name] = []
-            if "family" in words and words[words.index("family") + 1 :][:1] == ["inet6"]:
-                ipv6.add(name)
+            sets.create(words[1], words[2], words[3:])
         elif verb == "add" and len(words) >= 3:
-            name = words[1]
-            if name not in types:
-                raise RulesParseError(
-                    f"{source}:{lineno}: add to set {name!r} before its create line"
-                )
-            if name in ipv6 or types[name] not in IPSET_DIMENSIONS:
-                continue
-            members[name].append(_member(words[2], IPSET_DIMENSIONS[types[name]], source, lineno))
+            sets.add(words[1], words[2], lineno)
         else:
             raise RulesParseError(
-                f"{source}:{lineno}: unexpected line {line[:40]!r} (expected create or add, as"
-                " `ipset save` prints)"
+                f"{source}:{lineno}: unexpected line {line[:40]!r} (expected `ipset save`'s"
+                " create and add lines, or `ipset list`'s Name: blocks)"
             )
-    return {
-        name: IpSet(name, kind, tuple(members[name]), name in ipv6) for name, kind in types.items()
-    }
+    return sets.sets()
 
 
-def _member(
-    text: str, dims: tuple[str, ...], source: str, lineno: int
-) -> tuple[IPv4Network | tuple[str, int], ...]:
+def parse_ipset_save(text: str, source: str) -> dict[str, IpSet]:
+    """The sets in `ipset save` (or `ipset list`) text; the same as `parse_ipsets`."""
+    return parse_ipsets(text, source)
+
+
+def _member(text: str, dims: tuple[str, ...], source: str, lineno: int) -> Member:
     parts = text.split(",")
     if len(parts) != len(dims):
         raise RulesParseError(

@@ -4,9 +4,14 @@
 `ssh node-a sudo iptables-save` printed; the packet then crosses node-a
 through those rules — kube-proxy's, the CNI's, Docker's, whatever is there.
 Rules the engine cannot evaluate are named in the ruleset's `warnings`, and the
-trace says where it had to assume. `ipset save` output, given with
-`--ipset node-a=node-a.ipset` or appended to the same file, lets
+trace says where it had to assume. `ipset save` or `ipset list` output, given
+with `--ipset node-a=node-a.ipset` or appended to the same file, lets
 `-m set --match-set` be evaluated instead of assumed.
+
+A node whose kube-proxy runs in IPVS mode (`sim.readers.proxy_mode`) is
+refused with one line saying what showed it: its Services live in the
+kernel's IPVS tables, which `iptables-save` does not show and kubehop does not
+simulate yet, so walking its iptables rules would end in wrong verdicts.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from model.cluster import Cluster
+from model.cluster import Cluster, ProxyMode
 from model.errors import KubehopError, RulesParseError
 from model.ipset import IpSets
 from model.netfilter import Ruleset, UnknownMatch
 from sim.readers.cluster.files import read_text
-from sim.readers.ipset import is_ipset_text, parse_ipset_save
+from sim.readers.ipset import ipset_format, parse_ipsets
 from sim.readers.iptables_save import parse_iptables_save
+from sim.readers.proxy_mode import infer_proxy_mode
 
 __all__ = ["NodeDump", "load_node_rules", "node_rules_from_text", "parse_node_spec"]
 
@@ -51,47 +57,80 @@ def parse_node_spec(spec: str, option: str) -> tuple[str, str]:
 
 
 def _split_ipset(text: str) -> tuple[str, str]:
-    """A file holding `iptables-save; ipset save`: the rules part and the sets part."""
+    """A file holding `iptables-save; ipset save` (or `ipset list`): the rules and the sets.
+
+    Each part keeps the file's line numbers (the other part's lines blanked),
+    so a message about either names the line of the file.
+    """
     rules: list[str] = []
     sets: list[str] = []
     in_table = False
+    listing = False  # inside `ipset list` output, which goes on to the next table
     for line in text.splitlines(keepends=True):
         word = line.strip()
         if word.startswith("*"):
-            in_table = True
+            in_table, listing = True, False
         elif word == "COMMIT":
             in_table = False
             rules.append(line)
+            sets.append("\n")
             continue
-        if not in_table and (word.startswith("create ") or word.startswith("add ")):
+        if not in_table and word.startswith("Name: "):
+            listing = True
+        if not in_table and (listing or word.startswith("create ") or word.startswith("add ")):
             sets.append(line)
-            rules.append("\n")  # keep the rules' line numbers
+            rules.append("\n")
         else:
             rules.append(line)
+            sets.append("\n")
     return "".join(rules), "".join(sets)
 
 
 def node_rules_from_text(
-    cluster: Cluster, node: str, text: str, source: str, ipsets: str | None = None
+    cluster: Cluster,
+    node: str,
+    text: str,
+    source: str,
+    ipsets: str | None = None,
+    ipset_source: str | None = None,
 ) -> NodeDump:
-    """`text` (iptables-save output of `node`) parsed for a trace to walk."""
+    """`text` (iptables-save output of `node`) parsed for a trace to walk.
+
+    `ipsets` is the node's `ipset save` or `ipset list` output, read from
+    `ipset_source`. A node in kube-proxy's IPVS mode is refused in one line.
+    """
     if cluster.node(node) is None:
         names = ", ".join(n.name for n in cluster.nodes[:10])
         raise KubehopError(f"{source}: no node {node!r} in the cluster (nodes: {names})")
-    if is_ipset_text(text):
+    form = ipset_format(text)
+    if form is not None:
         raise RulesParseError(
-            f"{source}: this is `ipset save` output; give it with --ipset {node}={source}"
+            f"{source}: this is `ipset {form}` output; give it with --ipset {node}={source}"
         )
     rules_text, inline_sets = _split_ipset(text)
-    parsed_sets = parse_ipset_save(inline_sets, source) if inline_sets.strip() else {}
+    parsed_sets = parse_ipsets(inline_sets, source) if inline_sets.strip() else {}
+    sets_source = source
     if ipsets is not None:
-        parsed_sets.update(parse_ipset_save(ipsets, f"{source} (ipset)"))
+        sets_source = ipset_source or f"{source} (ipset)"
+        if any(line.lstrip().startswith("*") for line in ipsets.splitlines()):
+            raise RulesParseError(
+                f"{sets_source}: this is `iptables-save` output, not ipsets; give it with"
+                f" --node-rules {node}={sets_source}"
+            )
+        parsed_sets.update(parse_ipsets(ipsets, sets_source))
     if not any(line.startswith("*") for line in rules_text.splitlines()):
         raise RulesParseError(
             f"{source}: no tables in it (expected the output of `iptables-save`, which starts"
             " each table with a line like *nat)"
         )
     ruleset = parse_iptables_save(rules_text, source=source)
+    mode = infer_proxy_mode(ruleset, parsed_sets, ipset_source=sets_source)
+    if mode.mode is ProxyMode.IPVS:
+        raise RulesParseError(
+            f"{source}: {node}'s kube-proxy runs in IPVS mode ({mode.said(about=source)});"
+            " kubehop simulates iptables mode only, not IPVS yet, so it cannot walk this node's"
+            " rules"
+        )
     ruleset = ruleset.model_copy(
         update={"warnings": _set_warnings(ruleset, parsed_sets, node, source)}
     )
@@ -134,8 +173,13 @@ def load_node_rules(
     for spec in ipset_specs:
         node, path = parse_node_spec(spec, "--ipset")
         ipsets[node] = (
-            path,
-            read_text(path, what="`ipset save` output", error=RulesParseError, ask_what=True),
+            os.fspath(path),
+            read_text(
+                path,
+                what="`ipset save` or `ipset list` output",
+                error=RulesParseError,
+                ask_what=True,
+            ),
         )
     found: dict[str, NodeDump] = {}
     for spec in specs:
@@ -145,7 +189,12 @@ def load_node_rules(
         text = read_text(path, what="`iptables-save` output", error=RulesParseError, ask_what=True)
         sets = ipsets.pop(node, None)
         found[node] = node_rules_from_text(
-            cluster, node, text, os.fspath(path), sets[1] if sets else None
+            cluster,
+            node,
+            text,
+            os.fspath(path),
+            sets[1] if sets else None,
+            sets[0] if sets else None,
         )
     for node, (path, _) in ipsets.items():
         raise KubehopError(f"--ipset {node}={path}: give {node}'s rules with --node-rules too")
