@@ -121,18 +121,23 @@ def _close_services(cluster: Cluster, name: str, namespace: str) -> tuple[str, .
     return tuple(f"{close}{suffix}" for close in closest(base, names))
 
 
+_CLOSE = 0.7
+"""How alike (difflib's ratio) a name must be to be offered for a typo."""
+
+
 def closest(word: str, names: Iterable[str]) -> tuple[str, ...]:
-    """The names most like a mistyped `word` (difflib's ratio, at least 0.6), best first.
+    """The names most like a mistyped `word` (difflib's ratio, at least 0.7), best first.
 
     Only the best score and its ties: `pod11` suggests pod1, not pod2 as well.
+    difflib's own cutoff, 0.6, would answer `nope` with node-a, node-b or node-c.
     """
     scored: dict[str, float] = {}
     for candidate in names:
         matcher = SequenceMatcher(None, word, candidate)
         # The cheap upper bounds first, as difflib.get_close_matches does.
-        if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6:
+        if matcher.real_quick_ratio() >= _CLOSE and matcher.quick_ratio() >= _CLOSE:
             ratio = matcher.ratio()
-            if ratio >= 0.6 and candidate != word:
+            if ratio >= _CLOSE and candidate != word:
                 scored[candidate] = ratio
     if not scored:
         return ()

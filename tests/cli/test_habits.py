@@ -64,6 +64,8 @@ def test_version_names_the_package_and_the_kubernetes_it_models(
          f"source 'kube-system/{COREDNS[:-1]}': no such pod, node or external client"
          f" (did you mean kube-system/{COREDNS}?)"),
         (["trace", "xyz", "svc-b:80"], "(try: pod1, pod2, pod3, pod4, "),
+        # Nothing close: node-a is 0.6 like `nope`, too far to offer.
+        (["trace", "nope", "svc-b:80"], "(try: pod1, pod2, pod3, pod4, "),
         (["-n", "", "trace", "pod1", "svc-b:80"], "-n '': give a namespace"),
     ],
 )  # fmt: skip
