@@ -46,6 +46,8 @@ class NodeDump:
     """Always False: a real node's dump, not kubehop's rendering."""
     ipsets: IpSets = field(default_factory=dict)
     """`ipset save` of the node, by set name; empty when none was given."""
+    kube_proxy_version: str | None = None
+    """The node's status.nodeInfo.kubeProxyVersion in the cluster dump, when it reports one."""
 
 
 def parse_node_spec(spec: str, option: str) -> tuple[str, str]:
@@ -99,7 +101,8 @@ def node_rules_from_text(
     `ipsets` is the node's `ipset save` or `ipset list` output, read from
     `ipset_source`. A node in kube-proxy's IPVS mode is refused in one line.
     """
-    if cluster.node(node) is None:
+    known = cluster.node(node)
+    if known is None:
         names = ", ".join(n.name for n in cluster.nodes[:10])
         raise KubehopError(f"{source}: no node {node!r} in the cluster (nodes: {names})")
     form = ipset_format(text)
@@ -134,7 +137,7 @@ def node_rules_from_text(
     ruleset = ruleset.model_copy(
         update={"warnings": _set_warnings(ruleset, parsed_sets, node, source)}
     )
-    return NodeDump(node, rules_text, ruleset, rendered=False, ipsets=parsed_sets)
+    return NodeDump(node, rules_text, ruleset, False, parsed_sets, known.kube_proxy_version)
 
 
 def _set_warnings(ruleset: Ruleset, sets: IpSets, node: str, source: str) -> tuple[str, ...]:

@@ -784,3 +784,22 @@ def test_chain_hash_is_base32_of_sha256(text: str) -> None:
 
     expected = base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
     assert _hash16.__wrapped__(text) == expected
+
+
+# --- a NodePort or LoadBalancer port the API server gave no nodePort ----------------
+
+
+@pytest.mark.parametrize("type_", [ServiceType.NODE_PORT, ServiceType.LOAD_BALANCER])
+def test_a_port_without_a_node_port_gets_no_node_port_rule(type_: ServiceType) -> None:
+    # kube-proxy's tests build such Services; kube-proxy skips the NodePort rules.
+    cluster = web(Ep("10.244.2.3"), type=type_, load_balancer_ips=(IPv4Address("192.0.2.7"),))
+    assert cluster.services[0].ports[0].node_port is None
+    text = render_node_rules(cluster, NODE)
+    assert rules(text, "nat", "KUBE-NODEPORTS") == []
+    assert rules(text, "filter", "KUBE-EXTERNAL-SERVICES") == []
+    assert rules(text, "nat", "KUBE-SERVICES")[:2] == [
+        f'-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment "{WEB} cluster IP"'
+        f" -m tcp --dport 80 -j {WEB_SVC}",
+        f'-A KUBE-SERVICES -d 192.0.2.7/32 -p tcp -m comment --comment "{WEB} loadbalancer IP"'
+        f" -m tcp --dport 80 -j {WEB_EXT}",
+    ]
