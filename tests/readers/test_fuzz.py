@@ -159,3 +159,50 @@ def _pod1_labels() -> tuple[Any, ...]:
         if path[-2:] == ("metadata", "labels"):
             return path
     raise AssertionError("the demo has labelled objects")
+
+
+NODE_DUMP = (paths.REAL / "k8s-worker-1.iptables-legacy.rules").read_text().splitlines()
+RULE_LINES = [i for i, line in enumerate(NODE_DUMP) if " -A " in f" {line}"]
+ORIGINAL = parse_iptables_save("\n".join(NODE_DUMP) + "\n", "w1.rules")
+NOISE = [
+    "[unsupported revision]",
+    "--frob 7",
+    "! --ctexpire 3",
+    '-m bpf --bytecode "1,6 0 0 0"',
+    "-m conntrack --ctstate BOGUS",
+    "--to-destination 0.0.0.0:0",
+    "-p 253",
+    "-s 10.0.0.300",
+]
+
+
+@settings(max_examples=EXAMPLES // 3, deadline=None, derandomize=EXAMPLES <= 150)
+@given(
+    garbled=st.lists(
+        st.tuples(st.sampled_from(RULE_LINES), st.integers(0, 30), st.sampled_from(NOISE)),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda g: g[0],
+    )
+)
+def test_a_garbled_rule_leaves_the_rest_of_a_node_dump_as_it_was(
+    garbled: list[tuple[int, int, str]],
+) -> None:
+    # Words cut from a rule or another iptables version's added: the kernel held it, so the
+    # dump loads; the rule stays in its place and every other rule reads as before.
+    lines = list(NODE_DUMP)
+    touched: set[int] = set()
+    for at, keep, noise in garbled:
+        words = lines[at].split(" -j ")[0].split()
+        start = 3 if words[0].startswith("[") else 2  # the counters, -A and the chain stay
+        lines[at] = " ".join(words[: start + keep]) + " " + noise
+        touched.add(at + 1)
+    ruleset = parse_iptables_save("\n".join(lines) + "\n", "w1.rules")
+    for table, chains in ORIGINAL.tables.items():
+        for name, chain in chains.items():
+            after = ruleset.tables[table][name].rules
+            assert len(after) == len(chain.rules)
+            for before, now in zip(chain.rules, after, strict=True):
+                assert now.lineno == before.lineno
+                if now.lineno not in touched:
+                    assert now == before
