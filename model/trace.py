@@ -92,7 +92,11 @@ class TableWalk(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     table: Table
-    """The table walked."""
+    """The table walked; for an nftables base chain, the table its type plays (nat, filter)."""
+    nft: str | None = None
+    """For an nftables base chain (`nft` is its table, `ip kube-proxy`), None for an iptables
+    table: the spans then name that table's chains and `matched` its rules as `nft list`
+    prints them."""
     spans: tuple[ChainSpan, ...] = ()
     """The rules the packet was compared with, chain by chain, in walk order.
 

@@ -13,12 +13,19 @@ from typing import Protocol
 
 from model.ipset import IpSets
 from model.netfilter import Ruleset
+from model.nftables import NftRuleset
 
-__all__ = ["ForeignRules", "NodeRules"]
+__all__ = ["ForeignRules", "NodeRules", "nft_of"]
 
 
 class NodeRules(Protocol):
-    """One node's netfilter rules, as text and parsed, and the ipsets they look up."""
+    """One node's netfilter rules, as text and parsed, and the ipsets they look up.
+
+    A node may also hold nftables tables (kube-proxy's in nftables mode): an
+    implementation that has them gives them as an `nft` attribute (an
+    `NftRuleset`), read through `nft_of`; one without it has none, as a real
+    node's iptables-save dump.
+    """
 
     @property
     def node(self) -> str:
@@ -50,3 +57,13 @@ class ForeignRules:
     """Per table (`nat`, `filter`), the user chains they declare."""
     rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Per table, their `-A CHAIN …` lines; a built-in chain's come after kube-proxy's."""
+
+
+def nft_of(rules: NodeRules) -> NftRuleset | None:
+    """The node's nftables tables, None when it has none (iptables mode, a real iptables dump).
+
+    Not a member of the protocol, so that every `NodeRules` written before
+    nftables mode keeps meaning "no nft tables" without a change.
+    """
+    found = getattr(rules, "nft", None)
+    return found if isinstance(found, NftRuleset) else None

@@ -32,9 +32,10 @@ from sim.kernel.devices import IfKind, Interface, Netns, NetnsKind, Network
 from sim.kernel.interpreter import Interpreter
 from sim.kernel.ipset import set_match
 from sim.kernel.netfilter import HookContext, NetfilterState, RecentTable, traverse
+from sim.kernel.nftables import NumgenSteering
 from sim.kernel.outcome import End
 from sim.kernel.route import Route
-from sim.kernel.rules import NodeRules
+from sim.kernel.rules import NodeRules, nft_of
 from sim.kernel.sockets import deliver
 from sim.kernel.tunnel import encapsulate
 
@@ -193,8 +194,11 @@ class Walker:
         )
         if rules.ipsets:
             ctx = replace(ctx, foreign=functools.partial(set_match, rules.ipsets))
+        nft = nft_of(rules)
+        if nft is not None and isinstance(self.interpreter, NumgenSteering):
+            ctx = replace(ctx, numgen=functools.partial(self.interpreter.numgen, rules=rules))
         state = self.state.get(ns.name) or NetfilterState(ConntrackTable.of(), RecentTable())
-        result = traverse(ctx, pkt, rules.ruleset, state, self.rng)
+        result = traverse(ctx, pkt, rules.ruleset, state, self.rng, nft=nft)
         self.state[ns.name] = result.state
         self.assumptions.extend(result.assumptions)
         request = self.direction is Direction.REQUEST

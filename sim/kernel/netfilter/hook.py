@@ -45,6 +45,7 @@ from model.netfilter import (
     UnknownMatch,
     UnknownTarget,
 )
+from model.nftables import NftChain, NftNat, NftRuleset, NftTable
 from model.packet import ConntrackEntry, CtState, Packet, Proto
 from model.trace import ChainSpan, TableWalk
 from sim.kernel.conntrack import CtDirection
@@ -56,7 +57,9 @@ from sim.kernel.netfilter.state import (
     HookVerdict,
     InFlight,
     NetfilterState,
+    NftKey,
 )
+from sim.kernel.nftables.walk import walk_base_chain
 
 __all__ = ["traverse"]
 
@@ -80,6 +83,57 @@ _HOOK_STEPS: dict[Hook, tuple[Table | _Step, ...]] = {
 
 _DST_MANIP_HOOKS = frozenset({Hook.PREROUTING, Hook.OUTPUT})
 
+_PRIORITY: dict[Table | _Step, int] = {
+    Table.RAW: -300,
+    _Step.CT_IN: -200,
+    Table.MANGLE: -150,
+    Table.FILTER: 0,
+    _Step.CONFIRM: 2**31 - 1,
+}
+
+
+@dataclass(frozen=True)
+class _NftStep:
+    """An nftables base chain registered at the hook."""
+
+    table: NftTable
+    chain: NftChain
+
+
+_Steps = tuple[Table | _Step | _NftStep, ...]
+
+
+def _steps(hook: Hook, nft: NftRuleset | None) -> tuple[_Steps, tuple[_NftStep, ...]]:
+    """Everything registered at `hook` in the order the kernel runs it, and the nft nat chains.
+
+    The iptables tables and conntrack sit at their fixed priorities; an nft base
+    chain at its own. Of two hooks with the same priority the one registered
+    later runs first (nf_hook_entries_grow inserts a new hook before existing
+    ones of equal priority), and kube-proxy loads its table after kubelet's
+    iptables rules exist, so nft chains go first at a tie. Every `type nat`
+    chain, iptables' nat table included, runs inside the NAT core's one hook
+    (at -100 for destination NAT, 100 for source NAT) in priority order.
+    """
+    base = _HOOK_STEPS[hook]
+    if nft is None or not nft.tables:
+        return base, ()
+    name = hook.value.lower()
+    hooked = [_NftStep(t, c) for t in nft.tables for c in t.base_chains(name)]
+    if not hooked:
+        return base, ()
+    nat = tuple(
+        sorted((s for s in hooked if s.chain.type == "nat"), key=lambda s: s.chain.priority or 0)
+    )
+    nat_at = -100 if hook in _DST_MANIP_HOOKS else 100
+    entries: list[tuple[int, int, int, Table | _Step | _NftStep]] = [
+        (nat_at if step is Table.NAT else _PRIORITY[step], 1, i, step)
+        for i, step in enumerate(base)
+    ]
+    entries += [
+        (s.chain.priority or 0, 0, i, s) for i, s in enumerate(hooked) if s.chain.type != "nat"
+    ]
+    return tuple(step for *_, step in sorted(entries, key=lambda e: e[:3])), nat
+
 
 def traverse(
     ctx: HookContext,
@@ -89,30 +143,41 @@ def traverse(
     rng: random.Random,
     *,
     index_min_rules: int | None = INDEX_MIN_RULES,
+    nft: NftRuleset | None = None,
 ) -> HookResult:
-    """Walk every table registered at `ctx.hook`, in kernel priority order.
+    """Walk every table and base chain registered at `ctx.hook`, in kernel priority order.
 
+    `nft` holds the netns's nftables tables (kube-proxy's in nftables mode),
+    walked at their base chains' priorities beside the iptables tables.
     `index_min_rules=None` walks every chain linearly, every time it is
     entered; the result is the same either way (the index only skips rules
     that cannot match, and a side-effect-free chain entered again with the same
     packet is replayed from its first walk instead of walked again).
     """
     run = _Run(ctx, ruleset, state, rng, index_min_rules, pkt)
-    for step in _HOOK_STEPS[ctx.hook]:
+    steps, nat_chains = _steps(ctx.hook, nft)
+    for step in steps:
         if step is _Step.CT_IN:
             run.conntrack_in()
         elif step is _Step.CONFIRM:
             run.confirm()
+        elif isinstance(step, _NftStep):
+            chain_walk = run.nft_chain(step.table, step.chain)
+            run.walks.append(chain_walk)
+            if chain_walk.verdict in ("DROP", "REJECT"):
+                return run.result("DROP" if chain_walk.verdict == "DROP" else "REJECT")
         elif isinstance(step, Table):
+            walks: list[TableWalk | None]
             if step is Table.NAT:
-                walk = run.nat()
+                walks = run.nat_core(nat_chains) if nat_chains else [run.nat()]
             else:
-                walk = run.table(step) if run.has_chain(step) else None
-            if walk is None:
-                continue
-            run.walks.append(walk)
-            if walk.verdict in ("DROP", "REJECT"):
-                return run.result("DROP" if walk.verdict == "DROP" else "REJECT")
+                walks = [run.table(step) if run.has_chain(step) else None]
+            for walk in walks:
+                if walk is None:
+                    continue
+                run.walks.append(walk)
+                if walk.verdict in ("DROP", "REJECT"):
+                    return run.result("DROP" if walk.verdict == "DROP" else "REJECT")
     return run.result("ACCEPT")
 
 
@@ -213,6 +278,10 @@ class _Run:
         # connection): no entry, ctstate INVALID, never NATed.
         self.invalid = False
         self.reject_with: str | None = None
+        # nft sets the packet path fills (affinity), copied so this hook's changes stay its own.
+        self.dynamic: dict[str, dict[NftKey, float]] = {
+            name: dict(elements) for name, elements in state.nft_sets.items()
+        }
         self.entry: ConntrackEntry | None = None
         self.direction = CtDirection.ORIGINAL
         self.ctstate = CtState.NEW
@@ -306,6 +375,17 @@ class _Run:
     def nat_from_entry(
         self, entry: ConntrackEntry, dst_manip: bool, present: bool
     ) -> TableWalk | None:
+        reason = self.apply_entry_nat(entry, dst_manip)
+        if not present:
+            return None
+        return TableWalk(
+            table=Table.NAT,
+            skipped=f"nat is consulted only for a connection's first packet; {reason}",
+            verdict="ACCEPT",
+        )
+
+    def apply_entry_nat(self, entry: ConntrackEntry, dst_manip: bool) -> str:
+        """Rewrite the packet as the connection's NAT says; why, in a clause."""
         original = self.direction is CtDirection.ORIGINAL
         # The tuple this direction must end up with is the other direction's
         # tuple turned around; which half to rewrite depends on the hook.
@@ -323,16 +403,118 @@ class _Run:
                 self.pkt = self.pkt.model_copy(update={"dst": target.dst, "dport": target.dport})
             else:
                 self.pkt = self.pkt.model_copy(update={"src": target.src, "sport": target.sport})
-            reason = f"conntrack {what} of entry [{entry}]: {change}"
-        else:
-            reason = f"entry [{entry}] has nothing to rewrite here"
-        if not present:
-            return None
+            return f"conntrack {what} of entry [{entry}]: {change}"
+        return f"entry [{entry}] has nothing to rewrite here"
+
+    # --- nftables ----------------------------------------------------------
+
+    @property
+    def ct_view(self) -> tuple[CtState, ConntrackEntry | None, CtDirection | None]:
+        """The packet's conntrack state, entry and direction as nft's `ct` expressions see them."""
+        if self.untracked:
+            return CtState.UNTRACKED, None, None
+        return self.ctstate, self.entry, None if self.invalid else self.direction
+
+    def nft_chain(self, table: NftTable, chain: NftChain) -> TableWalk:
+        """Walk one nft base chain (a filter or route chain; nat chains go through `nat_core`)."""
+        return walk_base_chain(self, table, chain)
+
+    def nat_core(self, nft_chains: tuple[_NftStep, ...]) -> list[TableWalk | None]:
+        """The NAT core at this hook: nft's nat chains and iptables' nat table, in order.
+
+        nf_nat_inet_fn runs the nat chains of a connection's first packet in
+        priority order and stops at the first that binds this direction's NAT
+        (the others are not consulted); iptables' nat table is one of them, at
+        -100 or 100, after nft chains of the same priority (registered later).
+        """
+        dst_manip = self.ctx.hook in _DST_MANIP_HOOKS
+        xt_at = -100 if dst_manip else 100
+        members: list[_NftStep | None] = [s for s in nft_chains if (s.chain.priority or 0) <= xt_at]
+        members.append(None)  # iptables' nat table
+        members += [s for s in nft_chains if (s.chain.priority or 0) > xt_at]
+        if not self.has_chain(Table.NAT):
+            members.remove(None)
+        entry = self.entry
+        walks: list[TableWalk | None] = []
+        if self.untracked or entry is None:
+            why = (
+                "conntrack calls this packet INVALID (a TCP SYN-ACK or RST of no connection it"
+                " knows), so nat is not consulted"
+                if self.invalid
+                else "untracked packets (raw NOTRACK) are never NATed"
+            )
+            return [self._nat_skipped(m, why) for m in members]
+        if entry.confirmed:
+            reason = self.apply_entry_nat(entry, dst_manip)
+            why = f"nat is consulted only for a connection's first packet; {reason}"
+            return [self._nat_skipped(m, why) for m in members]
+        bound_by = ""
+        for member in members:
+            current = self.entry
+            if current is not None and (current.dnat if dst_manip else current.snat):
+                walks.append(
+                    self._nat_skipped(
+                        member,
+                        f"the connection's {'destination' if dst_manip else 'source'} NAT was"
+                        f" bound by {bound_by}; the NAT core consults no further nat chain",
+                    )
+                )
+                continue
+            if member is None:
+                walk = self.table(Table.NAT)
+                bound_by = "iptables' nat table"
+            else:
+                walk = walk_base_chain(self, member.table, member.chain)
+                bound_by = f"{member.table.label} {member.chain.name}"
+            walks.append(walk)
+            if walk.verdict in ("DROP", "REJECT"):
+                return walks
+        if not dst_manip:
+            self.null_binding()
+        return walks
+
+    def _nat_skipped(self, member: _NftStep | None, why: str) -> TableWalk:
+        if member is None:
+            return TableWalk(table=Table.NAT, skipped=why, verdict="ACCEPT")
         return TableWalk(
             table=Table.NAT,
-            skipped=f"nat is consulted only for a connection's first packet; {reason}",
+            nft=member.table.label,
+            spans=(ChainSpan(chain=member.chain.name, first=1, last=0),),
+            skipped=why,
             verdict="ACCEPT",
         )
+
+    def nft_nat(self, nat: NftNat, where: str) -> str:
+        """An nft NAT statement: bind the connection's NAT; the verdict (nft_nat accepts)."""
+        if self.entry is None:
+            self.assumptions.append(f"{where}: NAT of an untracked packet; ignored")
+            return "ACCEPT"
+        ports = None
+        if nat.port is not None:
+            ports = PortRange(lo=nat.port, hi=nat.port_hi or nat.port)
+        randomize = "random" in nat.flags or "fully-random" in nat.flags
+        if nat.action == "dnat":
+            self.dnat(DnatTarget(addr=nat.addr, ports=ports))
+        elif nat.action == "snat":
+            self.snat_to(nat.addr or self.pkt.src, ports, randomize)
+        elif nat.action == "masquerade":
+            addr = self.ctx.out_iface_addr
+            if addr is None:
+                self.assumptions.append(
+                    f"{where}: masquerade with no address on {self.ctx.out_iface}; dropped"
+                )
+                return "DROP"
+            self.snat_to(addr, ports, randomize)
+        else:
+            self.assumptions.append(f"{where}: {nat.action} is not simulated; ignored")
+        return "ACCEPT"
+
+    def nft_notrack(self) -> None:
+        """nft's `notrack`: only a packet conntrack has not looked up yet stays untracked."""
+        if not self.attached:
+            self.untracked = True
+            self.entry = None
+            self.ctstate = CtState.UNTRACKED
 
     def null_binding(self) -> None:
         # With no SNAT rule the kernel still makes the reply tuple unique,
@@ -643,6 +825,9 @@ class _Run:
             recent=self.recent,
             nth=MappingProxyType(self.nth),
             in_flight=MappingProxyType(self.in_flight),
+            nft_sets=MappingProxyType(
+                {name: MappingProxyType(elements) for name, elements in self.dynamic.items()}
+            ),
         )
         return HookResult(
             verdict=verdict,

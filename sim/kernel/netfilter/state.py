@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from model.netfilter import Hook, Rule, Table, UnknownMatch
+from model.nftables import NftRule
 from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet
 from model.trace import TableWalk
 from sim.kernel.conntrack import ConntrackTable, CtDirection
@@ -26,6 +27,7 @@ __all__ = [
     "HookVerdict",
     "InFlight",
     "NetfilterState",
+    "NftKey",
     "RecentTable",
 ]
 
@@ -34,6 +36,9 @@ RECENT_STAMPS = 20
 
 HookVerdict = Literal["ACCEPT", "DROP", "REJECT"]
 """What a hook decides about a packet."""
+
+NftKey = tuple[int | str | frozenset[str], ...]
+"""An nft set element's key as the kernel compares it: each component's value."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,9 @@ class HookContext:
     foreign: Callable[[UnknownMatch, Packet], bool | None] | None = None
     """Evaluates a match the engine has no model of (`-m set` given an `ipset save`);
     returning None, or no callable, assumes it does not match and says so."""
+    numgen: Callable[[NftRule], int | None] | None = None
+    """Picks the branch of an nft `numgen random mod N vmap { … }` rule (to reach a pinned
+    endpoint); returning None, or no callable, draws from the generator as the kernel does."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,11 @@ class NetfilterState:
     INPUT, where it is confirmed, and how a packet looped through `lo` keeps
     its entry.
     """
+    nft_sets: Mapping[str, Mapping[NftKey, float]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Elements nft rules added to sets from the packet path (`update @affinity-… { ip saddr
+    }`), per `family table set`: the element's key → the virtual time it expires at."""
 
 
 @dataclass(frozen=True)

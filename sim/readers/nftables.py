@@ -1,0 +1,1085 @@
+"""Read `nft list table …` / `nft list ruleset` text, or an `nft -f` transaction, into `model.nftables`.
+
+Two spellings of the same tables: what `nft list` prints (blocks: `table ip
+kube-proxy { chain … { … } }`, rules as the kernel gives them back) and what a
+program hands `nft -f` (`add chain ip kube-proxy …`, `add rule …`, `add element
+…`, applied in order). Both end in an `NftRuleset`. Rules kubehop cannot
+evaluate are kept, their unknown part as `NftUnknown`, and listed in the
+ruleset's `warnings` as `file:line`; only text that is not nft at all is an
+error (one line, `file:line: …`).
+
+`nft_list_text` is the inverse: a table as `nft list table` prints it (nft
+1.0.6, the version the lab checks against), element order and line breaks
+included. Rendered text is parsed a chain at a time, when a packet first
+reaches the chain (`lazy=True`): a node of a 10,000-Service cluster has
+hundreds of thousands of rules and a packet visits a handful of chains.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from model.errors import RulesParseError
+from model.nftables import (
+    NftChain,
+    NftCmp,
+    NftCounter,
+    NftElement,
+    NftExpr,
+    NftLog,
+    NftMark,
+    NftNat,
+    NftNotrack,
+    NftReject,
+    NftRule,
+    NftRuleset,
+    NftSet,
+    NftSetUpdate,
+    NftTable,
+    NftUnknown,
+    NftVerdict,
+    NftVmap,
+)
+
+__all__ = [
+    "chain_lines",
+    "element_order",
+    "format_seconds",
+    "is_nft_text",
+    "nft_list_text",
+    "parse_nft",
+    "parse_rule",
+    "priority_text",
+    "set_lines",
+]
+
+_FAMILIES = frozenset({"ip", "ip6", "inet", "arp", "bridge", "netdev"})
+_HOOKS = frozenset({"prerouting", "input", "forward", "output", "postrouting"})
+_CHAIN_TYPES = frozenset({"filter", "nat", "route"})
+
+# nft's standard priority names for the ip and inet families.
+_PRIORITIES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50,
+               "srcnat": 100}  # fmt: skip
+# Where `nft list` spells a priority by name (nft 1.0.6, checked in the lab): dstnat
+# only at prerouting, srcnat only at postrouting; the other names everywhere.
+_NAMED_AT = {"dstnat": {"prerouting"}, "srcnat": {"postrouting"}}
+
+
+class NftParseError(RulesParseError):
+    """Text that is not nft: a line names it."""
+
+
+# --- tokens ------------------------------------------------------------------------
+
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{},;]|[^\s{},;"]+')
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def _unquote(word: str) -> str:
+    return word[1:-1] if len(word) >= 2 and word[0] == word[-1] == '"' else word
+
+
+# --- rules -----------------------------------------------------------------------------
+
+
+# Selectors by their first word: the words that follow it and make one selector.
+_TWO_WORDS = {
+    "ip": {"saddr", "daddr", "protocol", "length", "ttl", "dscp"},
+    "meta": {"l4proto", "mark", "iifname", "oifname", "iif", "oif", "nfproto", "protocol"},
+    "th": {"dport", "sport"},
+    "tcp": {"dport", "sport", "flags"},
+    "udp": {"dport", "sport"},
+    "sctp": {"dport", "sport"},
+    "ct": {"state", "status", "mark", "direction"},
+}
+_ONE_WORD = {"mark": "meta mark", "iifname": "meta iifname", "oifname": "meta oifname",
+             "iif": "meta iif", "oif": "meta oif", "l4proto": "meta l4proto"}  # fmt: skip
+_FLAG_LISTS = frozenset({"ct state", "ct status", "tcp flags"})
+_VERDICTS = frozenset({"accept", "drop", "return", "continue"})
+
+
+def _mark(word: str) -> int:
+    return int(word, 0)
+
+
+def _hex(value: int) -> str:
+    return f"0x{value:08x}"
+
+
+@dataclass
+class _Rule:
+    """The words of one rule and where the parser is among them."""
+
+    words: list[str]
+    at: int = 0
+    exprs: list[NftExpr] = field(default_factory=list)
+    comment: str | None = None
+    unknown: str | None = None
+
+    def peek(self, ahead: int = 0) -> str | None:
+        i = self.at + ahead
+        return self.words[i] if i < len(self.words) else None
+
+    def take(self) -> str:
+        word = self.words[self.at]
+        self.at += 1
+        return word
+
+    def done(self) -> bool:
+        return self.at >= len(self.words)
+
+
+def parse_rule(text: str, chain: str = "", index: int = 1, lineno: int = 0) -> NftRule:
+    """One rule, in either spelling (`mark set mark or 0x4000` or `meta mark set meta mark | …`)."""
+    r = _Rule(_tokens(text))
+    while not r.done():
+        start = r.at
+        try:
+            if not _expr(r):
+                break
+        except (IndexError, ValueError):
+            r.at = start
+            break
+    if not r.done():
+        rest = r.words[r.at :]
+        if len(rest) >= 2 and rest[-2] == "comment" and rest[-1].startswith('"'):
+            r.comment = _unquote(rest[-1])
+            rest = rest[:-2]
+        if rest:
+            r.exprs.append(NftUnknown(text=" ".join(rest)))
+    return NftRule.model_construct(
+        chain=chain,
+        index=index,
+        text=text,
+        lineno=lineno,
+        exprs=tuple(r.exprs),
+        comment=r.comment,
+    )
+
+
+def _expr(r: _Rule) -> bool:
+    """Read one expression or statement; False when the words are not one kubehop knows."""
+    word = r.peek()
+    assert word is not None
+    if word == "comment" and r.at == len(r.words) - 2:
+        r.take()
+        r.comment = _unquote(r.take())
+        return True
+    if word in _VERDICTS:
+        r.take()
+        r.exprs.append(NftVerdict(verdict=word))
+        return True
+    if word in ("jump", "goto"):
+        r.take()
+        r.exprs.append(NftVerdict(verdict=word, chain=r.take()))
+        return True
+    if word == "reject":
+        r.take()
+        with_ = "icmp-port-unreachable"
+        if r.peek() == "with":
+            r.take()
+            kind = r.take()
+            if kind == "tcp" and r.peek() == "reset":
+                r.take()
+                with_ = "tcp-reset"
+            else:
+                if r.peek() == "type":
+                    r.take()
+                with_ = f"{'icmp' if kind == 'icmpx' else kind}-{r.take()}"
+        r.exprs.append(NftReject(reject_with=with_))
+        return True
+    if word == "counter":
+        r.take()
+        packets = bytes_ = 0
+        while r.peek() in ("packets", "bytes"):
+            name = r.take()
+            value = int(r.take())
+            if name == "packets":
+                packets = value
+            else:
+                bytes_ = value
+        r.exprs.append(NftCounter(packets=packets, bytes=bytes_))
+        return True
+    if word == "log":
+        r.take()
+        prefix = ""
+        while r.peek() in ("prefix", "level", "flags", "group", "snaplen"):
+            option = r.take()
+            setting = r.take()
+            if option == "prefix":
+                prefix = _unquote(setting)
+        r.exprs.append(NftLog(prefix=prefix))
+        return True
+    if word == "notrack":
+        r.take()
+        r.exprs.append(NftNotrack())
+        return True
+    if word in ("dnat", "snat", "masquerade", "redirect"):
+        return _nat(r)
+    if word in ("update", "add", "delete") and (r.peek(1) or "").startswith("@"):
+        return _set_update(r)
+    if word == "numgen":
+        return _numgen(r)
+    left = _selectors(r)
+    if left is None:
+        return False
+    return _after_selectors(r, left)
+
+
+def _selector(r: _Rule) -> str | None:
+    word = r.peek()
+    if word is None:
+        return None
+    if word == "fib" and r.peek(1) in ("daddr", "saddr") and r.peek(2) == "type":
+        r.at += 3
+        return f"fib {r.words[r.at - 2]} type"
+    if word in _TWO_WORDS and r.peek(1) in _TWO_WORDS[word]:
+        r.at += 2
+        return f"{word} {r.words[r.at - 1]}"
+    if word in _ONE_WORD:
+        r.at += 1
+        return _ONE_WORD[word]
+    return None
+
+
+def _selectors(r: _Rule) -> tuple[str, ...] | None:
+    first = _selector(r)
+    if first is None:
+        return None
+    left = [first]
+    while r.peek() == "." and r.peek(1) is not None:
+        r.take()
+        nxt = _selector(r)
+        if nxt is None:
+            raise ValueError("a concatenation of something kubehop cannot read")
+        left.append(nxt)
+    return tuple(left)
+
+
+def _after_selectors(r: _Rule, left: tuple[str, ...]) -> bool:
+    word = r.peek()
+    if word == "set" and left == ("meta mark",):
+        r.take()
+        r.exprs.append(_mark_set(r))
+        return True
+    if word == "vmap":
+        r.take()
+        target = r.take()
+        if target.startswith("@"):
+            r.exprs.append(NftVmap(left=left, map=target[1:]))
+        elif target == "{":
+            r.exprs.append(NftVmap(left=left, elements=_inline_elements(r)))
+        else:
+            raise ValueError("vmap of neither a map nor { … }")
+        return True
+    mask = None
+    if word in ("&", "and") and left in (("meta mark",), ("ct mark",)):
+        r.take()
+        mask = _mark(r.take())
+    op = "=="
+    if r.peek() in ("==", "!=", "eq", "ne"):
+        op = "!=" if r.take() in ("!=", "ne") else "=="
+    against = r.peek()
+    if against is None:
+        raise ValueError("a selector with nothing to compare it with")
+    if against.startswith("@"):
+        r.take()
+        r.exprs.append(NftCmp(left=left, mask=mask, op=op, set=against[1:]))
+        return True
+    if against == "{":
+        r.take()
+        values = tuple(" . ".join(key) for key, _, _ in _brace_items(r))
+    else:
+        values = _values(r, left)
+    if left == ("meta mark",) or left == ("ct mark",):
+        values = tuple(_hex(_mark(v)) for v in values)
+    r.exprs.append(NftCmp(left=left, mask=mask, op=op, values=values))
+    return True
+
+
+def _values(r: _Rule, left: tuple[str, ...]) -> tuple[str, ...]:
+    parts = [r.take()]
+    while r.peek() == "." and len(parts) < len(left):
+        r.take()
+        parts.append(r.take())
+    value = " . ".join(parts)
+    if left[0] in _FLAG_LISTS:
+        flags = [value]
+        while r.peek() == "," and r.peek(1) is not None:
+            r.take()
+            flags.append(r.take())
+        return (",".join(flags),)
+    return (value,)
+
+
+def _brace_items(r: _Rule) -> list[tuple[list[str], str | None, str | None]]:
+    """`{ k [comment "c"] [: v], … }` after its `{`: each item's key parts, comment and value."""
+    items: list[tuple[list[str], str | None, str | None]] = []
+    key: list[str] = []
+    comment: str | None = None
+    value: list[str] | None = None
+    while True:
+        word = r.take()
+        if word in (",", "}"):
+            if key:
+                items.append((key, comment, " ".join(value) if value is not None else None))
+            key, comment, value = [], None, None
+            if word == "}":
+                return items
+            continue
+        if value is not None:
+            value.append(word)
+        elif word == ":":
+            value = []
+        elif word == "comment":
+            comment = _unquote(r.take())
+        elif word != ".":
+            key.append(word)
+
+
+def _inline_elements(r: _Rule) -> tuple[NftElement, ...]:
+    return tuple(
+        NftElement(key=tuple(key), value=value, comment=comment)
+        for key, comment, value in _brace_items(r)
+    )
+
+
+def _mark_set(r: _Rule) -> NftMark:
+    # `mark set mark or 0x4000`, `meta mark set meta mark | 0x00004000`, `… ^ …`, `… & …`,
+    # `mark set 0x10`: all become the kernel's (mark & mask) ^ xor.
+    if r.peek() == "mark" or (r.peek() == "meta" and r.peek(1) == "mark"):
+        r.at += 1 if r.peek() == "mark" else 2
+        op = r.take()
+        value = _mark(r.take())
+        if op in ("|", "or"):
+            return NftMark(mask=~value & 0xFFFFFFFF, xor=value)
+        if op in ("^", "xor"):
+            return NftMark(mask=0xFFFFFFFF, xor=value)
+        if op in ("&", "and"):
+            return NftMark(mask=value, xor=0)
+        raise ValueError(f"mark set with {op}")
+    return NftMark(mask=0, xor=_mark(r.take()))
+
+
+def _nat(r: _Rule) -> bool:
+    action = r.take()
+    addr = None
+    port = port_hi = None
+    if r.peek() == "ip" and r.peek(1) == "to":
+        r.take()
+    if r.peek() == "to":
+        r.take()
+        target = r.take()
+        host, sep, ports = target.rpartition(":")
+        if not sep:
+            host, ports = target, ""
+        if host:
+            addr = ipaddress.IPv4Address(host)
+        if ports:
+            lo, _, hi = ports.partition("-")
+            port = int(lo)
+            port_hi = int(hi) if hi else None
+    flags: list[str] = []
+    while r.peek() in ("fully-random", "random", "persistent", ","):
+        word = r.take()
+        if word != ",":
+            flags.append(word)
+    r.exprs.append(NftNat(action=action, addr=addr, port=port, port_hi=port_hi, flags=tuple(flags)))
+    return True
+
+
+def _set_update(r: _Rule) -> bool:
+    op = r.take()
+    name = r.take()[1:]
+    if r.take() != "{":
+        raise ValueError("a set update without { … }")
+    key: list[str] = []
+    timeout = None
+    while r.peek() != "}":
+        if r.peek() == "timeout":
+            r.take()
+            timeout = parse_seconds(r.take())
+            continue
+        if r.peek() == ".":
+            r.take()
+            continue
+        selector = _selector(r)
+        if selector is None:
+            raise ValueError("a set update of something kubehop cannot read")
+        key.append(selector)
+    r.take()
+    r.exprs.append(NftSetUpdate(op=op, set=name, key=tuple(key), timeout=timeout))
+    return True
+
+
+def _numgen(r: _Rule) -> bool:
+    r.take()
+    if r.take() != "random" or r.take() != "mod":
+        raise ValueError("numgen other than random")
+    modulus = int(r.take())
+    if r.take() != "vmap" or r.take() != "{":
+        raise ValueError("numgen without a vmap")
+    r.exprs.append(NftVmap(numgen=modulus, elements=_inline_elements(r)))
+    return True
+
+
+# --- times and priorities ---------------------------------------------------------------------
+
+
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?")
+
+
+def parse_seconds(text: str) -> int:
+    """`3h`, `1h1m40s`, `10800s` (or a bare number of seconds) in seconds."""
+    if text.isdigit():
+        return int(text)
+    found = _DURATION.fullmatch(text)
+    if found is None or not text:
+        raise ValueError(f"not a duration: {text}")
+    d, h, m, s, _ms = (int(g) if g else 0 for g in found.groups())
+    return ((d * 24 + h) * 60 + m) * 60 + s
+
+
+def format_seconds(seconds: int) -> str:
+    """As nft prints a timeout: `3h`, `1d`, `1h1m40s`, `10s`."""
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+def parse_priority(words: Sequence[str]) -> int:
+    """`dstnat - 10`, `-110`, `srcnat`, `filter + 5` as a number."""
+    text = "".join(words)
+    found = re.fullmatch(r"([a-z]+)?([+-]?\d+)?", text)
+    if found is None or (found.group(1) is None and found.group(2) is None):
+        raise ValueError(f"not a priority: {' '.join(words)}")
+    name, offset = found.groups()
+    if name is not None and name not in _PRIORITIES:
+        raise ValueError(f"unknown priority name {name}")
+    return (_PRIORITIES[name] if name else 0) + (int(offset) if offset else 0)
+
+
+def priority_text(priority: int, hook: str) -> str:
+    """A priority as `nft list` prints it: `dstnat - 10` at prerouting, `-110` at input."""
+    best: tuple[int, str] | None = None
+    for name, value in _PRIORITIES.items():
+        allowed = _NAMED_AT.get(name)
+        if allowed is not None and hook not in allowed:
+            continue
+        offset = priority - value
+        if abs(offset) <= 10 and (best is None or abs(offset) < abs(best[0])):
+            best = (offset, name)
+    if best is None:
+        return str(priority)
+    offset, name = best
+    if offset == 0:
+        return name
+    return f"{name} {'+' if offset > 0 else '-'} {abs(offset)}"
+
+
+# --- set elements ------------------------------------------------------------------------------
+
+
+_PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "sctp": 132}
+
+
+def _component_bytes(kind: str, value: str) -> bytes:
+    if kind == "ipv4_addr":
+        return ipaddress.IPv4Address(value.split("/")[0]).packed
+    if kind == "inet_proto":
+        return bytes((_PROTOCOLS.get(value) or int(value), 0, 0, 0))
+    if kind == "inet_service":
+        return int(value).to_bytes(2, "big") + b"\0\0"
+    return value.encode()[:16].ljust(16, b"\0")
+
+
+def element_order(key_type: Sequence[str]) -> Any:
+    """The sort key nft lists a set's elements by (checked against nft 1.0.6 in the lab).
+
+    One address sorts by its value. A concatenation sorts as nft's sort compares
+    the whole key register, each component padded to 4 bytes, as one
+    little-endian number: the port's low byte first, then its high byte, then
+    the protocol, then the address from its last byte.
+    """
+    if len(key_type) == 1 and key_type[0] == "ipv4_addr":
+        return lambda key: int(ipaddress.IPv4Address(key[0].split("/")[0]))
+    if len(key_type) == 1 and key_type[0] in ("inet_service", "mark"):
+        return lambda key: int(key[0], 0)
+
+    def little_endian(key: Sequence[str]) -> int:
+        data = b"".join(_component_bytes(kind, v) for kind, v in zip(key_type, key, strict=False))
+        return int.from_bytes(data, "little")
+
+    return little_endian
+
+
+# Elements per line before nft breaks the line (src/expression.c calculate_delim).
+_PER_LINE = {"ipv4_addr": 2, "ct_state": 2, "inet_proto": 5, "inet_service": 5, "mark": 5,
+             "integer": 5}  # fmt: skip
+
+
+def _element_text(e: NftElement) -> str:
+    text = " . ".join(e.key)
+    if e.timeout is not None:
+        text += f" timeout {format_seconds(e.timeout)}"
+    if e.comment is not None:
+        text += f' comment "{e.comment}"'
+    if e.value is not None:
+        text += f" : {e.value}"
+    return text
+
+
+def set_lines(s: NftSet, *, sort: bool = True) -> list[str]:
+    """A set or map block as `nft list` prints it (one tab in), elements sorted as nft sorts."""
+    kind = "map" if s.map else "set"
+    key = " . ".join(s.key_type)
+    lines = [f"\t{kind} {s.name} {{", f"\t\ttype {key}" + (f" : {s.data_type}" if s.map else "")]
+    if s.size is not None:
+        lines.append(f"\t\tsize {s.size}")
+    if s.flags:
+        lines.append(f"\t\tflags {','.join(s.flags)}")
+    if s.timeout is not None:
+        lines.append(f"\t\ttimeout {format_seconds(s.timeout)}")
+    if s.comment is not None:
+        lines.append(f'\t\tcomment "{s.comment}"')
+    if s.elements:
+        elements = (
+            sorted(s.elements, key=lambda e: element_order(s.key_type)(e.key))
+            if sort
+            else list(s.elements)
+        )
+        per_line = _PER_LINE.get(s.key_type[0], 1) if len(s.key_type) == 1 else 1
+        texts = [_element_text(e) for e in elements]
+        rows = [", ".join(texts[i : i + per_line]) for i in range(0, len(texts), per_line)]
+        lines.append("\t\telements = { " + ",\n\t\t\t     ".join(rows) + " }")
+    lines.append("\t}")
+    return lines
+
+
+def chain_lines(c: NftChain) -> list[str]:
+    """A chain block as `nft list` prints it (one tab in)."""
+    lines = [f"\t{'chain'} {c.name} {{"]
+    if c.type is not None and c.hook is not None and c.priority is not None:
+        lines.append(
+            f"\t\ttype {c.type} hook {c.hook} priority {priority_text(c.priority, c.hook)};"
+            f" policy {c.policy or 'accept'};"
+        )
+    if c.comment is not None:
+        lines.append(f'\t\tcomment "{c.comment}"')
+    lines += [f"\t\t{rule.text}" for rule in c.rules]
+    lines.append("\t}")
+    return lines
+
+
+def nft_list_text(table: NftTable) -> str:
+    """`nft list table FAMILY NAME` of `table`."""
+    lines = [f"table {table.family} {table.name} {{"]
+    if table.comment is not None:
+        lines.append(f'\tcomment "{table.comment}"')
+    blocks = [set_lines(s) for s in table.sets.values()]
+    blocks += [chain_lines(c) for c in table.chains.values()]
+    for i, block in enumerate(blocks):
+        if i:
+            lines.append("")
+        lines += block
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# --- tables: the listing ------------------------------------------------------------------------
+
+
+@dataclass
+class _ChainDraft:
+    name: str
+    lineno: int
+    type: str | None = None
+    hook: str | None = None
+    priority: int | None = None
+    policy: str | None = None
+    comment: str | None = None
+    lines: list[tuple[str, int]] = field(default_factory=list)
+
+    def shell(self) -> NftChain:
+        # model_construct: the reader checked these words already (_chain_header).
+        return NftChain.model_construct(
+            name=self.name,
+            type=cast(Any, self.type),
+            hook=cast(Any, self.hook),
+            priority=self.priority,
+            policy=cast(Any, self.policy),
+            comment=self.comment,
+            rules=(),
+            lineno=self.lineno,
+        )
+
+
+@dataclass
+class _SetDraft:
+    name: str
+    map: bool
+    lineno: int
+    key_type: tuple[str, ...] = ()
+    data_type: str | None = None
+    flags: tuple[str, ...] = ()
+    timeout: int | None = None
+    size: int | None = None
+    comment: str | None = None
+    elements: dict[tuple[str, ...], NftElement] = field(default_factory=dict)
+
+    def build(self) -> NftSet:
+        return NftSet.model_construct(
+            name=self.name,
+            map=self.map,
+            key_type=self.key_type,
+            data_type=self.data_type,
+            flags=self.flags,
+            timeout=self.timeout,
+            size=self.size,
+            comment=self.comment,
+            elements=tuple(self.elements.values()),
+            lineno=self.lineno,
+        )
+
+
+@dataclass
+class _TableDraft:
+    family: str
+    name: str
+    lineno: int
+    comment: str | None = None
+    sets: dict[str, _SetDraft] = field(default_factory=dict)
+    chains: dict[str, _ChainDraft] = field(default_factory=dict)
+
+
+class LazyNftChains(dict[str, NftChain]):
+    """A table's chains, each parsed from its lines the first time it is asked for.
+
+    Until then the dict holds the chain's declaration (type, hook, priority,
+    policy) with no rules, which is all the hook needs to find base chains.
+    """
+
+    def __init__(self, drafts: Iterable[_ChainDraft], source: str, warnings: list[str]) -> None:
+        super().__init__()
+        self._pending: dict[str, _ChainDraft] = {}
+        self._source = source
+        self._warnings = warnings
+        for draft in drafts:
+            dict.__setitem__(self, draft.name, draft.shell())
+            self._pending[draft.name] = draft
+
+    def _load(self, name: str) -> NftChain:
+        draft = self._pending.pop(name)
+        chain = _build_chain(draft, self._source, self._warnings)
+        dict.__setitem__(self, name, chain)
+        return chain
+
+    def __getitem__(self, name: str) -> NftChain:
+        if name in self._pending:
+            return self._load(name)
+        return dict.__getitem__(self, name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The chain `name`, parsed now if it was not yet."""
+        if name not in self:
+            return default
+        return self[name]
+
+    def values(self) -> Any:
+        """Every chain, parsed."""
+        for name in list(self._pending):
+            self._load(name)
+        return dict.values(self)
+
+    def items(self) -> Any:
+        """Every (name, chain), parsed."""
+        self.values()
+        return dict.items(self)
+
+    def __iter__(self) -> Iterator[str]:
+        return dict.__iter__(self)
+
+
+def _build_chain(draft: _ChainDraft, source: str, warnings: list[str]) -> NftChain:
+    rules = []
+    for i, (text, lineno) in enumerate(draft.lines, start=1):
+        rule = parse_rule(text, draft.name, i, lineno)
+        unknown = [e for e in rule.exprs if isinstance(e, NftUnknown)]
+        if unknown:
+            warnings.append(
+                f"{source}:{lineno}: chain {draft.name}: kubehop cannot evaluate "
+                f"{unknown[0].text!r}; the rule is assumed not to match"
+            )
+        rules.append(rule)
+    chain = draft.shell()
+    return chain.model_copy(update={"rules": tuple(rules)})
+
+
+def is_nft_text(text: str) -> bool:
+    """Whether `text` looks like `nft list` output or an `nft -f` transaction."""
+    for line in text.splitlines():
+        word = line.strip()
+        if not word or word.startswith("#"):
+            continue
+        return word.startswith(("table ", "add ", "flush ", "create ", "delete "))
+    return False
+
+
+def parse_nft(text: str, *, source: str = "<nft>", lazy: bool = False) -> NftRuleset:
+    """`nft list ruleset`/`nft list table` output, or an `nft -f` transaction, as a ruleset.
+
+    With `lazy`, chains are parsed when first asked for (for text kubehop
+    rendered; a user's file is parsed eagerly, so every warning shows).
+    """
+    tables: dict[tuple[str, str], _TableDraft] = {}
+    warnings: list[str] = []
+    lines = text.splitlines()
+    first = next((ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")), "")
+    if first.startswith("table "):
+        _read_listing(lines, source, tables, warnings)
+    else:
+        _read_transaction(lines, source, tables, warnings)
+    built: list[NftTable] = []
+    for draft in tables.values():
+        chains: dict[str, NftChain]
+        if lazy:
+            chains = LazyNftChains(draft.chains.values(), source, warnings)
+        else:
+            chains = {n: _build_chain(c, source, warnings) for n, c in draft.chains.items()}
+        built.append(
+            NftTable.model_construct(
+                family=cast(Any, draft.family),
+                name=draft.name,
+                comment=draft.comment,
+                sets={n: s.build() for n, s in draft.sets.items()},
+                chains=chains,
+                lineno=draft.lineno,
+            )
+        )
+    # Chains parsed later (lazy) report nothing here: kubehop's own rendering has no
+    # rule it cannot read, and the walk names what it had to assume anyway.
+    return NftRuleset.model_construct(source=source, tables=tuple(built), warnings=tuple(warnings))
+
+
+def _fail(source: str, lineno: int, message: str) -> NftParseError:
+    return NftParseError(f"{source}:{lineno}: {message}")
+
+
+def _read_listing(
+    lines: list[str],
+    source: str,
+    tables: dict[tuple[str, str], _TableDraft],
+    warnings: list[str],
+) -> None:
+    table: _TableDraft | None = None
+    chain: _ChainDraft | None = None
+    nft_set: _SetDraft | None = None
+    skipping = 0
+    pending: tuple[int, str] | None = None  # a set's elements, until their braces close
+    for lineno, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if pending is not None:
+            start, text = pending
+            text += " " + line
+            if text.count("{") > text.count("}"):
+                pending = (start, text)
+                continue
+            pending = None
+            assert nft_set is not None
+            _set_elements(nft_set, text, source, start)
+            continue
+        if not line or line.startswith("#"):
+            continue
+        if skipping:
+            skipping += line.count("{") - line.count("}")
+            continue
+        words = _tokens(line)
+        if table is None:
+            if len(words) == 4 and words[0] == "table" and words[3] == "{":
+                family, name = words[1], words[2]
+                if family not in _FAMILIES:
+                    raise _fail(source, lineno, f"unknown table family {family!r}")
+                table = _TableDraft(family, name, lineno)
+                tables[(family, name)] = table
+                continue
+            raise _fail(source, lineno, f"expected `table FAMILY NAME {{`, found {line!r}")
+        if chain is not None:
+            if line == "}":
+                chain = None
+            elif words[0] == "type" and "hook" in words:
+                _chain_header(chain, words, source, lineno)
+            elif words[0] == "comment" and len(words) == 2:
+                chain.comment = _unquote(words[1])
+            else:
+                chain.lines.append((_strip_handle(line), lineno))
+            continue
+        if nft_set is not None:
+            if line == "}":
+                table.sets[nft_set.name] = nft_set
+                nft_set = None
+            elif words[0] == "elements" and len(words) > 1 and words[1] == "=":
+                text = line
+                if text.count("{") > text.count("}"):
+                    pending = (lineno, text)
+                else:
+                    _set_elements(nft_set, text, source, lineno)
+            else:
+                _set_property(nft_set, words, source, lineno)
+            continue
+        if line == "}":
+            table = None
+        elif words[0] == "comment" and len(words) == 2:
+            table.comment = _unquote(words[1])
+        elif words[0] in ("set", "map") and len(words) == 3 and words[2] == "{":
+            nft_set = _SetDraft(words[1], words[0] == "map", lineno)
+        elif words[0] == "chain" and len(words) == 3 and words[2] == "{":
+            chain = _ChainDraft(words[1], lineno)
+            table.chains[chain.name] = chain
+        elif words[-1] == "{":
+            warnings.append(
+                f"{source}:{lineno}: table {table.family} {table.name}: a {words[0]} block,"
+                " which kubehop does not evaluate; skipped"
+            )
+            skipping = 1
+        elif words[0] == "flags":
+            continue
+        else:
+            raise _fail(source, lineno, f"unexpected {line!r} in table {table.name}")
+    if table is not None or chain is not None or nft_set is not None or pending is not None:
+        raise _fail(source, len(lines), "the text ends inside a block (a `}` is missing)")
+
+
+def _strip_handle(line: str) -> str:
+    # `nft -a list` appends `# handle N` to each rule.
+    at = line.find(" # handle ")
+    return line[:at] if at >= 0 else line
+
+
+def _chain_header(chain: _ChainDraft, words: list[str], source: str, lineno: int) -> None:
+    # type filter hook prerouting priority dstnat - 10 ; policy accept ;
+    try:
+        chain.type = words[1]
+        hook_at = words.index("hook")
+        chain.hook = words[hook_at + 1]
+        prio_at = words.index("priority")
+        end = words.index(";", prio_at)
+        chain.priority = parse_priority(words[prio_at + 1 : end])
+        chain.policy = words[words.index("policy") + 1] if "policy" in words else "accept"
+    except (ValueError, IndexError) as err:
+        raise _fail(
+            source, lineno, f"chain {chain.name}: cannot read its declaration ({err})"
+        ) from None
+    if chain.type not in _CHAIN_TYPES or chain.hook not in _HOOKS:
+        raise _fail(source, lineno, f"chain {chain.name}: type {chain.type} hook {chain.hook}")
+
+
+def _set_property(s: _SetDraft, words: list[str], source: str, lineno: int) -> None:
+    name = words[0]
+    try:
+        if name == "type":
+            key, _, data = " ".join(words[1:]).partition(" : ")
+            s.key_type = tuple(k.strip() for k in key.split(" . "))
+            s.data_type = data.strip() or None
+        elif name == "typeof":
+            raise _fail(source, lineno, f"set {s.name}: `typeof` declarations are not read")
+        elif name == "flags":
+            s.flags = tuple(w for w in words[1:] if w != ",")
+        elif name == "timeout":
+            s.timeout = parse_seconds(words[1])
+        elif name == "size":
+            s.size = int(words[1])
+        elif name == "comment":
+            s.comment = _unquote(words[1])
+        elif name in ("gc-interval", "policy", "auto-merge"):
+            pass
+        else:
+            raise _fail(source, lineno, f"set {s.name}: unexpected {' '.join(words)!r}")
+    except ValueError as err:
+        raise _fail(source, lineno, f"set {s.name}: {err}") from None
+
+
+def _set_elements(s: _SetDraft, text: str, source: str, lineno: int) -> None:
+    words = _tokens(text[text.index("{") :])
+    r = _Rule(words, at=1)
+    try:
+        for key, comment, value in _element_items(r):
+            element = NftElement.model_construct(
+                key=tuple(key), value=value, comment=comment, timeout=None
+            )
+            s.elements.setdefault(element.key, element)
+    except (IndexError, ValueError) as err:
+        raise _fail(source, lineno, f"set {s.name}: cannot read its elements ({err})") from None
+
+
+def _element_items(r: _Rule) -> list[tuple[list[str], str | None, str | None]]:
+    # Like _brace_items, but a listed element may also carry `timeout T expires E`.
+    items: list[tuple[list[str], str | None, str | None]] = []
+    key: list[str] = []
+    comment: str | None = None
+    value: list[str] | None = None
+    while True:
+        word = r.take()
+        if word in (",", "}"):
+            if key:
+                items.append((key, comment, " ".join(value) if value is not None else None))
+            key, comment, value = [], None, None
+            if word == "}":
+                return items
+            continue
+        if value is not None:
+            value.append(word)
+        elif word == ":":
+            value = []
+        elif word == "comment":
+            comment = _unquote(r.take())
+        elif word in ("timeout", "expires"):
+            r.take()
+        elif word != ".":
+            key.append(word)
+
+
+# --- tables: the transaction ---------------------------------------------------------------------
+
+
+def _read_transaction(
+    lines: list[str],
+    source: str,
+    tables: dict[tuple[str, str], _TableDraft],
+    warnings: list[str],
+) -> None:
+    for lineno, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        words = _tokens(line)
+        if len(words) < 3:
+            raise _fail(source, lineno, f"not an nft command: {line!r}")
+        verb, kind = words[0], words[1]
+        if verb not in ("add", "create", "flush", "delete", "insert"):
+            raise _fail(source, lineno, f"not an nft command kubehop reads: {verb!r}")
+        family, table_name = words[2], words[3] if len(words) > 3 else ""
+        if family not in _FAMILIES:
+            raise _fail(source, lineno, f"unknown table family {family!r}")
+        key = (family, table_name)
+        if kind == "table":
+            if verb == "delete":
+                tables.pop(key, None)
+            elif verb in ("add", "create"):
+                table = tables.setdefault(key, _TableDraft(family, table_name, lineno))
+                if "comment" in words:
+                    table.comment = _unquote(words[words.index("comment") + 1])
+            elif verb == "flush" and key in tables:
+                for chain in tables[key].chains.values():
+                    chain.lines.clear()
+            continue
+        found = tables.get(key)
+        if found is None:
+            raise _fail(source, lineno, f"no table {family} {table_name} to {verb} a {kind} in")
+        table = found
+        rest = words[4:]
+        if kind == "chain":
+            _tx_chain(table, verb, rest, line, source, lineno)
+        elif kind in ("set", "map"):
+            _tx_set(table, verb, kind, rest, source, lineno)
+        elif kind == "element":
+            _tx_element(table, verb, rest, line, source, lineno)
+        elif kind == "rule":
+            _tx_rule(table, verb, rest, line, source, lineno)
+        else:
+            warnings.append(f"{source}:{lineno}: `{verb} {kind}` is not read; skipped")
+
+
+def _tx_chain(
+    table: _TableDraft, verb: str, rest: list[str], line: str, source: str, lineno: int
+) -> None:
+    name = rest[0]
+    if verb == "delete":
+        table.chains.pop(name, None)
+        return
+    chain = table.chains.get(name)
+    if verb == "flush":
+        if chain is None:
+            raise _fail(source, lineno, f"no chain {name} to flush")
+        chain.lines.clear()
+        return
+    if chain is None:
+        chain = table.chains[name] = _ChainDraft(name, lineno)
+    body = rest[1:]
+    if "type" in body:
+        _chain_header(chain, body[body.index("type") :], source, lineno)
+    if "comment" in body:
+        chain.comment = _unquote(body[body.index("comment") + 1])
+
+
+def _tx_set(
+    table: _TableDraft, verb: str, kind: str, rest: list[str], source: str, lineno: int
+) -> None:
+    name = rest[0]
+    if verb == "delete":
+        table.sets.pop(name, None)
+        return
+    if verb == "flush":
+        if name not in table.sets:
+            raise _fail(source, lineno, f"no {kind} {name} to flush")
+        table.sets[name].elements.clear()
+        return
+    if name in table.sets:
+        return
+    s = _SetDraft(name, kind == "map", lineno)
+    # { type K ; flags a,b ; timeout 10800s ; comment "…" ; }
+    clauses: list[list[str]] = [[]]
+    for word in rest[2:-1]:
+        if word == ";":
+            clauses.append([])
+        else:
+            clauses[-1].append(word)
+    for clause in clauses:
+        if clause:
+            _set_property(s, clause, source, lineno)
+    table.sets[name] = s
+
+
+def _tx_element(
+    table: _TableDraft, verb: str, rest: list[str], line: str, source: str, lineno: int
+) -> None:
+    name = rest[0]
+    s = table.sets.get(name)
+    if s is None:
+        raise _fail(source, lineno, f"no set or map {name} for its element")
+    r = _Rule(rest, at=2)
+    for key, comment, value in _element_items(r):
+        if verb == "delete":
+            s.elements.pop(tuple(key), None)
+        else:
+            element = NftElement.model_construct(
+                key=tuple(key), value=value, comment=comment, timeout=None
+            )
+            s.elements.setdefault(element.key, element)
+
+
+def _tx_rule(
+    table: _TableDraft, verb: str, rest: list[str], line: str, source: str, lineno: int
+) -> None:
+    name = rest[0]
+    chain = table.chains.get(name)
+    if chain is None:
+        raise _fail(source, lineno, f"no chain {name} for the rule")
+    if verb not in ("add", "insert"):
+        raise _fail(source, lineno, f"`{verb} rule` is not read")
+    # The rule is the line after `add rule FAMILY TABLE CHAIN `.
+    text = line.split(None, 5)[5] if len(line.split(None, 5)) > 5 else ""
+    if verb == "insert":
+        chain.lines.insert(0, (text, lineno))
+    else:
+        chain.lines.append((text, lineno))
