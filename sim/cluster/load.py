@@ -1,4 +1,11 @@
-"""A cluster ready to simulate: the file read and checked, EndpointSlices filled in."""
+"""A cluster ready to simulate: the file read and checked, EndpointSlices filled in.
+
+The demo cluster ships twice: `model/demo_cluster.yaml`, which reads as a
+tutorial, and `model/demo_cluster.json`, the cluster the YAML makes (checked,
+slices derived) as `model` serialises it. The app opens on the JSON: that needs
+neither YAML nor the readers, a fifth of kubehop's start-up. `python -m
+sim.cluster.load` writes it again after the YAML changes (a test says when).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +13,29 @@ import os
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import model
-from model.cluster import Cluster, EndpointSlice
-from sim.cluster.endpointslices import derive_endpoint_slices
-from sim.readers.cluster import Progress, load_dump, parse_cluster
+from model.cluster import Cluster, CNIPlugin, EndpointSlice
+from model.errors import ClusterFileError
 
-__all__ = ["DEMO_SOURCE", "demo_cluster", "load", "with_derived_slices"]
+if TYPE_CHECKING:
+    from sim.readers.cluster import Progress
+
+__all__ = [
+    "DEMO_JSON",
+    "DEMO_SOURCE",
+    "demo_cluster",
+    "demo_cluster_from_yaml",
+    "load",
+    "with_derived_slices",
+]
 
 DEMO_SOURCE = "demo_cluster.yaml"
 """How messages name the built-in demo cluster file."""
+
+DEMO_JSON = Path(model.__file__).parent / "demo_cluster.json"
+"""The demo cluster as loaded from `DEMO_SOURCE`, serialised (what the app opens on)."""
 
 
 def load(
@@ -32,20 +52,36 @@ def load(
     if not paths:
         return demo_cluster()
     source = os.fspath(paths[0]) if len(paths) == 1 else f"{len(paths)} cluster files"
+    from sim.readers.cluster import load_dump
+
     return with_derived_slices(load_dump(paths, progress=progress), source)
 
 
 @cache
 def demo_cluster() -> Cluster:
-    """The demo cluster kubehop ships (`model/demo_cluster.yaml`)."""
+    """The demo cluster kubehop ships (`model/demo_cluster.yaml`, read from its JSON copy)."""
     # model's own folder, not importlib.resources: that import alone costs a
     # tenth of the app's start-up, and kubehop is never installed zipped.
+    return Cluster.model_validate_json(DEMO_JSON.read_bytes())
+
+
+def demo_cluster_from_yaml() -> Cluster:
+    """The demo cluster read from `model/demo_cluster.yaml` itself, through the readers."""
+    from sim.readers.cluster import parse_cluster
+
     text = (Path(model.__file__).parent / DEMO_SOURCE).read_text(encoding="utf-8")
     return with_derived_slices(parse_cluster(text, DEMO_SOURCE), DEMO_SOURCE)
 
 
+def demo_json() -> str:
+    """What `DEMO_JSON` must hold: the YAML's cluster, serialised."""
+    return demo_cluster_from_yaml().model_dump_json(indent=1) + "\n"
+
+
 def with_derived_slices(cluster: Cluster, source: str) -> Cluster:
     """`cluster` plus the slices the controller would have written, and what they imply."""
+    from sim.cluster.endpointslices import derive_endpoint_slices
+
     derived = derive_endpoint_slices(cluster)
     if not derived:
         return cluster
@@ -73,3 +109,20 @@ def _unserved(derived: tuple[EndpointSlice, ...]) -> list[EndpointSlice]:
         for slices in by_service.values()
         if any(s.endpoints for s in slices) and not any(s.ports and s.endpoints for s in slices)
     ]
+
+
+if __name__ == "__main__":
+    DEMO_JSON.write_text(demo_json(), encoding="utf-8")
+    print(f"wrote {DEMO_JSON}")
+
+
+def with_cni(cluster: Cluster, plugin: str) -> Cluster:
+    """`cluster` wired by another CNI (`kubehop --cni NAME`), everything else as it was."""
+    try:
+        chosen = CNIPlugin(plugin)
+    except ValueError:
+        names = ", ".join(p.value for p in CNIPlugin)
+        raise ClusterFileError(f"--cni {plugin!r}: kubehop simulates {names}") from None
+    fields = {name: getattr(cluster, name) for name in Cluster.model_fields}
+    fields["cni"] = cluster.cni.model_copy(update={"plugin": chosen, "inferred": False})
+    return Cluster(**fields)

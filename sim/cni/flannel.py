@@ -107,12 +107,19 @@ class Flannel:
         """The podCIDR on the bridge, then one route per other node's podCIDR."""
         if self.vxlan:
             between = tuple(
-                Route(cidr, _DEVICE, via=cidr.network_address, onlink=True)
+                Route(
+                    cidr,
+                    _DEVICE,
+                    via=cidr.network_address,
+                    onlink=True,
+                    by="Flannel's VXLAN route",
+                )
                 for _, cidr in self._others(node)
             )
         else:
             between = tuple(
-                Route(cidr, "eth0", via=other.internal_ip) for other, cidr in self._others(node)
+                Route(cidr, "eth0", via=other.internal_ip, by="Flannel's host-gw route")
+                for other, cidr in self._others(node)
             )
         return self.pods.node_route(node) + between
 

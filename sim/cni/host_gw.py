@@ -42,7 +42,7 @@ class HostGw:
     def node_routes(self, node: Node) -> tuple[Route, ...]:
         """The podCIDR on the bridge, then one route per other node's podCIDR via its IP."""
         return self.pods.node_route(node) + tuple(
-            Route(other.pod_cidr, "eth0", via=other.internal_ip, proto="host-gw")
+            Route(other.pod_cidr, "eth0", via=other.internal_ip, by="the CNI's host-gw route")
             for other in self.cluster.nodes
             if other.name != node.name and other.pod_cidr is not None
         )

@@ -28,6 +28,8 @@ class Route:
     """The next hop is reached on `dev` though no address there covers it."""
     assumed: str | None = None
     """What kubehop assumed to put this route here (the data had no word of it)."""
+    by: str | None = None
+    """Who put it there, for the hop's sentence (`the CNI's host-gw route`); not printed."""
     nexthops: tuple[IPv4Address, ...] = ()
     """A multipath route's next hops (`nexthop via … nexthop via …`); `via` is then None."""
 

@@ -38,11 +38,24 @@ def cluster_path(args: argparse.Namespace) -> str | None:
 
 
 def load_cluster(args: argparse.Namespace) -> Cluster:
-    """The cluster the options name (the demo when none), with a bar while a big one loads."""
-    from sim.cluster.load import load
+    """The cluster the options name (the demo when none), with a bar while a big one loads,
+    running the CNI `--cni` names instead of its own when given."""
+    from sim.cluster.load import load, with_cni
 
     bar = ProgressBar()
     try:
-        return load(cluster_paths(args) or None, progress=bar)
+        cluster = load(cluster_paths(args) or None, progress=bar)
     finally:
         bar.finish()
+    cni = getattr(args, "cni", None)
+    return with_cni(cluster, cni) if cni else cluster
+
+
+def first_node(cluster: Cluster) -> str:
+    """The node a command shows when `--node` is not given: the file's first."""
+    if not cluster.nodes:
+        raise KubehopError(
+            "the cluster has no nodes, so no node has rules or routes to show (dump them too:"
+            " kubectl get nodes,pods,services,endpointslices -A -o yaml)"
+        )
+    return cluster.nodes[0].name

@@ -33,6 +33,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             from tui.cli.rules import run_rules
 
             return run_rules(args)
+        if args.command == "routes":
+            from tui.cli.routes import run_routes
+
+            return run_routes(args)
         if args.command == "gen":
             from tui.cli.gen import run_gen
 

@@ -24,6 +24,9 @@ FORMATS = ("text", "json", "markdown", "dot")
 SHELLS = ("bash", "zsh", "fish")
 """The shells `kubehop completion` writes a script for (argcomplete's)."""
 
+CNI_NAMES = ("host-gw", "flannel-vxlan", "flannel-host-gw")
+"""The CNIs `--cni` switches to (model.cluster.CNIPlugin's values; a test keeps them in step)."""
+
 KUBERNETES = "1.31"
 """The Kubernetes release whose kube-proxy and kubelet kubehop models (see sim/proxy/iptables)."""
 
@@ -49,6 +52,8 @@ class GlobalOption:
     """What the shell completes its value with (None: file names)."""
     helps: Mapping[str, str] = field(default_factory=dict)
     """Its help where a subcommand takes it otherwise (one file, not several)."""
+    choices: tuple[str, ...] | None = None
+    """The values it takes (None: any)."""
 
 
 GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
@@ -74,6 +79,15 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
         "NAMESPACE",
         frozenset({"trace"}),
         completer=complete.namespaces,
+    ),
+    GlobalOption(
+        ("--cni",),
+        "cni",
+        "simulate this CNI instead of the cluster file's (default: the file's CNIConfig, else"
+        " host-gw)",
+        "NAME",
+        frozenset({"", "trace", "rules", "routes", "lab"}),
+        choices=CNI_NAMES,
     ),
 )
 """The options kubectl users expect anywhere on the line."""
@@ -167,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_trace(sub)
     _add_rules(sub)
+    _add_routes(sub)
     sub.add_parser("schema", help="print the JSON Schema of `trace --json`")
     sub.add_parser("scenarios", help="list the article's four scenarios as commands")
     _add_gen(sub)
@@ -189,6 +204,7 @@ def _add_globals(parser: argparse.ArgumentParser, level: int, command: str | Non
             dest=option.dest if level == 0 else f"{option.dest}{_LEVEL}{level}",
             metavar=option.metavar,
             action="append" if option.repeat else "store",
+            choices=option.choices,
             # Absent unless given, so a subcommand's copy never hides the top's value.
             default=None if level == 0 else argparse.SUPPRESS,
             help=option.helps.get(command or "", option.help) if shown else argparse.SUPPRESS,
@@ -307,6 +323,21 @@ def _add_rules(sub: Any) -> None:
         metavar="FILE",
         help="compare the node's `iptables-save` output with what kube-proxy should have"
         " written (exit 1 when they differ)",
+    )
+
+
+def _add_routes(sub: Any) -> None:
+    routes = sub.add_parser(
+        "routes",
+        help="a node's routes, neighbour entries and FDB, as ip route, ip neigh, bridge fdb print",
+    )
+    node = routes.add_argument("--node", help="the node (default: the first)")
+    complete.attach(node, complete.nodes)
+    routes.add_argument(
+        "--diff",
+        metavar="FILE",
+        help="compare with what `ip route; ip neigh; bridge fdb` printed on the node (exit 1"
+        " when they differ)",
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from model.errors import KubehopError
-from tui.cli.clusters import load_cluster
+from tui.cli.clusters import first_node, load_cluster
 from tui.cli.output import write_text
 from tui.cli.status import EXIT_NOT_DELIVERED, EXIT_OK
 
@@ -17,7 +17,7 @@ def run_rules(args: argparse.Namespace) -> int:
     if args.node is not None and not args.node.strip():
         raise KubehopError("--node '': give a node's name (or leave --node out for the first)")
     cluster = load_cluster(args)
-    node = args.node or cluster.nodes[0].name
+    node = args.node or first_node(cluster)
     rendered = node_rules(cluster, node)
     if args.diff is None:
         write_text(rendered.text)
