@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.cluster import Cluster, CNIConfig, ServiceType, TrafficPolicy
+from model.cluster import Cluster, CNIConfig, CNIPlugin, ServiceType, TrafficPolicy
 from model.errors import ClusterFileError
 from model.packet import Proto
 from sim.readers.cluster import load_cluster_file, parse_cluster
@@ -573,8 +573,8 @@ BAD = [
         "another CNI",
         "apiVersion: kubehop.dev/v1alpha1\nkind: CNIConfig\nmetadata:\n  name: cni\nspec:\n"
         "  plugin: vxlan\n",
-        "c.yaml:6: CNIConfig cni: spec.plugin: CNI plugin 'vxlan' is not simulated yet"
-        " (kubehop simulates host-gw)",
+        "c.yaml:6: CNIConfig cni: spec.plugin: CNI plugin 'vxlan' is not one kubehop simulates"
+        f" ({', '.join(p.value for p in CNIPlugin)})",
     ),
     Bad(
         "wrong apiVersion",

@@ -104,11 +104,12 @@ def cni(check: FieldChecker, found: list[tuple[At, dict[str, Any]]]) -> CNIConfi
     base: tuple[Key, ...] = ("spec",) if "spec" in obj else ()
     spec = check.mapping(at, obj.get("spec"), base) if base else obj
     plugin = spec.get("plugin", "host-gw")
-    if plugin != CNIPlugin.HOST_GW.value:
+    known = {p.value: p for p in CNIPlugin}
+    if not isinstance(plugin, str) or plugin not in known:
         check.fail(
             at,
             (*base, "plugin"),
-            f"CNI plugin {quoted(plugin)} is not simulated yet (kubehop simulates host-gw)",
+            f"CNI plugin {quoted(plugin)} is not one kubehop simulates ({', '.join(known)})",
         )
     bridge = check.string(at, spec.get("bridge", "cni0"), (*base, "bridge"))
     if not is_ifname(bridge):
@@ -116,7 +117,7 @@ def cni(check: FieldChecker, found: list[tuple[At, dict[str, Any]]]) -> CNIConfi
         check.fail(at, (*base, "bridge"), f"{quoted(bridge)} {IFNAME_RULE}")
     mtu = spec.get("mtu", 1500)
     return CNIConfig(
-        plugin=CNIPlugin.HOST_GW,
+        plugin=known[plugin],
         bridge=bridge,
         mtu=check.integer(at, mtu, (*base, "mtu"), 576, 9000, "an MTU kubehop accepts"),
         hairpin_mode=check.boolean(at, spec.get("hairpinMode"), (*base, "hairpinMode"), True),
