@@ -57,3 +57,23 @@ def test_the_same_service_known_to_have_no_endpoints_is_rejected() -> None:
     t = trace(with_kubernetes(known=True), Request("pod1", "10.101.0.1:443", seed=1))
     assert t.verdict is Verdict.REJECTED
     assert t.reason.startswith("REJECT in KUBE-SERVICES: default/kubernetes:https has no endpoints")
+
+
+def test_the_api_server_listens_where_its_endpoints_say_assumed_and_said() -> None:
+    # A `kubectl cluster-info dump` with the Endpoints added: kubeadm's API server
+    # is a static hostNetwork pod declaring no port; default/kubernetes has no
+    # selector, and its Endpoints list the control-plane node on 6443.
+    from sim.cluster.load import load
+    from tests import paths
+
+    cluster = load(paths.REAL / "cluster-info-dump")
+    t = trace(cluster, Request("default/web-7c5d8f6b9d-h2xkq", "kubernetes:443", seed=1))
+    assert t.verdict is Verdict.DELIVERED
+    assert t.endpoint == "10.0.0.10:6443"
+    assumed = (
+        "assumed: default/kubernetes's endpoints list 10.0.0.10:6443/tcp, so kubehop takes a"
+        " process in k8s-cp to listen there; the dump cannot show listening sockets"
+    )
+    deliver = next(h for h in t.hops if h.kind is HopKind.DELIVER)
+    assert deliver.note == assumed
+    assert assumed in json.loads(trace_json(t))["warnings"]
