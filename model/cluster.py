@@ -264,6 +264,12 @@ class CNIPlugin(StrEnum):
     """Flannel's VXLAN backend: a bridge per node, `flannel.1` tunnels between nodes."""
     FLANNEL_HOST_GW = "flannel-host-gw"
     """Flannel's host-gw backend: host-gw's routes, with Flannel's iptables rules."""
+    CALICO_BGP = "calico-bgp"
+    """Calico without encapsulation: proxy-ARP veths, /26 blocks routed by BGP (BIRD)."""
+    CALICO_IPIP = "calico-ipip"
+    """Calico with IP-in-IP: the blocks of other nodes reached through `tunl0`."""
+    CALICO_VXLAN = "calico-vxlan"
+    """Calico with VXLAN: the blocks of other nodes reached through `vxlan.calico`."""
 
 
 class CNIConfig(_Frozen):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from ipaddress import IPv4Address
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Proto(StrEnum):
@@ -14,6 +14,13 @@ class Proto(StrEnum):
     TCP = "tcp"
     UDP = "udp"
     SCTP = "sctp"
+    IPIP = "ipencap"
+    """IP-in-IP (IPPROTO_IPIP, 4), which /etc/protocols and so iptables call `ipencap`: the
+    outer header of a tunnel such as Calico's `tunl0`. It has no ports."""
+
+
+PORTLESS = frozenset({Proto.IPIP})
+"""Protocols without ports: their packets and tuples carry port 0."""
 
 
 class Packet(BaseModel):
@@ -25,10 +32,10 @@ class Packet(BaseModel):
     """IP source address."""
     dst: IPv4Address
     """IP destination address."""
-    sport: int = Field(ge=1, le=65535)
-    """L4 source port."""
-    dport: int = Field(ge=1, le=65535)
-    """L4 destination port."""
+    sport: int = Field(ge=0, le=65535)
+    """L4 source port (0 for a protocol without ports)."""
+    dport: int = Field(ge=0, le=65535)
+    """L4 destination port (0 for a protocol without ports)."""
     proto: Proto = Proto.TCP
     """L4 protocol."""
     ttl: int = Field(default=64, ge=0, le=255)
@@ -42,13 +49,25 @@ class Packet(BaseModel):
     tcp_flags: str = "SYN"
     """TCP flags shown on screen (SYN for a request, SYN,ACK for its reply)."""
     inner: Packet | None = None
-    """The frame this packet carries inside a tunnel header (VXLAN), None for a plain one.
+    """The frame this packet carries inside a tunnel header (VXLAN, IP-in-IP), None for a
+    plain one.
 
     An encapsulated packet is a packet of its own: the host routes it, netfilter
-    sees it (a UDP packet to port 8472 or 4789), conntrack tracks it.
+    sees it (a UDP packet to port 8472 or 4789, an `ipencap` one), conntrack tracks it.
     """
     vni: int | None = None
     """The VXLAN network identifier of the header around `inner`."""
+
+    @model_validator(mode="after")
+    def _ports_fit_the_protocol(self) -> Packet:
+        # IP-in-IP has no ports, TCP, UDP and SCTP always have both: port 0
+        # stands for "none" and is valid only where there are none.
+        if self.proto in PORTLESS:
+            if self.sport or self.dport:
+                raise ValueError(f"{self.proto.value} has no ports: sport and dport must be 0")
+        elif not (self.sport and self.dport):
+            raise ValueError(f"{self.proto.value} ports must be 1-65535")
+        return self
 
     def tuple(self) -> ConntrackTuple:
         """The conntrack tuple this packet belongs to, in its own direction."""
@@ -68,10 +87,11 @@ class ConntrackTuple(BaseModel):
     """Source address."""
     dst: IPv4Address
     """Destination address."""
-    sport: int = Field(ge=1, le=65535)
-    """Source port."""
-    dport: int = Field(ge=1, le=65535)
-    """Destination port."""
+    sport: int = Field(ge=0, le=65535)
+    """Source port (0 for a protocol without ports; a tuple is made from a packet, which
+    checks its ports)."""
+    dport: int = Field(ge=0, le=65535)
+    """Destination port (0 for a protocol without ports)."""
 
     def inverted(self) -> ConntrackTuple:
         """The tuple of a packet going the other way."""
@@ -80,6 +100,8 @@ class ConntrackTuple(BaseModel):
         )
 
     def __str__(self) -> str:
+        if self.proto in PORTLESS:
+            return f"src={self.src} dst={self.dst}"
         return f"src={self.src} dst={self.dst} sport={self.sport} dport={self.dport}"
 
 
