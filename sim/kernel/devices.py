@@ -15,9 +15,18 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Protocol
 
 from model.packet import Packet, Proto
-from sim.kernel.route import RouteTable
+from sim.kernel.route import Route, RouteTable
 
-__all__ = ["IfKind", "Interface", "Listener", "Netns", "NetnsKind", "Network", "Vxlan"]
+__all__ = [
+    "Blackhole",
+    "IfKind",
+    "Interface",
+    "Listener",
+    "Netns",
+    "NetnsKind",
+    "Network",
+    "Vxlan",
+]
 
 
 class IfKind(StrEnum):
@@ -28,6 +37,7 @@ class IfKind(StrEnum):
     BRIDGE = "bridge"
     ETHERNET = "ethernet"
     VXLAN = "vxlan"
+    IPIP = "ipip"
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ class Interface:
     netns: str
     """The netns it lives in."""
     kind: IfKind
-    """Loopback, veth, bridge, ethernet or vxlan."""
+    """Loopback, veth, bridge, ethernet, vxlan or ipip."""
     mac: str
     """Its MAC address."""
     addrs: tuple[IPv4Interface, ...] = ()
@@ -72,11 +82,37 @@ class Interface:
     that does no ARP (a VXLAN device with learning off) knows only these."""
     vxlan: Vxlan | None = None
     """For a VXLAN device: its tunnel."""
+    proxy_arp: bool = False
+    """net.ipv4.conf.IFACE.proxy_arp: the device answers ARP, with its own MAC, for any
+    address its netns routes out of another device (Calico's host-side veths answer
+    their pod's ARP for 169.254.1.1 so)."""
 
     @property
     def primary(self) -> IPv4Address | None:
         """The first address, which MASQUERADE and a socket's source take."""
         return self.addrs[0].ip if self.addrs else None
+
+
+@dataclass(frozen=True)
+class Blackhole(Route):
+    """A blackhole route (`ip route add blackhole PREFIX`): what it covers is discarded.
+
+    Linux gives it no device: a packet forwarded to it is dropped without an
+    ICMP error, and a local socket's connect() there fails with EINVAL. Calico
+    writes one for each IPAM block its node owns, so an address of the block no
+    pod holds goes nowhere instead of following the default route out.
+    """
+
+    dev: str = ""
+    """None: a blackhole route has no device."""
+
+    def resolved(self, src: IPv4Address | None, dst: IPv4Address) -> Route:
+        """A blackhole has no next hop to choose."""
+        return self
+
+    def __str__(self) -> str:
+        text = f"blackhole {self.dst}"
+        return text if self.proto == "static" else f"{text} proto {self.proto}"
 
 
 @dataclass(frozen=True)

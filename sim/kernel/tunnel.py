@@ -1,6 +1,6 @@
-"""VXLAN: a frame wrapped in an outer UDP packet to another host, and unwrapped there.
+"""Tunnels: a packet wrapped in an outer one to another host, and unwrapped there.
 
-Sending (vxlan_xmit): the route's next hop is looked up in the device's
+VXLAN, sending (vxlan_xmit): the route's next hop is looked up in the device's
 neighbour entries (with learning off, only the permanent ones the CNI wrote),
 the MAC found there in its FDB, which names the remote host; the frame goes
 inside an outer IPv4/UDP/VXLAN header from the device's local address to that
@@ -8,6 +8,16 @@ host, and the host sends the outer packet as one of its own (OUTPUT,
 POSTROUTING, its routes). Receiving: the outer packet is for the host itself;
 after INPUT the device's UDP socket takes the header off and the frame
 arrives on the device as if from a wire.
+
+IP-in-IP (`tunl0`, the ipip module's device with neither local nor remote
+address): the route's next hop is the remote host; the packet, without an
+Ethernet header, goes inside an outer IPv4 header of protocol 4, from the
+address the host's routes choose for that host, and the outer packet is the
+host's own as with VXLAN. The receiving host's ipip handler takes it after
+INPUT and the inner packet arrives on its `tunl0`.
+
+Both keep the skb, so the outer packet carries the inner one's mark (the
+mark is lost only where a packet crosses into another netns).
 """
 
 from __future__ import annotations
@@ -24,10 +34,20 @@ from sim.kernel.outcome import End
 if TYPE_CHECKING:
     from sim.kernel.walk import Walker
 
-__all__ = ["OVERHEAD", "decapsulate", "encapsulate", "tunnel_for"]
+__all__ = [
+    "IPIP_OVERHEAD",
+    "OVERHEAD",
+    "decapsulate",
+    "encapsulate",
+    "ipip_encapsulate",
+    "tunnel_for",
+]
 
 OVERHEAD = 50
 """Bytes VXLAN adds around a frame: outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8."""
+
+IPIP_OVERHEAD = 20
+"""Bytes IP-in-IP adds around a packet: the outer IPv4 header."""
 
 _SOURCE_PORTS = (32768, 60999)
 """udp_flow_src_port's range: the netns's ip_local_port_range, by default."""
@@ -75,6 +95,7 @@ def encapsulate(walker: Walker, ns: Netns, out: Interface, pkt: Packet, hop: IPv
         dport=tunnel.port,
         proto=Proto.UDP,
         tcp_flags="",
+        mark=pkt.mark,
         inner=framed,
         vni=tunnel.vni,
     )
@@ -96,9 +117,58 @@ def encapsulate(walker: Walker, ns: Netns, out: Interface, pkt: Packet, hop: IPv
     return walker.local_out(ns, outer)
 
 
+def ipip_encapsulate(
+    walker: Walker, ns: Netns, out: Interface, pkt: Packet, hop: IPv4Address
+) -> End:
+    """Send `pkt` out of IP-in-IP device `out` to next hop `hop`: the remote host itself."""
+    way = walker.route(ns, hop)
+    if way is None or way.dev == out.name:
+        return walker.unreachable(
+            ns,
+            pkt,
+            f"{out.name} on {ns.label} cannot reach {hop}, the tunnel's remote end: no route to"
+            " it other than through the tunnel itself",
+        )
+    src = way.src or ns.iface(way.dev).primary
+    assert src is not None
+    inner = pkt.model_copy(update={"src_mac": None, "dst_mac": None})
+    # tunl0's ttl is "inherit": the outer header takes the inner packet's.
+    outer = Packet(
+        src=src,
+        dst=hop,
+        sport=0,
+        dport=0,
+        proto=Proto.IPIP,
+        ttl=pkt.ttl,
+        tcp_flags="",
+        mark=pkt.mark,
+        inner=inner,
+    )
+    walker.emit(
+        HopKind.ENCAP,
+        ns,
+        pkt,
+        outer,
+        f"{out.name} wraps the packet in an outer IPv4 header (protocol 4, IP-in-IP) to {hop},"
+        f" the route's next hop and the tunnel's remote end: the outer packet goes"
+        f" {outer.src} → {outer.dst}",
+        interface=out.name,
+        detail=f"ipip remote any local any dev {out.name}; outer {outer.src} → {outer.dst}"
+        f" proto {Proto.IPIP.value} (4)",
+        note=f"IP-in-IP adds {IPIP_OVERHEAD} bytes (the outer IPv4 header): {out.name}'s MTU of"
+        f" {out.mtu} keeps the outer packet within {out.mtu + IPIP_OVERHEAD}",
+    )
+    return walker.local_out(ns, outer)
+
+
 def tunnel_for(ns: Netns, pkt: Packet) -> Interface | None:
-    """The VXLAN device of `ns` whose socket takes `pkt` (UDP to its port, its VNI)."""
-    if pkt.inner is None or pkt.proto is not Proto.UDP:
+    """The tunnel device of `ns` that takes `pkt`: the VXLAN device whose socket it is for
+    (UDP to its port, its VNI), or the IP-in-IP device for a protocol 4 packet."""
+    if pkt.inner is None:
+        return None
+    if pkt.proto is Proto.IPIP:
+        return next((i for i in ns.interfaces if i.kind is IfKind.IPIP), None)
+    if pkt.proto is not Proto.UDP:
         return None
     return next(
         (
@@ -115,8 +185,11 @@ def tunnel_for(ns: Netns, pkt: Packet) -> Interface | None:
 
 def decapsulate(walker: Walker, ns: Netns, device: Interface, pkt: Packet) -> End:
     """The device's socket unwraps `pkt`; the frame arrives on the device."""
-    assert pkt.inner is not None and device.vxlan is not None
-    inner = pkt.inner
+    assert pkt.inner is not None
+    if device.kind is IfKind.IPIP:
+        return _ipip_decapsulate(walker, ns, device, pkt)
+    assert device.vxlan is not None
+    inner = pkt.inner.model_copy(update={"mark": pkt.mark})
     walker.emit(
         HopKind.DECAP,
         ns,
@@ -136,3 +209,20 @@ def decapsulate(walker: Walker, ns: Netns, device: Interface, pkt: Packet) -> En
         walker.emit(HopKind.DROP, ns, inner, inner, reason)
         return End(Verdict.DROPPED, reason, inner, ns.name)
     return walker.receive(ns, device, inner)
+
+
+def _ipip_decapsulate(walker: Walker, ns: Netns, device: Interface, pkt: Packet) -> End:
+    """The ipip handler takes the outer header off; the inner packet arrives on `device`."""
+    assert pkt.inner is not None
+    inner = pkt.inner.model_copy(update={"mark": pkt.mark})
+    walker.emit(
+        HopKind.DECAP,
+        ns,
+        pkt,
+        inner,
+        f"the ipip handler takes the packet from {pkt.src} (protocol 4) off its outer header and"
+        f" hands the packet inside to {device.name}, which takes IP-in-IP from any host",
+        interface=device.name,
+        detail=f"ipip {pkt.src} → {pkt.dst} proto {Proto.IPIP.value} (4) on {device.name}",
+    )
+    return walker.ip_receive(ns, device, inner, prerouted=False)

@@ -5,10 +5,17 @@ table where a packet goes, ARP (the `Network`) whose MAC answers, the bridge's
 FDB which port, and netfilter what each hook does with the node's rules; no hop
 sequence is written by hand, so deleting a rule or a route changes the path.
 
-- local out: route → OUTPUT → POSTROUTING → the device (lo, a veth, the bridge, eth0);
+- local out: route → OUTPUT → POSTROUTING → the device (lo, a veth, the bridge, eth0,
+  a tunnel: `sim.kernel.tunnel`);
 - a frame entering a bridge port: `sim.kernel.bridge`;
 - IP receive: PREROUTING → local? INPUT → socket (`sim.kernel.sockets`) :
   FORWARD → POSTROUTING → out.
+
+ARP is answered by the address's owner, or by a device with proxy_arp on
+(`Interface.proxy_arp`) for an address its netns routes out of another device;
+a blackhole route (`Blackhole`) discards what it covers. A packet that crosses
+into another netns (a veth, the wire) arrives without its skb mark, as the
+kernel scrubs it there.
 
 The walker knows Linux only. Whose rules it walks and what they mean come from
 outside: `rules_of` hands it a node's `NodeRules`, the `Interpreter` puts a
@@ -23,12 +30,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 
-from model.netfilter import Hook, Rule
+from model.netfilter import Hook, Rule, UnknownMatch
 from model.packet import ConntrackEntry, Packet
 from model.trace import Direction, Hop, HopKind, TableWalk, Verdict, Where
 from sim.kernel.bridge import bridge_in
 from sim.kernel.conntrack import ConntrackTable
-from sim.kernel.devices import IfKind, Interface, Netns, NetnsKind, Network
+from sim.kernel.devices import Blackhole, IfKind, Interface, Netns, NetnsKind, Network
 from sim.kernel.interpreter import Interpreter
 from sim.kernel.ipset import set_match
 from sim.kernel.netfilter import HookContext, NetfilterState, RecentTable, traverse
@@ -37,7 +44,7 @@ from sim.kernel.outcome import End
 from sim.kernel.route import Route
 from sim.kernel.rules import NodeRules, nft_of
 from sim.kernel.sockets import deliver
-from sim.kernel.tunnel import encapsulate
+from sim.kernel.tunnel import encapsulate, ipip_encapsulate
 
 __all__ = ["End", "Walker"]
 
@@ -122,11 +129,44 @@ class Walker:
     # -- routing and neighbours ---------------------------------------------------
 
     def route(self, ns: Netns, dst: IPv4Address, src: IPv4Address | None = None) -> Route | None:
-        """`ip route get DST [from SRC]`: the local table first, then the main table."""
+        """`ip route get DST [from SRC]`: the local table first, then the main table.
+
+        None when no route takes the packet: none matches, or a blackhole does
+        (`blackhole` names it).
+        """
         if ns.is_local(dst):
             return Route(_host_net(dst), "lo", src=dst, proto="kernel", scope="host")
         found = ns.routes.lookup(dst)
-        return found.resolved(src, dst) if found is not None else None
+        if found is None or isinstance(found, Blackhole):
+            return None
+        return found.resolved(src, dst)
+
+    def blackhole(self, ns: Netns, dst: IPv4Address) -> Blackhole | None:
+        """The blackhole route that swallows `dst` in `ns`, if that is what matches."""
+        if ns.is_local(dst):
+            return None
+        found = ns.routes.lookup(dst)
+        return found if isinstance(found, Blackhole) else None
+
+    def no_route(self, ns: Netns, pkt: Packet, *, forwarded: bool) -> End:
+        """No route takes `pkt` in `ns`: none matches (unreachable), or a blackhole does."""
+        hole = self.blackhole(ns, pkt.dst)
+        if hole is None:
+            where = "on" if forwarded else "in"
+            return self.unreachable(ns, pkt, f"no route to {pkt.dst} {where} {ns.label}")
+        if not forwarded:
+            return self.unreachable(
+                ns,
+                pkt,
+                f"{pkt.dst} matches `{hole}` in {ns.label}: the kernel refuses to send there"
+                " (connect() fails with EINVAL)",
+            )
+        reason = (
+            f"{ns.label} drops the packet for {pkt.dst}: it matches `{hole}`, which discards"
+            " what it covers without an ICMP error"
+        )
+        self.emit(HopKind.DROP, ns, pkt, pkt, reason, detail=f"ip route get {pkt.dst}: {hole}")
+        return End(Verdict.DROPPED, reason, pkt, ns.name)
 
     def peer_of(self, ns: Netns, veth: Interface) -> tuple[Netns, Interface]:
         assert veth.peer is not None
@@ -144,16 +184,31 @@ class Walker:
         elif iface.peer is not None:
             peer_ns = self.network.netns(iface.peer[0])
             peer = peer_ns.iface(iface.peer[1])
-            if peer.master is None:
-                owner = (peer_ns.name, peer.name) if any(a.ip == addr for a in peer.addrs) else None
-            else:
+            if peer.master is not None:
                 owner = self.network.bridge_member(peer_ns.node or "", addr)
+            elif any(a.ip == addr for a in peer.addrs) or self.proxies(peer_ns, peer, addr):
+                owner = (peer_ns.name, peer.name)
+            else:
+                owner = None
         else:
             owner = None
         if owner is None:
             return None
         owner_ns = self.network.netns(owner[0])
         return owner_ns, owner_ns.iface(owner[1])
+
+    def proxies(self, ns: Netns, iface: Interface, addr: IPv4Address) -> bool:
+        """Whether `iface` answers ARP for `addr` by proxy (arp_process, arp_fwd_proxy).
+
+        With proxy_arp on and forwarding enabled, Linux answers with the
+        device's own MAC when the route to `addr` is a unicast route out of
+        another device; a blackhole, no route, or a route back out of the same
+        device gets no answer.
+        """
+        if not iface.proxy_arp or not ns.forwarding or any(a.ip == addr for a in iface.addrs):
+            return False
+        route = ns.routes.lookup(addr)
+        return route is not None and not isinstance(route, Blackhole) and route.dev != iface.name
 
     def fdb(self, ns: Netns, bridge: Interface, mac: str | None) -> Interface | None:
         """The bridge port behind which `mac` was learned."""
@@ -192,8 +247,7 @@ class Walker:
             bridged=physdev_in is not None or physdev_out is not None,
             decide=self.decide,
         )
-        if rules.ipsets:
-            ctx = replace(ctx, foreign=functools.partial(set_match, rules.ipsets))
+        ctx = replace(ctx, foreign=functools.partial(self._foreign, rules, ns, in_iface, hook=hook))
         nft = nft_of(rules)
         if nft is not None and isinstance(self.interpreter, NumgenSteering):
             ctx = replace(ctx, numgen=functools.partial(self.interpreter.numgen, rules=rules))
@@ -244,6 +298,47 @@ class Walker:
         self.verdict_rule = detail or None
         verdict = Verdict.REJECTED if result.verdict == "REJECT" else Verdict.DROPPED
         return End(verdict, sentence, result.packet, ns.name)
+
+    def _foreign(
+        self,
+        rules: NodeRules,
+        ns: Netns,
+        in_iface: Interface | None,
+        m: UnknownMatch,
+        pkt: Packet,
+        *,
+        hook: Hook,
+    ) -> bool | None:
+        """The match modules the netfilter engine leaves to the node: `-m set` against its
+        ipsets, `-m rpfilter` against its routes (None: not evaluated, assumed no match)."""
+        if m.module == "set":
+            return set_match(rules.ipsets, m, pkt) if rules.ipsets else None
+        if m.module == "rpfilter" and hook is Hook.PREROUTING and in_iface is not None:
+            return self._rpfilter(ns, in_iface, m, pkt)
+        return None
+
+    def _rpfilter(self, ns: Netns, in_iface: Interface, m: UnknownMatch, pkt: Packet) -> bool:
+        """xt_rpfilter: does the route back to the source leave by the device the packet came
+        in on (strict; `--loose`: by any device)? `--invert` matches when it does not.
+
+        `--validmark` uses the packet's mark in the lookup, which changes nothing
+        here: kubehop models no policy routing.
+        """
+        args = set(m.args)
+        if in_iface.kind is IfKind.LOOPBACK:
+            ok = True
+        elif ns.is_local(pkt.src):
+            # The way back to one of the host's own addresses is a local route,
+            # which passes only with --accept-local.
+            ok = "--accept-local" in args
+        else:
+            back = ns.routes.lookup(pkt.src)
+            ok = (
+                back is not None
+                and not isinstance(back, Blackhole)
+                and ("--loose" in args or back.dev == in_iface.name)
+            )
+        return ok != ("--invert" in args)
 
     def decide(self, rule: Rule) -> bool | None:
         """For a random rule: whether it matches, to reach a pinned endpoint (None: draw)."""
@@ -313,7 +408,7 @@ class Walker:
     def local_out(self, ns: Netns, pkt: Packet) -> End:
         route = self.route(ns, pkt.dst, pkt.src)
         if route is None:
-            return self.unreachable(ns, pkt, f"no route to {pkt.dst} in {ns.label}")
+            return self.no_route(ns, pkt, forwarded=False)
         self.route_hop(ns, pkt, pkt, route, _route_sentence(ns, pkt.dst, route, local_out=True))
         out = ns.iface(route.dev)
         if ns.netfilter:
@@ -323,7 +418,7 @@ class Walker:
             if after.dst != pkt.dst:
                 rerouted = self.route(ns, after.dst, after.src)
                 if rerouted is None:
-                    return self.unreachable(ns, after, f"no route to {after.dst} in {ns.label}")
+                    return self.no_route(ns, after, forwarded=False)
                 route, out = rerouted, ns.iface(rerouted.dev)
                 self.route_hop(
                     ns,
@@ -356,6 +451,8 @@ class Walker:
     ) -> End:
         if out.kind is IfKind.VXLAN:
             return encapsulate(self, ns, out, pkt, nexthop)
+        if out.kind is IfKind.IPIP:
+            return ipip_encapsulate(self, ns, out, pkt, nexthop)
         neighbour = self.neighbour(ns, out, nexthop)
         if (
             neighbour is not None
@@ -403,7 +500,7 @@ class Walker:
             HopKind.WIRE,
             ns,
             pkt,
-            framed,
+            _scrubbed(framed),
             f"{ns.label} {out.name} sends the frame to {nexthop} ({peer_ns.label}) on the "
             "node network" + (f"; {note}" if (note := self.network.wire_note(pkt)) else ""),
             interface=out.name,
@@ -413,7 +510,7 @@ class Walker:
         )
         if arp is not None:
             self.assumptions.append(arp)
-        return self.receive(peer_ns, peer, framed)
+        return self.receive(peer_ns, peer, _scrubbed(framed))
 
     def cross_veth(
         self,
@@ -426,19 +523,24 @@ class Walker:
     ) -> End:
         peer_ns, peer = self.peer_of(ns, veth)
         detail = f"{veth.name}@{peer.name} → {peer.name}@{veth.name} in {peer_ns.name}"
+        sentence = (
+            f"the frame leaves {ns.label} by {veth.name} and comes out of the other end of the "
+            f"veth pair, {peer.name} in {peer_ns.label}"
+        )
         if nexthop is not None and neighbour is not None:
             detail = f"neighbour {nexthop} lladdr {neighbour.mac}; " + detail
-        self.emit(
-            HopKind.VETH,
-            ns,
-            pkt,
-            pkt,
-            f"the frame leaves {ns.label} by {veth.name} and comes out of the other end of the "
-            f"veth pair, {peer.name} in {peer_ns.label}",
-            interface=veth.name,
-            detail=detail,
-        )
-        return self.receive(peer_ns, peer, pkt)
+            if neighbour is peer and self.proxies(peer_ns, peer, nexthop):
+                via = peer_ns.routes.lookup(nexthop)
+                assert via is not None
+                detail += f"; proxy ARP: net.ipv4.conf.{peer.name}.proxy_arp=1"
+                sentence += (
+                    f"; no one holds {nexthop}: {peer.name} answered the ARP for it with its own"
+                    f" MAC {peer.mac} (proxy ARP), since {peer_ns.label} routes {nexthop} out"
+                    f" of {via.dev}"
+                )
+        arrived = _scrubbed(pkt)
+        self.emit(HopKind.VETH, ns, pkt, arrived, sentence, interface=veth.name, detail=detail)
+        return self.receive(peer_ns, peer, arrived)
 
     def receive(self, ns: Netns, iface: Interface, pkt: Packet) -> End:
         if iface.master is not None:
@@ -482,7 +584,7 @@ class Walker:
             )
         route = self.route(ns, pkt.dst, pkt.src)
         if route is None:
-            return self.unreachable(ns, pkt, f"no route to {pkt.dst} on {ns.label}")
+            return self.no_route(ns, pkt, forwarded=True)
         if pkt.ttl <= 1:
             return End(
                 Verdict.DROPPED, f"TTL exceeded on {ns.label} (a routing loop?)", pkt, ns.name
@@ -522,8 +624,10 @@ def _route_sentence(ns: Netns, dst: IPv4Address, route: Route, *, local_out: boo
         how = (
             "by its default route" if route.dst.prefixlen == 0 else f"by the route for {route.dst}"
         )
-        if route.proto == "host-gw":
-            how = f"by the CNI's host-gw route for {route.dst}"
+        if route.by is not None:
+            how = f"by {route.by} for {route.dst}"
+        elif route.proto == "bird":
+            how = f"by the route BIRD learned over BGP for {route.dst}"
         return f"{ns.label} {verb} {dst} {how}: next hop {route.via} via {route.dev}"
     return f"{ns.label} {verb} {dst} straight out of {route.dev}: {route.dst} is directly connected"
 
@@ -540,13 +644,20 @@ def _bridge_note(hook: Hook, physdev_in: str | None, physdev_out: str | None) ->
 def _masquerade_address(ns: Netns, out: Interface | None) -> IPv4Address | None:
     """The address MASQUERADE takes: inet_select_addr() on the out device, scope universe.
 
-    lo has only the host-scope 127.0.0.1, which the kernel skips, taking the
-    first global address of the namespace's other devices instead.
+    A device without a global address (lo with only the host-scope 127.0.0.1,
+    a Calico veth with none at all) gives none, and the kernel takes the first
+    global address of the namespace's devices, in their order, instead.
     """
     if out is None:
         return None
-    if out.kind is not IfKind.LOOPBACK:
+    if out.kind is not IfKind.LOOPBACK and out.primary is not None:
         return out.primary
     return next(
         (a.ip for i in ns.interfaces if i.kind is not IfKind.LOOPBACK for a in i.addrs), None
     )
+
+
+def _scrubbed(pkt: Packet) -> Packet:
+    """`pkt` as it arrives in another netns: without its mark (skb_scrub_packet with xnet:
+    a veth's dev_forward_skb clears it, and a wire delivers a new skb)."""
+    return pkt.model_copy(update={"mark": 0}) if pkt.mark else pkt
