@@ -1,19 +1,28 @@
 """A node's netfilter rules as its kernel holds them: kubelet's and kube-proxy's, and the CNI's.
 
 kube-proxy's mode (`sim.proxy`) renders its rules; the CNI (`sim.cni`) adds
-its own chains (Flannel's FLANNEL-POSTRTG and FLANNEL-FWD); both end up in
-the same tables, in the order the agents write them. Every trace goes render →
-text → parse → evaluate, so the engine that walks kubehop's own rules is the
-one that walks a real node's dump.
+its own chains (Flannel's FLANNEL-POSTRTG and FLANNEL-FWD, Calico's `cali-*`)
+and the ipsets they look up; all end up in the same tables, in the order the
+agents write them. Every trace goes render → text → parse → evaluate, so the
+engine that walks kubehop's own rules is the one that walks a real node's dump.
+
+kube-proxy's renderer places the CNI's user chains and its appended rules in
+filter and nat. What it does not place is placed here, on its text: rules an
+agent keeps above everyone else's in a built-in chain (`ForeignRules.first`:
+Felix inserts its jumps and puts them back on top when kube-proxy prepends
+its own), and the raw and mangle tables' chains and rules.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from model.cluster import Cluster
 from model.errors import RequestError
+from model.ipset import IpSets
+from model.netfilter import Ruleset
 from sim.cni import cni_of
 from sim.kernel.rules import ForeignRules, NodeRules
 from sim.proxy import mode_of
@@ -23,7 +32,9 @@ __all__ = ["node_rules", "render_rules", "rules_for"]
 
 def render_rules(cluster: Cluster, node: str) -> str:
     """What a person sees on `node`: for iptables mode, its `iptables-save` text."""
-    return mode_of(cluster).render(cluster, node, _cni_rules(cluster, node))
+    foreign = _cni_rules(cluster, node)
+    text = mode_of(cluster).render(cluster, node, foreign)
+    return _placed(text, foreign) if foreign is not None and _to_place(foreign) else text
 
 
 # Rendering a node of a 10,000-Service cluster takes a while; the same cluster
@@ -42,7 +53,16 @@ def node_rules(cluster: Cluster, node: str) -> NodeRules:
     if cluster.node(node) is None:
         names = ", ".join(n.name for n in cluster.nodes[:10])
         raise RequestError(f"no node {node!r} in the cluster (nodes: {names})")
-    rules = mode_of(cluster).node_rules(cluster, node, _cni_rules(cluster, node))
+    foreign = _cni_rules(cluster, node)
+    rules = mode_of(cluster).node_rules(cluster, node, foreign)
+    if foreign is not None and _to_place(foreign):
+        # The reader parses a user's iptables-save too; imported here, as the
+        # mode does, so that rendering alone (`kubehop rules`) does not load it.
+        from sim.readers.iptables_save import parse_iptables_save
+
+        text = _placed(rules.text, foreign)
+        parsed = parse_iptables_save(text, source=f"{node} (rendered)", lazy=True)
+        rules = _Placed(node, text, parsed, rules.rendered, rules.ipsets)
     _CACHE[key] = (cluster, rules)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -61,3 +81,92 @@ def rules_for(
 def _cni_rules(cluster: Cluster, node: str) -> ForeignRules | None:
     found = cluster.node(node)
     return cni_of(cluster).iptables_rules(found) if found is not None else None
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A node's rules once the CNI's rules the renderer does not place are in the text."""
+
+    node: str
+    """The node."""
+    text: str
+    """The iptables-save text, every agent's rules in place."""
+    ruleset: Ruleset
+    """The text, parsed lazily."""
+    rendered: bool
+    """kubehop rendered them."""
+    ipsets: IpSets = field(default_factory=dict)
+    """The sets the rules look up."""
+
+
+_RENDERER_PLACES = frozenset({"filter", "nat"})
+"""The tables whose foreign user chains and appended rules kube-proxy's renderer places."""
+
+_TABLE_ORDER = ("mangle", "raw", "filter", "nat")
+"""The order iptables-nft-save prints tables in (its mangle, security, raw, filter, nat)."""
+
+_BUILTINS: dict[str, tuple[str, ...]] = {
+    "raw": ("PREROUTING", "OUTPUT"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+}
+
+
+def _to_place(foreign: ForeignRules) -> bool:
+    """Whether `foreign` has rules kube-proxy's renderer does not place."""
+    if any(foreign.first.values()):
+        return True
+    others = (set(foreign.chains) | set(foreign.rules)) - _RENDERER_PLACES
+    return any(foreign.chains.get(t) or foreign.rules.get(t) for t in others)
+
+
+@dataclass
+class _Table:
+    """One table of an iptables-save text: its chains' declarations and rules."""
+
+    declared: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _placed(text: str, foreign: ForeignRules) -> str:
+    """`text` with `foreign`'s top rules, and its raw and mangle chains and rules, in place."""
+    tables: dict[str, _Table] = {}
+    current: _Table | None = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            current = tables.setdefault(line[1:], _Table())
+        elif line.startswith(":") and current is not None:
+            current.declared[line[1:].split()[0]] = line
+        elif line.startswith("-A ") and current is not None:
+            current.rules.setdefault(line.split()[1], []).append(line)
+    for name in _TABLE_ORDER:
+        first = foreign.first.get(name, ())
+        placing = name not in _RENDERER_PLACES
+        chains = foreign.chains.get(name, ()) if placing else ()
+        rules = foreign.rules.get(name, ()) if placing else ()
+        if not (first or chains or rules):
+            continue
+        table = tables.get(name)
+        if table is None:
+            table = tables[name] = _Table({c: f":{c} ACCEPT [0:0]" for c in _BUILTINS[name]}, {})
+        for chain in chains:
+            table.declared.setdefault(chain, f":{chain} - [0:0]")
+        for line in rules:
+            table.rules.setdefault(line.split()[1], []).append(line)
+        on_top: dict[str, list[str]] = {}
+        for line in first:
+            on_top.setdefault(line.split()[1], []).append(line)
+        for chain, lines in on_top.items():
+            table.rules[chain] = lines + table.rules.get(chain, [])
+    out: list[str] = []
+    for name in sorted(tables, key=lambda t: _TABLE_ORDER.index(t)):
+        table = tables[name]
+        builtins = [c for c in _BUILTINS[name] if c in table.declared]
+        users = sorted(c for c in table.declared if c not in _BUILTINS[name])
+        out.append(f"*{name}")
+        out += [table.declared[c] for c in (*builtins, *users)]
+        for chain in (*builtins, *users):
+            out += table.rules.get(chain, [])
+        out.append("COMMIT")
+    return "\n".join(out) + "\n"

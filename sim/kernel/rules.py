@@ -51,12 +51,18 @@ class NodeRules(Protocol):
 @dataclass(frozen=True)
 class ForeignRules:
     """Rules that agents other than kube-proxy write on a node (the CNI's), as iptables-save
-    prints them, for the node's tables to include."""
+    prints them, for the node's tables to include, and the ipsets those rules look up."""
 
     chains: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """Per table (`nat`, `filter`), the user chains they declare."""
+    """Per table (`raw`, `mangle`, `filter`, `nat`), the user chains they declare."""
     rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """Per table, their `-A CHAIN …` lines; a built-in chain's come after kube-proxy's."""
+    """Per table, their `-A CHAIN …` lines; a built-in chain's come after kube-proxy's
+    (appended, as Flannel writes them)."""
+    first: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per table, `-A CHAIN …` lines of built-in chains that come before everyone else's,
+    in this order (inserted and kept on top, as Calico's Felix writes its jumps)."""
+    ipsets: IpSets = field(default_factory=dict)
+    """The sets the rules match with `-m set` (Calico's `cali40…`), by name."""
 
 
 def nft_of(rules: NodeRules) -> NftRuleset | None:

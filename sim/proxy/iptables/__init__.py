@@ -118,7 +118,7 @@ class RenderedRules:
     rendered: bool = True
     """Always True: kubehop wrote these from the cluster."""
     ipsets: IpSets = field(default_factory=dict)
-    """iptables mode uses no ipsets."""
+    """The sets the rules look up: iptables mode uses none, the CNI's rules may (Calico's)."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class IptablesMode:
 
         text = render_node_rules(cluster, node, extra)
         parsed = parse_iptables_save(text, source=f"{node} (rendered)", lazy=True)
-        return RenderedRules(node, text, parsed)
+        return RenderedRules(node, text, parsed, ipsets=extra.ipsets if extra is not None else {})
 
     def interpreter(
         self,
