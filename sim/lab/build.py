@@ -5,6 +5,13 @@ interface, MAC, address and route comes from there, and after building, the
 kernel's own view (`ip -j addr`, `ip -j route`) is compared with it. The node
 network, which the simulation treats as a wire, is a bridge in its own lab
 netns (`kh-<id>-net`); nothing is linked to the root namespace.
+
+The CNI's data path is built as its agents build it: bridges and their ports,
+Calico's proxy-ARP veths (`net.ipv4.conf.caliX.proxy_arp=1`, no proxy delay),
+VXLAN devices with their FDB and neighbour entries, blackhole routes, and the
+ipsets the CNI's rules match (`ipset restore` inside the node's netns) before
+those rules. Nothing is loaded into the kernel: a CNI whose device the kernel
+lacks (IP-in-IP without the ipip module) makes the lab unavailable, saying so.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +30,7 @@ from ipaddress import IPv4Network
 from types import FrameType
 
 from model.cluster import Cluster
+from model.ipset import IpSets
 from sim.cluster.network import (
     ROUTER_NS,
     ClusterNetwork,
@@ -30,7 +39,7 @@ from sim.cluster.network import (
     pod_ns_name,
 )
 from sim.cluster.rules import node_rules
-from sim.kernel.devices import IfKind, Netns, NetnsKind
+from sim.kernel.devices import Blackhole, IfKind, Netns, NetnsKind
 from sim.lab import nfacct
 from sim.lab.failures import LabError, LabInterrupted, LabUnavailable
 from sim.lab.netns import (
@@ -49,6 +58,11 @@ from sim.proxy.iptables.sync import sync
 
 NODE_NET_BRIDGE = "br0"
 """The bridge in `kh-<id>-net` that the nodes' and clients' eth0 plug into."""
+
+FALLBACK_DEVICES = frozenset(
+    {"tunl0", "gre0", "gretap0", "erspan0", "ip_vti0", "sit0", "ip6tnl0", "ip6gre0", "ip6_vti0"}
+)
+"""Devices a tunnel module, once in the kernel, puts in every new netns by itself."""
 
 
 @dataclass
@@ -207,12 +221,16 @@ class _Builder:
                        "type", "bridge")  # fmt: skip
         for topo in all_ns:
             for iface in topo.interfaces:
-                if iface.kind is IfKind.VETH and iface.master is not None:
+                if iface.kind is IfKind.VETH and topo.kind is NetnsKind.NODE and iface.peer:
                     self._pod_veth(topo, iface.name)
                 elif iface.kind is IfKind.VETH and topo.kind is NetnsKind.ROUTER:
                     self._client_link(topo, iface.name)
                 elif iface.kind is IfKind.VXLAN:
                     self._vxlan(topo, iface.name)
+                elif iface.kind is IfKind.IPIP:
+                    self._ipip(topo, iface.name)
+                if iface.proxy_arp:
+                    self._proxy_arp(topo, iface.name)
         for topo in all_ns:
             name = self.ns(topo.name)
             for iface in topo.interfaces:
@@ -275,16 +293,46 @@ class _Builder:
         ip(self.state.net, "link", "set", port, "master", NODE_NET_BRIDGE, "up")
 
     def _pod_veth(self, node: Netns, host_end: str) -> None:
+        """A pod's veth pair, its host end a bridge port (the bridge plugin) or not (Calico)."""
         iface = node.iface(host_end)
-        assert iface.peer is not None and iface.master is not None
+        assert iface.peer is not None
         pod_ns, pod_if = iface.peer
         pod_iface = self.network.netns(pod_ns).iface(pod_if)
         here = self.ns(node.name)
         ip(here, "link", "add", host_end, "address", iface.mac, "type", "veth", "peer", "name",
            pod_if, "address", pod_iface.mac, "netns", self.ns(pod_ns))  # fmt: skip
+        if iface.master is None:
+            return
         ip(here, "link", "set", host_end, "master", iface.master)
         hairpin = "on" if iface.hairpin else "off"
         ip(here, "link", "set", "dev", host_end, "type", "bridge_slave", "hairpin", hairpin)
+
+    def _proxy_arp(self, node: Netns, name: str) -> None:
+        """Proxy ARP on a device, as Calico's CNI plugin sets it on each host-side veth.
+
+        Linux delays a proxied answer to a broadcast request by up to
+        proxy_delay (0.8 s); Calico sets it to 0, and so does the lab. It also
+        sets route_localnet, as Calico does.
+        """
+        here = self.ns(node.name)
+        set_sysctl(here, f"net.ipv4.conf.{name}.proxy_arp", "1")
+        set_sysctl(here, f"net.ipv4.neigh.{name}.proxy_delay", "0")
+        set_sysctl(here, f"net.ipv4.conf.{name}.route_localnet", "1")
+
+    def _ipip(self, node: Netns, name: str) -> None:
+        """The ipip module's `tunl0`, which Felix configures but never creates.
+
+        With the module in the kernel every new netns has it; the lab loads no
+        module (nor asks for `type ipip`, which could load one), so without it
+        this cluster's CNI cannot be checked here.
+        """
+        here = self.ns(node.name)
+        if not ip(here, "-o", "link", "show", name, check=False).strip():
+            raise LabUnavailable(
+                f"the kernel has no ipip: a new lab namespace has no {name} (the ipip module's"
+                " device, which IP-in-IP needs); the lab loads no modules, so this cluster's"
+                " CNI cannot be checked here"
+            )
 
     def _vxlan(self, node: Netns, name: str) -> None:
         """A VXLAN device as the CNI makes it: no learning, its FDB written down."""
@@ -347,9 +395,15 @@ class _Builder:
         connected = [
             a.network for i in topo.interfaces for a in i.addrs if i.kind is not IfKind.LOOPBACK
         ]
-        for route in topo.routes.routes:
+        # A gateway reached by a link-scope route needs no `onlink` (Calico's pods
+        # reach 169.254.1.1 so); such routes go in first.
+        connected += [r.dst for r in topo.routes.routes if r.via is None and r.scope == "link"]
+        for route in sorted(topo.routes.routes, key=lambda r: r.via is not None):
             if route.proto == "kernel":
                 continue  # the kernel made it when the address was added
+            if isinstance(route, Blackhole):
+                ip(name, "route", "add", "blackhole", _dst(route.dst), "proto", "static")
+                continue
             args = ["route", "add", _dst(route.dst)]
             if route.via is not None:
                 args += ["via", str(route.via)]
@@ -362,7 +416,16 @@ class _Builder:
 
     def _rules(self, node: str) -> None:
         name = self.ns(node_ns_name(node))
-        text = node_rules(self.cluster, node).text
+        rules = node_rules(self.cluster, node)
+        if rules.ipsets:
+            # The rules refer to the sets by name: they must exist first.
+            if shutil.which("ipset") is None:
+                raise LabUnavailable(
+                    "this cluster's CNI matches ipsets, and the lab needs ipset to make them"
+                    " (Debian/Ubuntu: apt-get install ipset)"
+                )
+            in_netns(name, ["ipset", "restore"], stdin=ipset_restore(rules.ipsets))
+        text = rules.text
         counters = nfacct.counters_in(text)
         try:
             for counter in counters:
@@ -379,6 +442,24 @@ class _Builder:
     def _note(self, text: str) -> None:
         if text not in self.state.notes:
             self.state.notes.append(text)
+
+
+def ipset_restore(sets: IpSets) -> str:
+    """`ipset restore` input making `sets`, as Felix makes its sets (hashsize 1024, maxelem
+    1048576)."""
+    lines: list[str] = []
+    for name, found in sets.items():
+        family = "inet6" if found.ipv6 else "inet"
+        lines.append(f"create {name} {found.type} family {family} hashsize 1024 maxelem 1048576")
+        for member in found.members:
+            values = [
+                (str(v.network_address) if v.prefixlen == 32 else str(v))
+                if isinstance(v, IPv4Network)
+                else f"{v[0]}:{v[1]}"
+                for v in member
+            ]
+            lines.append(f"add {name} {','.join(values)}")
+    return "\n".join(lines) + "\n"
 
 
 def _dst(net: IPv4Network) -> str:
@@ -408,14 +489,22 @@ def compare_with_topology(netns: str, topo: Netns) -> list[str]:
             problems.append(f"{topo.name} {iface.name}: addresses {sorted(addrs)}")
         if iface.master is not None and link.get("master") != iface.master:
             problems.append(f"{topo.name} {iface.name}: not a port of {iface.master}")
-    extra = set(links) - {i.name for i in topo.interfaces}
+    extra = set(links) - {i.name for i in topo.interfaces} - FALLBACK_DEVICES
     if extra:
         problems.append(f"{topo.name}: unexpected interfaces {sorted(extra)}")
     kernel_routes = {
-        (r["dst"], r.get("gateway"), r["dev"])
+        (r.get("type", "unicast"), r["dst"], r.get("gateway"), r.get("dev"))
         for r in json.loads(ip(netns, "-j", "route", "show", "table", "main") or "[]")
     }
-    wanted = {(_dst(r.dst), str(r.via) if r.via else None, r.dev) for r in topo.routes.routes}
+    wanted = {
+        (
+            "blackhole" if isinstance(r, Blackhole) else "unicast",
+            _dst(r.dst),
+            str(r.via) if r.via else None,
+            None if isinstance(r, Blackhole) else r.dev,
+        )
+        for r in topo.routes.routes
+    }
     if kernel_routes != wanted:
         problems.append(f"{topo.name}: routes {sorted(kernel_routes ^ wanted, key=str)} differ")
     return problems
