@@ -111,11 +111,6 @@ def _unserved(derived: tuple[EndpointSlice, ...]) -> list[EndpointSlice]:
     ]
 
 
-if __name__ == "__main__":
-    DEMO_JSON.write_text(demo_json(), encoding="utf-8")
-    print(f"wrote {DEMO_JSON}")
-
-
 def with_cni(cluster: Cluster, plugin: str) -> Cluster:
     """`cluster` wired by another CNI (`kubehop --cni NAME`), everything else as it was."""
     try:
@@ -126,3 +121,8 @@ def with_cni(cluster: Cluster, plugin: str) -> Cluster:
     fields = {name: getattr(cluster, name) for name in Cluster.model_fields}
     fields["cni"] = cluster.cni.model_copy(update={"plugin": chosen, "inferred": False})
     return Cluster(**fields)
+
+
+if __name__ == "__main__":
+    DEMO_JSON.write_text(demo_json(), encoding="utf-8")
+    print(f"wrote {DEMO_JSON}")
