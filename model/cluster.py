@@ -317,6 +317,10 @@ class Cluster(_Frozen):
     """The CNI."""
     clients: tuple[ExternalClient, ...] = ()
     """Machines outside the cluster."""
+    service_cidrs: tuple[IPv4Network, ...] = ()
+    """The ServiceCIDR objects' spec.cidrs (networking.k8s.io/v1beta1 in 1.31, served only where
+    MultiCIDRServiceAllocator is on): kube-proxy in nftables mode drops traffic to the addresses
+    of these ranges that no Service has. Empty when the dump has none."""
     node_network: IPv4Network | None = None
     """The network the nodes' InternalIPs are on (inferred from them: the smallest covering /24
     or wider; clients do not count)."""

@@ -1,7 +1,7 @@
 """kube-proxy: which mode a cluster runs, and the rules it leaves on each node.
 
 One package per mode behind `sim.proxy.base.ProxyMode`: `sim.proxy.iptables`
-now. What every mode shares lives beside them: which endpoints a node uses
+and `sim.proxy.nftables`. What every mode shares lives beside them: which endpoints a node uses
 for a Service port (`endpoints`), and which Service answers at an address
 (`services`). A node's whole rule set, the CNI's included, is
 `sim.cluster.rules`.
@@ -9,13 +9,39 @@ for a Service port (`endpoints`), and which Service answers at an address
 
 from __future__ import annotations
 
+import re
+from ipaddress import IPv4Address
+
 from model.cluster import Cluster
+from model.cluster import ProxyMode as ProxyModeName
+from sim.kernel.rules import NodeRules, nft_of
 from sim.proxy.base import ProxyMode
 from sim.proxy.iptables import IPTABLES
+from sim.proxy.nftables import NFTABLES
 
-__all__ = ["ProxyMode", "mode_of"]
+__all__ = ["ProxyMode", "dnats_to", "mode_of"]
 
 
 def mode_of(cluster: Cluster) -> ProxyMode:
     """The mode `cluster`'s kube-proxy runs (the loader refuses modes not simulated yet)."""
+    if cluster.kube_proxy.mode is ProxyModeName.NFTABLES:
+        return NFTABLES
     return IPTABLES
+
+
+def dnats_to(rules: NodeRules, endpoint: tuple[IPv4Address, int]) -> bool:
+    """Whether some rule of the node DNATs to `endpoint`, in whichever mode wrote them.
+
+    One search of the text, not a walk of every parsed rule: a big node has
+    hundreds of thousands of rules and parses its chains only when a packet
+    visits them. iptables: `-j DNAT … --to-destination IP:PORT`; nftables:
+    `dnat to IP:PORT` in the node's nft table.
+    """
+    ip, port = re.escape(str(endpoint[0])), endpoint[1]
+    iptables = re.compile(rf"-j DNAT .*--to-destination {ip}(?::{port})?(?:\s|$)", re.MULTILINE)
+    if iptables.search(rules.text):
+        return True
+    if nft_of(rules) is None:
+        return False
+    text = getattr(rules, "nft_text", "")
+    return re.search(rf"\bdnat (?:ip )?to {ip}(?::{port})?(?:\s|$)", text, re.MULTILINE) is not None

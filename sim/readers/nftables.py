@@ -46,6 +46,8 @@ from model.nftables import (
 )
 
 __all__ = [
+    "base_chain_header",
+    "chain_block",
     "chain_lines",
     "element_order",
     "format_seconds",
@@ -54,7 +56,9 @@ __all__ = [
     "parse_nft",
     "parse_rule",
     "priority_text",
+    "set_block",
     "set_lines",
+    "table_text",
 ]
 
 _FAMILIES = frozenset({"ip", "ip6", "inet", "arp", "bridge", "netdev"})
@@ -529,72 +533,116 @@ _PER_LINE = {"ipv4_addr": 2, "ct_state": 2, "inet_proto": 5, "inet_service": 5, 
              "integer": 5}  # fmt: skip
 
 
-def _element_text(e: NftElement) -> str:
-    text = " . ".join(e.key)
-    if e.timeout is not None:
-        text += f" timeout {format_seconds(e.timeout)}"
-    if e.comment is not None:
-        text += f' comment "{e.comment}"'
-    if e.value is not None:
-        text += f" : {e.value}"
+Element = tuple[Sequence[str], str | None, str | None]
+"""An element as the printer takes it: key parts, comment, value."""
+
+
+def _element_text(key: Sequence[str], comment: str | None, value: str | None) -> str:
+    text = " . ".join(key)
+    if comment is not None:
+        text += f' comment "{comment}"'
+    if value is not None:
+        text += f" : {value}"
     return text
 
 
-def set_lines(s: NftSet, *, sort: bool = True) -> list[str]:
+def set_block(
+    name: str,
+    *,
+    is_map: bool,
+    key_type: Sequence[str],
+    data_type: str | None = None,
+    size: int | None = None,
+    flags: Sequence[str] = (),
+    timeout: int | None = None,
+    comment: str | None = None,
+    elements: Iterable[Element] = (),
+) -> list[str]:
     """A set or map block as `nft list` prints it (one tab in), elements sorted as nft sorts."""
-    kind = "map" if s.map else "set"
-    key = " . ".join(s.key_type)
-    lines = [f"\t{kind} {s.name} {{", f"\t\ttype {key}" + (f" : {s.data_type}" if s.map else "")]
-    if s.size is not None:
-        lines.append(f"\t\tsize {s.size}")
-    if s.flags:
-        lines.append(f"\t\tflags {','.join(s.flags)}")
-    if s.timeout is not None:
-        lines.append(f"\t\ttimeout {format_seconds(s.timeout)}")
-    if s.comment is not None:
-        lines.append(f'\t\tcomment "{s.comment}"')
-    if s.elements:
-        elements = (
-            sorted(s.elements, key=lambda e: element_order(s.key_type)(e.key))
-            if sort
-            else list(s.elements)
-        )
-        per_line = _PER_LINE.get(s.key_type[0], 1) if len(s.key_type) == 1 else 1
-        texts = [_element_text(e) for e in elements]
+    kind = "map" if is_map else "set"
+    key = " . ".join(key_type)
+    lines = [f"\t{kind} {name} {{", f"\t\ttype {key}" + (f" : {data_type}" if is_map else "")]
+    if size is not None:
+        lines.append(f"\t\tsize {size}")
+    if flags:
+        lines.append(f"\t\tflags {','.join(flags)}")
+    if timeout is not None:
+        lines.append(f"\t\ttimeout {format_seconds(timeout)}")
+    if comment is not None:
+        lines.append(f'\t\tcomment "{comment}"')
+    order = element_order(key_type)
+    listed = sorted(elements, key=lambda e: order(e[0]))
+    if listed:
+        per_line = _PER_LINE.get(key_type[0], 1) if len(key_type) == 1 else 1
+        texts = [_element_text(*e) for e in listed]
         rows = [", ".join(texts[i : i + per_line]) for i in range(0, len(texts), per_line)]
         lines.append("\t\telements = { " + ",\n\t\t\t     ".join(rows) + " }")
     lines.append("\t}")
     return lines
 
 
-def chain_lines(c: NftChain) -> list[str]:
+def set_lines(s: NftSet) -> list[str]:
+    """A set or map of the model, as `nft list` prints it."""
+    return set_block(
+        s.name,
+        is_map=s.map,
+        key_type=s.key_type,
+        data_type=s.data_type,
+        size=s.size,
+        flags=s.flags,
+        timeout=s.timeout,
+        comment=s.comment,
+        elements=((e.key, e.comment, e.value) for e in s.elements),
+    )
+
+
+def base_chain_header(chain_type: str, hook: str, priority: int, policy: str = "accept") -> str:
+    """`type filter hook prerouting priority dstnat - 10; policy accept;`"""
+    return (
+        f"type {chain_type} hook {hook} priority {priority_text(priority, hook)}; policy {policy};"
+    )
+
+
+def chain_block(
+    name: str, header: str | None, comment: str | None, rules: Iterable[str]
+) -> list[str]:
     """A chain block as `nft list` prints it (one tab in)."""
-    lines = [f"\t{'chain'} {c.name} {{"]
-    if c.type is not None and c.hook is not None and c.priority is not None:
-        lines.append(
-            f"\t\ttype {c.type} hook {c.hook} priority {priority_text(c.priority, c.hook)};"
-            f" policy {c.policy or 'accept'};"
-        )
-    if c.comment is not None:
-        lines.append(f'\t\tcomment "{c.comment}"')
-    lines += [f"\t\t{rule.text}" for rule in c.rules]
+    lines = [f"\tchain {name} {{"]
+    if header is not None:
+        lines.append(f"\t\t{header}")
+    if comment is not None:
+        lines.append(f'\t\tcomment "{comment}"')
+    lines += [f"\t\t{rule}" for rule in rules]
     lines.append("\t}")
     return lines
 
 
-def nft_list_text(table: NftTable) -> str:
-    """`nft list table FAMILY NAME` of `table`."""
-    lines = [f"table {table.family} {table.name} {{"]
-    if table.comment is not None:
-        lines.append(f'\tcomment "{table.comment}"')
-    blocks = [set_lines(s) for s in table.sets.values()]
-    blocks += [chain_lines(c) for c in table.chains.values()]
+def chain_lines(c: NftChain) -> list[str]:
+    """A chain of the model, as `nft list` prints it."""
+    header = None
+    if c.type is not None and c.hook is not None and c.priority is not None:
+        header = base_chain_header(c.type, c.hook, c.priority, c.policy or "accept")
+    return chain_block(c.name, header, c.comment, (rule.text for rule in c.rules))
+
+
+def table_text(family: str, name: str, comment: str | None, blocks: Iterable[list[str]]) -> str:
+    """A table as `nft list table` prints it: sets and maps first, then chains."""
+    lines = [f"table {family} {name} {{"]
+    if comment is not None:
+        lines.append(f'\tcomment "{comment}"')
     for i, block in enumerate(blocks):
         if i:
             lines.append("")
         lines += block
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def nft_list_text(table: NftTable) -> str:
+    """`nft list table FAMILY NAME` of `table`."""
+    blocks = [set_lines(s) for s in table.sets.values()]
+    blocks += [chain_lines(c) for c in table.chains.values()]
+    return table_text(table.family, table.name, table.comment, blocks)
 
 
 # --- tables: the listing ------------------------------------------------------------------------
