@@ -182,12 +182,6 @@ def explain_hook(
             f"{verdict} in {stop.chain}: {_stop_reason(stop, node)}{extra}",
             rule_detail(stop, rules_source),
         )
-    marked = after.mark & 0x4000 and not before.mark & 0x4000
-    if marked:
-        clauses.append(
-            "KUBE-MARK-MASQ sets mark 0x4000, to masquerade the packet on its way out"
-            + (f": {masq_because}" if masq_because else "")
-        )
     if (after.dst, after.dport) != (before.dst, before.dport):
         dnat = next((r for r in matched if isinstance(r.target, DnatTarget)), None)
         if dnat is not None:
@@ -206,21 +200,51 @@ def explain_hook(
                 f"{after.dst}:{after.dport} (no rule is consulted: the connection already has "
                 "its mapping)"
             )
+    # The mark after the DNAT: the rewrite is what the hop is about, and the
+    # mark only matters later, at POSTROUTING.
+    marked = after.mark & 0x4000 and not before.mark & 0x4000
+    if marked:
+        clauses.append(
+            "KUBE-MARK-MASQ sets mark 0x4000, to masquerade the packet on its way out"
+            + (f": {masq_because}" if masq_because else "")
+        )
     if (after.src, after.sport) != (before.src, before.sport):
         snat = next(
             (r for r in matched if isinstance(r.target, MasqueradeTarget | SnatTarget)), None
         )
         if snat is not None:
             decisive = decisive or snat
-            kind = "MASQUERADE" if isinstance(snat.target, MasqueradeTarget) else "SNAT"
+            target = snat.target
+            assert isinstance(target, MasqueradeTarget | SnatTarget)
+            kind = "MASQUERADE" if isinstance(target, MasqueradeTarget) else "SNAT"
             where = f", the address of {out_iface}" if kind == "MASQUERADE" and out_iface else ""
+            # Why the source port changed too: a flag of the rule, or a clash.
+            flag = ""
+            if after.sport != before.sport:
+                if target.random_fully or target.random:
+                    flag = "--random-fully" if target.random_fully else "--random"
+                    where += " with a random port" if where else ", a random source port"
+                elif target.ports is None:
+                    where += (
+                        " and another port, the old one being taken"
+                        if where
+                        else ", another source port, the old one being taken"
+                    )
             because = (
                 f", because KUBE-MARK-MASQ set 0x4000 ({masq_because})" if masq_because else ""
             )
+            if flag:
+                where += f" ({flag})"
             if not snat.chain.startswith("KUBE-"):
                 # Not kube-proxy's: the CNI's or Docker's masquerade rule.
                 note = comment_of(snat)
-                because = f" ({note})" if note else f", by a rule in {snat.chain}, not kube-proxy's"
+                if note and flag:
+                    where = where.removesuffix(f" ({flag})")
+                    because = f" ({flag}; {note})"
+                elif note:
+                    because = f" ({note})"
+                else:
+                    because = f", by a rule in {snat.chain}, not kube-proxy's"
             clauses.append(
                 f"{kind} in {rule_name(snat)}: source {before.src}:{before.sport} → "
                 f"{after.src}:{after.sport}{where}{because}"
