@@ -110,6 +110,29 @@ _KIND_BADGES: dict[HopKind, Badge] = {
     HopKind.DECAP: Badge(Effect.PLAIN, "⊃", "DECAP"),
 }
 
+LEGEND: tuple[tuple[Badge, str], ...] = (
+    (_KIND_BADGES[HopKind.DNS], "the Service name is resolved (CoreDNS, one summarised step)"),
+    (_KIND_BADGES[HopKind.SEND], "a process writes to its socket"),
+    (_KIND_BADGES[HopKind.ROUTE], "a routing decision (MACs rewritten on the next link)"),
+    (_KIND_BADGES[HopKind.LOOPBACK], "the packet loops through lo inside one network namespace"),
+    (_KIND_BADGES[HopKind.VETH], "the packet crosses a veth pair into the peer namespace"),
+    (_KIND_BADGES[HopKind.BRIDGE], "the node bridge forwards by its FDB"),
+    (_KIND_BADGES[HopKind.NETFILTER], "netfilter tables walked, nothing rewritten"),
+    (Badge(Effect.DNAT, "◆", "DNAT"), "destination rewritten: kube-proxy chose an endpoint"),
+    (Badge(Effect.SNAT, "◆", "SNAT"), "source rewritten by an SNAT rule"),
+    (Badge(Effect.SNAT, "◆", "MASQ"), "source rewritten to the outgoing interface's address"),
+    (Badge(Effect.UNNAT, "◆", "UN-NAT"), "conntrack undoes the NAT on the reply"),
+    (_KIND_BADGES[HopKind.ENCAP], "the packet is wrapped in a tunnel header (VXLAN)"),
+    (_KIND_BADGES[HopKind.WIRE], "the packet crosses the network between nodes"),
+    (_KIND_BADGES[HopKind.DECAP], "the tunnel header is taken off"),
+    (_KIND_BADGES[HopKind.RECEIVE], "an interface takes a frame addressed to it"),
+    (_KIND_BADGES[HopKind.DELIVER], "a socket receives it"),
+    (_KIND_BADGES[HopKind.DROP], "the packet dies here, silently"),
+    (Badge(Effect.DROP, "✘", "REJECT"), "the packet dies here and the sender is told: refused"),
+    (_KIND_BADGES[HopKind.UNKNOWN], "what happens next, the files given cannot tell"),
+)
+"""Every badge a hop can get and what it means, in the order a packet meets them."""
+
 
 def badge(hop: Hop) -> Badge:
     """The badge of `hop`, from its kind and the fields it rewrote."""
@@ -122,7 +145,11 @@ def badge(hop: Hop) -> Badge:
         if changed & {"src", "sport"}:
             masq = any("-j MASQUERADE" in rule.line for walk in hop.tables for rule in walk.matched)
             return Badge(Effect.SNAT, "◆", "MASQ" if masq else "SNAT")
-        if any(walk.verdict in ("DROP", "REJECT") for walk in hop.tables):
+    if hop.kind in (HopKind.NETFILTER, HopKind.DROP):
+        # A REJECT answers the client (connection refused); a DROP says nothing.
+        if any(walk.verdict == "REJECT" for walk in hop.tables):
+            return Badge(Effect.DROP, "✘", "REJECT")
+        if any(walk.verdict == "DROP" for walk in hop.tables):
             return Badge(Effect.DROP, "✘", "DROP")
     return _KIND_BADGES[hop.kind]
 

@@ -12,32 +12,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tui.hopstyle import Badge, Effect
+from tui.hopstyle import LEGEND
 from tui.screens.dialog import Dialog
-
-_LEGEND: tuple[Badge, ...] = (
-    Badge(Effect.DNAT, "◆", "DNAT"),
-    Badge(Effect.SNAT, "◆", "SNAT"),
-    Badge(Effect.SNAT, "◆", "MASQ"),
-    Badge(Effect.UNNAT, "◆", "UN-NAT"),
-    Badge(Effect.BRIDGE, "⊞", "BRIDGE"),
-    Badge(Effect.ROUTE, "↳", "ROUTE"),
-    Badge(Effect.HOOK, "◇", "HOOK"),
-    Badge(Effect.DROP, "✘", "DROP"),
-    Badge(Effect.DELIVER, "✔", "DELIVER"),
-)
-
-_MEANING = {
-    "DNAT": "destination rewritten: kube-proxy chose an endpoint",
-    "SNAT": "source rewritten by an SNAT rule",
-    "MASQ": "source rewritten to the outgoing interface's address",
-    "UN-NAT": "conntrack undoes the NAT on the reply",
-    "BRIDGE": "the node bridge forwards by its FDB",
-    "ROUTE": "a routing decision (MACs rewritten on the next link)",
-    "HOOK": "netfilter tables walked, nothing rewritten",
-    "DROP": "the packet dies here",
-    "DELIVER": "a socket receives it",
-}
 
 
 def _key_name(binding: Binding) -> str:
@@ -85,8 +61,8 @@ class HelpScreen(Dialog[None]):
         legend = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
         legend.add_column(no_wrap=True)
         legend.add_column()
-        for badge in _LEGEND:
-            legend.add_row(Text(badge.text(), style="bold"), _MEANING[badge.label])
+        for badge, meaning in LEGEND:
+            legend.add_row(Text(badge.text(), style="bold"), meaning)
         with VerticalScroll(id="help-body", classes="dialog-body") as body:
             body.border_title = "Keys"
             body.border_subtitle = "Esc closes"
