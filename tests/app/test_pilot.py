@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from textual.widget import Widget
-from textual.widgets import Input, Label, Tabs
+from textual.widgets import Input, Label, Static
 
 from model.cluster import Cluster, ExternalClient
 from model.trace import Direction, HopKind, Trace
@@ -26,7 +26,9 @@ from tui.session import Request, Session, Spread
 from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
 from tui.widgets.inspector import PacketInspector
+from tui.widgets.key_footer import KeyFooter
 from tui.widgets.packet_log import PacketLog
+from tui.widgets.pane_tabs import PaneTabs
 from tui.widgets.path_map import EFFECT_SYMBOLS, PathMap, places
 from tui.widgets.rules_view import RulesView, index_rules
 
@@ -52,6 +54,11 @@ def screen_of(app: KubehopApp) -> TraceScreen:
 def shown(widget: Widget) -> str:
     """The text a widget shows on screen now."""
     return "\n".join(widget.render_line(y).text for y in range(widget.size.height))
+
+
+def inspected(screen: TraceScreen) -> str:
+    """The packet pane's text: the fields, the conntrack entry, the tables and the decision."""
+    return "\n".join(shown(part) for part in screen.inspector.query(Static) if part.display)
 
 
 def cursor_on(screen: TraceScreen, pod: str) -> ClusterTree:
@@ -142,7 +149,7 @@ async def test_the_inspector_marks_the_rewritten_fields_at_dnat() -> None:
         screen = screen_of(app)
         screen.go_to(dnat_index(screen))
         await pilot.pause()
-        body = shown(screen.query_one("#inspector-body"))
+        body = inspected(screen)
         assert "✱ dst IP" in body and "✱ dport" in body
         assert "✱ src IP" not in body
         hop = screen.hop
@@ -155,7 +162,7 @@ async def test_the_inspector_shows_the_conntrack_entry_before_and_after_the_hop(
         screen = screen_of(app)
         screen.go_to(dnat_index(screen))
         await pilot.pause()
-        body = shown(screen.query_one("#inspector-body"))
+        body = inspected(screen)
         assert "Conntrack tcp NEW [UNREPLIED] DNAT\n  mark     0x0, unconfirmed" in body
         assert "before   no entry yet: this packet creates it" in body
         trace = screen.trace
@@ -169,7 +176,7 @@ async def test_the_inspector_shows_the_conntrack_entry_before_and_after_the_hop(
         )
         screen.go_to(reply)
         await pilot.pause()
-        body = shown(screen.query_one("#inspector-body"))
+        body = inspected(screen)
         assert "Conntrack tcp ✱ ESTABLISHED DNAT\n  mark     0x0, confirmed" in body
         assert "before   NEW [UNREPLIED] DNAT mark 0x0" in body
 
@@ -415,11 +422,11 @@ async def test_at_80x24_an_edit_first_shows_the_pod_it_would_act_on() -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = screen_of(app)
+        await pilot.press("v", "v", "v")  # the cluster tab
         tree = screen.query_one(ClusterTree)
         tree.select_pod("default", "pod3")
-        await pilot.pause()
-        screen.query_one(PacketLog).focus()
-        assert screen.pane == "log"
+        await pilot.press("v")  # back to the hops
+        assert screen.pane == "log" and app.focused is screen.query_one(PacketLog)
         pods = set(screen.session.cluster.pods)
         await pilot.press("d")
         await pilot.pause()
@@ -545,22 +552,25 @@ async def test_narrow_terminal_shows_one_pane_and_v_cycles_them() -> None:
         assert shown == ["log"]
         await pilot.press("v")
         assert [p.id for p in screen.query(".pane") if p.display] == ["inspector"]
-        assert screen.query_one(Tabs).active == "tab-inspector"
+        assert screen.query_one(PaneTabs).active == "inspector"
         await pilot.press("v", "v")
         assert [p.id for p in screen.query(".pane") if p.display] == ["cluster"]
 
 
-async def test_wide_terminal_shows_every_pane() -> None:
+@pytest.mark.parametrize(("size", "layout"), [((120, 40), "-medium"), ((200, 50), "-wide")])
+async def test_wider_terminals_show_every_pane(size: tuple[int, int], layout: str) -> None:
     app = make_app()
-    async with app.run_test(size=(160, 48)):
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
         screen = screen_of(app)
-        assert screen.has_class("-wide")
-        assert all(p.display for p in screen.query(".pane"))
-        assert not screen.query_one(Tabs).display
+        assert screen.has_class(layout)
+        panes = list(screen.query(".pane"))
+        assert len(panes) == 4 and all(p.display for p in panes)
+        assert not screen.query_one(PaneTabs).display
 
 
-@pytest.mark.parametrize(("width", "cluster"), [(120, 34), (160, 34), (180, 44), (240, 48)])
-async def test_past_160_columns_the_cluster_pane_widens(width: int, cluster: int) -> None:
+@pytest.mark.parametrize(("width", "cluster"), [(120, 34), (169, 34), (180, 39), (240, 48)])
+async def test_past_170_columns_the_cluster_pane_widens(width: int, cluster: int) -> None:
     app = make_app()
     async with app.run_test(size=(width, 40)) as pilot:
         await pilot.pause()
@@ -580,7 +590,7 @@ async def test_play_advances_and_space_pauses() -> None:
                 break
 
         def footer() -> str:
-            return " ".join("".join(shown(k) for k in app.screen.query("FooterKey")).split())
+            return " ".join(shown(app.screen.query_one(KeyFooter)).split())
 
         assert "space Pause" in footer() and "space Play" not in footer()
         await pilot.press("space")
@@ -676,8 +686,8 @@ async def test_the_footer_shows_the_help_key_at_80_columns() -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        footer = "".join(shown(key) for key in app.screen.query("FooterKey"))
-        assert "? Keys" in footer.replace("  ", " ")
+        footer = shown(app.screen.query_one(KeyFooter))
+        assert "? Keys" in footer
 
 
 async def test_a_long_note_is_shown_whole_at_80x24() -> None:
@@ -689,8 +699,9 @@ async def test_a_long_note_is_shown_whole_at_80x24() -> None:
         hop = screen.hop
         assert hop is not None and hop.note.endswith("physdev")
         text = " ".join(shown(screen.query_one(Explanation)).split())
-        assert text.endswith(hop.note.split()[-1])
-        assert "Note: The article speaks of round-robin" in text
+        assert f"Note: {' '.join(hop.note.split())} Note: Scenario 3 always takes" in text
+        # The scenario's own note, last, is whole too.
+        assert text.endswith("(s sends many requests and charts them).")
 
 
 @pytest.mark.parametrize("scenario", ["3", "4"])
@@ -730,7 +741,7 @@ async def test_an_explanation_taller_than_half_the_screen_scrolls() -> None:
         assert bar.max_scroll_y > 0
         explanation = screen.query_one(Explanation)
         last_line = explanation.render_line(explanation.size.height - 1).text
-        assert last_line.rstrip().endswith("physdev")
+        assert last_line.rstrip().endswith("charts them).")
         bar.scroll_end(animate=False)
         await pilot.pause()
         # Scrolled to the end, the explanation's last line is in view.
@@ -840,12 +851,10 @@ def test_the_spread_counts_refused_requests_apart_from_the_endpoints() -> None:
 
     cluster = load(paths.REAL / "kubeadm-flannel.yaml")
     session = Session(cluster)
-    # api-2 (10.244.1.9) declares no port 8080: a third of the requests are refused there.
-    spread = session.spread(Request("frontend-7d9c5b7b4-x2k9p", "api:80", seed=3), 30)
-    counts = dict(spread.counts)
-    assert "10.244.1.9:8080" not in counts
-    assert counts["refused"] > 0
-    assert sum(counts.values()) == 30
+    # api-2 (10.244.1.9) declares tcp/9000, not 9999: every request is refused there.
+    # (A Service's endpoints are taken as listening: their EndpointSlice lists them.)
+    spread = session.spread(Request("frontend-7d9c5b7b4-x2k9p", "10.244.1.9:9999", seed=3), 30)
+    assert dict(spread.counts) == {"refused": 30}
 
 
 async def test_on_a_big_cluster_an_edit_is_planned_in_a_worker(

@@ -1,4 +1,5 @@
-"""Snapshots of every screen and dialog, at 80×24 and 160×48 (pytest-textual-snapshot).
+"""Snapshots of every screen and dialog, at 80×24 and 160×48, the main screen at 120×40 and
+140×40 too (pytest-textual-snapshot).
 
 Regenerate with `pytest tests/app/test_snapshots.py --snapshot-update`, then look
 at the report before committing the SVGs.
@@ -21,6 +22,8 @@ from tui.widgets.cluster_tree import ClusterTree
 
 SEED = 7
 SIZES = [(80, 24), (160, 48)]
+MEDIUM = [(120, 40), (140, 40)]
+"""Where the rules share the top row with the cluster, the packet and the log below."""
 THEME = "textual-dark"
 
 SnapCompare = Callable[..., bool]
@@ -72,6 +75,17 @@ def test_scenario_mid_trace(
     assert snap_compare(make_app(request_), run_before=go_to(index), terminal_size=size)
 
 
+@pytest.mark.parametrize("size", MEDIUM, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("key", ["2", "3", "4"])
+def test_medium_width_at_the_dnat(
+    snap_compare: SnapCompare, key: str, size: tuple[int, int]
+) -> None:
+    request = next(p.request for p in presets() if p.key == key)
+    index = landmark(Session(demo_cluster(), seed=SEED).trace(request), "dnat")
+    assert index is not None
+    assert snap_compare(make_app(request), run_before=go_to(index), terminal_size=size)
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_empty_start(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     assert snap_compare(make_app(None), terminal_size=size)
@@ -115,14 +129,13 @@ def test_spread_dialog(snap_compare: SnapCompare, size: tuple[int, int]) -> None
 def test_rules_diff_after_deleting_a_pod(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await pilot.pause()
+        if size[0] < 120:  # narrow: the cluster is a tab
+            await pilot.press("v", "v", "v")
         tree = pilot.app.screen.query_one(ClusterTree)
         tree.select_pod("default", "pod4")
         tree.focus()
         await pilot.press("d")
         await pilot.pause()
-        if size[0] < 120:  # narrow: the first d shows the pod in the cluster tab
-            await pilot.press("d")
-            await pilot.pause()
 
     request = Request("pod1", "svc-b:80")
     assert snap_compare(make_app(request), run_before=run_before, terminal_size=size)

@@ -16,9 +16,7 @@ from rich.markup import escape
 from model.cluster import Pod
 from model.errors import KubehopError
 from tui.hopstyle import literal
-from tui.screens.rules_pane import RulesPane
 from tui.session import Edit, Request
-from tui.widgets.cluster_tree import ClusterTree
 
 if TYPE_CHECKING:
     from tui.screens.trace import TraceScreen
@@ -37,17 +35,19 @@ class ClusterEditor:
     def __init__(self, screen: TraceScreen) -> None:
         self._screen = screen
 
-    def delete_pod(self) -> None:
+    async def delete_pod(self) -> None:
         """Delete the pod under the cursor (its ReplicaSet, if any, replaces it)."""
-        pod = self._pod_to_edit("Put the cursor on a pod in the cluster pane, then press d.", "d")
+        pod = await self._pod_to_edit(
+            "Put the cursor on a pod in the cluster pane, then press d.", "d"
+        )
         if pod is None:
             return
         session, seed = self._screen.session, self._screen.session.generation
         self._edit(lambda: session.plan_delete(pod, seed=seed))
 
-    def scale(self, delta: int) -> None:
+    async def scale(self, delta: int) -> None:
         """Scale the ReplicaSet that owns the pod under the cursor by `delta` replicas."""
-        pod = self._pod_to_edit(
+        pod = await self._pod_to_edit(
             "Put the cursor on a pod owned by a ReplicaSet, then press + or −.",
             "+" if delta > 0 else "−",
         )
@@ -56,34 +56,34 @@ class ClusterEditor:
         session, seed = self._screen.session, self._screen.session.generation
         self._edit(lambda: session.plan_scale(pod, delta, seed=seed))
 
-    def _pod_to_edit(self, missing: str, key: str) -> Pod | None:
+    async def _pod_to_edit(self, missing: str, key: str) -> Pod | None:
         """The pod under the cluster pane's cursor, if the user can see it.
 
         Without one, show the cluster pane and say `missing`; with one out of
         sight, show it and ask for `key` again.
         """
         screen = self._screen
-        pod = screen.query_one(ClusterTree).selected_pod
+        pod = screen.cluster_tree.selected_pod
         if pod is None:
-            screen.show_pane("cluster")
-            screen.query_one(ClusterTree).focus()
+            await screen.show_pane("cluster")
             screen.notify(missing, severity="warning")
             return None
-        if not self._cluster_in_view(f"{literal(pod.name)} is under the cursor: press {key} again"):
+        if not await self._cluster_in_view(
+            f"{literal(pod.name)} is under the cursor: press {key} again"
+        ):
             return None
         return pod
 
-    def _cluster_in_view(self, prompt: str) -> bool:
+    async def _cluster_in_view(self, prompt: str) -> bool:
         """Whether the cluster pane is on screen; if not, show it and say `prompt`.
 
         On a narrow terminal the tree's cursor is out of sight in another tab:
         an edit acts only on a pod the user can see.
         """
         screen = self._screen
-        if screen.has_class("-wide") or screen.pane == "cluster":
+        if not screen.narrow or screen.pane == "cluster":
             return True
-        screen.show_pane("cluster")
-        screen.query_one(ClusterTree).focus()
+        await screen.show_pane("cluster")
         screen.notify(escape(prompt), title="Cluster")
         return False
 
@@ -144,8 +144,7 @@ class ClusterEditor:
         # The diff dialog opening now says what changed: no toast over it,
         # nor the "press d again" that led here.
         screen.app.clear_notifications()
-        screen.query_one(ClusterTree).show(screen.session.cluster)
-        rules = screen.query_one(RulesPane)
+        screen.cluster_tree.show(screen.session.cluster)
         if screen.request is not None and screen.trace is not None:
             # The same seed again: what differs in the next trace is the edit's doing.
             request = Request(
@@ -162,8 +161,8 @@ class ClusterEditor:
                     escape(f"The current request no longer traces: {err}"), severity="warning"
                 )
                 screen.mark_stale()
-                rules.show(screen.trace, screen.hop)
+                screen.redraw_rules()
                 return
-            screen.show_trace(screen.request, trace, screen.index)
+            screen.show_trace(screen.request, trace, screen.index, retrace=True)
         else:
-            rules.show(screen.trace, screen.hop)
+            screen.redraw_rules()

@@ -1,9 +1,10 @@
-"""The rules pane: the iptables rules of the node a hop is on, or of a pinned node, filtered.
+"""The rules pane: the iptables rules of the node a hop is on, or of a chosen node, filtered.
 
 The trace screen tells the pane which trace and hop are on show; the pane picks
 the node, asks the session for its rules and marks the hop's walk in them. On a
 big cluster a node's rules are rendered and indexed in a worker thread while
-the pane says what it waits for.
+the pane says what it waits for. The pane keeps what it was told before it is
+mounted (on a narrow terminal it is mounted when first shown) and draws it then.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import Input
 
 from model.errors import KubehopError
@@ -20,6 +20,11 @@ from model.trace import Hop, Trace
 from tui.hopstyle import literal
 from tui.session import Session
 from tui.widgets.rules_view import RulesView, cached_index, index_rules
+
+
+def reaches_a_node(trace: Trace) -> bool:
+    """Whether any hop of `trace` is in a node's own namespace, where its rules are."""
+    return any(h.where.node is not None and h.where.netns == h.where.node for h in trace.hops)
 
 
 class RulesPane(Vertical):
@@ -39,14 +44,6 @@ class RulesPane(Vertical):
     }
     """
 
-    class Labelled(Message):
-        """The pane's tab label changed (a narrow terminal draws no borders: the tab names the node)."""
-
-        def __init__(self, label: str) -> None:
-            super().__init__()
-            self.label = label
-            """`Rules`, or `Rules: node`, with ` (pinned)` when pinned."""
-
     def __init__(
         self, session: Session, *, id: str | None = None, classes: str | None = None
     ) -> None:
@@ -57,21 +54,32 @@ class RulesPane(Vertical):
         """The node whose rules are shown regardless of the packet, None to follow it."""
         self._trace: Trace | None = None
         self._hop: Hop | None = None
-        self._label = "Rules"
+        self._start: str | None = None
+        self._ready = False
+        # Set on mount (`is_mounted` is set only after the mount handlers have run).
+        # The node `o` started from: after the last other node, back to following.
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter rules: text or chain (Esc clears)", id="rules-filter")
         yield RulesView(id="rules")
 
+    def on_mount(self) -> None:
+        self._ready = True
+        self._draw()
+
     @property
-    def node(self) -> str | None:
-        """The node whose rules go with the hop: its own, else the nearest hop's that has one."""
-        if self.pinned_node is not None:
-            return self.pinned_node
+    def followed(self) -> str | None:
+        """The node whose rules go with the hop: its own, else the nearest hop's that has one.
+
+        None when there are no nodes, or when the packet never reaches a node's
+        own namespace (it stays inside one pod: pods have no rules).
+        """
         trace, hop = self._trace, self._hop
         if trace is None or hop is None:
             nodes = self.session.cluster.nodes
             return nodes[0].name if nodes else None
+        if not reaches_a_node(trace):
+            return None
         if hop.where.node is not None:
             return hop.where.node
         before = trace.hops[: hop.seq][::-1]
@@ -81,29 +89,50 @@ class RulesPane(Vertical):
                 return other.where.node
         return None
 
+    @property
+    def node(self) -> str | None:
+        """The node whose rules are shown: the pinned one, else the one that goes with the hop."""
+        return self.pinned_node if self.pinned_node is not None else self.followed
+
+    @property
+    def label(self) -> str:
+        """The pane's tab label (a narrow terminal draws no borders: the tab names the node)."""
+        node = self.node
+        if node is None:
+            return "Rules" if not self.session.cluster.nodes else "Rules: none"
+        return f"Rules: {literal(node)}{' (pinned)' if self.pinned_node else ''}"
+
     def show(self, trace: Trace | None, hop: Hop | None) -> None:
         """Show the rules that go with `hop` of `trace` (None: no trace on show), as they are now."""
         self._trace, self._hop = trace, hop
         self._draw()
 
+    def follow(self) -> None:
+        """Follow the packet again (a new request starts there, whatever was pinned)."""
+        self.pinned_node = None
+        self._start = None
+
     def switch_node(self) -> None:
-        """Show the next node's rules; after the last node, follow the packet again."""
+        """Show the next node's rules; after every other node, follow the packet again."""
         names = [n.name for n in self.session.cluster.nodes]
         if not names:
             return
         if self.pinned_node is None:
-            current = self.node
-            position = names.index(current) if current in names else -1
-            self.pinned_node = names[(position + 1) % len(names)]
+            self._start = self.followed
+        current = self.node
+        position = names.index(current) if current in names else -1
+        following = names[(position + 1) % len(names)]
+        if following == self._start or (self._start is None and position == len(names) - 1):
+            self.follow()
         else:
-            position = names.index(self.pinned_node) if self.pinned_node in names else -1
-            self.pinned_node = names[position + 1] if position + 1 < len(names) else None
+            self.pinned_node = following
         self._draw()
 
     def scroll_to_match(self) -> None:
         """Bring the matched rule into view once laid out (a hidden pane has no height to scroll in)."""
-        rules = self.query_one(RulesView)
-        rules.call_after_refresh(rules.scroll_to_focus)
+        if self._ready:
+            rules = self.query_one(RulesView)
+            rules.call_after_refresh(rules.scroll_to_focus)
 
     # -- the filter -----------------------------------------------------------------------
 
@@ -113,13 +142,17 @@ class RulesPane(Vertical):
         field.add_class("-open")
         field.focus()
 
-    def close_filter(self) -> None:
-        """Clear and hide the filter, if open, and give the keys back to the rules."""
+    def close_filter(self) -> bool:
+        """Clear and hide the filter, if open, and give the keys back to the rules; True if it was open."""
+        if not self._ready:
+            return False
         field = self.query_one("#rules-filter", Input)
-        if field.has_class("-open"):
-            field.value = ""
-            field.remove_class("-open")
-            self.query_one(RulesView).focus()
+        if not field.has_class("-open"):
+            return False
+        field.value = ""
+        field.remove_class("-open")
+        self.query_one(RulesView).focus()
+        return True
 
     @on(Input.Changed, "#rules-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -133,22 +166,30 @@ class RulesPane(Vertical):
     # -- drawing --------------------------------------------------------------------------
 
     def _draw(self) -> None:
+        if not self._ready:
+            return  # drawn on mount
         node, hop = self.node, self._hop
         rules = self.query_one(RulesView)
         if node is None:
-            rules.show(None, "", None)
-            self.border_title = "Rules"
-            self._relabel("Rules")
+            trace = self._trace
+            stays = trace is not None and self.session.cluster.nodes and not reaches_a_node(trace)
+            self.border_title = "Rules · none for this request" if stays else "Rules"
+            self.border_subtitle = ""
+            rules.show(None, "", None, placeholder=self._why_no_rules())
             return
-        how = "pinned" if self.pinned_node else "following the packet"
-        self._relabel(f"Rules: {literal(node)}{' (pinned)' if self.pinned_node else ''}")
+        if self.pinned_node:
+            how = " (chosen: o for the next node)"
+        elif self._trace is not None:
+            how = " (following the packet)"
+        else:
+            how = ""
+        self.border_title = escape(f"Rules · {node}{how}")
         if self.session.big and not (
             self.session.rules_ready(node) and cached_index(self.session.rules_text(node))
         ):
             # Hundreds of thousands of lines: rendered off the event loop, so
             # stepping and the keys stay quick while the pane says what it waits for.
             rules.show(node, "", None, placeholder=f"Rendering {node}'s kube-proxy rules…")
-            self.border_title = escape(f"Rules · {node} ({how})")
             self.border_subtitle = "rendering…"
             self._render_rules(node)
             return
@@ -156,19 +197,28 @@ class RulesPane(Vertical):
             text = self.session.rules_text(node)
         except KubehopError as err:
             self.notify(escape(str(err)), severity="error")
+            rules.show(node, "", None, placeholder=f"kubehop cannot show {node}'s rules: {err}")
+            self.border_subtitle = ""
             return
         on_node = hop is not None and hop.where.node == node
         rules.show(node, text, hop if on_node else None)
-        self.border_title = escape(f"Rules · {node} ({how})")
         index = rules.index
         self.border_subtitle = escape(
             f"{rules.visible_rows:,}/{len(index.lines):,} lines · {index.rule_count:,} rules"
         )
 
-    def _relabel(self, label: str) -> None:
-        if label != self._label:
-            self._label = label
-            self.post_message(self.Labelled(label))
+    def _why_no_rules(self) -> str:
+        trace = self._trace
+        if not self.session.cluster.nodes:
+            return "This cluster has no nodes, so there are no rules to show."
+        if trace is not None and trace.hops:
+            where = trace.hops[0].where.netns.rsplit("/", 1)[-1]
+            return (
+                f"This request never leaves {where}'s network namespace, and a pod's namespace "
+                "has no iptables rules (the CNI sets none there): no node's rules see this "
+                "packet. Press o to look at a node's rules anyway."
+            )
+        return "No rules to show."
 
     @work(thread=True, exclusive=True, group="rules")
     def _render_rules(self, node: str) -> None:
@@ -176,7 +226,7 @@ class RulesPane(Vertical):
         try:
             index_rules(session.rules_text(node))
         except KubehopError as err:
-            self.app.call_from_thread(self.notify, escape(str(err)), severity="error")
+            self.app.call_from_thread(self._render_failed, node, str(err))
             return
         # Drawn with whatever hop and node are current by then.
         self.app.call_from_thread(self._rendered, node)
@@ -184,3 +234,11 @@ class RulesPane(Vertical):
     def _rendered(self, node: str) -> None:
         if self.node == node:
             self._draw()
+
+    def _render_failed(self, node: str, message: str) -> None:
+        self.notify(escape(message), severity="error")
+        if self.node == node:
+            self.query_one(RulesView).show(
+                node, "", None, placeholder=f"kubehop cannot show {node}'s rules: {message}"
+            )
+            self.border_subtitle = ""

@@ -1,40 +1,45 @@
 """The trace screen: cluster, rules, packet log, inspector and path map of one request.
 
-The screen lays out the panes (a grid when wide, tabs when narrow), shows a
-trace and steps it, and declares every key, so the footer, the help screen and
-the command palette read them in one place. Its parts each do one job: the
+The screen lays out the panes (tabs below 120 columns, a grid above, the
+rules given their own column from 170), shows a trace and steps it, and
+declares every key, so the footer, the help screen and the command palette
+read them in one place. On a narrow terminal a pane is mounted when first
+shown, so the first screen draws only the packet log. Its parts each do one job: the
 rules pane (`rules_pane`), playing (`player`), cluster edits (`cluster_edit`)
 and the real-kernel lab check (`lab_check`).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.markup import escape
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Header, Tab, Tabs
+from textual.widget import AwaitMount, Widget
+from textual.widgets import Header
 from textual.worker import Worker
 
 from model.errors import KubehopError
 from model.trace import Direction, Hop, Trace
-from tui.hopstyle import literal
+from tui.hopstyle import landmark, literal
 from tui.screens.cluster_edit import ClusterEditor
 from tui.screens.lab_check import LabCheck
 from tui.screens.player import Player
 from tui.screens.rules_pane import RulesPane
-from tui.session import Request, Session, Stepper, conntrack_view, presets
+from tui.session import Preset, Request, Session, Stepper, conntrack_view, presets
 from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
 from tui.widgets.inspector import PacketInspector
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.packet_log import PacketLog
+from tui.widgets.pane_tabs import PaneTabs
 from tui.widgets.path_map import PathMap
+from tui.widgets.rules_view import RulesView
 
 if TYPE_CHECKING:
     from tui.screens.pick import PickResult
@@ -49,7 +54,26 @@ PANES: tuple[tuple[str, str], ...] = (
     ("rules-pane", "Rules"),
     ("cluster", "Cluster"),
 )
-"""(pane id, tab label): the panes, in the order `v` cycles them on a narrow terminal."""
+"""(pane id, tab label): the panes, in the order `v` cycles them."""
+
+_GRID_ORDER = ("cluster", "rules-pane", "inspector", "log")
+"""The panes in the order the grid places them (app.tcss spans some over two cells)."""
+
+NARROW_BELOW = 120
+"""Below this many columns the panes are tabs, one shown at a time."""
+
+WIDE_FROM = 170
+"""From this many columns the rules get a column of their own, wide enough for a rule's
+target (`-j DNAT --to-destination 192.168.2.2:8080`) beside its chain; below it (medium)
+they share the top row with the cluster only, the packet and the log below them."""
+
+
+def _scenario_bindings() -> list[BindingType]:
+    # Named, so the help screen and the command palette say which scenario is which.
+    return [
+        Binding(p.key, f"scenario('{p.key}')", f"Scenario {p.key}: {p.title}", show=False)
+        for p in presets()
+    ]
 
 
 class TraceScreen(Screen[None]):
@@ -58,7 +82,7 @@ class TraceScreen(Screen[None]):
     AUTO_FOCUS = "#log"
     """The packet log has the keys first (focusing it once spares the footer a redraw)."""
 
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Screen declares it)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-medium"), (WIDE_FROM, "-wide")]  # noqa: RUF012 (Screen declares it)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n,right", "step", "Step"),
@@ -77,10 +101,7 @@ class TraceScreen(Screen[None]):
         Binding("G,end", "end", "End", show=False),
         Binding("greater_than_sign", "faster", "Faster", show=False),
         Binding("less_than_sign", "slower", "Slower", show=False),
-        Binding("1", "scenario('1')", "Scenario 1", show=False),
-        Binding("2", "scenario('2')", "Scenario 2", show=False),
-        Binding("3", "scenario('3')", "Scenario 3", show=False),
-        Binding("4", "scenario('4')", "Scenario 4", show=False),
+        *_scenario_bindings(),
         Binding("d", "delete_pod", "Delete pod", show=False),
         Binding("plus", "scale(1)", "Scale up", show=False),
         Binding("minus", "scale(-1)", "Scale down", show=False),
@@ -101,89 +122,198 @@ class TraceScreen(Screen[None]):
         self.furthest = 0
         """The furthest hop reached, the end of the packet log."""
         self.pane = PANES[0][0]
-        """The pane shown on a narrow terminal."""
+        """The pane shown on a narrow terminal (chosen there with `v`, a tab, `o`, `/` or an edit)."""
         self.lab_result: str = ""
         """How the real-kernel lab judged the trace on show ("" until checked)."""
         self.stale = False
         """The trace on show is from before an edit after which its request no longer traces."""
+        self.scenario: Preset | None = None
+        """The article's scenario on show (keys 1–4), None for a request of the user's own."""
         self.player = Player(self)
         """Plays the trace (space, `<`, `>`)."""
         self.editor = ClusterEditor(self)
         """Deletes and scales pods (`d`, `+`, `-`)."""
         self.lab = LabCheck(self)
         """Checks the trace on show in the real-kernel lab (`L`)."""
+        # The panes exist from the start and keep what they are told to show; on a
+        # narrow terminal each is mounted when first shown, so the first screen
+        # composes, styles and draws only the packet log.
+        self.packet_log = PacketLog(id="log", classes="pane -shown")
+        """The hops reached so far."""
+        self.packet_log.border_title = "Packet log"
+        self.inspector = PacketInspector(id="inspector", classes="pane")
+        """The packet before and after the hop."""
+        self.inspector.border_title = "Packet"
+        self.rules_pane = RulesPane(session, id="rules-pane", classes="pane")
+        """The rules of the packet's node, or of a chosen one."""
+        self.cluster_tree = ClusterTree(id="cluster", classes="pane")
+        """The cluster, the pod under its cursor what edits act on."""
+        self.cluster_tree.border_title = "Cluster"
+        self._panes: dict[str, Widget] = {
+            "log": self.packet_log,
+            "inspector": self.inspector,
+            "rules-pane": self.rules_pane,
+            "cluster": self.cluster_tree,
+        }
+        self._mounting: dict[str, AwaitMount] = {}
+        self._was_narrow = True
+        self._columns = ""
+        # The breakpoint's class from the start: set on the first resize, it
+        # would restyle every widget once more before the first frame.
+        width = self.app.size.width
+        if width:
+            for floor, name in reversed(self.HORIZONTAL_BREAKPOINTS):
+                if width >= floor:
+                    self.add_class(name)
+                    break
 
     # -- layout ---------------------------------------------------------------------------
 
+    @property
+    def narrow(self) -> bool:
+        """The panes are tabs, one shown at a time."""
+        return (self.size.width or self.app.size.width) < NARROW_BELOW
+
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="⇄")
-        yield Tabs(*(Tab(label, id=f"tab-{pane}") for pane, label in PANES), id="pane-tabs")
+        # A click shows the pane and gives it the keys; `v` is the keyboard's way.
+        yield PaneTabs(dict(PANES), active=self.pane, id="pane-tabs")
         yield PathMap(id="path")
+        self._was_narrow = self.narrow
         with Container(id="panes"):
-            cluster = ClusterTree(id="cluster", classes="pane")
-            cluster.border_title = "Cluster"
-            yield cluster
-            yield RulesPane(self.session, id="rules-pane", classes="pane")
-            inspector = PacketInspector(id="inspector", classes="pane")
-            inspector.border_title = "Packet"
-            yield inspector
-            # The log is the pane shown first on a narrow terminal.
-            log = PacketLog(id="log", classes="pane -shown")
-            log.border_title = "Packet log"
-            yield log
+            for name in _GRID_ORDER:
+                if not self._was_narrow or name == self.pane:
+                    yield self._panes[name]
         # The explanation grows with its text up to half the screen, and scrolls
         # past that (Tab focuses it for the arrow keys): a hop's note is where
         # the article and Linux disagree.
         with VerticalScroll(id="explanation-bar"):
             yield Explanation(id="explanation")
-        yield KeyFooter(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
-        self.query_one(ClusterTree).show(self.session.cluster)
-        self.show_pane(self.pane)
+        self.cluster_tree.show(self.session.cluster)
+        self._mark_shown()
+        explanation = self.query_one(Explanation)
+        if not self.session.cluster.nodes:
+            explanation.hint = (
+                "This cluster has no nodes, so there is nothing to trace: kubehop needs the "
+                "nodes (kubectl get nodes,pods,services,endpointslices -A -o yaml > cluster.yaml,"
+                " then kubehop --cluster cluster.yaml)."
+            )
+            self.notify(
+                "This cluster has no nodes: there is nothing to trace.",
+                title="Empty cluster",
+                severity="warning",
+                timeout=10,
+            )
+        elif not self._presets_here():
+            explanation.hint = "Press p to pick a source and destination."
         if self.request is not None:
-            self.load(self.request)
+            # A request the app was started with is a scenario if it is one's.
+            preset = next((p for p in presets() if p.request == self.request), None)
+            self.load(self.request, scenario=preset)
         else:
-            self.query_one(RulesPane).show(None, None)
+            self.redraw_rules()
             self._update_title()
 
-    def on_resize(self) -> None:
-        # The .tcss gives the cluster column 34 cells; past 160 columns it
-        # takes half of the extra width (up to 48 cells), so long pod names
-        # keep their IPs and NodePorts in view and the rules keep the rest.
-        cluster = max(34, min(48, 34 + (self.size.width - 160) // 2))
-        grid = self.query_one("#panes").styles
-        if grid.grid_columns and grid.grid_columns[0].value != cluster:
-            grid.grid_columns = f"{cluster} 1fr 56"
+    async def on_resize(self) -> None:
+        narrow = self.narrow
+        if not narrow:
+            for name in _GRID_ORDER:
+                await self._ensure_pane(name)
+            width = self.size.width
+            grid = self.query_one("#panes").styles
+            if width >= WIDE_FROM:
+                # Past the breakpoint the cluster column takes half of the extra
+                # width (up to 48 cells), so long pod names keep their IPs and
+                # NodePorts in view and the rules keep the rest.
+                cluster = max(34, min(48, 34 + (width - WIDE_FROM) // 2))
+                columns = f"{cluster} 1fr 56"
+            else:
+                columns = "34 30 1fr"
+            if columns != self._columns:
+                self._columns = columns
+                grid.grid_columns = columns
+        if narrow and not self._was_narrow:
+            # Back to tabs: the pane shown is the one last chosen on a narrow
+            # terminal, and the keys follow it if they were in a pane now hidden.
+            self._mark_shown()
+            focused = self.focused
+            if focused is None or self._pane_of(focused) not in (None, self.pane):
+                self._focus_target(self.pane).focus()
+        self._was_narrow = narrow
 
-    def show_pane(self, pane: str) -> None:
-        """Show `pane` (a PANES id): on a narrow terminal it alone, its tab active."""
-        self.pane = pane
-        for name, _ in PANES:
-            self.query_one(f"#{name}").set_class(name == pane, "-shown")
-        tabs = self.query_one(Tabs)
-        if tabs.active != f"tab-{pane}":
-            tabs.active = f"tab-{pane}"
+    async def _ensure_pane(self, name: str) -> Widget:
+        """The pane `name`, mounted (on a narrow terminal, panes are mounted when first shown)."""
+        widget = self._panes[name]
+        pending = self._mounting.get(name)
+        if pending is None and widget.parent is None:
+            later = [
+                self._panes[other]
+                for other in _GRID_ORDER[_GRID_ORDER.index(name) + 1 :]
+                if self._panes[other].parent is not None
+            ]
+            panes = self.query_one("#panes")
+            pending = panes.mount(widget, before=later[0]) if later else panes.mount(widget)
+            self._mounting[name] = pending
+        if pending is not None:
+            await pending
+            self._mounting.pop(name, None)
+        return widget
+
+    def _mark_shown(self) -> None:
+        """Show the narrow terminal's pane, its tab highlighted."""
+        for name, widget in self._panes.items():
+            widget.set_class(name == self.pane, "-shown")
+        self.query_one(PaneTabs).active = self.pane
+
+    def _focus_target(self, pane: str) -> Widget:
+        """The widget of `pane` that takes the keys."""
+        if pane == "rules-pane" and self.rules_pane.is_mounted:
+            return self.rules_pane.query_one(RulesView)
+        return self._panes[pane]
+
+    def _pane_of(self, widget: Widget) -> str | None:
+        """The pane `widget` is in, if any."""
+        for name, pane in self._panes.items():
+            if widget is pane or pane in widget.ancestors:
+                return name
+        return None
+
+    async def show_pane(self, pane: str, *, focus: bool = True) -> None:
+        """Show `pane` (a PANES id) and, with `focus`, give it the keys.
+
+        On a narrow terminal the pane is shown alone, its tab highlighted, and
+        stays the narrow pane; on a wider one every pane is on show already.
+        """
+        await self._ensure_pane(pane)
+        if self.narrow:
+            self.pane = pane
+            self._mark_shown()
+        if focus:
+            self._focus_target(pane).focus()
         if pane == "rules-pane":
             # A pane just shown had no height to scroll in.
-            self.query_one(RulesPane).scroll_to_match()
+            self.rules_pane.scroll_to_match()
 
-    @on(Tabs.TabActivated, "#pane-tabs")
-    def _tab_activated(self, event: Tabs.TabActivated) -> None:
-        event.stop()
-        if event.tab.id is not None:
-            self.show_pane(event.tab.id.removeprefix("tab-"))
+    @on(PaneTabs.Chosen)
+    async def _tab_chosen(self, event: PaneTabs.Chosen) -> None:
+        await self.show_pane(event.pane)
 
-    @on(RulesPane.Labelled)
-    def _rules_labelled(self, event: RulesPane.Labelled) -> None:
-        tab = self.query_one("#tab-rules-pane", Tab)
-        if str(tab.label) != event.label:
-            tab.label = Text(event.label)
+    def _update_rules_tab(self) -> None:
+        self.query_one(PaneTabs).set_label("rules-pane", self.rules_pane.label)
+
+    def redraw_rules(self) -> None:
+        """Show the rules that go with the hop on show, as they are now (after an edit)."""
+        self.rules_pane.show(self.trace, self.hop)
+        self._update_rules_tab()
 
     # -- showing a trace ------------------------------------------------------------------
 
-    def load(self, request: Request) -> bool:
-        """Trace `request` and show its first hop; on a bad request, say why and keep the old.
+    def load(self, request: Request, *, scenario: Preset | None = None) -> bool:
+        """Trace `request` (`scenario`'s, if one) and show its first hop; on a bad request,
+        say why and keep the old.
 
         On a big cluster the trace runs in a worker (False until it is shown).
         """
@@ -193,54 +323,94 @@ class TraceScreen(Screen[None]):
                 f"Tracing {request.describe()}: the first trace through a node renders and "
                 "parses its kube-proxy rules, which takes a while at this scale…"
             )
-            self._trace_in_worker(request)
+            self._trace_in_worker(request, scenario)
             return False
         try:
             trace = self.session.trace(request)
         except KubehopError as err:
             self.notify(escape(str(err)), title="Cannot trace", severity="error")
             return False
-        self.show_trace(request, trace)
+        self.show_trace(request, trace, scenario=scenario)
         return True
 
     @work(thread=True, exclusive=True, group="trace")
-    def _trace_in_worker(self, request: Request) -> None:
+    def _trace_in_worker(self, request: Request, scenario: Preset | None) -> None:
         try:
             trace = self.session.trace(request)
         except KubehopError as err:
             self.app.call_from_thread(self._trace_failed, str(err))
             return
-        self.app.call_from_thread(self.show_trace, request, trace)
+        self.app.call_from_thread(partial(self.show_trace, request, trace, scenario=scenario))
 
     def _trace_failed(self, message: str) -> None:
         self.query_one(Explanation).waiting = ""
         self.notify(escape(message), title="Cannot trace", severity="error")
 
-    def show_trace(self, request: Request, trace: Trace, index: int = 0) -> None:
-        """Show `trace` from hop `index`."""
+    def show_trace(
+        self,
+        request: Request,
+        trace: Trace,
+        index: int = 0,
+        *,
+        scenario: Preset | None = None,
+        retrace: bool = False,
+    ) -> None:
+        """Show `trace` (of `scenario`, if one) from hop `index`.
+
+        A new request's rules follow the packet; a `retrace` (the same request
+        after an edit) keeps its scenario, the node chosen with `o` and the hops
+        listed so far.
+        """
         self.player.stop()
         self.query_one(Explanation).waiting = ""
+        furthest = min(self.furthest, len(trace.hops) - 1) if retrace else 0
         self.request = request
         self.trace = trace
         self.lab_result = ""
         self.stale = False
         self.stepper = Stepper(trace)
-        self.furthest = self.stepper.seek(index).seq
+        self.furthest = max(furthest, self.stepper.seek(index).seq)
+        if not retrace:
+            self.scenario = scenario
+            self.rules_pane.follow()
         self._update_title()
         self._draw()
+
+    def _presets_here(self) -> bool:
+        return all(self.session.has_source(p.request) for p in presets())
 
     def _update_title(self) -> None:
         if self.trace is None or self.request is None:
             self.title = "kubehop"
-            keys = "p or 1–4" if all(self.session.has_source(p.request) for p in presets()) else "p"
-            self.sub_title = f"{len(self.session.cluster.nodes)} nodes · press {keys}"
+            nodes = len(self.session.cluster.nodes)
+            if not nodes:
+                self.sub_title = "no nodes: nothing to trace"
+                return
+            keys = "p or 1–4" if self._presets_here() else "p"
+            self.sub_title = f"{nodes} node{'s' if nodes != 1 else ''} · press {keys}"
             return
         trace = self.trace
         endpoint = f" → {trace.endpoint}" if trace.endpoint else ""
+        preset = self.scenario
+        if endpoint and preset is not None and preset.request.pick:
+            # The article's case, not kube-proxy's random choice: say so.
+            endpoint += " (endpoint chosen for this scenario)"
         lab = f" · {self.lab_result}" if self.lab_result else ""
         stale = "⚠ before the last edit · " if self.stale else ""
         self.title = self.request.describe()
         self.sub_title = f"{stale}{trace.verdict.value}{endpoint} · seed {trace.seed}{lab}"
+
+    def _scenario_note(self, hop: Hop) -> str:
+        """At the hop where a scenario's chosen endpoint is taken, why it is always that one."""
+        preset, trace = self.scenario, self.trace
+        if preset is None or trace is None or not preset.request.pick:
+            return ""
+        if hop.seq != landmark(trace, "dnat"):
+            return ""
+        return (
+            f"Scenario {preset.key} always takes {preset.request.pick}, to show the article's "
+            "case; kube-proxy itself picks at random (s sends many requests and charts them)."
+        )
 
     @property
     def index(self) -> int:
@@ -272,48 +442,66 @@ class TraceScreen(Screen[None]):
         path.bridge = self.session.cluster.cni.bridge
         path.index = hop.seq
         path.trace = trace
-        self.query_one(PacketLog).show(trace, hop.seq, self.furthest)
-        self.query_one(PacketInspector).show(hop, conntrack_view(trace, hop.seq))
+        self.packet_log.show(trace, hop.seq, self.furthest)
+        self.inspector.show(hop, conntrack_view(trace, hop.seq))
         explanation = self.query_one(Explanation)
         explanation.trace = trace
         explanation.hop = hop
+        explanation.aside = self._scenario_note(hop)
         self.query_one("#explanation-bar").scroll_home(animate=False)
-        self.query_one(RulesPane).show(trace, hop)
+        self.redraw_rules()
 
     # -- stepping -------------------------------------------------------------------------
+
+    def _untraced(self) -> bool:
+        """With no trace on show, say what to do instead (True); else False."""
+        if self.stepper is not None:
+            return False
+        if self.query_one(Explanation).waiting:
+            self.notify("Still tracing: the hops are shown as soon as the trace is done.")
+        elif not self.session.cluster.nodes:
+            self.notify("This cluster has no nodes: there is nothing to trace.", severity="warning")
+        else:
+            keys = "p, or 1–4 for the article's scenarios" if self._presets_here() else "p"
+            self.notify(f"Pick a request first: press {keys}.", severity="warning")
+        return True
 
     def action_step(self) -> None:
         """Next hop."""
         self.player.stop()
-        if self.stepper is not None:
-            self.stepper.forward()
-            self.show_current()
+        if self._untraced() or self.stepper is None:
+            return
+        self.stepper.forward()
+        self.show_current()
 
     def action_back(self) -> None:
         """Previous hop."""
         self.player.stop()
-        if self.stepper is not None:
-            self.stepper.back()
-            self.show_current()
+        if self._untraced() or self.stepper is None:
+            return
+        self.stepper.back()
+        self.show_current()
 
     def action_start(self) -> None:
         """First hop."""
         self.player.stop()
-        if self.stepper is not None:
-            self.stepper.to_start()
-            self.show_current()
+        if self._untraced() or self.stepper is None:
+            return
+        self.stepper.to_start()
+        self.show_current()
 
     def action_end(self) -> None:
         """Last hop."""
         self.player.stop()
-        if self.stepper is not None:
-            self.stepper.to_end()
-            self.show_current()
+        if self._untraced() or self.stepper is None:
+            return
+        self.stepper.to_end()
+        self.show_current()
 
     def action_reply(self) -> None:
         """First hop of the reply."""
         self.player.stop()
-        if self.stepper is None or self.trace is None:
+        if self._untraced() or self.stepper is None or self.trace is None:
             return
         if not any(h.direction is Direction.REPLY for h in self.trace.hops):
             self.notify(
@@ -331,7 +519,8 @@ class TraceScreen(Screen[None]):
 
     def action_play(self) -> None:
         """Play from the current hop."""
-        self.player.play()
+        if not self._untraced():
+            self.player.play()
 
     def action_pause(self) -> None:
         """Pause playing."""
@@ -372,7 +561,7 @@ class TraceScreen(Screen[None]):
                 )
                 self.notify(f"{why} Press p to pick a flow.", severity="warning")
                 return
-            self.load(preset.request)
+            self.load(preset.request, scenario=preset)
             return
 
     def action_pick(self) -> None:
@@ -392,38 +581,47 @@ class TraceScreen(Screen[None]):
 
     # -- rules pane -----------------------------------------------------------------------
 
-    def action_switch_node(self) -> None:
+    async def action_switch_node(self) -> None:
         """Show the next node's rules; after the last node, follow the packet again."""
-        self.query_one(RulesPane).switch_node()
-        self.show_pane("rules-pane")
+        nodes = self.session.cluster.nodes
+        if not nodes:
+            self.notify("This cluster has no nodes, so no rules.", severity="warning")
+            return
+        if len(nodes) == 1 and self.rules_pane.node == nodes[0].name:
+            self.notify(f"{escape(literal(nodes[0].name))} is the only node.")
+        else:
+            self.rules_pane.switch_node()
+            self._update_rules_tab()
+        if self.narrow:
+            await self.show_pane("rules-pane")
 
-    def action_filter(self) -> None:
+    async def action_filter(self) -> None:
         """Filter the rules by text or chain."""
-        self.show_pane("rules-pane")
-        self.query_one(RulesPane).open_filter()
+        await self.show_pane("rules-pane", focus=False)
+        self.rules_pane.open_filter()
 
     def key_escape(self) -> None:
-        self.query_one(RulesPane).close_filter()
+        self.rules_pane.close_filter()
 
-    # -- panes on a narrow terminal -------------------------------------------------------
+    # -- panes ----------------------------------------------------------------------------
 
-    def action_next_pane(self) -> None:
-        """Show the next pane (on a narrow terminal the panes are tabs)."""
+    async def action_next_pane(self) -> None:
+        """Show the next pane and give it the keys (a narrow terminal shows one at a time)."""
         names = [name for name, _ in PANES]
-        pane = names[(names.index(self.pane) + 1) % len(names)]
-        self.show_pane(pane)
-        focus = self.query_one("#rules" if pane == "rules-pane" else f"#{pane}")
-        focus.focus()
+        current = self.pane
+        if not self.narrow and self.focused is not None:
+            current = self._pane_of(self.focused) or current
+        await self.show_pane(names[(names.index(current) + 1) % len(names)])
 
     # -- editing the cluster --------------------------------------------------------------
 
-    def action_delete_pod(self) -> None:
+    async def action_delete_pod(self) -> None:
         """Delete the pod under the cursor in the cluster pane."""
-        self.editor.delete_pod()
+        await self.editor.delete_pod()
 
-    def action_scale(self, delta: int) -> None:
+    async def action_scale(self, delta: int) -> None:
         """Scale the ReplicaSet of the pod under the cursor."""
-        self.editor.scale(delta)
+        await self.editor.scale(delta)
 
     def mark_stale(self) -> None:
         """Say in the title that the trace on show predates an edit after which it fails."""
@@ -433,7 +631,7 @@ class TraceScreen(Screen[None]):
     def action_spread(self) -> None:
         """Send N requests and chart where they went."""
         if self.request is None:
-            self.notify("Pick a request first (p, or 1–4).", severity="warning")
+            self._untraced()
             return
         from tui.screens.spread import SpreadScreen
 
@@ -453,7 +651,8 @@ class TraceScreen(Screen[None]):
 
     def action_verify(self) -> None:
         """Send the request for real in the lab (`kubehop lab up`) and compare with the trace."""
-        self.lab.check()
+        if not self._untraced():
+            self.lab.check()
 
     def show_lab_result(self, result: str) -> None:
         """Say in the title how the lab judged the trace on show."""

@@ -42,14 +42,25 @@ class ClusterTree(Tree[Item]):
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__("cluster", id=id, classes=classes)
+        # A Text, not a str: a str label is parsed as markup, which loads Rich's emoji table.
+        super().__init__(Text("cluster"), id=id, classes=classes)
         self.show_root = False
         self.guide_depth = 2
         self._cluster: Cluster | None = None
+        self._to_show: Cluster | None = None
+        self._ready = False
+        # Set on mount (`is_mounted` is set only after the mount handlers have run).
+
+    def on_mount(self) -> None:
+        self._ready = True
+        if self._to_show is not None:
+            self.show(self._to_show)
 
     @property
     def selected_pod(self) -> Pod | None:
         """The pod under the cursor (a container selects its pod)."""
+        if not self._ready:
+            return None
         node = self.cursor_node
         while node is not None:
             if isinstance(node.data, Pod):
@@ -59,6 +70,10 @@ class ClusterTree(Tree[Item]):
 
     def show(self, cluster: Cluster) -> None:
         """Show `cluster`, keeping open the branches that were open and the cursor's pod."""
+        if not self._ready:
+            self._to_show = cluster  # shown when mounted (a narrow terminal's hidden tab)
+            return
+        self._to_show = None
         if cluster is self._cluster:
             return
         was_open = {self._key(n) for n in self._walk(self.root) if n.is_expanded}

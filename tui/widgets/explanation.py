@@ -46,6 +46,13 @@ class Explanation(Widget):
     """The trace the hop belongs to (for the verdict on its last hop)."""
     waiting: reactive[str] = reactive("", layout=True)
     """What the screen is busy with (a trace on a big cluster), shown instead; "" when idle."""
+    hint: reactive[str] = reactive(
+        "Press p to pick a source and destination, or 1–4 for the article's scenarios.",
+        layout=True,
+    )
+    """What to do, shown while there is no hop."""
+    aside: reactive[str] = reactive("", layout=True)
+    """The app's own note on this hop (a scenario's chosen endpoint), after the hop's."""
 
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(name, partial=True, default=Style())
@@ -55,9 +62,7 @@ class Explanation(Widget):
             return Text(f"⏳ {literal(self.waiting)}")
         hop = self.hop
         if hop is None:
-            return Text(
-                "Press p to pick a source and destination, or 1–4 for the article's scenarios."
-            )
+            return Text(literal(self.hint))
         text = Text()
         text.append(f"{badge(hop).text().rstrip()}  ", self._style("-badge"))
         text.append(literal(hop.sentence))
@@ -71,4 +76,7 @@ class Explanation(Widget):
         if hop.note:
             text.append("\nNote: ", self._style("-note"))
             text.append(literal(hop.note))
+        if self.aside:
+            text.append("\nNote: ", self._style("-note"))
+            text.append(literal(self.aside))
         return text

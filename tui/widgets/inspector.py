@@ -10,7 +10,6 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.containers import VerticalScroll
-from textual.reactive import reactive
 from textual.widgets import Static
 
 from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet
@@ -89,13 +88,38 @@ def walk_line(walk: TableWalk) -> str:
 
 
 class PacketInspector(VerticalScroll):
-    """L2/L3/L4 fields before and after the hop, the conntrack entry, the tables walked."""
+    """L2/L3/L4 fields before and after the hop, the conntrack entry, the tables walked.
+
+    Each part is its own line of widgets, so when the pane is too short for them
+    all (80×24) a line at the bottom names the parts below the fold.
+    """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"-heading", "-layer", "-changed", "-same", "-dim"}
 
     DEFAULT_CSS = """
     PacketInspector {
         padding: 0 1;
+        /* The line at the bottom says what is below; a scrollbar beside the
+           explanation's would read as two. */
+        scrollbar-size-vertical: 0;
+    }
+
+    PacketInspector > Static {
+        width: 1fr;
+    }
+
+    PacketInspector > #inspector-more {
+        dock: bottom;
+        display: none;
+        height: 1;
+        background: $boost;
+        color: $text-muted;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+
+    PacketInspector > #inspector-more.-shown {
+        display: block;
     }
 
     PacketInspector > .-heading {
@@ -122,34 +146,104 @@ class PacketInspector(VerticalScroll):
     }
     """
 
-    hop: reactive[Hop | None] = reactive(None)
-    """The hop inspected."""
-
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
+        self.hop: Hop | None = None
+        """The hop inspected."""
         self._conntrack: ConntrackView | None = None
+        self._ready = False
+        # Set on mount (`is_mounted` is set only after the mount handlers have run).
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static(id="inspector-body")
+        yield Static(id="inspector-conntrack")
+        yield Static(id="inspector-tables")
+        yield Static(id="inspector-decision")
+        yield Static(id="inspector-more")
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self._draw()
 
     def show(self, hop: Hop, conntrack: ConntrackView) -> None:
         """Inspect `hop`, whose netns's conntrack entry the core gives as `conntrack`."""
+        self.hop = hop
         self._conntrack = conntrack
-        if hop == self.hop:
-            self.watch_hop()
-        else:
-            self.hop = hop
-
-    def watch_hop(self) -> None:
-        if self.is_mounted:
-            self.query_one("#inspector-body", Static).update(self._render_hop())
+        self._draw()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self.watch_hop()
+        self._draw()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._say_what_is_below()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._say_what_is_below)
 
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(name, partial=True, default=Style())
+
+    def _draw(self) -> None:
+        if not self._ready:
+            return  # drawn on mount
+        hop = self.hop
+        parts: dict[str, RenderableType | None] = {
+            "#inspector-body": self._render_hop(),
+            "#inspector-conntrack": None,
+            "#inspector-tables": None,
+            "#inspector-decision": None,
+        }
+        if hop is not None:
+            view = self._conntrack
+            if view is None:  # shown without a trace: the hop's own entry
+                view = _AsItStands(hop.conntrack, hop.conntrack)
+            parts["#inspector-conntrack"] = self._conntrack_part(view)
+            if hop.tables:
+                parts["#inspector-tables"] = Group(
+                    Text("Tables walked", self._style("-heading")),
+                    *(Text(literal(walk_line(w))) for w in hop.tables),
+                )
+            if hop.detail:
+                parts["#inspector-decision"] = Group(
+                    Text("Decision", self._style("-heading")), Text(literal(hop.detail))
+                )
+        for selector, part in parts.items():
+            widget = self.query_one(selector, Static)
+            widget.display = part is not None
+            if part is not None:
+                widget.update(part)
+        self.call_after_refresh(self._say_what_is_below)
+
+    def _say_what_is_below(self) -> None:
+        """Name the parts whose first line is below the fold (`↓ Conntrack · Decision`)."""
+        if not self._ready:
+            return
+        more = self.query_one("#inspector-more", Static)
+        # The line itself covers the last row.
+        bottom = self.scroll_y + self.scrollable_content_region.height - 1
+        below = [
+            name
+            for selector, name in (
+                ("#inspector-conntrack", self._conntrack_title()),
+                ("#inspector-tables", "Tables walked"),
+                ("#inspector-decision", "Decision"),
+            )
+            if (part := self.query_one(selector)).display and part.virtual_region.y >= bottom
+        ]
+        # At the end, the last row must not stay covered.
+        shown = self.scroll_y < self.max_scroll_y
+        more.set_class(shown, "-shown")
+        if shown:
+            what = f"below: {' · '.join(below)}" if below else "more below"
+            more.update(Text(f"↓ {what}", no_wrap=True))
+
+    def _conntrack_title(self) -> str:
+        entry = self._conntrack.after if self._conntrack is not None else None
+        if entry is None:
+            return "Conntrack"
+        return f"Conntrack {_state(entry)}"
 
     def _render_hop(self) -> RenderableType:
         hop = self.hop
@@ -174,18 +268,7 @@ class PacketInspector(VerticalScroll):
                 fields.add_row(
                     layer, Text(f"  {label}"), Text(before), Text(after, self._style("-same"))
                 )
-        parts: list[RenderableType] = [heading, fields]
-        view = self._conntrack
-        if view is None:  # shown without a trace: the hop's own entry
-            view = _AsItStands(hop.conntrack, hop.conntrack)
-        parts.append(self._conntrack_part(view))
-        if hop.tables:
-            parts.append(Text("Tables walked", self._style("-heading")))
-            parts.extend(Text(literal(walk_line(w))) for w in hop.tables)
-        if hop.detail:
-            parts.append(Text("Decision", self._style("-heading")))
-            parts.append(Text(literal(hop.detail)))
-        return Group(*parts)
+        return Group(heading, fields)
 
     def _conntrack_part(self, view: ConntrackView) -> RenderableType:
         changed, same = self._style("-changed"), Style()

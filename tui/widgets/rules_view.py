@@ -7,6 +7,7 @@ rows on screen. Nothing is built per rule up front except one index entry.
 
 from __future__ import annotations
 
+import textwrap
 from bisect import bisect_left
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -25,8 +26,8 @@ from model.netfilter import RuleRef
 from model.trace import Hop
 from tui.hopstyle import literal
 
-_GUTTER = 8
-"""Cells before each line: a walk marker and the rule number."""
+_MIN_DIGITS = 2
+"""The rule number's column is at least this wide, so the chains line up from node to node."""
 
 _CHAIN_CAP = 28
 """Chain names wider than this push their rule's columns right."""
@@ -50,11 +51,23 @@ class RuleIndex:
     row_of: dict[tuple[str, str, int], int]
     """(table, chain, number) → line number."""
     width: int
-    """The widest line, in characters."""
+    """The widest line as drawn, in characters (without the gutter)."""
     rule_count: int
     """How many `-A` lines there are."""
     chain_width: int
     """The column width for chain names (the longest, capped)."""
+    number_width: int = _MIN_DIGITS
+    """The column width for rule numbers (the most digits)."""
+
+    @property
+    def gutter(self) -> int:
+        """Cells before each line: a walk marker, the rule number and a space."""
+        return self.number_width + 2
+
+    @property
+    def row_width(self) -> int:
+        """The widest row as the view draws it (chain, target, then the matches)."""
+        return self.gutter + self.width
 
 
 _INDEXES: OrderedDict[int, tuple[str, RuleIndex]] = OrderedDict()
@@ -88,6 +101,9 @@ def _index(text: str) -> RuleIndex:
     row_of: dict[tuple[str, str, int], int] = {}
     counters: dict[tuple[str, str], int] = {}
     table = ""
+    # Widths as drawn: a rule's `-A CHAIN ` becomes a chain column, and its
+    # target and matches follow with one more space between them.
+    other_width = rest_width = rule_width = 0
     for row, line in enumerate(lines):
         chain = ""
         number = 0
@@ -98,20 +114,27 @@ def _index(text: str) -> RuleIndex:
             number = counters.get(key, 0) + 1
             counters[key] = number
             row_of[(table, chain, number)] = row
-        elif line.startswith("*"):
-            table = line[1:].strip()
+            rest_width = max(rest_width, len(line) - 4 - len(chain))
+            rule_width = max(rule_width, len(line) - 4)
+        else:
+            if line.startswith("*"):
+                table = line[1:].strip()
+            other_width = max(other_width, len(line))
         tables.append(table)
         chains.append(chain)
         numbers.append(number)
+    chain_width = min(_CHAIN_CAP, max((len(c) for _, c in counters), default=0))
+    widest_rule = max(chain_width + rest_width, rule_width) + 2 if row_of else 0
     return RuleIndex(
         lines=lines,
         tables=tuple(tables),
         chains=tuple(chains),
         numbers=tuple(numbers),
         row_of=row_of,
-        width=max((len(line) for line in lines), default=0),
+        width=max(other_width, widest_rule),
         rule_count=len(row_of),
-        chain_width=min(_CHAIN_CAP, max((len(c) for _, c in counters), default=0)),
+        chain_width=chain_width,
+        number_width=max(_MIN_DIGITS, len(str(max(counters.values(), default=0)))),
     )
 
 
@@ -160,12 +183,22 @@ class RulesView(ScrollView, can_focus=True):
         "-walked",
         "-matched",
         "-target",
+        "-message",
     }
 
     DEFAULT_CSS = """
     RulesView {
         height: 1fr;
         background: $surface;
+        scrollbar-size-vertical: 1;
+        /* A cut line ends in "…" instead: the rule's target comes first, and
+           the full rule is in the Packet pane's Decision. */
+        scrollbar-size-horizontal: 0;
+    }
+
+    RulesView > .-message {
+        color: $text-muted;
+        text-style: italic;
     }
 
     RulesView > .-table {
@@ -221,7 +254,7 @@ class RulesView(ScrollView, can_focus=True):
         self.focus_row: int | None = None
         """The line number of the decisive matched rule, scrolled into view."""
         self.placeholder = ""
-        """Shown while there is no text (`Rendering node-a's rules…`)."""
+        """Shown while there is no text (`Rendering node-a's rules…`), wrapped to the width."""
 
     @property
     def index(self) -> RuleIndex:
@@ -305,8 +338,19 @@ class RulesView(ScrollView, can_focus=True):
         self._rows = [row for row, line in enumerate(self._index.lines) if needle in line.lower()]
 
     def _update_size(self) -> None:
-        index = self._index
-        self.virtual_size = Size(index.width + index.chain_width + _GUTTER, self.visible_rows)
+        self.virtual_size = Size(self._index.row_width, self.visible_rows)
+
+    @property
+    def message(self) -> str:
+        """What the view says instead of rules: the placeholder, or that the filter matched none."""
+        if self.visible_rows:
+            return ""
+        if self.filter_text.strip() and self._index.lines:
+            return (
+                f"No line of {self.node or 'these rules'} contains "
+                f"“{self.filter_text.strip()}”. Esc clears the filter."
+            )
+        return self.placeholder
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -318,20 +362,29 @@ class RulesView(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         base = self.rich_style
         if position >= self.visible_rows:
-            if position == 0 and self.placeholder:
-                line = Strip([Segment(f"  {literal(self.placeholder)}", base)])
-                return line.crop_extend(0, width, base)
+            lines = textwrap.wrap(literal(self.message), max(10, width - 4)) if y < 10 else []
+            if y < len(lines):
+                style = base + self.get_component_rich_style("-message")
+                return Strip([Segment(f"  {lines[y]}", style)]).crop_extend(0, width, base)
             return Strip.blank(width, base)
         row = position if self._rows is None else self._rows[position]
         key = (row, scroll_x, width)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        strip = self._render_row(row, base).crop_extend(scroll_x, scroll_x + width, None)
+        strip, length = self._render_row(row, base)
+        if length > scroll_x + width and width > 1:
+            # Cut: say so where the eye stops, as a terminal pager does.
+            segments = list(strip.crop(scroll_x, scroll_x + width - 1))
+            ellipsis = Segment("…", segments[-1].style if segments else base)
+            strip = Strip([*segments, ellipsis], width)
+        else:
+            strip = strip.crop_extend(scroll_x, scroll_x + width, None)
         self._cache[key] = strip
         return strip
 
-    def _render_row(self, row: int, base: Style) -> Strip:
+    def _render_row(self, row: int, base: Style) -> tuple[Strip, int]:
+        """The row drawn, and its length before padding to the pane's edge."""
         index = self._index
         line = literal(index.lines[row])
         number = index.numbers[row]
@@ -351,7 +404,9 @@ class RulesView(ScrollView, can_focus=True):
             elif self._marks is not None and self._marks.walked(table, chain, number):
                 line_style = base + self.get_component_rich_style("-walked")
                 marker = "│"
-            gutter = Segment(f"{marker}{number:>6} ", line_style + style("-number"))
+            gutter = Segment(
+                f"{marker}{number:>{index.number_width}} ", line_style + style("-number")
+            )
             # Columns: chain, target, then the matches, so the target (the part
             # that says what happens) stays in view however long the matches are.
             rest = line[4 + len(chain) :]
@@ -372,7 +427,9 @@ class RulesView(ScrollView, can_focus=True):
                 line_style = base + style("-decl")
             elif line.startswith(("COMMIT", "#")):
                 line_style = base + style("-commit")
-            segments = [Segment(" " * _GUTTER, line_style), Segment(line, line_style)]
+            segments = [Segment(" " * index.gutter, line_style), Segment(line, line_style)]
         strip = Strip(segments)
         # A marked line is styled to the pane's edge, so the highlight reads as a bar.
-        return strip.extend_cell_length(max(self.virtual_size.width, self.size.width), line_style)
+        length = strip.cell_length
+        width = max(self.virtual_size.width, self.size.width)
+        return strip.extend_cell_length(width, line_style), length
