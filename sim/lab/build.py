@@ -55,6 +55,7 @@ from sim.lab.netns import (
 )
 from sim.lab.state import LabState
 from sim.proxy.iptables.sync import sync
+from sim.proxy.nftables import RenderedNftRules
 
 NODE_NET_BRIDGE = "br0"
 """The bridge in `kh-<id>-net` that the nodes' and clients' eth0 plug into."""
@@ -280,7 +281,10 @@ class _Builder:
             if topo.node is not None and topo.netfilter:
                 node = self.cluster.node(topo.node)
                 assert node is not None
-                if sync(self.cluster, node).localhost_nodeports:
+                # nftables mode serves no localhost NodePorts and sets no sysctl for them.
+                iptables_mode = not isinstance(node_rules(self.cluster, node.name),
+                                               RenderedNftRules)  # fmt: skip
+                if iptables_mode and sync(self.cluster, node).localhost_nodeports:
                     # kube-proxy sets this when NodePorts answer on 127.0.0.1.
                     set_sysctl(name, "net.ipv4.conf.all.route_localnet", "1")
 
@@ -438,6 +442,15 @@ class _Builder:
             )
             text = nfacct.without_nfacct(text)
         in_netns(name, ["iptables-restore", "-w", "5"], stdin=text)
+        if isinstance(rules, RenderedNftRules):
+            # nftables mode: kube-proxy's table, made by the transaction kube-proxy
+            # hands nft, after kubelet's iptables rules as on a node.
+            if shutil.which("nft") is None:
+                raise LabUnavailable(
+                    "this cluster's kube-proxy runs in nftables mode, and the lab needs nft to"
+                    " load its table (Debian/Ubuntu: apt-get install nftables)"
+                )
+            in_netns(name, ["nft", "-f", "-"], stdin=rules.transaction)
 
     def _note(self, text: str) -> None:
         if text not in self.state.notes:

@@ -407,3 +407,155 @@ def test_calico_ipip_is_checked_only_where_the_kernel_has_ipip() -> None:
                 assert check.agree, _show(check)
     finally:
         teardown(lab.state)
+
+
+# -- kube-proxy in nftables mode --------------------------------------------------------------
+
+# (This section was appended to the module; its imports are here.)
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+
+def _nftables_demo() -> Cluster:
+    """The demo in nftables mode, with a ServiceCIDR object for its Services' range."""
+    from ipaddress import IPv4Network
+
+    from model.cluster import ProxyMode
+
+    demo = demo_cluster()
+    config = demo.kube_proxy.model_copy(update={"mode": ProxyMode.NFTABLES})
+    cidrs = (IPv4Network("10.101.100.0/24"),)
+    return demo.model_copy(update={"kube_proxy": config, "service_cidrs": cidrs})
+
+
+def _pins_through_nft(original: Callable[..., None]) -> Callable[..., None]:
+    """`--pick` for nftables mode until the tracer asks the mode (`sim.proxy.dnats_to`).
+
+    The tracer checks a pin by searching the node's iptables-save text for the
+    DNAT; in nftables mode the DNATs are in kube-proxy's nft table.
+    """
+    from model.errors import RequestError
+    from sim.cluster.rules import rules_for
+    from sim.proxy import dnats_to
+
+    def check(cluster: Cluster, overrides: Any, ns: Any, pick: Any, request: Any) -> None:
+        try:
+            original(cluster, overrides, ns, pick, request)
+        except RequestError:
+            if ns.node is None or not dnats_to(rules_for(cluster, ns.node, overrides), pick):
+                raise
+
+    return check
+
+
+@pytest.fixture(scope="module")
+def nftables() -> Iterator[Verifier]:
+    import sim.trace.tracer as tracer
+
+    require_lab()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tracer, "_check_pick", _pins_through_nft(tracer._check_pick))
+        lab = build(_nftables_demo(), "demo.yaml (nftables mode)", persistent=False)
+        try:
+            verifier = Verifier(lab)
+            with Listeners(verifier.listen_specs()):
+                yield verifier
+        finally:
+            teardown(lab.state)
+
+
+def _nft_agrees(check: Check, cluster: Cluster) -> bool:
+    """Agreement, but for which rule dropped a flow where that rule is kube-proxy's nft rule.
+
+    The lab reads which rule dropped a flow from iptables' counters; kube-proxy's
+    nft rules have none, so for them the kernel's side of that one comparison is
+    empty, while the flow's outcome (refused, timeout) is still compared.
+    """
+    listed = {
+        line.strip()
+        for node in cluster.nodes
+        for line in node_rules(cluster, node.name).nft_text.splitlines()  # type: ignore[attr-defined]
+    }
+    for difference in check.differences:
+        if not difference.startswith("kubehop stops the flow on"):
+            return False
+        if difference.split("`")[1] not in listed:
+            return False
+    return True
+
+
+def _without_learned(text: str) -> str:
+    """`nft list` text without the elements the packet path added to affinity sets."""
+    kept: list[str] = []
+    in_affinity = skipping = False
+    for line in text.splitlines():
+        if line.startswith("\tset affinity-"):
+            in_affinity = True
+        elif line == "\t}":
+            in_affinity = False
+        if in_affinity and line.startswith("\t\telements = "):
+            skipping = not line.endswith(" }")
+            continue
+        if skipping:
+            skipping = not line.endswith(" }")
+            continue
+        kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+@pytest.mark.parametrize("case", _case_params(_nftables_demo()))
+def test_nftables_mode_cases_agree_with_the_kernel(case: Case, nftables: Verifier) -> None:
+    # kube-proxy's table at its priorities beside kubelet's iptables rules:
+    # numgen, the no-endpoint maps and reject-chain, nodeport-ips, masquerading.
+    check = nftables.check(case)
+    assert _nft_agrees(check, nftables.cluster), _show(check)
+
+
+NFTABLES_OWN = [
+    pytest.param(Case(name, Request(source, destination)), id=name)
+    for name, source, destination in (
+        ("pod1 → an undefined port of svc-b's ClusterIP", "pod1", "10.101.100.102:81"),
+        ("node-a (host) → an undefined port of svc-b's ClusterIP", "node-a", "10.101.100.102:81"),
+        ("pod1 → an unallocated ClusterIP", "pod1", "10.101.100.77:80"),
+        ("node-a (host) → an unallocated ClusterIP", "node-a", "10.101.100.77:80"),
+        ("pod1 → NodePort default/web on node-a's primary address", "pod1", "10.0.0.11:30080"),
+    )
+]
+
+
+@pytest.mark.parametrize("case", NFTABLES_OWN)
+def test_what_only_nftables_mode_does_agrees_with_the_kernel(
+    case: Case, nftables: Verifier
+) -> None:
+    # cluster-ips-check rejects undefined ports and drops unallocated
+    # addresses of the ServiceCIDR; iptables mode has neither rule.
+    check = nftables.check(case)
+    assert _nft_agrees(check, nftables.cluster), _show(check)
+
+
+@pytest.mark.parametrize(
+    ("source", "destination"), [("node-a", "127.0.0.1:30080"), ("pod1", "192.168.1.1:30080")]
+)
+def test_nftables_mode_has_no_node_ports_off_the_primary_address(
+    source: str, destination: str, nftables: Verifier
+) -> None:
+    # Nothing DNATs these (iptables mode would); nothing listens there, so the
+    # kernel refuses, where kubehop cannot know the node's sockets.
+    check = nftables.check(Case(f"{source} → {destination}", Request(source, destination)))
+    assert check.trace is not None and check.trace.endpoint is None
+    assert check.kernel == "refused", _show(check)
+
+
+def test_nftables_mode_spreads_agree(nftables: Verifier) -> None:
+    for check in [nftables.spread(s) for s in spreads(nftables.cluster)]:
+        assert check.agree, _show(check)
+
+
+def test_nft_lists_kube_proxys_table_as_kubehop_renders_it(nftables: Verifier) -> None:
+    for node, lab_ns in nftables.lab.node_netns.items():
+        want = node_rules(nftables.cluster, node).nft_text  # type: ignore[attr-defined]
+        listed = in_netns(lab_ns, ["nft", "list", "table", "ip", "kube-proxy"]).stdout
+        assert _without_learned(listed) == want, f"{node}: nft list differs from kubehop's"
+    # kubelet's iptables rules beside the table print back as rendered too.
+    for check in nftables.rules():
+        assert check.agree, _show(check)
