@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable
-from dataclasses import replace
-from functools import partial
-from pathlib import Path, PurePath
-from typing import ClassVar
 
-from rich.markup import escape
-from textual.app import App, SystemCommand
-from textual.binding import Binding, BindingType
-from textual.screen import Screen
+# Importing Textual, pydantic's models and the simulator makes some 300,000
+# objects that live as long as the app and hold next to no garbage cycles. With
+# the collector on, it walks them all again at every full collection while they
+# are being made: about a tenth of start-up. So it is off while they are imported,
+# and then they are frozen (never scanned again) and it is back on.
+_collecting = gc.isenabled()
+gc.disable()
 
-from model.cluster import Cluster
-from tui.hopstyle import palette
-from tui.screens.trace import TraceScreen
-from tui.session import Request, Session, load_cluster
+from collections.abc import Iterable  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from functools import partial  # noqa: E402
+from pathlib import Path, PurePath  # noqa: E402
+from typing import ClassVar  # noqa: E402
+
+from rich.markup import escape  # noqa: E402
+from textual.app import App, SystemCommand  # noqa: E402
+from textual.binding import Binding, BindingType  # noqa: E402
+from textual.screen import Screen  # noqa: E402
+
+from model.cluster import Cluster  # noqa: E402
+from tui.hopstyle import palette  # noqa: E402
+from tui.screens.trace import TraceScreen  # noqa: E402
+from tui.session import Request, Session, load_cluster  # noqa: E402
+
+gc.freeze()
+if _collecting:
+    gc.enable()
 
 DEFAULT_THEME = "tokyo-night"
 """The theme kubehop opens with (any Textual theme works; ctrl+p changes it)."""
