@@ -79,6 +79,7 @@ SHOTS: tuple[tuple[str, str, str, tuple[int, int], list[str]], ...] = (
     ("scenario4-nodeport-dnat-wide", "4", "dnat", (160, 48), []),
     ("scenario4-reply-wide", "4", "reply", (160, 48), []),
     ("scenario1-localhost-wide", "1", "reply", (160, 48), []),
+    ("scenario3-dnat-120x40", "3", "dnat", (120, 40), []),
     ("scenario3-dnat-80x24", "3", "dnat", (80, 24), []),
     ("scenario3-rules-80x24", "3", "dnat", (80, 24), ["v", "v"]),
     ("scenario3-packet-80x24", "3", "dnat", (80, 24), ["v"]),
