@@ -267,8 +267,14 @@ class NftTable(_Frozen):
         return f"{self.family} {self.name}"
 
     def base_chains(self, hook: str) -> tuple[NftChain, ...]:
-        """The base chains registered at `hook` (lower-case), in declaration order."""
-        return tuple(c for c in self.chains.values() if c.hook == hook)
+        """The base chains registered at `hook` (lower-case), in declaration order.
+
+        (A lazily read table keeps every chain's declaration in the dict itself
+        and parses the rules on first access, so the declarations are looked at
+        first and only the base chains' rules are parsed.)
+        """
+        names = [c.name for c in dict.values(self.chains) if c.hook == hook]
+        return tuple(self.chains[name] for name in names)
 
 
 class NftRuleset(_Frozen):

@@ -817,7 +817,8 @@ def parse_nft(text: str, *, source: str = "<nft>", lazy: bool = False) -> NftRul
         )
     # Chains parsed later (lazy) report nothing here: kubehop's own rendering has no
     # rule it cannot read, and the walk names what it had to assume anyway.
-    return NftRuleset.model_construct(source=source, tables=tuple(built), warnings=tuple(warnings))
+    in_order = sorted(warnings, key=lambda w: int(w[len(source) + 1 :].split(":", 1)[0]))
+    return NftRuleset.model_construct(source=source, tables=tuple(built), warnings=tuple(in_order))
 
 
 def _fail(source: str, lineno: int, message: str) -> NftParseError:
@@ -866,7 +867,7 @@ def _read_listing(
             if line == "}":
                 chain = None
             elif words[0] == "type" and "hook" in words:
-                _chain_header(chain, words, source, lineno)
+                _chain_header(chain, words, source, lineno, warnings)
             elif words[0] == "comment" and len(words) == 2:
                 chain.comment = _unquote(words[1])
             else:
@@ -914,7 +915,9 @@ def _strip_handle(line: str) -> str:
     return line[:at] if at >= 0 else line
 
 
-def _chain_header(chain: _ChainDraft, words: list[str], source: str, lineno: int) -> None:
+def _chain_header(
+    chain: _ChainDraft, words: list[str], source: str, lineno: int, warnings: list[str]
+) -> None:
     # type filter hook prerouting priority dstnat - 10 ; policy accept ;
     try:
         chain.type = words[1]
@@ -929,7 +932,13 @@ def _chain_header(chain: _ChainDraft, words: list[str], source: str, lineno: int
             source, lineno, f"chain {chain.name}: cannot read its declaration ({err})"
         ) from None
     if chain.type not in _CHAIN_TYPES or chain.hook not in _HOOKS:
-        raise _fail(source, lineno, f"chain {chain.name}: type {chain.type} hook {chain.hook}")
+        # An ingress or egress chain, a bridge family's: no hook kubehop walks.
+        warnings.append(
+            f"{source}:{lineno}: chain {chain.name}: type {chain.type} hook {chain.hook} is not"
+            " a hook kubehop walks; read as a regular chain"
+        )
+        chain.type = chain.hook = chain.policy = None
+        chain.priority = None
 
 
 def _set_property(s: _SetDraft, words: list[str], source: str, lineno: int) -> None:
@@ -940,7 +949,8 @@ def _set_property(s: _SetDraft, words: list[str], source: str, lineno: int) -> N
             s.key_type = tuple(k.strip() for k in key.split(" . "))
             s.data_type = data.strip() or None
         elif name == "typeof":
-            raise _fail(source, lineno, f"set {s.name}: `typeof` declarations are not read")
+            # The key is named by expressions, not types: kept, not matched.
+            s.key_type = ("typeof " + " ".join(words[1:]),)
         elif name == "flags":
             s.flags = tuple(w for w in words[1:] if w != ",")
         elif name == "timeout":
@@ -1037,7 +1047,7 @@ def _read_transaction(
         table = found
         rest = words[4:]
         if kind == "chain":
-            _tx_chain(table, verb, rest, line, source, lineno)
+            _tx_chain(table, verb, rest, source, lineno, warnings)
         elif kind in ("set", "map"):
             _tx_set(table, verb, kind, rest, source, lineno)
         elif kind == "element":
@@ -1049,7 +1059,12 @@ def _read_transaction(
 
 
 def _tx_chain(
-    table: _TableDraft, verb: str, rest: list[str], line: str, source: str, lineno: int
+    table: _TableDraft,
+    verb: str,
+    rest: list[str],
+    source: str,
+    lineno: int,
+    warnings: list[str],
 ) -> None:
     name = rest[0]
     if verb == "delete":
@@ -1065,7 +1080,7 @@ def _tx_chain(
         chain = table.chains[name] = _ChainDraft(name, lineno)
     body = rest[1:]
     if "type" in body:
-        _chain_header(chain, body[body.index("type") :], source, lineno)
+        _chain_header(chain, body[body.index("type") :], source, lineno, warnings)
     if "comment" in body:
         chain.comment = _unquote(body[body.index("comment") + 1])
 

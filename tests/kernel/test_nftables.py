@@ -535,3 +535,39 @@ def test_iptables_only_nodes_walk_as_before(ipt: Ruleset) -> None:
     empty = traverse(ctx, pkt, ipt, NetfilterState(), random.Random(1), nft=NftRuleset())
     assert without == empty
     assert [w.nft for w in without.tables] == [None]
+
+
+def test_a_whole_ruleset_is_read_with_what_it_cannot_evaluate_listed() -> None:
+    # `nft list ruleset` of a node: iptables-nft's own tables (with xt matches),
+    # a netdev ingress chain, a typeof set, and kube-proxy's table.
+    text = (
+        "# Warning: table ip nat is managed by iptables-nft, do not touch!\n"
+        "table ip nat {\n"
+        "\tchain PREROUTING {\n"
+        "\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+        '\t\t xt match "comment" counter packets 4 bytes 240 jump KUBE-SERVICES\n'
+        "\t}\n"
+        "\n"
+        "\tchain KUBE-SERVICES {\n"
+        "\t}\n"
+        "}\n"
+        "table netdev filter {\n"
+        "\tset seen {\n"
+        "\t\ttypeof ip saddr\n"
+        "\t}\n"
+        "\n"
+        "\tchain ingress {\n"
+        '\t\ttype filter hook ingress device "eth0" priority filter; policy accept;\n'
+        "\t}\n"
+        "}\n" + TABLE
+    )
+    rules = parse_nft(text, source="node.ruleset")
+    assert [t.label for t in rules.tables] == ["ip nat", "netdev filter", "ip kube-proxy"]
+    assert rules.warnings == (
+        'node.ruleset:5: chain PREROUTING: kubehop cannot evaluate \'xt match "comment" counter'
+        " packets 4 bytes 240 jump KUBE-SERVICES'; the rule is assumed not to match",
+        "node.ruleset:17: chain ingress: type filter hook ingress is not a hook kubehop walks;"
+        " read as a regular chain",
+    )
+    kube_proxy = rules.table("ip", "kube-proxy")
+    assert kube_proxy is not None and nft_list_text(kube_proxy) == TABLE

@@ -118,7 +118,7 @@ def _steps(hook: Hook, nft: NftRuleset | None) -> tuple[_Steps, tuple[_NftStep, 
     if nft is None or not nft.tables:
         return base, ()
     name = hook.value.lower()
-    hooked = [_NftStep(t, c) for t in nft.tables for c in t.base_chains(name)]
+    hooked = [_NftStep(t, c) for t in nft.tables for c in _base_chains(t, name)]
     if not hooked:
         return base, ()
     nat = tuple(
@@ -133,6 +133,23 @@ def _steps(hook: Hook, nft: NftRuleset | None) -> tuple[_Steps, tuple[_NftStep, 
         (s.chain.priority or 0, 0, i, s) for i, s in enumerate(hooked) if s.chain.type != "nat"
     ]
     return tuple(step for *_, step in sorted(entries, key=lambda e: e[:3])), nat
+
+
+_BASES: dict[int, tuple[NftTable, dict[str, tuple[NftChain, ...]]]] = {}
+
+
+def _base_chains(table: NftTable, hook: str) -> tuple[NftChain, ...]:
+    """`table.base_chains(hook)`, found once per table: a big table has 150,000 chains."""
+    hit = _BASES.get(id(table))
+    if hit is None or hit[0] is not table:
+        if len(_BASES) > 64:
+            _BASES.clear()
+        hit = (table, {})
+        _BASES[id(table)] = hit
+    found = hit[1].get(hook)
+    if found is None:
+        found = hit[1][hook] = table.base_chains(hook)
+    return found
 
 
 def traverse(

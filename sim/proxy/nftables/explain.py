@@ -28,11 +28,13 @@ from model.nftables import (
 )
 from model.packet import Packet
 from model.trace import TableWalk
+from sim.kernel.nftables.sets import set_index
 from sim.proxy.nftables import names as n
 
 __all__ = ["Matched", "explain_hook", "masq_reason", "owner_of", "service_cidr_guess"]
 
 _MARK = 0x4000
+_PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
 _LOOPBACK = IPv4Network("127.0.0.0/8")
 
 
@@ -93,14 +95,16 @@ def _vmap_hit(m: Matched, pkt: Packet) -> NftElement | None:
 
 
 def _element_for(named: NftSet, left: Sequence[str], pkt: Packet) -> NftElement | None:
-    values = {
-        "ip daddr": str(pkt.dst),
-        "ip saddr": str(pkt.src),
-        "meta l4proto": pkt.proto.value,
-        "th dport": str(pkt.dport),
+    # The kernel's own index of the map: one lookup, not a scan of 10,000 elements.
+    values: dict[str, int] = {
+        "ip daddr": int(pkt.dst),
+        "ip saddr": int(pkt.src),
+        "meta l4proto": _PROTOCOL_NUMBERS[pkt.proto.value],
+        "th dport": pkt.dport,
     }
-    key = tuple(values.get(s, "") for s in left)
-    return next((e for e in named.elements if e.key == key), None)
+    if any(s not in values for s in left):
+        return None
+    return set_index(named).lookup(tuple(values[s] for s in left))
 
 
 def masq_reason(matched: Sequence[Matched]) -> str | None:
@@ -359,22 +363,24 @@ def differences(
 ) -> list[str]:
     """Where nftables mode does otherwise than iptables mode at this hop, and the article."""
     notes: list[str] = []
-    nodeport = next(
-        (
-            (s, p)
-            for s in cluster.services
-            for p in s.ports
-            if p.node_port == before.dport and p.protocol is before.proto
-        ),
-        None,
-    )
+    nodeport = None
     if (
         hook in (Hook.PREROUTING, Hook.OUTPUT)
-        and nodeport is not None
         and local
         and before.dst != node_ip
         and (before.dst, before.dport) == (after.dst, after.dport)
     ):
+        # (Only then: a cluster of 10,000 Services is not scanned at every hop.)
+        nodeport = next(
+            (
+                (s, p)
+                for s in cluster.services
+                for p in s.ports
+                if p.node_port == before.dport and p.protocol is before.proto
+            ),
+            None,
+        )
+    if nodeport is not None:
         service = nodeport[0].key
         if before.dst in _LOOPBACK:
             notes.append(
