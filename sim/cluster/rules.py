@@ -6,18 +6,21 @@ and the ipsets they look up; all end up in the same tables, in the order the
 agents write them. Every trace goes render → text → parse → evaluate, so the
 engine that walks kubehop's own rules is the one that walks a real node's dump.
 
-kube-proxy's renderer places the CNI's user chains and its appended rules in
-filter and nat. What it does not place is placed here, on its text: rules an
-agent keeps above everyone else's in a built-in chain (`ForeignRules.first`:
-Felix inserts its jumps and puts them back on top when kube-proxy prepends
-its own), and the raw and mangle tables' chains and rules.
+Each mode's renderer places the CNI's user chains and appended rules in the
+iptables tables it prints (iptables mode: filter and nat; nftables mode, whose
+iptables-save text is kubelet's: mangle too). What it does not place is placed
+here, on its text: rules an agent keeps above everyone else's in a built-in
+chain (`ForeignRules.first`: Felix inserts its jumps and puts them back on top
+when kube-proxy prepends its own), and whatever chains and rules of a table
+the renderer left out (Felix's raw table); what a renderer placed is left as
+it is. The mode's rules keep their type, with the CNI's ipsets.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass, replace
 
 from model.cluster import Cluster
 from model.errors import RequestError
@@ -34,7 +37,10 @@ def render_rules(cluster: Cluster, node: str) -> str:
     """What a person sees on `node`: for iptables mode, its `iptables-save` text."""
     foreign = _cni_rules(cluster, node)
     text = mode_of(cluster).render(cluster, node, foreign)
-    return _placed(text, foreign) if foreign is not None and _to_place(foreign) else text
+    # nftables mode shows its nft table here, not iptables-save: nothing to place in it.
+    if foreign is None or not _to_place(foreign) or not text.startswith("*"):
+        return text
+    return _placed(text, foreign)
 
 
 # Rendering a node of a 10,000-Service cluster takes a while; the same cluster
@@ -62,7 +68,10 @@ def node_rules(cluster: Cluster, node: str) -> NodeRules:
 
         text = _placed(rules.text, foreign)
         parsed = parse_iptables_save(text, source=f"{node} (rendered)", lazy=True)
-        rules = _Placed(node, text, parsed, rules.rendered, rules.ipsets)
+        if is_dataclass(rules) and not isinstance(rules, type):
+            rules = replace(rules, text=text, ruleset=parsed, ipsets=foreign.ipsets)
+        else:
+            rules = _Placed(node, text, parsed, rules.rendered, foreign.ipsets)
     _CACHE[key] = (cluster, rules)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -100,7 +109,8 @@ class _Placed:
 
 
 _RENDERER_PLACES = frozenset({"filter", "nat"})
-"""The tables whose foreign user chains and appended rules kube-proxy's renderer places."""
+"""The tables whose foreign user chains and appended rules every mode's renderer places:
+a CNI with rules only there, and none on top, needs nothing more."""
 
 _TABLE_ORDER = ("mangle", "raw", "filter", "nat")
 """The order iptables-nft-save prints tables in (its mangle, security, raw, filter, nat)."""
@@ -130,7 +140,8 @@ class _Table:
 
 
 def _placed(text: str, foreign: ForeignRules) -> str:
-    """`text` with `foreign`'s top rules, and its raw and mangle chains and rules, in place."""
+    """`text` with `foreign`'s chains and rules in place, its top rules on top; what `text`
+    already has of them stays where it is (but for top rules, moved up)."""
     tables: dict[str, _Table] = {}
     current: _Table | None = None
     for line in text.splitlines():
@@ -142,9 +153,8 @@ def _placed(text: str, foreign: ForeignRules) -> str:
             current.rules.setdefault(line.split()[1], []).append(line)
     for name in _TABLE_ORDER:
         first = foreign.first.get(name, ())
-        placing = name not in _RENDERER_PLACES
-        chains = foreign.chains.get(name, ()) if placing else ()
-        rules = foreign.rules.get(name, ()) if placing else ()
+        chains = foreign.chains.get(name, ())
+        rules = foreign.rules.get(name, ())
         if not (first or chains or rules):
             continue
         table = tables.get(name)
@@ -152,13 +162,19 @@ def _placed(text: str, foreign: ForeignRules) -> str:
             table = tables[name] = _Table({c: f":{c} ACCEPT [0:0]" for c in _BUILTINS[name]}, {})
         for chain in chains:
             table.declared.setdefault(chain, f":{chain} - [0:0]")
+        placed: dict[str, set[str]] = {}
         for line in rules:
-            table.rules.setdefault(line.split()[1], []).append(line)
+            chain = line.split()[1]
+            have = placed.setdefault(chain, set(table.rules.get(chain, ())))
+            if line not in have:
+                table.rules.setdefault(chain, []).append(line)
+                have.add(line)
         on_top: dict[str, list[str]] = {}
         for line in first:
             on_top.setdefault(line.split()[1], []).append(line)
         for chain, lines in on_top.items():
-            table.rules[chain] = lines + table.rules.get(chain, [])
+            rest = [r for r in table.rules.get(chain, []) if r not in lines]
+            table.rules[chain] = lines + rest
     out: list[str] = []
     for name in sorted(tables, key=lambda t: _TABLE_ORDER.index(t)):
         table = tables[name]
