@@ -13,15 +13,17 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from model.cluster import Cluster, CNIPlugin
+from model.cluster import Cluster, CNIPlugin, ProxyMode
 from model.netfilter import Hook
 from model.packet import Proto
 from model.trace import Direction, Hop, HopKind, Trace, Verdict
+from sim.cluster.load import demo_cluster
 from sim.cluster.network import network_of
 from sim.cluster.rules import node_rules, render_rules
 from sim.cni import cni_of
 from sim.cni.calico import Calico, veth_name_for_workload
 from sim.cni.felix import FelixNode, FelixRule, felix_rules, rule_hashes
+from sim.proxy.nftables import RenderedNftRules
 from sim.trace.request import Request
 from sim.trace.tracer import trace
 from tests import paths
@@ -523,3 +525,36 @@ def test_the_rules_carry_the_ipsets_they_match(vxlan: Cluster) -> None:
         "cali40all-vxlan-net": ((IPv4Network("10.0.0.12/32"),), (IPv4Network("10.0.0.13/32"),)),
     }
     assert all(s.type == "hash:net" for s in sets.values())
+
+
+def test_felixs_rules_are_placed_once_whichever_mode_renders_kube_proxys() -> None:
+    # nftables mode's iptables text is kubelet's, with the CNI's mangle rules in
+    # it already; Felix's must be neither lost nor doubled, and the rules stay
+    # nftables mode's.
+    demo = demo_cluster()
+    nft = demo.model_copy(
+        update={
+            "kube_proxy": demo.kube_proxy.model_copy(update={"mode": ProxyMode.NFTABLES}),
+            "service_cidrs": (IPv4Network("10.101.100.0/24"),),
+        }
+    )
+    rules = node_rules(with_cni(CNIPlugin.CALICO_VXLAN, nft), "node-a")
+    assert isinstance(rules, RenderedNftRules)
+    iptables = node_rules(with_cni(CNIPlugin.CALICO_VXLAN), "node-a")
+    for table in ("mangle", "raw", "filter", "nat"):
+        here = _table_lines(rules.text, table)
+        assert len(here) == len(set(here)), table
+        felix = [line for line in _table_lines(iptables.text, table) if "cali" in line]
+        assert [line for line in felix if line not in here] == [], table
+    assert sorted(rules.ipsets) == [
+        "cali40all-ipam-pools",
+        "cali40all-vxlan-net",
+        "cali40masq-ipam-pools",
+    ]
+
+
+def _table_lines(text: str, table: str) -> list[str]:
+    """The chain declarations and rules of one table of an iptables-save text."""
+    lines = text.splitlines()
+    start = lines.index(f"*{table}")
+    return lines[start + 1 : lines.index("COMMIT", start)]
