@@ -571,3 +571,12 @@ def test_a_whole_ruleset_is_read_with_what_it_cannot_evaluate_listed() -> None:
     )
     kube_proxy = rules.table("ip", "kube-proxy")
     assert kube_proxy is not None and nft_list_text(kube_proxy) == TABLE
+
+
+def test_a_packet_conntrack_calls_invalid_is_forwarded(nft: NftRuleset, ipt: Ruleset) -> None:
+    # nftables mode has no `ct state invalid drop` (iptables mode's KUBE-FORWARD has).
+    stray = Packet(src=IPv4Address("10.244.2.6"), dst=CLIENT, sport=8080, dport=40000,
+                   tcp_flags="SYN,ACK")  # fmt: skip
+    result = run(Hook.FORWARD, stray, nft, ipt, in_iface="eth0", out_iface="eth1")
+    assert (result.verdict, result.ctstate) == ("ACCEPT", CtState.INVALID)
+    assert result.entry is None

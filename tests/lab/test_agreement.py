@@ -551,11 +551,66 @@ def test_nftables_mode_spreads_agree(nftables: Verifier) -> None:
         assert check.agree, _show(check)
 
 
-def test_nft_lists_kube_proxys_table_as_kubehop_renders_it(nftables: Verifier) -> None:
-    for node, lab_ns in nftables.lab.node_netns.items():
-        want = node_rules(nftables.cluster, node).nft_text  # type: ignore[attr-defined]
+def _nft_lists_as_rendered(verifier: Verifier) -> None:
+    for node, lab_ns in verifier.lab.node_netns.items():
+        want = node_rules(verifier.cluster, node).nft_text  # type: ignore[attr-defined]
         listed = in_netns(lab_ns, ["nft", "list", "table", "ip", "kube-proxy"]).stdout
         assert _without_learned(listed) == want, f"{node}: nft list differs from kubehop's"
     # kubelet's iptables rules beside the table print back as rendered too.
-    for check in nftables.rules():
+    for check in verifier.rules():
         assert check.agree, _show(check)
+
+
+def test_nft_lists_kube_proxys_table_as_kubehop_renders_it(nftables: Verifier) -> None:
+    _nft_lists_as_rendered(nftables)
+
+
+def _nftables_zoo() -> Cluster:
+    from model.cluster import ProxyMode
+
+    zoo = load(ZOO)
+    return zoo.model_copy(
+        update={"kube_proxy": zoo.kube_proxy.model_copy(update={"mode": ProxyMode.NFTABLES})}
+    )
+
+
+@pytest.fixture(scope="module")
+def nftables_zoo() -> Iterator[Verifier]:
+    import sim.trace.tracer as tracer
+
+    require_lab()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tracer, "_check_pick", _pins_through_nft(tracer._check_pick))
+        lab = build(_nftables_zoo(), "zoo.yaml (nftables mode)", persistent=False)
+        try:
+            verifier = Verifier(lab)
+            with Listeners(verifier.listen_specs()):
+                yield verifier
+        finally:
+            teardown(lab.state)
+
+
+NFTABLES_ZOO_OWN = [
+    pytest.param(Case(name, Request(source, destination)), id=name)
+    for name, source, destination in (
+        ("laptop → web's LoadBalancer IP (eTP Cluster)", "laptop", "10.1.0.200:80"),
+        ("laptop → web-lb-local's LoadBalancer IP (eTP Local)", "laptop", "10.1.0.202:80"),
+        ("n1 (host) → web's LB IP, outside its source ranges", "n1", "10.1.0.200:80"),
+        ("dns-1 → web's LB IP, outside its source ranges", "kube-system/dns-1", "10.1.0.200:80"),
+        ("dns-1 → web's external IP", "kube-system/dns-1", "10.1.0.201:80"),
+    )
+]
+
+
+@pytest.mark.parametrize("case", _case_params(_nftables_zoo()) + NFTABLES_ZOO_OWN)
+def test_nftables_mode_zoo_cases_agree_with_the_kernel(case: Case, nftables_zoo: Verifier) -> None:
+    # UDP, ClientIP affinity on UDP, LoadBalancer IPs with source ranges,
+    # external IPs, both traffic policies Local, hostNetwork endpoints.
+    check = nftables_zoo.check(case)
+    assert _nft_agrees(check, nftables_zoo.cluster), _show(check)
+
+
+def test_nftables_mode_zoo_spreads_and_rules_agree(nftables_zoo: Verifier) -> None:
+    for check in [nftables_zoo.spread(s) for s in spreads(nftables_zoo.cluster)]:
+        assert check.agree, _show(check)
+    _nft_lists_as_rendered(nftables_zoo)

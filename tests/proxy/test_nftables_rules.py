@@ -447,6 +447,18 @@ def test_load_balancer_source_ranges_make_a_firewall_chain() -> None:
     ]
 
 
+def test_one_source_range_is_listed_bare_and_a_host_as_its_address() -> None:
+    cluster = two_endpoints(
+        type=ServiceType.LOAD_BALANCER,
+        node_port=30080,
+        load_balancer_ips=(IPv4Address("203.0.113.10"),),
+        load_balancer_source_ranges=(IPv4Network("198.51.100.7/32"),),
+    )
+    assert chain(render_node_nft(cluster, NODE), FW) == ["ip saddr != 198.51.100.7 drop"]
+    tx = render_node_transaction(cluster, NODE)
+    assert f"add rule ip kube-proxy {FW} ip saddr != {{ 198.51.100.7/32 }} drop" in tx
+
+
 def test_a_service_without_endpoints_is_rejected_by_the_no_endpoint_maps() -> None:
     text = render_node_nft(web(type=ServiceType.NODE_PORT, node_port=30080), NODE)
     assert elements(text, "no-endpoint-services") == [
@@ -641,6 +653,15 @@ ZOO = [
     ),
     pytest.param(web(type=ServiceType.NODE_PORT, node_port=30080), id="no-endpoints"),
     pytest.param(nft_demo(), id="demo"),
+    pytest.param(
+        two_endpoints(
+            type=ServiceType.LOAD_BALANCER,
+            node_port=30080,
+            load_balancer_ips=(IPv4Address("203.0.113.10"),),
+            load_balancer_source_ranges=(IPv4Network("198.51.100.7/32"),),
+        ),
+        id="one-host-source-range",
+    ),
 ]
 
 

@@ -10,12 +10,13 @@ import pytest
 from model.cluster import Cluster, ProxyMode
 from model.netfilter import Hook
 from model.trace import HopKind, Trace, Verdict
-from sim.cluster.load import demo_cluster
+from sim.cluster.load import demo_cluster, load
 from sim.cluster.rules import node_rules
 from sim.kernel.rules import nft_of
 from sim.proxy import mode_of
 from sim.trace.request import Request
 from sim.trace.tracer import trace, trace_many
+from tests import paths
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +161,22 @@ def test_the_mode_interprets_its_own_rules(cluster: Cluster) -> None:
     interpreter = mode_of(cluster).interpreter(cluster, pick=(IPv4Address("192.168.2.2"), 8080))
     service = nft.tables[0].chains["service-QWOTMZ2Y-default/svc-b/tcp/http"]
     assert interpreter.numgen(service.rules[1], rules) == 2  # type: ignore[attr-defined]
+
+
+def test_load_balancer_source_ranges_drop_before_dnat() -> None:
+    zoo = load(paths.DATA / "lab" / "zoo.yaml")
+    zoo = zoo.model_copy(
+        update={"kube_proxy": zoo.kube_proxy.model_copy(update={"mode": ProxyMode.NFTABLES})}
+    )
+    allowed = trace(zoo, Request("laptop", "10.1.0.200:80", seed=1))
+    assert allowed.verdict is Verdict.DELIVERED
+    dropped = trace(zoo, Request("kube-system/dns-1", "10.1.0.200:80", seed=1))
+    assert dropped.verdict is Verdict.DROPPED
+    assert dropped.rule == (
+        "ip kube-proxy firewall-SUSTUHLJ-default/web/tcp/http: ip saddr != 10.1.0.100 drop"
+    )
+    assert dropped.reason == (
+        "DROP in firewall-SUSTUHLJ-default/web/tcp/http: default/web:http's"
+        " loadBalancerSourceRanges leave this source out"
+        " (firewall-SUSTUHLJ-default/web/tcp/http #1)"
+    )

@@ -187,6 +187,9 @@ def _stop(stop: Matched, matched: Sequence[Matched], before: Packet, node: str |
         element = _vmap_hit(m, before)
         if element is not None:
             hit, via = element, m
+    if hit is not None and via is not None and via.rule.chain == n.FIREWALL_CHECK:
+        service = owner_of(stop.rule.chain) or "the Service"
+        return f"{service}'s loadBalancerSourceRanges leave this source out ({stop.name})"
     if hit is not None and via is not None:
         service = hit.comment or "a Service"
         what = "the NodePort" if via.rule.chain == n.NODEPORT_ENDPOINTS_CHECK else "the address"
@@ -196,8 +199,6 @@ def _stop(stop: Matched, matched: Sequence[Matched], before: Packet, node: str |
                 f" internalTrafficPolicy Local; {via.name} found {what} in @"
                 f"{_map_of(via)}): the node drops it rather than send it to another node"
             )
-        if via.rule.chain == n.FIREWALL_CHECK:
-            return f"{service}'s loadBalancerSourceRanges leave this source out ({stop.name})"
         return (
             f"{service} has no endpoints ({via.name} found {what} in @{_map_of(via)}): no ready"
             " pod backs it, so kube-proxy rejects its traffic"

@@ -17,7 +17,7 @@ from ipaddress import IPv4Address, IPv4Network
 from model.cluster import Cluster
 from model.netfilter import Hook, Rule, StatisticMatch
 from model.nftables import NftNat, NftRule, NftTable, NftVmap
-from model.packet import Packet
+from model.packet import CtState, Packet
 from model.trace import TableWalk
 from sim.kernel.interpreter import HookStory
 from sim.kernel.netfilter import HookResult
@@ -133,6 +133,12 @@ class NftablesInterpreter:
             dnat=before.dst != result.packet.dst and request,
             external_masq=self.masq_external,
         )
+        if hook is Hook.FORWARD and result.ctstate is CtState.INVALID:
+            notes.append(
+                "conntrack calls this packet INVALID; iptables mode's KUBE-FORWARD drops such"
+                " packets, nftables mode has no such rule (kube-proxy 1.30 dropped it), so it"
+                " is forwarded, un-NATed"
+            )
         fresh = tuple(note for note in notes if note not in self.said)
         self.said.update(fresh)
         return HookStory(sentence, detail, fresh)

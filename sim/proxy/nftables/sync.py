@@ -250,8 +250,6 @@ def _go_mark(value: int) -> str:
 def _address_set(cidrs: Iterable[str]) -> str:
     """`{ a , b }` as nft lists it back: one value bare, several merged and sorted."""
     written = list(cidrs)
-    if len(written) == 1:
-        return written[0]
     spans = sorted(
         (int(net.network_address), int(net.broadcast_address))
         for net in (ipaddress.IPv4Network(c, strict=False) for c in written)
@@ -262,7 +260,9 @@ def _address_set(cidrs: Iterable[str]) -> str:
             merged[-1][1] = max(merged[-1][1], hi)
         else:
             merged.append([lo, hi])
-    return "{ " + ", ".join(_span_text(lo, hi) for lo, hi in merged) + " }"
+    listed = ", ".join(_span_text(lo, hi) for lo, hi in merged)
+    # One value written is listed bare (a /32 as the address); several stay a set.
+    return listed if len(written) == 1 else "{ " + listed + " }"
 
 
 def _span_text(lo: int, hi: int) -> str:
