@@ -50,7 +50,13 @@ class Route:
         return replace(self, via=chosen, nexthops=())
 
     def __str__(self) -> str:
-        dst = "default" if self.dst.prefixlen == 0 else str(self.dst)
+        # iproute2 prints a host route without its /32.
+        if self.dst.prefixlen == 0:
+            dst = "default"
+        elif self.dst.prefixlen == 32:
+            dst = str(self.dst.network_address)
+        else:
+            dst = str(self.dst)
         text = dst
         if self.nexthops:
             hops = " ".join(f"nexthop via {hop} dev {self.dev} weight 1" for hop in self.nexthops)

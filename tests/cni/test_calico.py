@@ -131,16 +131,16 @@ def test_pods_hang_off_proxy_arp_veths_not_a_bridge(bgp: Cluster) -> None:
     pod1 = network.netns("pod/default/pod1")
     assert [str(a) for a in pod1.iface("eth0").addrs] == ["192.168.1.2/32"]
     assert [str(r) for r in pod1.routes.routes] == [
-        "169.254.1.1/32 dev eth0 scope link",
+        "169.254.1.1 dev eth0 scope link",
         "default via 169.254.1.1 dev eth0",
     ]
     assert [str(r) for r in node_a.routes.routes] == [
         "default via 10.0.0.1 dev eth0",
         "10.0.0.0/24 dev eth0 proto kernel scope link src 10.0.0.11",
         "blackhole 192.168.1.0/26 proto bird",
-        f"192.168.1.2/32 dev {POD1_VETH} scope link",
-        "192.168.1.3/32 dev calibd2348b4f67 scope link",
-        "192.168.1.4/32 dev cali49778cadcf1 scope link",
+        f"192.168.1.2 dev {POD1_VETH} scope link",
+        "192.168.1.3 dev calibd2348b4f67 scope link",
+        "192.168.1.4 dev cali49778cadcf1 scope link",
         "192.168.2.0/26 via 10.0.0.12 dev eth0 proto bird",
         "192.168.3.0/26 via 10.0.0.13 dev eth0 proto bird",
     ]
@@ -165,7 +165,7 @@ def test_scenario_3_under_bgp_crosses_the_node_network_unencapsulated(bgp: Clust
         f"ip route get 192.168.2.2 from 192.168.1.2 iif {POD1_VETH}:"
         " 192.168.2.0/26 via 10.0.0.12 dev eth0 proto bird",
         "ip route get 192.168.2.2 from 192.168.1.2 iif eth0:"
-        f" 192.168.2.2/32 dev {POD4_VETH} scope link",
+        f" 192.168.2.2 dev {POD4_VETH} scope link",
     ]
     [_, to_pod4] = request_hops(t, HopKind.VETH)
     pod4_mac = network_of(bgp).netns("pod/default/pod4").iface("eth0").mac
@@ -356,7 +356,7 @@ def test_a_pod_at_the_first_address_of_its_block_is_reachable(plugin: CNIPlugin)
     assert t.verdict is Verdict.DELIVERED
     [deliver] = [h for h in request_hops(t) if h.kind is HopKind.DELIVER]
     assert deliver.where.netns == "pod/default/pod4"
-    assert f"192.168.2.1/32 dev {POD4_VETH} scope link" in [
+    assert f"192.168.2.1 dev {POD4_VETH} scope link" in [
         str(r) for r in network_of(cluster).netns("node-b").routes.routes
     ]
 
@@ -382,7 +382,7 @@ def test_blocks_come_from_the_pods_addresses_not_the_pod_cidrs() -> None:
         "192.168.2.0/26 via 10.0.0.12 dev eth0 proto bird",
         "192.168.77.64/26 via 10.0.0.13 dev eth0 proto bird",
         # web-1 borrowed its address from node-b's block: node-c exports a /32.
-        "192.168.2.9/32 via 10.0.0.13 dev eth0 proto bird",
+        "192.168.2.9 via 10.0.0.13 dev eth0 proto bird",
     ]
     for dst, pod in (("192.168.77.70:8080", "myapp-2"), ("192.168.2.9:8080", "web-1")):
         t = trace(cluster, Request("pod1", dst, seed=1))

@@ -99,7 +99,7 @@ def test_flannels_masquerade_shows_where_kube_proxy_would_not(kubeadm: Cluster) 
     post = hop_at(real, "k8s-worker-1", "POSTROUTING")
     assert post.sentence == (
         "MASQUERADE in FLANNEL-POSTRTG #5: source 10.244.1.5:37170 → 10.0.0.11:38327, the"
-        " address of eth0 (flanneld masq)"
+        " address of eth0 with a random port (--random-fully; flanneld masq)"
     )
     rendered = trace(kubeadm, Request(FRONTEND, "10.96.0.1:443", seed=1))
     assert hop_at(rendered, "k8s-worker-1", "POSTROUTING").after.src == post.before.src
@@ -200,7 +200,9 @@ def test_m_set_is_evaluated_with_the_nodes_ipset_save() -> None:
     assert post.sentence.startswith(
         "MASQUERADE in cali-nat-outgoing #1: source 10.42.3.5:37170 → 192.168.56.13:"
     )
-    assert post.sentence.endswith("the address of eth0 (cali:flqWnvo8yq4ULQLa)")
+    assert post.sentence.endswith(
+        "the address of eth0 with a random port (--random-fully; cali:flqWnvo8yq4ULQLa)"
+    )
     assert not any("cannot evaluate -m set" in w for w in t.warnings)
     assert t.verdict is Verdict.DELIVERED
     assert not any("-m set" in w for w in with_sets["node-3"].ruleset.warnings)
@@ -456,7 +458,8 @@ def test_masquerade_says_why_the_mark_was_set(kubeadm: Cluster) -> None:
     post = hop_at(t, "k8s-worker-1", "POSTROUTING")
     assert post.sentence == (
         "MASQUERADE in KUBE-POSTROUTING #3: source 10.0.0.11:37170 → 10.0.0.11:38327, the"
-        " address of eth0, because KUBE-MARK-MASQ set 0x4000 (the source is outside the cluster"
+        " address of eth0 with a random port (--random-fully), because KUBE-MARK-MASQ set 0x4000"
+        " (the source is outside the cluster"
         " CIDR 10.244.0.0/16: KUBE-SVC-KKDGWRPDK6Z5NCHS #1)"
     )
     assert post.detail == (

@@ -223,6 +223,7 @@ def test_pod_to_pod_across_nodes_is_routed_by_host_gw(demo: Cluster) -> None:
     t = trace(demo, Request("pod1", "192.168.2.2:8080", seed=1))
     route = next(h for h in t.hops if h.kind is HopKind.ROUTE and h.where.netns == "node-a")
     assert route.detail.endswith("192.168.2.0/24 via 10.0.0.12 dev eth0")
+    assert "by the CNI's host-gw route for 192.168.2.0/24" in route.sentence
     assert delivered_to(t).after.src == IPv4Address("192.168.1.2")
 
 

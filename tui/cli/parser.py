@@ -24,7 +24,14 @@ FORMATS = ("text", "json", "markdown", "dot")
 SHELLS = ("bash", "zsh", "fish")
 """The shells `kubehop completion` writes a script for (argcomplete's)."""
 
-CNI_NAMES = ("host-gw", "flannel-vxlan", "flannel-host-gw")
+CNI_NAMES = (
+    "host-gw",
+    "flannel-vxlan",
+    "flannel-host-gw",
+    "calico-bgp",
+    "calico-ipip",
+    "calico-vxlan",
+)
 """The CNIs `--cni` switches to (model.cluster.CNIPlugin's values; a test keeps them in step)."""
 
 KUBERNETES = "1.31"

@@ -22,6 +22,7 @@ from model.netfilter import (
 )
 from model.packet import Packet
 from model.trace import TableWalk
+from sim.proxy.sentences import capitalised
 
 MARK_MASQ = "KUBE-MARK-MASQ"
 
@@ -283,7 +284,7 @@ def explain_hook(
             clauses.append(skipped)
     detail = rule_detail(decisive, rules_source) if decisive is not None else ""
     sentence = "; ".join(clauses)
-    return sentence[0].upper() + sentence[1:], detail
+    return capitalised(sentence), detail
 
 
 _EXTERNAL_CHAINS = ("KUBE-EXT-", "KUBE-FW-", "KUBE-NODEPORTS")
