@@ -47,6 +47,13 @@ class Node(_Frozen):
     """metadata.labels."""
     kube_proxy_version: str | None = None
     """status.nodeInfo.kubeProxyVersion (`v1.26.3`); None when the node did not report one."""
+    cni_annotations: tuple[tuple[str, str], ...] = ()
+    """The annotations a CNI writes on its node (`flannel.alpha.coreos.com/…`,
+    `projectcalico.org/…`): its VTEP MAC, tunnel address, public IP; others are not kept."""
+
+    def annotation(self, key: str) -> str | None:
+        """The CNI annotation `key`, if the node has it."""
+        return next((value for name, value in self.cni_annotations if name == key), None)
 
 
 class ContainerPort(_Frozen):

@@ -41,6 +41,7 @@ without one, the blocks themselves stand for it.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cached_property
@@ -182,11 +183,19 @@ class Calico:
         address of its first block no pod holds, as calico-node takes it before any pod."""
         if self.mode is CalicoMode.BGP:
             return {}
+        key = (
+            "projectcalico.org/IPv4VXLANTunnelAddr"
+            if self.mode is CalicoMode.VXLAN
+            else "projectcalico.org/IPv4IPIPTunnelAddr"
+        )
         taken = set(self._pod_by_ip)
         found: dict[str, IPv4Address] = {}
         for node, blocks in self.blocks.items():
+            annotated = _address(self.cluster.node(node), key)
             free = next((a for b in blocks for a in b if a not in taken), None)
-            if free is not None:
+            if annotated is not None:
+                found[node] = annotated  # what calico-node wrote on the node
+            elif free is not None:
                 found[node] = free
         return found
 
@@ -199,8 +208,14 @@ class Calico:
         return tuple(sorted(self._owners))
 
     def vtep_mac(self, node: Node) -> str:
-        """The node's `vxlan.calico` MAC (projectcalico.org/IPv4VXLANTunnelMACAddr)."""
-        return stable_mac(node.name, VXLAN_DEVICE)
+        """The node's `vxlan.calico` MAC: its projectcalico.org/VXLANTunnelMACAddr annotation,
+        else one derived from its name."""
+        written = node.annotation("projectcalico.org/VXLANTunnelMACAddr")
+        return (
+            written.lower()
+            if written and _MAC.fullmatch(written)
+            else stable_mac(node.name, VXLAN_DEVICE)
+        )
 
     # -- the CNI seam ------------------------------------------------------------------
 
@@ -380,4 +395,18 @@ class Calico:
                 " encapsulation; BIRD learned the route to the other node's block over BGP, its"
                 " next hop the node's InternalIP"
             )
+        return None
+
+
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
+
+
+def _address(node: Node | None, key: str) -> IPv4Address | None:
+    """An IPv4 address a node annotation holds (`10.244.1.0`, or `10.0.0.11/24`)."""
+    value = node.annotation(key) if node is not None else None
+    if not value:
+        return None
+    try:
+        return IPv4Address(value.split("/")[0])
+    except ValueError:
         return None

@@ -19,6 +19,8 @@ on a node, from flannel-io/flannel's `pkg/backend/vxlan` and
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -41,6 +43,7 @@ VXLAN_PORT = 8472
 """The UDP port Linux gives a VXLAN device created without one, which Flannel does."""
 
 _DEVICE = f"flannel.{VNI}"
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 _KUBE_PROXY_MARK = "0x4000/0x4000"
 
 
@@ -70,8 +73,25 @@ class Flannel:
         return self.cluster.kube_proxy.cluster_cidr
 
     def vtep_mac(self, node: Node) -> str:
-        """The node's `flannel.1` MAC (its VtepMAC)."""
+        """The node's `flannel.1` MAC: the VtepMAC its flannel.alpha.coreos.com/backend-data
+        annotation holds, else one derived from its name."""
+        data = node.annotation("flannel.alpha.coreos.com/backend-data")
+        try:
+            written = json.loads(data).get("VtepMAC") if data else None
+        except (ValueError, AttributeError):
+            written = None
+        if isinstance(written, str) and _MAC.fullmatch(written):
+            return written.lower()
         return stable_mac(node.name, _DEVICE)
+
+    def public_ip(self, node: Node) -> IPv4Address:
+        """Where other nodes tunnel to: its flannel.alpha.coreos.com/public-ip, else its
+        InternalIP."""
+        written = node.annotation("flannel.alpha.coreos.com/public-ip")
+        try:
+            return IPv4Address(written) if written else node.internal_ip
+        except ValueError:
+            return node.internal_ip
 
     def _others(self, node: Node) -> list[tuple[Node, IPv4Network]]:
         return [
@@ -97,8 +117,8 @@ class Flannel:
             vxlan=Vxlan(
                 vni=VNI,
                 port=VXLAN_PORT,
-                local=node.internal_ip,
-                fdb={self.vtep_mac(other): other.internal_ip for other, _ in others},
+                local=self.public_ip(node),
+                fdb={self.vtep_mac(other): self.public_ip(other) for other, _ in others},
             ),
         )
         return (*links, device)

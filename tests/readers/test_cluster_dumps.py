@@ -45,7 +45,11 @@ def test_a_kubeadm_dump_reads_kube_proxys_config_map_and_skips_what_has_no_netwo
         "Service default/orders: spec.selector: app=orders matches no pod" in w
         for w in cluster.warnings
     )
-    assert any("no CNIConfig: assuming host-gw-like routing" in w for w in cluster.warnings)
+    assert any(
+        "no CNIConfig: kubehop takes the CNI for flannel-vxlan (the DaemonSet kube-flannel-ds's"
+        " pod" in w
+        for w in cluster.warnings
+    )
     assert any(
         "Pod default/backup-28930140-7vn2c: status.phase: Succeeded" in w for w in cluster.warnings
     )

@@ -94,7 +94,10 @@ def test_the_real_rule_is_named_by_file_and_line(kubeadm: Cluster) -> None:
     assert t.verdict is Verdict.DELIVERED
 
 
-def test_flannels_masquerade_shows_where_kube_proxy_would_not(kubeadm: Cluster) -> None:
+def test_flannels_masquerade_is_in_the_dump_and_in_kubehops_rules(kubeadm: Cluster) -> None:
+    # A pod reaching the API server (a node address) leaves the pod network:
+    # Flannel's FLANNEL-POSTRTG masquerades it, in the node's real rules and in the
+    # rules kubehop renders for a Flannel cluster (the dump's DaemonSet says Flannel).
     real = trace(kubeadm, Request(FRONTEND, "10.96.0.1:443", seed=1), node_rules=worker1(kubeadm))
     post = hop_at(real, "k8s-worker-1", "POSTROUTING")
     assert post.sentence == (
@@ -102,7 +105,9 @@ def test_flannels_masquerade_shows_where_kube_proxy_would_not(kubeadm: Cluster) 
         " address of eth0 with a random port (--random-fully; flanneld masq)"
     )
     rendered = trace(kubeadm, Request(FRONTEND, "10.96.0.1:443", seed=1))
-    assert hop_at(rendered, "k8s-worker-1", "POSTROUTING").after.src == post.before.src
+    again = hop_at(rendered, "k8s-worker-1", "POSTROUTING")
+    assert again.after.src == post.after.src
+    assert again.sentence.startswith("MASQUERADE in FLANNEL-POSTRTG #5:")
 
 
 # -- and show the difference when a rule was deleted or an endpoint is stale -----------
@@ -212,7 +217,7 @@ def test_without_the_ipset_the_trace_says_what_it_assumed() -> None:
     cluster = load(CALICO)
     bare = load_node_rules(cluster, [f"node-3={NODE3}"])
     assert (
-        f"{NODE3}:186: nat/cali-nat-outgoing #1: cannot evaluate -m set; assumed it does not"
+        f"{NODE3}:218: nat/cali-nat-outgoing #1: cannot evaluate -m set; assumed it does not"
         " match (give the node's `ipset save` with --ipset node-3=FILE)"
     ) in bare["node-3"].ruleset.warnings
     t = trace(
@@ -456,10 +461,12 @@ def test_every_verdict_is_one_plain_sentence_naming_its_rule(
 def test_masquerade_says_why_the_mark_was_set(kubeadm: Cluster) -> None:
     t = trace(kubeadm, Request("k8s-worker-1", "10.96.120.15:80", seed=1, pick="10.244.2.8:8080"))
     post = hop_at(t, "k8s-worker-1", "POSTROUTING")
+    # The dump's cluster runs Flannel's VXLAN (its DaemonSet's pods say so): the
+    # packet leaves by flannel.1, and MASQUERADE takes that device's address.
     assert post.sentence == (
-        "MASQUERADE in KUBE-POSTROUTING #3: source 10.0.0.11:37170 → 10.0.0.11:38327, the"
-        " address of eth0 with a random port (--random-fully), because KUBE-MARK-MASQ set 0x4000"
-        " (the source is outside the cluster"
+        "MASQUERADE in KUBE-POSTROUTING #3: source 10.0.0.11:37170 → 10.244.1.0:38327, the"
+        " address of flannel.1 with a random port (--random-fully), because KUBE-MARK-MASQ set"
+        " 0x4000 (the source is outside the cluster"
         " CIDR 10.244.0.0/16: KUBE-SVC-KKDGWRPDK6Z5NCHS #1)"
     )
     assert post.detail == (

@@ -13,6 +13,7 @@ from itertools import pairwise
 
 from model.cluster import (
     CNIConfig,
+    CNIPlugin,
     EndpointSlice,
     ExternalClient,
     KubeProxyConfig,
@@ -25,7 +26,6 @@ from sim.readers.cluster.messages import At, Report
 
 __all__ = [
     "check_addresses",
-    "check_cni",
     "check_pod_cidrs",
     "check_pods_in_cidrs",
     "check_selectors",
@@ -34,6 +34,7 @@ __all__ = [
     "check_slices",
     "covering",
     "infer_cluster_cidr",
+    "infer_cni",
     "unique",
 ]
 
@@ -292,14 +293,54 @@ def infer_cluster_cidr(
     return KubeProxyConfig(cluster_cidr=cluster_cidr, inferred=True)
 
 
-def check_cni(report: Report, cni: CNIConfig, nodes: list[tuple[At, Node]]) -> None:
-    """Warn that with no CNIConfig, routing between several nodes is assumed host-gw."""
-    if cni.inferred and len(nodes) > 1:
-        report.warn(
-            "configuration warnings",
-            None,
-            (),
-            "no CNIConfig: assuming host-gw-like routing between nodes (each node routes"
-            " another node's podCIDR via its InternalIP); an overlay (VXLAN) or BGP data"
-            " path is not simulated",
+_FLANNEL_BACKENDS = {"vxlan": CNIPlugin.FLANNEL_VXLAN, "host-gw": CNIPlugin.FLANNEL_HOST_GW}
+
+
+def infer_cni(
+    report: Report, cni: CNIConfig, nodes: list[tuple[At, Node]], pods: list[tuple[At, Pod]]
+) -> CNIConfig:
+    """`cni`, or with no CNIConfig the CNI the dump shows: the nodes' annotations, else the
+    CNI's DaemonSet pods; host-gw when nothing shows one. Said in a warning either way."""
+    if not cni.inferred:
+        return cni
+    plugin, basis = _cni_shown(nodes, pods)
+    if plugin is not CNIPlugin.HOST_GW:
+        said = f"no CNIConfig: kubehop takes the CNI for {plugin.value} ({basis})"
+    elif len(nodes) > 1:  # with one node, no packet crosses between nodes
+        said = (
+            "no CNIConfig, and nothing in the dump names a CNI: kubehop takes host-gw routing"
+            " between nodes (each node routes another node's podCIDR via its InternalIP)"
         )
+    else:
+        return cni
+    report.warn("configuration warnings", None, (), said)
+    return cni.model_copy(update={"plugin": plugin})
+
+
+def _cni_shown(nodes: list[tuple[At, Node]], pods: list[tuple[At, Pod]]) -> tuple[CNIPlugin, str]:
+    for _, found in nodes:
+        backend = found.annotation("flannel.alpha.coreos.com/backend-type")
+        if backend in _FLANNEL_BACKENDS:
+            return _FLANNEL_BACKENDS[backend], (
+                f"node {found.name}'s annotation flannel.alpha.coreos.com/backend-type={backend}"
+            )
+        for key, plugin in (
+            ("projectcalico.org/IPv4VXLANTunnelAddr", CNIPlugin.CALICO_VXLAN),
+            ("projectcalico.org/IPv4IPIPTunnelAddr", CNIPlugin.CALICO_IPIP),
+            ("projectcalico.org/IPv4Address", CNIPlugin.CALICO_BGP),
+        ):
+            if found.annotation(key) is not None:
+                return plugin, f"node {found.name}'s annotation {key}"
+    for _, pod in pods:
+        owner = pod.owner
+        if owner is None or owner.kind != "DaemonSet":
+            continue
+        if owner.name.startswith("kube-flannel"):
+            return CNIPlugin.FLANNEL_VXLAN, (
+                f"the DaemonSet {owner.name}'s pod {pod.key}, and Flannel's default backend"
+            )
+        if owner.name == "calico-node":
+            return CNIPlugin.CALICO_BGP, (
+                f"the DaemonSet calico-node's pod {pod.key}; no node annotation names a tunnel"
+            )
+    return CNIPlugin.HOST_GW, "nothing in the dump names a CNI"

@@ -8,7 +8,10 @@ from model.cluster import ExternalClient, Node
 from sim.readers.cluster.fields import FieldChecker
 from sim.readers.cluster.messages import At
 
-__all__ = ["client", "node"]
+__all__ = ["CNI_ANNOTATION_PREFIXES", "client", "node"]
+
+CNI_ANNOTATION_PREFIXES = ("flannel.alpha.coreos.com/", "projectcalico.org/")
+"""The node annotations kubehop keeps: what Flannel and Calico write about the node."""
 
 
 def node(check: FieldChecker, at: At, obj: dict[str, Any]) -> tuple[At, Node] | None:
@@ -45,6 +48,16 @@ def node(check: FieldChecker, at: At, obj: dict[str, Any]) -> tuple[At, Node] | 
                 pod_cidr = network
     elif spec.get("podCIDR"):
         pod_cidr = check.network(at, spec["podCIDR"], ("spec", "podCIDR"), dual=True)
+    annotations = meta.get("annotations")
+    cni_annotations = tuple(
+        sorted(
+            (key, value)
+            for key, value in (annotations.items() if isinstance(annotations, dict) else ())
+            if isinstance(key, str)
+            and isinstance(value, str)
+            and key.startswith(CNI_ANNOTATION_PREFIXES)
+        )
+    )
     info = status.get("nodeInfo")
     # Reported by kubelet, deprecated in 1.31 (then empty); only `rules --diff` uses it.
     version = info.get("kubeProxyVersion") if isinstance(info, dict) else None
@@ -54,6 +67,7 @@ def node(check: FieldChecker, at: At, obj: dict[str, Any]) -> tuple[At, Node] | 
         pod_cidr=pod_cidr,
         labels=labels,
         kube_proxy_version=version if isinstance(version, str) and version else None,
+        cni_annotations=cni_annotations,
     )
 
 

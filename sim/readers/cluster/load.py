@@ -15,7 +15,6 @@ from model.cluster import Cluster, EndpointSlice, Service, ServiceType
 from model.errors import ClusterFileError
 from sim.readers.cluster.checks import (
     check_addresses,
-    check_cni,
     check_pod_cidrs,
     check_pods_in_cidrs,
     check_selectors,
@@ -24,6 +23,7 @@ from sim.readers.cluster.checks import (
     check_slices,
     covering,
     infer_cluster_cidr,
+    infer_cni,
     unique,
 )
 from sim.readers.cluster.config import cni, kube_proxy
@@ -148,7 +148,7 @@ def _cluster(inputs: list[tuple[str, str]], report: Report, progress: Progress |
     pod_names = {(p.namespace, p.name) for _, p in pods}
     check_slices(report, slices, services, nodes_by_name, pod_names)
     proxy = infer_cluster_cidr(report, proxy, nodes, pods)
-    check_cni(report, cni_config, nodes)
+    cni_config = infer_cni(report, cni_config, nodes, pods)
 
     # From the nodes alone: a client may be anywhere, and one on the Internet
     # would stretch the network over half the address space.
