@@ -30,7 +30,6 @@ from model.packet import Packet
 from model.trace import TableWalk
 from sim.kernel.nftables.sets import set_index
 from sim.proxy.nftables import names as n
-from sim.proxy.sentences import capitalised
 
 __all__ = ["Matched", "explain_hook", "masq_reason", "owner_of", "service_cidr_guess"]
 
@@ -342,7 +341,7 @@ def explain_hook(
             clauses.append(skipped)
     detail = decisive.detail(rules_source) if decisive is not None else ""
     sentence = "; ".join(clauses)
-    return capitalised(sentence), detail
+    return sentence[0].upper() + sentence[1:], detail
 
 
 def _vmap_verdict(m: Matched, pkt: Packet) -> str | None:
