@@ -230,6 +230,23 @@ def test_missing_configuration_is_inferred() -> None:
     )
 
 
+def test_nftables_mode_reads_its_own_section_and_the_service_cidrs() -> None:
+    text = (
+        NODE + "---\napiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n"
+        "mode: nftables\nnodePortAddresses: [primary]\n"
+        "iptables: {masqueradeBit: 3}\nnftables: {masqueradeBit: 9}\n"
+        "---\napiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\n"
+        "metadata: {name: kubernetes}\nspec: {cidrs: [10.96.0.0/16]}\n"
+        "---\napiVersion: networking.k8s.io/v1beta1\nkind: ServiceCIDR\n"
+        "metadata: {name: extra}\nspec: {cidrs: [10.97.0.0/24, 10.96.0.0/16]}\n"
+    )
+    cluster = parse_cluster(text, "c.yaml")
+    assert cluster.kube_proxy.mode.value == "nftables"
+    assert cluster.kube_proxy.masquerade_bit == 9
+    assert cluster.kube_proxy.node_port_addresses == ()
+    assert cluster.service_cidrs == (IPv4Network("10.96.0.0/16"), IPv4Network("10.97.0.0/24"))
+
+
 def test_cluster_cidr_covers_every_pod_cidr() -> None:
     second = NODE.replace("node-a", "node-b").replace("10.244.1.0", "10.244.6.0")
     cluster = parse(NODE + "---\n" + second.replace("10.0.0.11", "10.0.1.200"))
@@ -560,14 +577,14 @@ BAD = [
         NODE + "---\napiVersion: kubeproxy.config.k8s.io/v1alpha1\n"
         "kind: KubeProxyConfiguration\nmode: ipvs\n",
         "c.yaml:14: KubeProxyConfiguration: mode: kube-proxy mode 'ipvs' is not simulated yet"
-        " (kubehop simulates iptables mode)",
+        " (kubehop simulates iptables and nftables modes)",
     ),
     Bad(
-        "nftables mode",
+        "primary node-port addresses in iptables mode",
         '{"apiVersion": "kubeproxy.config.k8s.io/v1alpha1",\n'
-        ' "kind": "KubeProxyConfiguration",\n "mode": "nftables"}',
-        "c.yaml:3: KubeProxyConfiguration: mode: kube-proxy mode 'nftables' is not simulated"
-        " yet (kubehop simulates iptables mode)",
+        ' "kind": "KubeProxyConfiguration",\n "nodePortAddresses": ["primary"]}',
+        "c.yaml:3: KubeProxyConfiguration: nodePortAddresses[0]: 'primary' is not simulated yet"
+        " in iptables mode; list the nodes' network as a CIDR",
     ),
     Bad(
         "another CNI",

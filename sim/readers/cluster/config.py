@@ -33,16 +33,19 @@ def kube_proxy(check: FieldChecker, found: list[tuple[At, dict[str, Any]]]) -> K
         )
     at, obj = found[0]
     mode = obj.get("mode") or "iptables"
-    if mode in ("ipvs", "nftables"):
+    if mode == "ipvs":
         check.fail(
             at,
             ("mode",),
-            f"kube-proxy mode {mode!r} is not simulated yet (kubehop simulates iptables mode)",
+            "kube-proxy mode 'ipvs' is not simulated yet (kubehop simulates iptables and"
+            " nftables modes)",
         )
-    if mode != "iptables":
+    if mode not in ("iptables", "nftables"):
         check.fail(
             at, ("mode",), f"{quoted(mode)} is not a kube-proxy mode (iptables, ipvs or nftables)"
         )
+    # Each mode reads its own section (`iptables:` or `nftables:`) for the mark.
+    section = "nftables" if mode == "nftables" else "iptables"
     cluster_cidr = None
     raw_cidr = obj.get("clusterCIDR")
     if raw_cidr:
@@ -60,34 +63,37 @@ def kube_proxy(check: FieldChecker, found: list[tuple[At, dict[str, Any]]]) -> K
             "not set: kube-proxy cannot tell pod traffic from outside traffic, so it does"
             " not masquerade outside traffic to ClusterIPs",
         )
-    iptables = check.mapping(at, obj.get("iptables"), ("iptables",))
+    settings = check.mapping(at, obj.get(section), (section,))
     masquerade_all = obj.get("masqueradeAll")
     masquerade_field: tuple[Key, ...] = ("masqueradeAll",)
     if masquerade_all is None:
-        masquerade_all = iptables.get("masqueradeAll")
-        masquerade_field = ("iptables", "masqueradeAll")
-    bit = iptables.get("masqueradeBit")
+        masquerade_all = settings.get("masqueradeAll")
+        masquerade_field = (section, "masqueradeAll")
+    bit = settings.get("masqueradeBit")
     addresses: list[IPv4Network] = []
     for index, raw in enumerate(
         check.sequence(at, obj.get("nodePortAddresses"), ("nodePortAddresses",))
     ):
         field = ("nodePortAddresses", index)
+        if raw == "primary" and mode == "nftables":
+            continue  # nftables mode's default: empty says the same
         if raw == "primary":
             check.fail(
                 at,
                 field,
-                "'primary' is not simulated yet; list the nodes' network as a CIDR",
+                "'primary' is not simulated yet in iptables mode; list the nodes' network as a"
+                " CIDR",
             )
         network = check.network(at, raw, field, dual=True)
         if network is not None:
             addresses.append(network)
     return KubeProxyConfig(
-        mode=ProxyMode.IPTABLES,
+        mode=ProxyMode(mode),
         cluster_cidr=cluster_cidr,
         masquerade_all=check.boolean(at, masquerade_all, masquerade_field, False),
         masquerade_bit=14
         if bit is None
-        else check.integer(at, bit, ("iptables", "masqueradeBit"), 0, 31, "a bit number"),
+        else check.integer(at, bit, (section, "masqueradeBit"), 0, 31, "a bit number"),
         node_port_addresses=tuple(addresses),
     )
 
@@ -122,3 +128,19 @@ def cni(check: FieldChecker, found: list[tuple[At, dict[str, Any]]]) -> CNIConfi
         mtu=check.integer(at, mtu, (*base, "mtu"), 576, 9000, "an MTU kubehop accepts"),
         hairpin_mode=check.boolean(at, spec.get("hairpinMode"), (*base, "hairpinMode"), True),
     )
+
+
+def service_cidrs(
+    check: FieldChecker, found: list[tuple[At, dict[str, Any]]]
+) -> tuple[IPv4Network, ...]:
+    """The IPv4 ranges of the ServiceCIDR objects (networking.k8s.io), which nftables mode
+    needs to tell an unallocated ClusterIP from an outside address."""
+    cidrs: list[IPv4Network] = []
+    for at, obj in found:
+        check.metadata(at, obj, namespaced=False)
+        spec = check.mapping(at, obj.get("spec"), ("spec",))
+        for index, raw in enumerate(check.sequence(at, spec.get("cidrs"), ("spec", "cidrs"))):
+            network = check.network(at, raw, ("spec", "cidrs", index), dual=True)
+            if network is not None and network not in cidrs:
+                cidrs.append(network)
+    return tuple(cidrs)

@@ -26,7 +26,7 @@ from sim.readers.cluster.checks import (
     infer_cni,
     unique,
 )
-from sim.readers.cluster.config import cni, kube_proxy
+from sim.readers.cluster.config import cni, kube_proxy, service_cidrs
 from sim.readers.cluster.documents import parse_documents
 from sim.readers.cluster.endpoints import endpoints_key, mirrored_slices
 from sim.readers.cluster.fields import FieldChecker
@@ -165,6 +165,7 @@ def _cluster(inputs: list[tuple[str, str]], report: Report, progress: Progress |
         cni=cni_config,
         clients=tuple(c for _, c in clients),
         node_network=node_network,
+        service_cidrs=service_cidrs(check, found.get("ServiceCIDR", [])),
         warnings=report.rendered_warnings(),
     )
 

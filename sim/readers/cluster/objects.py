@@ -30,6 +30,7 @@ API_VERSIONS = {
     "KubeProxyConfiguration": "kubeproxy.config.k8s.io/v1alpha1",
     "CNIConfig": "kubehop.dev/v1alpha1",
     "ExternalClient": "kubehop.dev/v1alpha1",
+    "ServiceCIDR": "networking.k8s.io/v1beta1",
 }
 """The kinds kubehop reads, each with the one API version it accepts."""
 
@@ -135,6 +136,9 @@ def by_kind(report: Report, objects: Iterable[tuple[At, dict[str, Any]]]) -> ByK
         if version is not None and version != expected:
             if at.kind == "EndpointSlice" and version == "discovery.k8s.io/v1beta1":
                 reason = "discovery.k8s.io/v1beta1 was removed in Kubernetes 1.25; use v1"
+            elif at.kind == "ServiceCIDR" and version == "networking.k8s.io/v1":
+                found.setdefault(at.kind, []).append((at, obj))  # GA in 1.33: the same object
+                continue
             else:
                 reason = f"{quoted(version)} is not {at.kind}'s API version (expected {expected})"
             report.fail(at, ("apiVersion",), reason)
