@@ -163,7 +163,7 @@ def _choice(matched: Sequence[Matched], picked: bool) -> str:
         if numgen is not None and numgen.numgen is not None:
             if numgen.numgen == 1:
                 return f"the only endpoint ({m.name})"
-            how = "the pinned endpoint" if picked else f"probability 1/{numgen.numgen}"
+            how = "the endpoint chosen in advance" if picked else f"probability 1/{numgen.numgen}"
             return f"chosen by {m.name}'s numgen random mod {numgen.numgen} ({how})"
     return ""
 
