@@ -1,21 +1,11 @@
-"""Start-up: what the app opens on is what the tutorial file says, and nothing is left switched off."""
+"""Start-up: the app opens without the YAML readers, and leaves nothing switched off."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from sim.cluster.load import DEMO_JSON, demo_cluster, demo_cluster_from_yaml, demo_json
 from tests import paths
-
-
-def test_the_demo_json_is_the_cluster_the_tutorial_yaml_makes() -> None:
-    # The clusters, not the texts: a model field added with its default needs no new JSON.
-    assert demo_cluster() == demo_cluster_from_yaml(), (
-        f"{DEMO_JSON.name} is out of date with demo_cluster.yaml or the model: "
-        "run `.venv/bin/python -m sim.cluster.load` to write it again"
-    )
-    assert demo_json().startswith("{")
 
 
 def test_the_app_opens_without_yaml_or_the_readers_and_leaves_the_collector_on() -> None:
