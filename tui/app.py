@@ -91,9 +91,10 @@ class KubehopApp(App[int]):
                     )
 
 
-def run(cluster_path: str | None = None) -> int:
-    """Run the app on the demo cluster, or on the cluster in `cluster_path`."""
-    cluster = load_cluster(Path(cluster_path) if cluster_path else None)
+def run(cluster_path: str | None = None, *, cni: str | None = None, mode: str | None = None) -> int:
+    """Run the app on the demo cluster, or on the cluster in `cluster_path`, with the CNI
+    and kube-proxy mode `cni` and `mode` name instead of the file's when given."""
+    cluster = load_cluster(Path(cluster_path) if cluster_path else None, cni=cni, mode=mode)
     app = KubehopApp(cluster)
     app.run()
     return app.return_code or 0

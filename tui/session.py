@@ -97,11 +97,12 @@ def presets() -> tuple[Preset, ...]:
     return PRESETS
 
 
-def load_cluster(path: Path | None) -> Cluster:
-    """The cluster in the file or directory `path`, or the demo cluster when None."""
-    from sim.cluster.load import load
+def load_cluster(path: Path | None, *, cni: str | None = None, mode: str | None = None) -> Cluster:
+    """The cluster in the file or directory `path`, or the demo cluster when None, with the
+    CNI and kube-proxy mode the command line chose (None: the file's own)."""
+    from sim.cluster.load import load, with_dataplane
 
-    return load(path)
+    return with_dataplane(load(path), cni=cni, mode=mode)
 
 
 @dataclass
@@ -142,10 +143,11 @@ class Session:
         return node in self._traced or node in self._texts
 
     def rules_text(self, node: str) -> str:
-        """The iptables-save text of `node`'s rules (safe to call from a worker thread)."""
+        """What the node's commands print of its rules: iptables-save in iptables mode, the
+        nft table first in nftables mode (safe to call from a worker thread)."""
         cluster = self.cluster
         if node in self._traced:
-            return node_tables.node_rules(cluster, node).text
+            return node_tables.node_listing(cluster, node)
         text = self._texts.get(node)
         if text is None:
             text = node_tables.render_rules(cluster, node)

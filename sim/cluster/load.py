@@ -13,10 +13,10 @@ import os
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import model
-from model.cluster import Cluster, CNIPlugin, EndpointSlice
+from model.cluster import Cluster, CNIPlugin, EndpointSlice, ProxyMode
 from model.errors import ClusterFileError
 
 if TYPE_CHECKING:
@@ -25,10 +25,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DEMO_JSON",
     "DEMO_SOURCE",
+    "SIMULATED_MODES",
     "demo_cluster",
     "demo_cluster_from_yaml",
     "load",
+    "with_cni",
+    "with_dataplane",
     "with_derived_slices",
+    "with_mode",
 ]
 
 DEMO_SOURCE = "demo_cluster.yaml"
@@ -91,12 +95,11 @@ def with_derived_slices(cluster: Cluster, source: str) -> Cluster:
             f"{source}: Service {slice_.namespace}/{slice_.service}: its pods declare none of"
             " its target ports, so kube-proxy has nothing to send its traffic to"
         )
-    # A new Cluster, not model_copy: model_copy would carry over the cached
-    # lookup indexes of the old one (functools.cached_property lives in __dict__).
-    fields = {name: getattr(cluster, name) for name in Cluster.model_fields}
-    fields["endpoint_slices"] = cluster.endpoint_slices + derived
-    fields["warnings"] = tuple(warnings)
-    return Cluster(**fields)
+    # model_copy would carry over the cached lookup indexes of the old one
+    # (functools.cached_property lives in __dict__).
+    return _replaced(
+        cluster, endpoint_slices=cluster.endpoint_slices + derived, warnings=tuple(warnings)
+    )
 
 
 def _unserved(derived: tuple[EndpointSlice, ...]) -> list[EndpointSlice]:
@@ -118,8 +121,44 @@ def with_cni(cluster: Cluster, plugin: str) -> Cluster:
     except ValueError:
         names = ", ".join(p.value for p in CNIPlugin)
         raise ClusterFileError(f"--cni {plugin!r}: kubehop simulates {names}") from None
+    return _replaced(
+        cluster, cni=cluster.cni.model_copy(update={"plugin": chosen, "inferred": False})
+    )
+
+
+SIMULATED_MODES = (ProxyMode.IPTABLES, ProxyMode.NFTABLES)
+"""The kube-proxy modes `--mode` switches to."""
+
+
+def with_mode(cluster: Cluster, mode: str) -> Cluster:
+    """`cluster` with kube-proxy in another mode (`kubehop --mode NAME`), its other settings
+    kept (kube-proxy reads the mark bit from each mode's own section; kubehop keeps one)."""
+    names = ", ".join(m.value for m in SIMULATED_MODES)
+    try:
+        chosen = ProxyMode(mode)
+    except ValueError:
+        raise ClusterFileError(f"--mode {mode!r}: kubehop simulates {names}") from None
+    if chosen not in SIMULATED_MODES:
+        raise ClusterFileError(f"--mode {mode!r} is not simulated yet (kubehop simulates {names})")
+    if chosen is cluster.kube_proxy.mode:
+        return cluster
+    proxy = cluster.kube_proxy.model_copy(update={"mode": chosen, "inferred": False})
+    return _replaced(cluster, kube_proxy=proxy)
+
+
+def with_dataplane(cluster: Cluster, *, cni: str | None = None, mode: str | None = None) -> Cluster:
+    """`cluster` with the CNI and kube-proxy mode the command line chose, where it chose."""
+    if cni:
+        cluster = with_cni(cluster, cni)
+    if mode:
+        cluster = with_mode(cluster, mode)
+    return cluster
+
+
+def _replaced(cluster: Cluster, **changes: Any) -> Cluster:
+    # A new Cluster, not model_copy: its cached lookup indexes must not carry over.
     fields = {name: getattr(cluster, name) for name in Cluster.model_fields}
-    fields["cni"] = cluster.cni.model_copy(update={"plugin": chosen, "inferred": False})
+    fields.update(changes)
     return Cluster(**fields)
 
 

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, is_dataclass, replace
 
-from model.cluster import Cluster
+from model.cluster import Cluster, ProxyMode
 from model.errors import RequestError
 from model.ipset import IpSets
 from model.netfilter import Ruleset
@@ -30,15 +30,25 @@ from sim.cni import cni_of
 from sim.kernel.rules import ForeignRules, NodeRules
 from sim.proxy import mode_of
 
-__all__ = ["node_rules", "render_rules", "rules_for"]
+__all__ = [
+    "Listing",
+    "listing_text",
+    "listings",
+    "node_listing",
+    "node_rules",
+    "render_rules",
+    "rules_for",
+]
 
 
 def render_rules(cluster: Cluster, node: str) -> str:
-    """What a person sees on `node`: for iptables mode, its `iptables-save` text."""
+    """What a person sees of `node`'s rules, as `node_listing` gives it, for a node no packet
+    walks: iptables mode's `iptables-save` text is rendered without being read back."""
+    if cluster.kube_proxy.mode is not ProxyMode.IPTABLES:
+        return node_listing(cluster, node)
     foreign = _cni_rules(cluster, node)
     text = mode_of(cluster).render(cluster, node, foreign)
-    # nftables mode shows its nft table here, not iptables-save: nothing to place in it.
-    if foreign is None or not _to_place(foreign) or not text.startswith("*"):
+    if foreign is None or not _to_place(foreign):
         return text
     return _placed(text, foreign)
 
@@ -85,6 +95,65 @@ def rules_for(
     if overrides and node in overrides:
         return overrides[node]
     return node_rules(cluster, node)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One command a person runs on a node to see its rules, and what it prints."""
+
+    command: str
+    """`iptables-save`, `nft list table ip kube-proxy`, …"""
+    text: str
+    """Its output."""
+
+
+def listings(rules: NodeRules) -> tuple[Listing, ...]:
+    """The commands that show `rules` on the node, and what each prints.
+
+    A node's rules may say themselves (a `listings` attribute: IPVS mode's
+    ipvsadm, ipset and iptables); otherwise its nft tables come first where it
+    has them (nftables mode: kube-proxy's table; a real node's whole ruleset),
+    then its iptables-save (in nftables mode, kubelet's and the CNI's chains).
+    """
+    own = getattr(rules, "listings", None)
+    if own is not None:
+        return tuple(own)
+    found: list[Listing] = []
+    nft_text = getattr(rules, "nft_text", "")
+    if isinstance(nft_text, str) and nft_text:
+        command = "nft list table ip kube-proxy" if rules.rendered else "nft list ruleset"
+        found.append(Listing(command, nft_text))
+    if rules.text or not found:
+        found.append(Listing("iptables-save", rules.text))
+    return tuple(found)
+
+
+def listing_text(found: tuple[Listing, ...]) -> str:
+    """One text of `found`: a lone listing as its command prints it; several, each under a
+    `# COMMAND` line (a comment to iptables-restore, nft -f and ipset restore alike)."""
+    if len(found) == 1:
+        return found[0].text
+    return "\n".join(f"# {item.command}\n{item.text.rstrip()}\n" for item in found)
+
+
+def node_listing(
+    cluster: Cluster, node: str, overrides: Mapping[str, NodeRules] | None = None
+) -> str:
+    """What a person sees of `node`'s rules on the node, every command's output in one text
+    (`kubehop rules`, the app's rules pane)."""
+    rules = rules_for(cluster, node, overrides)
+    hit = _LISTED.get(id(rules))
+    if hit is not None and hit[0] is rules:
+        return hit[1]
+    # The same object each time, so what indexes the text (the rules pane) does it once.
+    text = listing_text(listings(rules))
+    _LISTED[id(rules)] = (rules, text)
+    while len(_LISTED) > _CACHE_SIZE:
+        _LISTED.popitem(last=False)
+    return text
+
+
+_LISTED: OrderedDict[int, tuple[NodeRules, str]] = OrderedDict()
 
 
 def _cni_rules(cluster: Cluster, node: str) -> ForeignRules | None:

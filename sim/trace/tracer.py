@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import random
-import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -30,7 +29,7 @@ from sim.kernel.devices import Netns
 from sim.kernel.netfilter import NetfilterState
 from sim.kernel.rules import NodeRules
 from sim.kernel.walk import End, Walker
-from sim.proxy import mode_of
+from sim.proxy import dnats_to, mode_of
 from sim.proxy.endpoints import port_endpoints
 from sim.proxy.services import services_at
 from sim.trace.request import (
@@ -346,14 +345,7 @@ def _check_pick(
             )
     if node is None:
         return
-    rules = rules_for(cluster, node, overrides)
-    # One search of the text, not a walk of every parsed rule: a big node has
-    # 500,000 rules and parses its chains only when a packet visits them.
-    dnat = re.compile(
-        rf"-j DNAT .*--to-destination {re.escape(str(pick[0]))}(?::{pick[1]})?(?:\s|$)",
-        re.MULTILINE,
-    )
-    if dnat.search(rules.text):
+    if dnats_to(rules_for(cluster, node, overrides), pick):
         return
     raise RequestError(
         f"pinned endpoint (--pick) {pick[0]}:{pick[1]}: no kube-proxy rule on {node} DNATs to"

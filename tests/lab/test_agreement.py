@@ -411,10 +411,6 @@ def test_calico_ipip_is_checked_only_where_the_kernel_has_ipip() -> None:
 
 # -- kube-proxy in nftables mode --------------------------------------------------------------
 
-# (This section was appended to the module; its imports are here.)
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
-
 
 def _nftables_demo() -> Cluster:
     """The demo in nftables mode, with a ServiceCIDR object for its Services' range."""
@@ -428,40 +424,16 @@ def _nftables_demo() -> Cluster:
     return demo.model_copy(update={"kube_proxy": config, "service_cidrs": cidrs})
 
 
-def _pins_through_nft(original: Callable[..., None]) -> Callable[..., None]:
-    """`--pick` for nftables mode until the tracer asks the mode (`sim.proxy.dnats_to`).
-
-    The tracer checks a pin by searching the node's iptables-save text for the
-    DNAT; in nftables mode the DNATs are in kube-proxy's nft table.
-    """
-    from model.errors import RequestError
-    from sim.cluster.rules import rules_for
-    from sim.proxy import dnats_to
-
-    def check(cluster: Cluster, overrides: Any, ns: Any, pick: Any, request: Any) -> None:
-        try:
-            original(cluster, overrides, ns, pick, request)
-        except RequestError:
-            if ns.node is None or not dnats_to(rules_for(cluster, ns.node, overrides), pick):
-                raise
-
-    return check
-
-
 @pytest.fixture(scope="module")
 def nftables() -> Iterator[Verifier]:
-    import sim.trace.tracer as tracer
-
     require_lab()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(tracer, "_check_pick", _pins_through_nft(tracer._check_pick))
-        lab = build(_nftables_demo(), "demo.yaml (nftables mode)", persistent=False)
-        try:
-            verifier = Verifier(lab)
-            with Listeners(verifier.listen_specs()):
-                yield verifier
-        finally:
-            teardown(lab.state)
+    lab = build(_nftables_demo(), "demo.yaml (nftables mode)", persistent=False)
+    try:
+        verifier = Verifier(lab)
+        with Listeners(verifier.listen_specs()):
+            yield verifier
+    finally:
+        teardown(lab.state)
 
 
 def _nft_agrees(check: Check, cluster: Cluster) -> bool:
@@ -576,11 +548,8 @@ def _nftables_zoo() -> Cluster:
 
 @pytest.fixture(scope="module")
 def nftables_zoo() -> Iterator[Verifier]:
-    import sim.trace.tracer as tracer
-
     require_lab()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(tracer, "_check_pick", _pins_through_nft(tracer._check_pick))
+    if True:
         lab = build(_nftables_zoo(), "zoo.yaml (nftables mode)", persistent=False)
         try:
             verifier = Verifier(lab)

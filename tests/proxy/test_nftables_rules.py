@@ -578,7 +578,11 @@ def test_the_node_holds_kubelets_iptables_and_kube_proxys_nft_table() -> None:
     cluster = nft_demo()
     rules = node_rules(cluster, "node-a")
     assert rules.text.startswith("*mangle\n") and "KUBE-SERVICES" not in rules.text
-    assert render_rules(cluster, "node-a") == rules.nft_text  # type: ignore[attr-defined]
+    # What the node shows: the table first, then kubelet's iptables.
+    nft_text = rules.nft_text  # type: ignore[attr-defined]
+    assert render_rules(cluster, "node-a") == (
+        f"# nft list table ip kube-proxy\n{nft_text.rstrip()}\n\n# iptables-save\n{rules.text}"
+    )
     nft = nft_of(rules)
     assert nft is not None and nft.tables[0].label == "ip kube-proxy"
     assert dnats_to(rules, (IPv4Address("192.168.1.3"), 8080))

@@ -39,16 +39,20 @@ def cluster_path(args: argparse.Namespace) -> str | None:
 
 def load_cluster(args: argparse.Namespace) -> Cluster:
     """The cluster the options name (the demo when none), with a bar while a big one loads,
-    running the CNI `--cni` names instead of its own when given."""
-    from sim.cluster.load import load, with_cni
+    running the CNI `--cni` and the kube-proxy mode `--mode` name instead of its own."""
+    from sim.cluster.load import load, with_dataplane
 
     bar = ProgressBar()
     try:
         cluster = load(cluster_paths(args) or None, progress=bar)
     finally:
         bar.finish()
-    cni = getattr(args, "cni", None)
-    return with_cni(cluster, cni) if cni else cluster
+    return with_dataplane(cluster, **dataplane(args))
+
+
+def dataplane(args: argparse.Namespace) -> dict[str, str | None]:
+    """What `--cni` and `--mode` chose (None: the cluster file's own)."""
+    return {"cni": getattr(args, "cni", None), "mode": getattr(args, "mode", None)}
 
 
 def first_node(cluster: Cluster) -> str:

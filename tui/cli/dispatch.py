@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from model.errors import KubehopError
-from tui.cli.clusters import cluster_path
+from tui.cli.clusters import cluster_path, dataplane
 from tui.cli.complete import autocomplete
 from tui.cli.parser import build_parser
 from tui.cli.status import EXIT_BAD_INPUT, EXIT_OK
@@ -56,12 +56,17 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from tui.cli.serve import serve
 
-            return serve(cluster_path(args), port=args.port, max_sessions=args.max_sessions)
+            return serve(
+                cluster_path(args),
+                port=args.port,
+                max_sessions=args.max_sessions,
+                **dataplane(args),
+            )
         if args.command == "lab":
             from tui.cli.lab import run_lab
 
             return run_lab(args, cluster_path(args))
-        return _run_app(cluster_path(args))
+        return _run_app(cluster_path(args), **dataplane(args))
     except KubehopError as err:
         print(f"kubehop: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -69,7 +74,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
-def _run_app(path: str | None) -> int:
+def _run_app(path: str | None, *, cni: str | None, mode: str | None) -> int:
     """The app, on a terminal; elsewhere (a file, a pipe, a script) one line saying what to run."""
     # Textual would write its escape codes into the file, or wait on a pipe for keys.
     away = [
@@ -83,7 +88,8 @@ def _run_app(path: str | None) -> int:
         )
     from tui.app import run as run_app
 
-    return run_app(path)
+    # A bad file, --cni or --mode raises before the app takes the terminal.
+    return run_app(path, cni=cni, mode=mode)
 
 
 def _tty(stream: object) -> bool:

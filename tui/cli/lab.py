@@ -12,6 +12,7 @@ import sys
 
 from model.errors import KubehopError, escaped
 from sim.lab.failures import LabInterrupted
+from tui.cli.clusters import dataplane
 from tui.cli.output import write_text
 from tui.cli.status import EXIT_BAD_INPUT, EXIT_DISAGREE, EXIT_INTERRUPTED, EXIT_OK
 
@@ -21,9 +22,9 @@ def run_lab(args: argparse.Namespace, path: str | None) -> int:
     command = args.lab_command
     try:
         if command == "up":
-            return _up(path)
+            return _up(path, args)
         if command == "verify":
-            return _verify(path, args.flows, args.seed)
+            return _verify(path, args, args.flows, args.seed)
         if command == "down":
             return _down()
         print("kubehop lab: say what to do: up, verify or down (see 'kubehop lab --help')",
@@ -37,14 +38,14 @@ def run_lab(args: argparse.Namespace, path: str | None) -> int:
         return EXIT_INTERRUPTED
 
 
-def _up(path: str | None) -> int:
-    from sim.cluster.load import DEMO_SOURCE, load
+def _up(path: str | None, args: argparse.Namespace) -> int:
+    from sim.cluster.load import DEMO_SOURCE, load, with_dataplane
     from sim.lab.build import build, fingerprint, signals_raise
     from sim.lab.netns import check_host
     from sim.lab.state import running_labs
 
     check_host()
-    cluster = load(path)
+    cluster = with_dataplane(load(path), **dataplane(args))
     same = [s for s in running_labs() if s.persistent and s.fingerprint == fingerprint(cluster)]
     if same:
         raise KubehopError(
@@ -72,8 +73,8 @@ def _counted(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _verify(path: str | None, randoms: int, seed: int) -> int:
-    from sim.cluster.load import DEMO_SOURCE, load
+def _verify(path: str | None, args: argparse.Namespace, randoms: int, seed: int) -> int:
+    from sim.cluster.load import DEMO_SOURCE, load, with_dataplane
     from sim.lab.build import build, fingerprint, signals_raise, teardown
     from sim.lab.cases import random_cases, spreads, standard_cases
     from sim.lab.netns import check_host
@@ -85,7 +86,7 @@ def _verify(path: str | None, randoms: int, seed: int) -> int:
     if not 0 <= randoms <= 10_000:
         raise KubehopError(f"--flows {randoms}: must be 0-10000")
     check_host()
-    cluster = load(path)
+    cluster = with_dataplane(load(path), **dataplane(args))
     with signals_raise():
         if running_lab(fingerprint(cluster)) is not None:
             lab, own = attach(cluster), False

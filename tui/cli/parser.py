@@ -3,7 +3,7 @@
 Global options (`--cluster`, `-n`) are accepted before or after any
 subcommand, as kubectl's are: `GLOBAL_OPTIONS` lists them once, every parser in
 the tree gets them, and `merged` folds what was given at each level into one
-value. An option a later issue adds (`--mode`, `--cni`) is one more entry.
+value. An option a later issue adds is one more entry.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from tui.cli.status import EXIT_BAD_INPUT, EXIT_OK
 FORMATS = ("text", "json", "markdown", "dot")
 """What `trace --format` writes."""
 
+RULES_FORMATS = ("text", "nft-script")
+"""What `rules --format` writes."""
+
 SHELLS = ("bash", "zsh", "fish")
 """The shells `kubehop completion` writes a script for (argcomplete's)."""
 
@@ -33,6 +36,10 @@ CNI_NAMES = (
     "calico-vxlan",
 )
 """The CNIs `--cni` switches to (model.cluster.CNIPlugin's values; a test keeps them in step)."""
+
+PROXY_MODES = ("iptables", "nftables", "ipvs")
+"""The kube-proxy modes `--mode` names (model.cluster.ProxyMode's values; a test keeps them in
+step); the cluster loader says which are not simulated yet."""
 
 KUBERNETES = "1.31"
 """The Kubernetes release whose kube-proxy and kubelet kubehop models (see sim/proxy/iptables)."""
@@ -93,8 +100,17 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
         "simulate this CNI instead of the cluster file's (default: the file's CNIConfig, else"
         " host-gw)",
         "NAME",
-        frozenset({"", "trace", "rules", "routes", "lab"}),
+        frozenset({"", "trace", "rules", "routes", "serve", "lab"}),
         choices=CNI_NAMES,
+    ),
+    GlobalOption(
+        ("--mode",),
+        "mode",
+        "simulate kube-proxy in this mode instead of the cluster file's (default: the file's"
+        " KubeProxyConfiguration mode, else iptables)",
+        "MODE",
+        frozenset({"", "trace", "rules", "serve", "lab"}),
+        choices=PROXY_MODES,
     ),
 )
 """The options kubectl users expect anywhere on the line."""
@@ -322,14 +338,25 @@ def _add_trace(sub: Any) -> None:
 
 
 def _add_rules(sub: Any) -> None:
-    rules = sub.add_parser("rules", help="a node's nat and filter tables, iptables-save format")
+    rules = sub.add_parser(
+        "rules",
+        help="a node's rules as the node shows them: iptables-save in iptables mode; in"
+        " nftables mode `nft list table ip kube-proxy`, then iptables-save",
+    )
     node = rules.add_argument("--node", help="the node (default: the first)")
     complete.attach(node, complete.nodes)
     rules.add_argument(
+        "--format",
+        choices=RULES_FORMATS,
+        default="text",
+        help="text: what the node's commands print; nft-script: in nftables mode, the"
+        " transaction kube-proxy hands `nft -f` (default: text)",
+    )
+    rules.add_argument(
         "--diff",
         metavar="FILE",
-        help="compare the node's `iptables-save` output with what kube-proxy should have"
-        " written (exit 1 when they differ)",
+        help="compare the node's own rules (`iptables-save`, or in nftables mode `nft list"
+        " ruleset`) with what kube-proxy should have written (exit 1 when they differ)",
     )
 
 

@@ -45,7 +45,7 @@ from any directory."""
 
 _APP = (
     "import sys; sys.path.insert(0, sys.argv[1]); from tui.app import run; "
-    "sys.exit(run(sys.argv[2] or None))"
+    "sys.exit(run(sys.argv[2] or None, cni=sys.argv[3] or None, mode=sys.argv[4] or None))"
 )
 """What each browser session runs: textual-serve starts one app process per page."""
 
@@ -256,22 +256,25 @@ def serve(
     cluster_path: str | None,
     port: int = DEFAULT_PORT,
     max_sessions: int = DEFAULT_MAX_SESSIONS,
+    *,
+    cni: str | None = None,
+    mode: str | None = None,
 ) -> int:
     """Serve the app on http://127.0.0.1:port/ until interrupted.
 
     The cluster is loaded once here first, so a bad file is one error line now
     rather than a broken page in every browser that opens.
     """
-    from sim.cluster.load import load
+    from sim.cluster.load import load, with_dataplane
 
     if not 1 <= port <= 65535:
         raise KubehopError(f"--port {port} is out of range (1-65535)")
     if max_sessions < 1:
         raise KubehopError(f"--max-sessions {max_sessions}: must be at least 1")
-    load(Path(cluster_path) if cluster_path else None)
+    with_dataplane(load(Path(cluster_path) if cluster_path else None), cni=cni, mode=mode)
     # The cluster path is resolved here: the app processes may run elsewhere.
     cluster = str(Path(cluster_path).resolve()) if cluster_path else ""
-    command = [sys.executable, "-c", _APP, str(_ROOT), cluster]
+    command = [sys.executable, "-c", _APP, str(_ROOT), cluster, cni or "", mode or ""]
     server = GuardedServer(shlex.join(command), port=port, max_sessions=max_sessions)
     _check_free(HOST, port)
     try:
