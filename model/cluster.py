@@ -258,6 +258,13 @@ class KubeProxyConfig(_Frozen):
     """iptables.masqueradeBit: 14 gives the 0x4000 mark."""
     node_port_addresses: tuple[IPv4Network, ...] = ()
     """nodePortAddresses; empty means every local address (kube-proxy's default)."""
+    ipvs_scheduler: str = "rr"
+    """ipvs.scheduler ("" in the file means rr): how IPVS picks a new connection's endpoint."""
+    ipvs_strict_arp: bool = False
+    """ipvs.strictARP: kube-proxy sets arp_ignore=1 and arp_announce=2, so the node does not
+    answer ARP for the Service addresses on kube-ipvs0 from its other interfaces."""
+    ipvs_timeouts: tuple[int, int, int] = (0, 0, 0)
+    """ipvs.tcpTimeout, tcpFinTimeout, udpTimeout in seconds (0: the kernel's own is kept)."""
     inferred: bool = False
     """The file had no KubeProxyConfiguration; kubehop assumed the defaults."""
 

@@ -38,6 +38,7 @@ from sim.kernel.conntrack import ConntrackTable
 from sim.kernel.devices import Blackhole, IfKind, Interface, Netns, NetnsKind, Network
 from sim.kernel.interpreter import Interpreter
 from sim.kernel.ipset import set_match
+from sim.kernel.ipvs import IpvsSteering, IpvsVerdict, ipvs_match, ipvs_of
 from sim.kernel.netfilter import HookContext, NetfilterState, RecentTable, traverse
 from sim.kernel.nftables import NumgenSteering
 from sim.kernel.outcome import End
@@ -87,6 +88,8 @@ class Walker:
     """What a real node's rules do that the cluster dump does not explain (stale endpoints)."""
     verdict_rule: str | None = None
     """The rule that dropped or rejected the packet, as the hop's detail gives it."""
+    ipvs_sent: IpvsVerdict | None = None
+    """What IPVS did to the packet it is sending on itself (for `-m ipvs` on its way out)."""
 
     # -- recording ------------------------------------------------------------
 
@@ -232,6 +235,7 @@ class Walker:
         out_iface: Interface | None,
         physdev_in: str | None = None,
         physdev_out: str | None = None,
+        reinjected: bool = False,
     ) -> Packet | End:
         rules = self.ruleset_of(ns)
         self.current_rules = rules
@@ -246,13 +250,24 @@ class Walker:
             now_s=self.t_us / 1_000_000,
             bridged=physdev_in is not None or physdev_out is not None,
             decide=self.decide,
+            reinjected=reinjected,
         )
-        ctx = replace(ctx, foreign=functools.partial(self._foreign, rules, ns, in_iface, hook=hook))
+        ctx = replace(
+            ctx,
+            foreign=functools.partial(
+                self._foreign, rules, ns, in_iface, hook=hook, reinjected=reinjected
+            ),
+        )
         nft = nft_of(rules)
         if nft is not None and isinstance(self.interpreter, NumgenSteering):
             ctx = replace(ctx, numgen=functools.partial(self.interpreter.numgen, rules=rules))
+        ipvs = ipvs_of(rules) if ns.node is not None else None
+        if ipvs is not None and isinstance(self.interpreter, IpvsSteering):
+            ctx = replace(
+                ctx, ipvs_steer=functools.partial(self.interpreter.ipvs_pick, rules=rules)
+            )
         state = self.state.get(ns.name) or NetfilterState(ConntrackTable.of(), RecentTable())
-        result = traverse(ctx, pkt, rules.ruleset, state, self.rng, nft=nft)
+        result = traverse(ctx, pkt, rules.ruleset, state, self.rng, nft=nft, ipvs=ipvs)
         self.state[ns.name] = result.state
         self.assumptions.extend(result.assumptions)
         request = self.direction is Direction.REQUEST
@@ -294,6 +309,8 @@ class Walker:
             dt=2,
         )
         if result.verdict == "ACCEPT":
+            if result.ipvs is not None and result.ipvs.stolen:
+                return self.ipvs_xmit(ns, result.packet, result.ipvs)
             return result.packet
         self.verdict_rule = detail or None
         verdict = Verdict.REJECTED if result.verdict == "REJECT" else Verdict.DROPPED
@@ -308,11 +325,15 @@ class Walker:
         pkt: Packet,
         *,
         hook: Hook,
+        reinjected: bool = False,
     ) -> bool | None:
         """The match modules the netfilter engine leaves to the node: `-m set` against its
-        ipsets, `-m rpfilter` against its routes (None: not evaluated, assumed no match)."""
+        ipsets, `-m rpfilter` against its routes, `-m ipvs` against what IPVS did (None: not
+        evaluated, assumed no match)."""
         if m.module == "set":
             return set_match(rules.ipsets, m, pkt) if rules.ipsets else None
+        if m.module == "ipvs":
+            return ipvs_match(m.args, self.ipvs_sent if reinjected else None)
         if m.module == "rpfilter" and hook is Hook.PREROUTING and in_iface is not None:
             return self._rpfilter(ns, in_iface, m, pkt)
         return None
@@ -345,6 +366,52 @@ class Walker:
         if self.current_rules is None:
             return None
         return self.interpreter.decide(rule, self.current_rules)
+
+    def forward_route(self, ns: Netns, pkt: Packet) -> tuple[Route, Packet] | End:
+        """The route a forwarded packet takes and the packet with its TTL one lower; the end
+        of the walk when no route takes it or its TTL runs out."""
+        route = self.route(ns, pkt.dst, pkt.src)
+        if route is None:
+            return self.no_route(ns, pkt, forwarded=True)
+        if pkt.ttl <= 1:
+            return End(
+                Verdict.DROPPED, f"TTL exceeded on {ns.label} (a routing loop?)", pkt, ns.name
+            )
+        return route, pkt.model_copy(update={"ttl": pkt.ttl - 1})
+
+    def ipvs_xmit(self, ns: Netns, pkt: Packet, verdict: IpvsVerdict) -> End:
+        """ip_vs_nat_xmit for a remote real server: IPVS routes the packet it rewrote and sends
+        it on itself through LOCAL_OUT and POSTROUTING (ip_vs_nat_send_or_cont), with its
+        conntrack entry; the hook it was taken at never sees it again."""
+        # __ip_vs_get_out_rt's decrement_ttl: IPVS forwards, so the TTL drops by one.
+        routed = self.forward_route(ns, pkt)
+        if isinstance(routed, End):
+            return routed
+        route, sent = routed
+        self.route_hop(
+            ns,
+            pkt,
+            sent,
+            route,
+            f"IPVS sends the packet on to the real server {pkt.dst}:{pkt.dport} itself"
+            f" (ip_vs_nat_xmit): {_route_sentence(ns, pkt.dst, route, local_out=True)}; the TTL"
+            " drops by one, as for a forwarded packet, and the packet re-enters OUTPUT",
+            asked=f"{pkt.dst}",
+        )
+        out = ns.iface(route.dev)
+        self.ipvs_sent = verdict
+        try:
+            after = self.hook(ns, Hook.OUTPUT, sent, in_iface=None, out_iface=out, reinjected=True)
+            if isinstance(after, End):
+                return after
+            after = self.hook(ns, Hook.POSTROUTING, after, in_iface=None, out_iface=out)
+        finally:
+            self.ipvs_sent = None
+        if isinstance(after, End):
+            return after
+        return self.transmit(
+            ns, out, after, route.via or after.dst, default=route.dst.prefixlen == 0
+        )
 
     def begin_reply(self, client: Netns, request: Packet) -> None:
         """From now on the walk carries the server's reply to `request`, sent from `client`."""
@@ -582,14 +649,10 @@ class Walker:
                 pkt,
                 ns.name,
             )
-        route = self.route(ns, pkt.dst, pkt.src)
-        if route is None:
-            return self.no_route(ns, pkt, forwarded=True)
-        if pkt.ttl <= 1:
-            return End(
-                Verdict.DROPPED, f"TTL exceeded on {ns.label} (a routing loop?)", pkt, ns.name
-            )
-        routed = pkt.model_copy(update={"ttl": pkt.ttl - 1})
+        found = self.forward_route(ns, pkt)
+        if isinstance(found, End):
+            return found
+        route, routed = found
         self.route_hop(
             ns,
             pkt,

@@ -18,6 +18,7 @@ from ipaddress import IPv4Address
 from types import MappingProxyType
 
 from model.errors import RulesWalkError
+from model.ipvs import IpvsTable
 from model.netfilter import (
     AcceptTarget,
     Chain,
@@ -49,6 +50,9 @@ from model.nftables import NftChain, NftNat, NftRuleset, NftTable
 from model.packet import ConntrackEntry, CtState, Packet, Proto
 from model.trace import ChainSpan, TableWalk
 from sim.kernel.conntrack import CtDirection
+from sim.kernel.ipvs.hooks import IpvsVerdict
+from sim.kernel.ipvs.hooks import reply as ipvs_reply
+from sim.kernel.ipvs.hooks import request as ipvs_request
 from sim.kernel.netfilter.index import INDEX_MIN_RULES, Key, chain_index
 from sim.kernel.netfilter.matches import conntrack_match, recent_match, stateless_match
 from sim.kernel.netfilter.state import (
@@ -100,7 +104,41 @@ class _NftStep:
     chain: NftChain
 
 
-_Steps = tuple[Table | _Step | _NftStep, ...]
+@dataclass(frozen=True)
+class _IpvsStep:
+    """One of IPVS's hooks: `request` schedules and NATs, `reply` puts the VIP back."""
+
+    kind: str
+
+
+# ip_vs_core.c's ip_vs_ops4: (priority, kind) per hook.
+_IPVS_HOOKS: dict[Hook, tuple[tuple[int, _IpvsStep], ...]] = {
+    Hook.INPUT: ((98, _IpvsStep("reply")), (99, _IpvsStep("request"))),
+    Hook.FORWARD: ((100, _IpvsStep("reply")),),
+    Hook.OUTPUT: ((-99, _IpvsStep("reply")), (-98, _IpvsStep("request"))),
+}
+
+_Steps = tuple[Table | _Step | _NftStep | _IpvsStep, ...]
+
+
+def _with_ipvs(hook: Hook, steps: _Steps) -> _Steps:
+    """`steps` with IPVS's hooks at their priorities (after filter INPUT/FORWARD, after nat
+    OUTPUT, before nat INPUT and conntrack's confirm)."""
+    extra = _IPVS_HOOKS.get(hook, ())
+    if not extra:
+        return steps
+    nat_at = -100 if hook in _DST_MANIP_HOOKS else 100
+
+    def priority(step: Table | _Step | _NftStep | _IpvsStep) -> int:
+        if isinstance(step, _NftStep):
+            return step.chain.priority or 0
+        if isinstance(step, _IpvsStep):
+            return 0
+        return nat_at if step is Table.NAT else _PRIORITY[step]
+
+    entries = [(priority(step), 0, i, step) for i, step in enumerate(steps)]
+    entries += [(at, 1, i, step) for i, (at, step) in enumerate(extra)]
+    return tuple(step for *_, step in sorted(entries, key=lambda e: e[:3]))
 
 
 def _steps(hook: Hook, nft: NftRuleset | None) -> tuple[_Steps, tuple[_NftStep, ...]]:
@@ -161,11 +199,15 @@ def traverse(
     *,
     index_min_rules: int | None = INDEX_MIN_RULES,
     nft: NftRuleset | None = None,
+    ipvs: IpvsTable | None = None,
 ) -> HookResult:
     """Walk every table and base chain registered at `ctx.hook`, in kernel priority order.
 
     `nft` holds the netns's nftables tables (kube-proxy's in nftables mode),
     walked at their base chains' priorities beside the iptables tables.
+    `ipvs` holds the netns's IPVS virtual servers: IPVS runs at its hook
+    priorities, and a packet it sends on to a remote real server ends the hook
+    (the result's `ipvs.stolen`; the caller takes it through LOCAL_OUT).
     `index_min_rules=None` walks every chain linearly, every time it is
     entered; the result is the same either way (the index only skips rules
     that cannot match, and a side-effect-free chain entered again with the same
@@ -173,8 +215,16 @@ def traverse(
     """
     run = _Run(ctx, ruleset, state, rng, index_min_rules, pkt)
     steps, nat_chains = _steps(ctx.hook, nft)
+    if ipvs is not None:
+        steps = _with_ipvs(ctx.hook, steps)
     for step in steps:
-        if step is _Step.CT_IN:
+        if isinstance(step, _IpvsStep):
+            if ipvs is None or ctx.reinjected:
+                continue  # IPVS passes what it sent itself (skb->ipvs_property)
+            ended = run.ipvs_step(step.kind, ipvs)
+            if ended is not None:
+                return run.result(ended)
+        elif step is _Step.CT_IN:
             run.conntrack_in()
         elif step is _Step.CONFIRM:
             run.confirm()
@@ -302,10 +352,14 @@ class _Run:
         self.entry: ConntrackEntry | None = None
         self.direction = CtDirection.ORIGINAL
         self.ctstate = CtState.NEW
+        self.ipvs_state = state.ipvs
+        self.ipvs_verdict: IpvsVerdict | None = None
         carried = self.in_flight.pop(pkt.tuple(), None)
         # A packet from a socket or the wire is looked up afresh; only one
-        # looped through lo still carries the entry it had when it left.
-        fresh = ctx.hook is Hook.OUTPUT or (ctx.hook is Hook.PREROUTING and ctx.in_iface != "lo")
+        # looped through lo, or sent on by IPVS, still carries the entry it had.
+        fresh = (ctx.hook is Hook.OUTPUT and not ctx.reinjected) or (
+            ctx.hook is Hook.PREROUTING and ctx.in_iface != "lo"
+        )
         if carried is not None and not fresh:
             self.attached = True
             self.entry = carried.entry
@@ -369,6 +423,19 @@ class _Run:
         dst_manip = self.ctx.hook in _DST_MANIP_HOOKS
         present = self.has_chain(Table.NAT)
         entry = self.entry
+        if self.ctx.reinjected and dst_manip and entry is not None and not entry.confirmed:
+            # nf_nat_inet_fn: the connection's destination NAT was initialised at
+            # PREROUTING (or the first OUTPUT pass); rules are not consulted again.
+            return (
+                TableWalk(
+                    table=Table.NAT,
+                    skipped="the connection's destination NAT was settled when the packet first"
+                    " passed nat, before IPVS took it; nat is not consulted again",
+                    verdict="ACCEPT",
+                )
+                if present
+                else None
+            )
         if self.untracked or entry is None:
             if not present:
                 return None
@@ -422,6 +489,52 @@ class _Run:
                 self.pkt = self.pkt.model_copy(update={"src": target.src, "sport": target.sport})
             return f"conntrack {what} of entry [{entry}]: {change}"
         return f"entry [{entry}] has nothing to rewrite here"
+
+    # --- IPVS ----------------------------------------------------------------
+
+    def ipvs_step(self, kind: str, table: IpvsTable) -> HookVerdict | None:
+        """One IPVS hook; the hook's verdict when IPVS ends it here, else None.
+
+        A new connection's NAT (ip_vs_nat_xmit) rewrites the destination and,
+        with net.ipv4.vs.conntrack=1 as kube-proxy sets it, alters the
+        unconfirmed conntrack entry's reply tuple to come from the real server
+        (ip_vs_update_conntrack), without marking it DST_NAT: conntrack does
+        not undo it on the reply, IPVS does.
+        """
+        if kind == "reply":
+            verdict = ipvs_reply(table, self.ipvs_state, self.pkt)
+            if verdict is not None:
+                self.ipvs_verdict = verdict
+                self.pkt = self.pkt.model_copy(
+                    update={"src": verdict.packet.src, "sport": verdict.packet.sport}
+                )
+            return None
+        verdict = ipvs_request(
+            table,
+            self.ipvs_state,
+            self.pkt,
+            now=self.ctx.now_s,
+            local_addrs=self.ctx.local_addrs,
+            steer=self.ctx.ipvs_steer,
+        )
+        if verdict is None:
+            return None
+        self.ipvs_verdict = verdict
+        self.ipvs_state = verdict.state
+        if verdict.kind == "no-dest":
+            # ip_vs_leave: ICMP port unreachable to the client, the packet dropped.
+            self.reject_with = "icmp-port-unreachable"
+            return "REJECT"
+        entry = self.entry
+        if entry is not None and not entry.confirmed and self.direction is CtDirection.ORIGINAL:
+            reply = entry.reply.model_copy(
+                update={"src": verdict.packet.dst, "sport": verdict.packet.dport}
+            )
+            self.entry = entry.model_copy(update={"reply": reply})
+        self.pkt = self.pkt.model_copy(
+            update={"dst": verdict.packet.dst, "dport": verdict.packet.dport}
+        )
+        return "ACCEPT" if verdict.stolen else None
 
     # --- nftables ----------------------------------------------------------
 
@@ -831,7 +944,8 @@ class _Run:
     def result(self, verdict: HookVerdict) -> HookResult:
         hook, ctx = self.ctx.hook, self.ctx
         leaves_netns = hook is Hook.INPUT or (hook is Hook.POSTROUTING and ctx.out_iface != "lo")
-        if verdict == "ACCEPT" and not leaves_netns:
+        stolen = self.ipvs_verdict is not None and self.ipvs_verdict.stolen
+        if verdict == "ACCEPT" and (not leaves_netns or stolen):
             self.in_flight[self.pkt.tuple()] = InFlight(
                 entry=None if self.untracked else self.entry,
                 direction=self.direction,
@@ -845,6 +959,7 @@ class _Run:
             nft_sets=MappingProxyType(
                 {name: MappingProxyType(elements) for name, elements in self.dynamic.items()}
             ),
+            ipvs=self.ipvs_state,
         )
         return HookResult(
             verdict=verdict,
@@ -856,6 +971,7 @@ class _Run:
             direction=None if self.untracked or self.invalid else self.direction,
             reject_with=self.reject_with if verdict == "REJECT" else None,
             assumptions=tuple(self.assumptions),
+            ipvs=self.ipvs_verdict,
         )
 
 

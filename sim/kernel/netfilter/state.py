@@ -14,11 +14,13 @@ from ipaddress import IPv4Address
 from types import MappingProxyType
 from typing import Literal
 
+from model.ipvs import IpvsState
 from model.netfilter import Hook, Rule, Table, UnknownMatch
 from model.nftables import NftRule
 from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet
 from model.trace import TableWalk
 from sim.kernel.conntrack import ConntrackTable, CtDirection
+from sim.kernel.ipvs.hooks import IpvsVerdict, Steer
 
 __all__ = [
     "RECENT_STAMPS",
@@ -76,6 +78,13 @@ class HookContext:
     numgen: Callable[[NftRule], int | None] | None = None
     """Picks the branch of an nft `numgen random mod N vmap { … }` rule (to reach a pinned
     endpoint); returning None, or no callable, draws from the generator as the kernel does."""
+    ipvs_steer: Steer | None = None
+    """Picks the real server IPVS gives a new connection (to reach a pinned endpoint);
+    returning None, or no callable, lets the virtual server's scheduler pick."""
+    reinjected: bool = False
+    """IPVS sent this packet on itself (ip_vs_nat_send_or_cont: NF_HOOK(LOCAL_OUT) again): it
+    carries its conntrack entry, whose destination NAT was settled before, and IPVS's own
+    hooks let it pass (`skb->ipvs_property`)."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,8 @@ class NetfilterState:
     )
     """Elements nft rules added to sets from the packet path (`update @affinity-… { ip saddr
     }`), per `family table set`: the element's key → the virtual time it expires at."""
+    ipvs: IpvsState = field(default_factory=IpvsState)
+    """IPVS's connections, persistence templates and scheduler positions (`rr`'s turn)."""
 
 
 @dataclass(frozen=True)
@@ -166,3 +177,5 @@ class HookResult:
     """For REJECT, what is sent back (`icmp-port-unreachable`, `tcp-reset`)."""
     assumptions: tuple[str, ...] = ()
     """Where the simulation had to guess: unknown matches and targets that were reached."""
+    ipvs: IpvsVerdict | None = None
+    """What IPVS did at this hook (None: it left the packet alone, or the node has none)."""
