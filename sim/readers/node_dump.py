@@ -8,6 +8,14 @@ trace says where it had to assume. `ipset save` or `ipset list` output, given
 with `--ipset node-a=node-a.ipset` or appended to the same file, lets
 `-m set --match-set` be evaluated instead of assumed.
 
+A node whose kube-proxy runs in nftables mode keeps its Services in nft's
+`ip kube-proxy` table: the same file may hold `nft list ruleset` (or `nft
+list table ip kube-proxy`) after the iptables-save text, and the trace walks
+that table's base chains at their priorities among the iptables tables. The
+tables iptables-nft keeps in nft (`ip nat`, `ip filter`, …) are the
+iptables-save text over again, spelled with `xt` matches nft cannot show:
+they are read from iptables-save, not twice.
+
 A node whose kube-proxy runs in IPVS mode (`sim.readers.proxy_mode`) is
 refused with one line saying what showed it: its Services live in the
 kernel's IPVS tables, which `iptables-save` does not show and kubehop does not
@@ -17,19 +25,26 @@ simulate yet, so walking its iptables rules would end in wrong verdicts.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from model.cluster import Cluster, ProxyMode
 from model.errors import KubehopError, RulesParseError
 from model.ipset import IpSets
 from model.netfilter import Ruleset, UnknownMatch
+from model.nftables import NftRuleset
 from sim.readers.cluster.files import read_text
 from sim.readers.ipset import ipset_format, parse_ipsets
 from sim.readers.iptables_save import parse_iptables_save
 from sim.readers.proxy_mode import infer_proxy_mode
 
-__all__ = ["NodeDump", "load_node_rules", "node_rules_from_text", "parse_node_spec"]
+__all__ = [
+    "NodeDump",
+    "load_node_rules",
+    "node_rules_from_text",
+    "parse_node_spec",
+    "shown_mode",
+]
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,10 @@ class NodeDump:
     """`ipset save` of the node, by set name; empty when none was given."""
     kube_proxy_version: str | None = None
     """The node's status.nodeInfo.kubeProxyVersion in the cluster dump, when it reports one."""
+    nft_text: str = ""
+    """The `nft list` text of the file (other lines blanked), "" when it has none."""
+    nft: NftRuleset | None = None
+    """The nft tables the kernel walks (iptables-nft's left out: iptables-save has them)."""
 
 
 def parse_node_spec(spec: str, option: str) -> tuple[str, str]:
@@ -58,34 +77,95 @@ def parse_node_spec(spec: str, option: str) -> tuple[str, str]:
     return node, path
 
 
-def _split_ipset(text: str) -> tuple[str, str]:
-    """A file holding `iptables-save; ipset save` (or `ipset list`): the rules and the sets.
+_IPTABLES_NFT_TABLES = frozenset({"filter", "nat", "mangle", "raw", "security"})
+"""The tables iptables-nft keeps in nft, in families ip and ip6."""
 
-    Each part keeps the file's line numbers (the other part's lines blanked),
-    so a message about either names the line of the file.
-    """
-    rules: list[str] = []
-    sets: list[str] = []
+
+@dataclass(frozen=True)
+class _Parts:
+    """A node's file cut into what each command printed, every part keeping the file's line
+    numbers (the other parts' lines blanked), so a message names the line of the file."""
+
+    rules: str
+    """iptables-save."""
+    sets: str
+    """ipset save or ipset list."""
+    nft: str
+    """nft list ruleset (or table)."""
+    nft_tables: tuple[tuple[str, str, int, int], ...]
+    """Each nft table: family, name, first and last line."""
+
+
+def _split(text: str) -> _Parts:
+    """Cut a file holding `iptables-save; ipset save; nft list ruleset` (any of them)."""
+    parts: dict[str, list[str]] = {"rules": [], "sets": [], "nft": []}
+    tables: list[tuple[str, str, int, int]] = []
     in_table = False
     listing = False  # inside `ipset list` output, which goes on to the next table
-    for line in text.splitlines(keepends=True):
+    depth = 0  # inside an nft table's braces
+    opened: tuple[str, str, int] | None = None
+    for lineno, line in enumerate(text.splitlines(keepends=True), start=1):
         word = line.strip()
-        if word.startswith("*"):
+        part = "rules"
+        if depth:
+            part = "nft"
+            depth += word.count("{") - word.count("}")
+            if depth <= 0 and opened is not None:
+                tables.append((*opened, lineno))
+                depth, opened = 0, None
+        elif not in_table and word.startswith("table ") and word.endswith("{"):
+            part, listing = "nft", False
+            words = word.split()
+            opened = (words[1], words[2], lineno) if len(words) == 4 else ("", "", lineno)
+            depth = word.count("{") - word.count("}")
+        elif word.startswith("# Warning: table ") and not in_table:
+            part = "nft"  # iptables-nft's note above its tables
+        elif word.startswith("*"):
             in_table, listing = True, False
         elif word == "COMMIT":
             in_table = False
-            rules.append(line)
-            sets.append("\n")
-            continue
-        if not in_table and word.startswith("Name: "):
+        elif not in_table and word.startswith("Name: "):
             listing = True
-        if not in_table and (listing or word.startswith("create ") or word.startswith("add ")):
-            sets.append(line)
-            rules.append("\n")
-        else:
-            rules.append(line)
-            sets.append("\n")
-    return "".join(rules), "".join(sets)
+        at_sets = listing or word.startswith(("create ", "add "))
+        if part == "rules" and not in_table and word != "COMMIT" and at_sets:
+            part = "sets"
+        for name, lines in parts.items():
+            lines.append(line if name == part else "\n")
+    return _Parts(
+        "".join(parts["rules"]), "".join(parts["sets"]), "".join(parts["nft"]), tuple(tables)
+    )
+
+
+def _kernel_nft(parts: _Parts, source: str) -> tuple[NftRuleset | None, tuple[str, ...]]:
+    """The nft tables a trace walks, and what was left out of them and why."""
+    if not parts.nft.strip():
+        return None, ()
+    from sim.readers.nftables import parse_nft
+
+    parsed = parse_nft(parts.nft, source=source)
+    skipped = [
+        (first, last)
+        for family, name, first, last in parts.nft_tables
+        if family in ("ip", "ip6") and name in _IPTABLES_NFT_TABLES
+    ]
+
+    def left_out(lineno: int) -> bool:
+        return any(first <= lineno <= last for first, last in skipped)
+
+    kept = tuple(t for t in parsed.tables if not left_out(t.lineno))
+    warnings = [
+        w
+        for w in parsed.warnings
+        if not left_out(int(w.removeprefix(f"{source}:").split(":", 1)[0] or 0))
+    ]
+    said = tuple(
+        f"{source}:{t.lineno}: table {t.label} is iptables-nft's; its rules are read from the"
+        " iptables-save text"
+        + ("" if parts.rules.strip() else ", which this file lacks, so they are unknown")
+        for t in parsed.tables
+        if left_out(t.lineno)
+    )
+    return parsed.model_copy(update={"tables": kept, "warnings": tuple(warnings)}), said
 
 
 def node_rules_from_text(
@@ -110,7 +190,8 @@ def node_rules_from_text(
         raise RulesParseError(
             f"{source}: this is `ipset {form}` output; give it with --ipset {node}={source}"
         )
-    rules_text, inline_sets = _split_ipset(text)
+    parts = _split(text)
+    rules_text, inline_sets = parts.rules, parts.sets
     parsed_sets = parse_ipsets(inline_sets, source) if inline_sets.strip() else {}
     sets_source = source
     if ipsets is not None:
@@ -121,10 +202,12 @@ def node_rules_from_text(
                 f" --node-rules {node}={sets_source}"
             )
         parsed_sets.update(parse_ipsets(ipsets, sets_source))
-    if not any(line.startswith("*") for line in rules_text.splitlines()):
+    nft, nft_said = _kernel_nft(parts, source)
+    has_tables = any(line.startswith("*") for line in rules_text.splitlines())
+    if not has_tables and nft is None:
         raise RulesParseError(
             f"{source}: no tables in it (expected the output of `iptables-save`, which starts"
-            " each table with a line like *nat)"
+            " each table with a line like *nat, or of `nft list ruleset`)"
         )
     ruleset = parse_iptables_save(rules_text, source=source)
     mode = infer_proxy_mode(ruleset, parsed_sets, ipset_source=sets_source)
@@ -134,10 +217,20 @@ def node_rules_from_text(
             " kubehop simulates iptables mode only, not IPVS yet, so it cannot walk this node's"
             " rules"
         )
-    ruleset = ruleset.model_copy(
-        update={"warnings": _set_warnings(ruleset, parsed_sets, node, source)}
+    warnings = _set_warnings(ruleset, parsed_sets, node, source) + nft_said
+    if nft is not None:
+        warnings += nft.warnings
+    ruleset = ruleset.model_copy(update={"warnings": warnings})
+    return NodeDump(
+        node,
+        rules_text,
+        ruleset,
+        False,
+        parsed_sets,
+        known.kube_proxy_version,
+        nft_text=parts.nft if nft is not None else "",
+        nft=nft,
     )
-    return NodeDump(node, rules_text, ruleset, False, parsed_sets, known.kube_proxy_version)
 
 
 def _set_warnings(ruleset: Ruleset, sets: IpSets, node: str, source: str) -> tuple[str, ...]:
@@ -202,3 +295,12 @@ def load_node_rules(
     for node, (path, _) in ipsets.items():
         raise KubehopError(f"--ipset {node}={path}: give {node}'s rules with --node-rules too")
     return found
+
+
+def shown_mode(dumps: Mapping[str, NodeDump]) -> tuple[str, ProxyMode] | None:
+    """The kube-proxy mode a node's own rules show, where they show one the iptables text
+    cannot: nftables mode, by kube-proxy's `ip kube-proxy` table (node, mode)."""
+    for node, dump in dumps.items():
+        if dump.nft is not None and dump.nft.table("ip", "kube-proxy") is not None:
+            return node, ProxyMode.NFTABLES
+    return None

@@ -506,3 +506,76 @@ def test_an_endpoint_port_a_pod_does_not_declare_is_assumed_to_listen(kubeadm: C
     assert deliver.note == assumed
     assert deliver.detail == "tcp LISTEN 0.0.0.0:8080 (assumed: listed by default/api)"
     assert assumed in t.warnings
+
+
+# -- a node in nftables mode: iptables-save and nft list ruleset in one file ---------------
+
+IPTABLES_NFT_NAT = (
+    "# Warning: table ip nat is managed by iptables-nft, do not touch!\n"
+    "table ip nat {\n"
+    "\tchain PREROUTING {\n"
+    "\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+    '\t\t xt match "comment" counter packets 4 bytes 240 jump KUBE-SERVICES\n'
+    "\t}\n"
+    "}\n"
+)
+
+
+def _nft_node_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, int]:
+    """node-a's rules as `kubehop rules --mode nftables` prints them, with iptables-nft's nat
+    table appended as `nft list ruleset` shows it; and the line of that table."""
+    assert run(["rules", "--mode", "nftables", "--node", "node-a"]) == 0
+    text = capsys.readouterr().out
+    path = tmp_path / "node-a.rules"
+    path.write_text(text + IPTABLES_NFT_NAT)
+    return path, text.count("\n") + 2
+
+
+def test_an_nftables_node_is_read_with_iptables_nfts_tables_left_to_iptables_save(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, nat_line = _nft_node_file(tmp_path, capsys)
+    cluster = load(None)
+    dump = load_node_rules(cluster, [f"node-a={path}"])["node-a"]
+    assert dump.nft is not None
+    assert [t.label for t in dump.nft.tables] == ["ip kube-proxy"]
+    assert dump.ruleset.warnings == (
+        f"{path}:{nat_line}: table ip nat is iptables-nft's; its rules are read from the"
+        " iptables-save text",
+    )
+    # kubelet's KUBE-FIREWALL, from the iptables-save part, is there once.
+    assert "KUBE-FIREWALL" in dump.ruleset.tables["filter"]
+
+
+def test_a_trace_walks_the_nodes_own_nft_table_in_nftables_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = _nft_node_file(tmp_path, capsys)
+    argv = ["trace", "pod1", "svc-b:80", "--seed", "3", "--node-rules", f"node-a={path}"]
+    assert run(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[0] == (
+        "kubehop: node-a's rules hold kube-proxy's nft table (ip kube-proxy): tracing in"
+        " nftables mode, not the cluster file's iptables (from its KubeProxyConfiguration)"
+    )
+    lines = captured.out.splitlines()
+    assert lines[0].endswith("(the node's iptables-save and nft list ruleset); 1 rule(s) kubehop"
+                             " cannot evaluate")  # fmt: skip
+    dnat = next(i for i, line in enumerate(lines) if " DNAT " in line)
+    rule = lines[dnat + 2].strip()
+    # The DNAT is the dump's rule, named by its file and line.
+    assert rule.startswith(f"{path}:")
+    assert rule.endswith("dnat to 192.168.2.2:8080") and ": ip kube-proxy endpoint-" in rule
+
+
+def test_a_file_of_nft_alone_is_read_and_says_iptables_rules_are_unknown(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "node-a.nft"
+    path.write_text(IPTABLES_NFT_NAT)
+    dump = load_node_rules(load(None), [f"node-a={path}"])["node-a"]
+    assert dump.nft is not None and dump.nft.tables == ()
+    assert dump.ruleset.warnings == (
+        f"{path}:2: table ip nat is iptables-nft's; its rules are read from the iptables-save"
+        " text, which this file lacks, so they are unknown",
+    )

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from model.cluster import Cluster
     from model.trace import Trace
     from sim.kernel.rules import NodeRules
+    from sim.readers.node_dump import NodeDump
     from sim.trace.request import Request
 
 
@@ -40,6 +41,7 @@ def run_trace(args: argparse.Namespace) -> int:
     cluster = load_cluster(args)
     request = _request(args, cluster)
     real = load_node_rules(cluster, args.node_rules, args.ipset)
+    cluster = _mode_the_nodes_show(args, cluster, real)
     if args.all_endpoints:
         return _trace_all(args, cluster, request, real, fmt)
     result = trace(cluster, request, node_rules=real)
@@ -67,6 +69,27 @@ def run_trace(args: argparse.Namespace) -> int:
 
         write_text("\n" + reproduce_commands(result, container=_exec_container(cluster, request)))
     return EXIT_OK if result.verdict is Verdict.DELIVERED else EXIT_NOT_DELIVERED
+
+
+def _mode_the_nodes_show(
+    args: argparse.Namespace, cluster: Cluster, real: Mapping[str, NodeDump]
+) -> Cluster:
+    """The cluster in the mode a node's own rules show, when the file said another and
+    --mode did not choose: a node's kube-proxy table outweighs a configuration."""
+    from sim.cluster.load import with_mode
+    from sim.readers.node_dump import shown_mode
+
+    shown = shown_mode(real)
+    if shown is None or args.mode or shown[1] is cluster.kube_proxy.mode:
+        return cluster
+    node, mode = shown
+    said = "assumed" if cluster.kube_proxy.inferred else "from its KubeProxyConfiguration"
+    print(
+        f"kubehop: {node}'s rules hold kube-proxy's nft table (ip kube-proxy): tracing in"
+        f" {mode.value} mode, not the cluster file's {cluster.kube_proxy.mode.value} ({said})",
+        file=sys.stderr,
+    )
+    return with_mode(cluster, mode.value)
 
 
 def _request(args: argparse.Namespace, cluster: Cluster) -> Request:
@@ -101,7 +124,7 @@ def _exec_container(cluster: Cluster, request: Request) -> str | None:
 def _rules_header(real: Mapping[str, NodeRules]) -> str:
     """Which nodes are walked through their own rules, and what kubehop cannot evaluate there."""
     lines = [
-        f"rules on {node}: {rules.ruleset.source} (the node's iptables-save);"
+        f"rules on {node}: {rules.ruleset.source} (the node's {_commands(rules)});"
         f" {len(rules.ruleset.warnings)} rule(s) kubehop cannot evaluate"
         for node, rules in real.items()
     ]
@@ -110,6 +133,10 @@ def _rules_header(real: Mapping[str, NodeRules]) -> str:
     if real:
         lines.append("other nodes: kube-proxy's rules as kubehop renders them from the cluster")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _commands(rules: NodeRules) -> str:
+    return "iptables-save and nft list ruleset" if getattr(rules, "nft", None) else "iptables-save"
 
 
 def _compared(cluster: Cluster, request: Request, result: Trace) -> str:

@@ -1,0 +1,203 @@
+"""What a node's `ip kube-proxy` table has that kube-proxy's should not, and the other way round.
+
+`kubehop rules --mode nftables --node node-a --diff node-a.rules` compares
+the node's own table (from `nft list ruleset` or `nft list table ip
+kube-proxy` in the file) with the one kubehop renders from the cluster dump.
+
+Things are compared by what nft lists, not where: chains by name with
+their declaration (type, hook, priority, policy) and their rules in order;
+sets and maps by their elements, whatever order and line breaks nft chose.
+Counters and `# handle N` are run-time state, and so are the elements of a
+set with the `dynamic` flag (the affinity sets the packets fill), so none of
+them is compared. A chain named after an endpoint only the node has is a
+stale endpoint; one only kubehop renders is a missing endpoint.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from model.nftables import NftElement, NftTable
+
+__all__ = ["NftDiff", "diff_nft", "nft_diff_text"]
+
+_COUNTER = re.compile(r"\s*\bcounter packets \d+ bytes \d+")
+
+_ENDPOINT_CHAIN = re.compile(r"^endpoint-[A-Z0-9]+-(?P<service>.+)__(?P<ip>[\d.]+)/(?P<port>\d+)$")
+"""kube-proxy's endpoint chains: `endpoint-HASH-ns/svc/proto/port__IP/PORT`."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One thing in one table that the other lacks."""
+
+    where: str
+    """`chain service-…`, `map service-ips`."""
+    what: str
+    """The rule or element as nft lists it, or the chain's declaration."""
+    lineno: int = 0
+    """The node's line, for what only the node has (0: none known)."""
+
+
+@dataclass(frozen=True)
+class NftDiff:
+    """The differences in kube-proxy's nft table between rendered and real."""
+
+    node: str
+    """The node."""
+    rendered: str
+    """Where the expected table came from."""
+    real: str
+    """The node's file."""
+    missing: tuple[Change, ...]
+    """What kube-proxy should have written that the node lacks."""
+    extra: tuple[Change, ...]
+    """What the node has that the cluster does not explain."""
+    missing_endpoints: tuple[str, ...] = ()
+    """`IP:PORT (ns/svc/proto/port)` endpoints only the rendered table has."""
+    stale_endpoints: tuple[str, ...] = ()
+    """`IP:PORT (ns/svc/proto/port)` endpoints only the node has."""
+    no_table: bool = False
+    """The node's file holds no `ip kube-proxy` table at all."""
+
+    @property
+    def same(self) -> bool:
+        """The node's table is what kube-proxy should have written."""
+        return not self.missing and not self.extra and not self.no_table
+
+
+def _rule(text: str) -> str:
+    return " ".join(_COUNTER.sub("", text).split())
+
+
+def _element(element: NftElement) -> str:
+    text = " . ".join(element.key)
+    if element.comment is not None:
+        text += f' comment "{element.comment}"'
+    if element.value is not None:
+        text += f" : {element.value}"
+    return text
+
+
+def _declaration(table: NftTable, name: str) -> str:
+    chain = table.chains[name]
+    if chain.hook is None:
+        return "chain"
+    return f"type {chain.type} hook {chain.hook} priority {chain.priority}; policy {chain.policy}"
+
+
+def _contents(table: NftTable) -> dict[str, tuple[tuple[str, int], ...]]:
+    """Everything compared, by where it is: each chain's declaration and rules, each set's
+    elements (dynamic sets' left out), with the line each came from."""
+    found: dict[str, tuple[tuple[str, int], ...]] = {}
+    for name in table.chains:
+        chain = table.chains[name]
+        items = [(f"declared: {_declaration(table, name)}", chain.lineno)]
+        items += [(_rule(rule.text), rule.lineno) for rule in chain.rules]
+        found[f"chain {name}"] = tuple(items)
+    for name, nft_set in table.sets.items():
+        kind = "map" if nft_set.map else "set"
+        if "dynamic" in nft_set.flags:
+            found[f"{kind} {name}"] = (("declared", nft_set.lineno),)
+            continue
+        items = [("declared", nft_set.lineno)]
+        items += sorted((_element(e), nft_set.lineno) for e in nft_set.elements)
+        found[f"{kind} {name}"] = tuple(items)
+    return found
+
+
+def _endpoints(names: set[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in names:
+        m = _ENDPOINT_CHAIN.match(name.removeprefix("chain "))
+        if m is not None:
+            found[name] = f"{m['ip']}:{m['port']} ({m['service']})"
+    return found
+
+
+def diff_nft(
+    node: str, rendered: NftTable, real: NftTable | None, *, rendered_source: str, real_source: str
+) -> NftDiff:
+    """How the node's `ip kube-proxy` table (`real`) differs from kubehop's (`rendered`)."""
+    if real is None:
+        return NftDiff(node, rendered_source, real_source, (), (), no_table=True)
+    ours, theirs = _contents(rendered), _contents(real)
+    missing: list[Change] = []
+    extra: list[Change] = []
+    for where in ours.keys() | theirs.keys():
+        mine = [text for text, _ in ours.get(where, ())]
+        have = theirs.get(where, ())
+        pool = [text for text, _ in have]
+        for text in mine:
+            if text in pool:
+                pool.remove(text)
+            else:
+                missing.append(Change(where, text))
+        left = list(pool)
+        for text, lineno in have:
+            if text in left:
+                left.remove(text)
+                extra.append(Change(where, text, lineno))
+    only_ours = {w for w in ours if w not in theirs}
+    only_theirs = {w for w in theirs if w not in ours}
+    order = {where: i for i, where in enumerate([*ours, *theirs])}
+
+    def key(change: Change) -> tuple[int, str]:
+        return order[change.where], change.what
+
+    return NftDiff(
+        node,
+        rendered_source,
+        real_source,
+        tuple(sorted(missing, key=key)),
+        tuple(sorted(extra, key=key)),
+        missing_endpoints=tuple(sorted(_endpoints(only_ours).values())),
+        stale_endpoints=tuple(sorted(_endpoints(only_theirs).values())),
+    )
+
+
+def nft_diff_text(diff: NftDiff) -> str:
+    """The differences as a unified-diff-like listing, then a summary in words."""
+    lines = [f"--- {diff.rendered}", f"+++ {diff.real}"]
+    if diff.no_table:
+        lines += [
+            "",
+            f"{diff.node}: {diff.real} holds no table ip kube-proxy (give `nft list ruleset`"
+            " of the node; is its kube-proxy in nftables mode?)",
+        ]
+        return "\n".join(lines) + "\n"
+    grouped: dict[str, list[str]] = {}
+    for change in diff.missing:
+        grouped.setdefault(change.where, []).append(f"-{change.what}")
+    for change in diff.extra:
+        where = f"   ({diff.real}:{change.lineno})" if change.lineno else ""
+        grouped.setdefault(change.where, []).append(f"+{change.what}{where}")
+    for where, changed in grouped.items():
+        lines.append(f"@@ table ip kube-proxy {where} @@")
+        lines += changed
+    lines.append("")
+    if diff.same:
+        lines.append(
+            f"{diff.node}: kube-proxy's nft table is what kube-proxy should have written for"
+            " this cluster"
+        )
+    else:
+        lines.append(
+            f"{diff.node}: {len(diff.missing)} line(s) of kube-proxy's nft table missing,"
+            f" {len(diff.extra)} the cluster does not explain"
+        )
+    lines += [
+        f"missing endpoint: {e} (in the EndpointSlices, not in the node's table)"
+        for e in diff.missing_endpoints
+    ]
+    lines += [
+        f"stale endpoint: {e} (in the node's table, in no EndpointSlice: kube-proxy has not"
+        " synced, or the dump is older than the table)"
+        for e in diff.stale_endpoints
+    ]
+    lines.append(
+        "not compared: counters, rule handles, and the elements of dynamic sets (affinity),"
+        " which packets fill at run time"
+    )
+    return "\n".join(lines) + "\n"
