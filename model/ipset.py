@@ -20,6 +20,7 @@ IPSET_DIMENSIONS: dict[str, tuple[str, ...]] = {
     "hash:ip,port,net": ("ip", "port", "net"),
     "hash:net,net": ("net", "net"),
     "hash:net,port,net": ("net", "port", "net"),
+    "bitmap:port": ("port",),
 }
 """Set type → what each dimension of a member is: an address (ip, net) or a port."""
 
@@ -33,7 +34,8 @@ class IpSet:
     type: str
     """`hash:net`, `hash:ip,port`, …"""
     members: tuple[tuple[IPv4Network | tuple[str, int], ...], ...]
-    """Each member's dimensions: a network (an address is a /32), or (protocol, port)."""
+    """Each member's dimensions: a network (an address is a /32), or (protocol, port); a
+    bitmap:port set's ports have no protocol (""), and match a port of any."""
     ipv6: bool = False
     """`family inet6`: never matches an IPv4 packet."""
 
@@ -52,6 +54,8 @@ def _dim_matches(
 ) -> bool:
     if isinstance(member, IPv4Network):
         return isinstance(value, IPv4Address) and value in member
+    if isinstance(value, tuple) and member[0] == "":
+        return member[1] == value[1]
     return member == value
 
 

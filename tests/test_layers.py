@@ -29,6 +29,10 @@ ALLOWED: dict[str, set[str]] = {
     "sim.kernel": {"model"},
     "sim.cni": {"model", "sim.kernel"},
     "sim.proxy": {"model", "sim.kernel", "sim.readers"},
+    # IPVS in the kernel: its hooks and schedulers see the model and the kernel only.
+    "sim.kernel.ipvs": {"model", "sim.kernel"},
+    # IPVS mode reuses iptables mode's spelling and the shared endpoint lookups.
+    "sim.proxy.ipvs": {"model", "sim.kernel", "sim.readers", "sim.proxy"},
     "sim.cluster": {"model", "sim.readers", "sim.kernel", "sim.cni", "sim.proxy"},
     "sim.trace": {"model", "sim.readers", "sim.kernel", "sim.cni", "sim.proxy", "sim.cluster"},
     "sim.lab": {

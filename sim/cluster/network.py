@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from model.cluster import Cluster, ExternalClient, Node, Pod, Service, TrafficPolicy
+from model.cluster import Cluster, ExternalClient, Node, Pod, ProxyMode, Service, TrafficPolicy
 from model.packet import Packet, Proto
 from sim.cni import CNI, cni_of
 from sim.cni.base import pod_ns_name, stable_mac
@@ -280,7 +280,12 @@ class ClusterNetwork:
             name=ns,
             kind=NetnsKind.NODE,
             node=node.name,
-            interfaces=(self._lo(ns), eth0, *self.cni.node_links(node, ns)),
+            interfaces=(
+                self._lo(ns),
+                eth0,
+                *self.cni.node_links(node, ns),
+                *_ipvs_dummy(self.cluster, node, ns),
+            ),
             routes=self._node_routes(node),
             listeners=listeners,
             listed=self._listed.get(node.internal_ip, {}),
@@ -440,6 +445,16 @@ class ClusterNetwork:
 
 
 _DEFAULT = IPv4Network("0.0.0.0/0")
+
+
+def _ipvs_dummy(cluster: Cluster, node: Node, ns: str) -> tuple[Interface, ...]:
+    """kube-proxy's `kube-ipvs0` in IPVS mode: the Service addresses, local to the node."""
+    if cluster.kube_proxy.mode is not ProxyMode.IPVS:
+        return ()
+    from sim.proxy.ipvs.sync import bound_addresses
+
+    addrs = tuple(IPv4Interface(f"{ip}/32") for ip in bound_addresses(cluster, node))
+    return (Interface("kube-ipvs0", ns, IfKind.DUMMY, stable_mac(node.name, "kube-ipvs0"), addrs),)
 
 
 def _nodes(names: list[str]) -> str:

@@ -38,6 +38,9 @@ class IfKind(StrEnum):
     ETHERNET = "ethernet"
     VXLAN = "vxlan"
     IPIP = "ipip"
+    DUMMY = "dummy"
+    """A dummy device (kube-proxy's `kube-ipvs0`): it sends nothing; its addresses make
+    the Service addresses local to the node."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class Interface:
     netns: str
     """The netns it lives in."""
     kind: IfKind
-    """Loopback, veth, bridge, ethernet, vxlan or ipip."""
+    """Loopback, veth, bridge, ethernet, vxlan, ipip or dummy."""
     mac: str
     """Its MAC address."""
     addrs: tuple[IPv4Interface, ...] = ()

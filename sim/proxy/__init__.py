@@ -1,7 +1,7 @@
 """kube-proxy: which mode a cluster runs, and the rules it leaves on each node.
 
-One package per mode behind `sim.proxy.base.ProxyMode`: `sim.proxy.iptables`
-and `sim.proxy.nftables`. What every mode shares lives beside them: which endpoints a node uses
+One package per mode behind `sim.proxy.base.ProxyMode`: `sim.proxy.iptables`,
+`sim.proxy.nftables` and `sim.proxy.ipvs`. What every mode shares lives beside them: which endpoints a node uses
 for a Service port (`endpoints`), and which Service answers at an address
 (`services`). A node's whole rule set, the CNI's included, is
 `sim.cluster.rules`.
@@ -14,9 +14,11 @@ from ipaddress import IPv4Address
 
 from model.cluster import Cluster
 from model.cluster import ProxyMode as ProxyModeName
+from model.ipvs import IpvsTable
 from sim.kernel.rules import NodeRules, nft_of
 from sim.proxy.base import ProxyMode
 from sim.proxy.iptables import IPTABLES
+from sim.proxy.ipvs import IPVS
 from sim.proxy.nftables import NFTABLES
 
 __all__ = ["ProxyMode", "dnats_to", "mode_of"]
@@ -26,6 +28,8 @@ def mode_of(cluster: Cluster) -> ProxyMode:
     """The mode `cluster`'s kube-proxy runs (the loader refuses modes not simulated yet)."""
     if cluster.kube_proxy.mode is ProxyModeName.NFTABLES:
         return NFTABLES
+    if cluster.kube_proxy.mode is ProxyModeName.IPVS:
+        return IPVS
     return IPTABLES
 
 
@@ -35,8 +39,14 @@ def dnats_to(rules: NodeRules, endpoint: tuple[IPv4Address, int]) -> bool:
     One search of the text, not a walk of every parsed rule: a big node has
     hundreds of thousands of rules and parses its chains only when a packet
     visits them. iptables: `-j DNAT … --to-destination IP:PORT`; nftables:
-    `dnat to IP:PORT` in the node's nft table.
+    `dnat to IP:PORT` in the node's nft table; IPVS: a real server of one of the node's
+    virtual servers.
     """
+    ipvs = getattr(rules, "ipvs", None)
+    if isinstance(ipvs, IpvsTable) and any(
+        (rs.ip, rs.port) == endpoint for vs in ipvs.services for rs in vs.real_servers
+    ):
+        return True
     ip, port = re.escape(str(endpoint[0])), endpoint[1]
     iptables = re.compile(rf"-j DNAT .*--to-destination {ip}(?::{port})?(?:\s|$)", re.MULTILINE)
     if iptables.search(rules.text):

@@ -67,7 +67,11 @@ class _Sets:
         kind = self.types[name]
         if name in self.ipv6 or kind not in IPSET_DIMENSIONS:
             return
-        self.members[name].append(_member(member, IPSET_DIMENSIONS[kind], self.source, lineno))
+        found = _member(member, IPSET_DIMENSIONS[kind], self.source, lineno)
+        if kind == "bitmap:port":
+            # A bitmap:port set holds port numbers whatever the protocol.
+            found = tuple(("", d[1]) if isinstance(d, tuple) else d for d in found)
+        self.members[name].append(found)
 
     def sets(self) -> dict[str, IpSet]:
         return {

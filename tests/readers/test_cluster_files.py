@@ -247,6 +247,28 @@ def test_nftables_mode_reads_its_own_section_and_the_service_cidrs() -> None:
     assert cluster.service_cidrs == (IPv4Network("10.96.0.0/16"), IPv4Network("10.97.0.0/24"))
 
 
+def test_ipvs_mode_reads_its_section() -> None:
+    text = (
+        NODE + "---\napiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n"
+        "mode: ipvs\niptables: {masqueradeBit: 5}\n"
+        "ipvs: {scheduler: wrr, strictARP: true, tcpTimeout: 15m0s, tcpFinTimeout: 30s,"
+        " udpTimeout: 1h}\n"
+    )
+    proxy = parse_cluster(text, "c.yaml").kube_proxy
+    assert proxy.mode.value == "ipvs"
+    assert proxy.masquerade_bit == 5
+    assert (proxy.ipvs_scheduler, proxy.ipvs_strict_arp) == ("wrr", True)
+    assert proxy.ipvs_timeouts == (900, 30, 3600)
+
+
+def test_ipvs_blank_scheduler_means_rr() -> None:
+    text = (
+        NODE + "---\napiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n"
+        'mode: ipvs\nipvs: {scheduler: ""}\n'
+    )
+    assert parse_cluster(text, "c.yaml").kube_proxy.ipvs_scheduler == "rr"
+
+
 def test_cluster_cidr_covers_every_pod_cidr() -> None:
     second = NODE.replace("node-a", "node-b").replace("10.244.1.0", "10.244.6.0")
     cluster = parse(NODE + "---\n" + second.replace("10.0.0.11", "10.0.1.200"))
@@ -573,11 +595,18 @@ BAD = [
         " of Service default/web (line 15)",
     ),
     Bad(
-        "ipvs mode",
+        "ipvs mode with a scheduler kube-proxy refuses (mh is the kernel's, not kube-proxy's)",
         NODE + "---\napiVersion: kubeproxy.config.k8s.io/v1alpha1\n"
-        "kind: KubeProxyConfiguration\nmode: ipvs\n",
-        "c.yaml:14: KubeProxyConfiguration: mode: kube-proxy mode 'ipvs' is not simulated yet"
-        " (kubehop simulates iptables and nftables modes)",
+        "kind: KubeProxyConfiguration\nmode: ipvs\nipvs:\n  scheduler: mh\n",
+        "c.yaml:16: KubeProxyConfiguration: ipvs.scheduler: 'mh' is not a scheduler kube-proxy"
+        " accepts (rr, wrr, lc, wlc, lblc, lblcr, sh, dh, sed, nq; blank means rr)",
+    ),
+    Bad(
+        "ipvs mode with a negative timeout",
+        NODE + "---\napiVersion: kubeproxy.config.k8s.io/v1alpha1\n"
+        "kind: KubeProxyConfiguration\nmode: ipvs\nipvs:\n  tcpTimeout: -5s\n",
+        "c.yaml:16: KubeProxyConfiguration: ipvs.tcpTimeout: '-5s': must be greater than or"
+        " equal to 0",
     ),
     Bad(
         "primary node-port addresses in iptables mode",

@@ -521,6 +521,8 @@ class _Run:
             return None
         self.ipvs_verdict = verdict
         self.ipvs_state = verdict.state
+        if verdict.assumed:
+            self.assumptions.append(f"IPVS {verdict.service.label}: {verdict.assumed}")
         if verdict.kind == "no-dest":
             # ip_vs_leave: ICMP port unreachable to the client, the packet dropped.
             self.reject_with = "icmp-port-unreachable"

@@ -189,7 +189,8 @@ def save_rule(tokens: Tokens) -> str:
     return " ".join(parts) + _target(target)
 
 
-def _table(name: str, user_chains: Iterable[str], rules: dict[str, list[Tokens]]) -> list[str]:
+def table_lines(name: str, user_chains: Iterable[str], rules: dict[str, list[Tokens]]) -> list[str]:
+    """One table as iptables-save prints it: built-in chains, user chains sorted, their rules."""
     builtins = BUILTINS[name]
     users = sorted(set(user_chains))
     lines = [f"*{name}"]
@@ -236,13 +237,13 @@ def save_text(restore: Restore, extra: ForeignRules | None = None) -> str:
         ):
             declared += extra.chains.get(table, ())
             for line in extra.rules.get(table, ()):
-                by_chain.setdefault(line.split()[1], []).append(_presaved(line))
-    lines = _table("mangle", (n.KUBE_IPTABLES_HINT, *canaries), {})
-    lines += _table("filter", filter_chains, filter_rules)
-    lines += _table("nat", nat_chains, nat_rules)
+                by_chain.setdefault(line.split()[1], []).append(presaved(line))
+    lines = table_lines("mangle", (n.KUBE_IPTABLES_HINT, *canaries), {})
+    lines += table_lines("filter", filter_chains, filter_rules)
+    lines += table_lines("nat", nat_chains, nat_rules)
     return "\n".join(lines) + "\n"
 
 
-def _presaved(line: str) -> Presaved:
+def presaved(line: str) -> Presaved:
     """A rule that comes already in iptables-save's spelling."""
     return Presaved(tuple(line.split()), line)

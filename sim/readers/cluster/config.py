@@ -6,10 +6,12 @@ config is marked `inferred`, and the caller fills in what it can.
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Network
 from typing import Any
 
 from model.cluster import CNIConfig, CNIPlugin, KubeProxyConfig, ProxyMode
+from model.ipvs import SCHEDULERS
 from sim.readers.cluster.documents import Key
 from sim.readers.cluster.fields import FieldChecker
 from sim.readers.cluster.messages import At
@@ -33,18 +35,11 @@ def kube_proxy(check: FieldChecker, found: list[tuple[At, dict[str, Any]]]) -> K
         )
     at, obj = found[0]
     mode = obj.get("mode") or "iptables"
-    if mode == "ipvs":
-        check.fail(
-            at,
-            ("mode",),
-            "kube-proxy mode 'ipvs' is not simulated yet (kubehop simulates iptables and"
-            " nftables modes)",
-        )
-    if mode not in ("iptables", "nftables"):
+    if mode not in ("iptables", "nftables", "ipvs"):
         check.fail(
             at, ("mode",), f"{quoted(mode)} is not a kube-proxy mode (iptables, ipvs or nftables)"
         )
-    # Each mode reads its own section (`iptables:` or `nftables:`) for the mark.
+    # Each mode reads its own section for the mark (IPVS mode: `iptables:`, as kube-proxy does).
     section = "nftables" if mode == "nftables" else "iptables"
     cluster_cidr = None
     raw_cidr = obj.get("clusterCIDR")
@@ -81,12 +76,15 @@ def kube_proxy(check: FieldChecker, found: list[tuple[At, dict[str, Any]]]) -> K
             check.fail(
                 at,
                 field,
-                "'primary' is not simulated yet in iptables mode; list the nodes' network as a"
+                f"'primary' is not simulated yet in {mode} mode; list the nodes' network as a"
                 " CIDR",
             )
         network = check.network(at, raw, field, dual=True)
         if network is not None:
             addresses.append(network)
+    scheduler, strict_arp, timeouts = "rr", False, (0, 0, 0)
+    if mode == "ipvs":
+        scheduler, strict_arp, timeouts = _ipvs(check, at, obj)
     return KubeProxyConfig(
         mode=ProxyMode(mode),
         cluster_cidr=cluster_cidr,
@@ -95,7 +93,61 @@ def kube_proxy(check: FieldChecker, found: list[tuple[At, dict[str, Any]]]) -> K
         if bit is None
         else check.integer(at, bit, (section, "masqueradeBit"), 0, 31, "a bit number"),
         node_port_addresses=tuple(addresses),
+        ipvs_scheduler=scheduler,
+        ipvs_strict_arp=strict_arp,
+        ipvs_timeouts=timeouts,
     )
+
+
+def _ipvs(
+    check: FieldChecker, at: At, obj: dict[str, Any]
+) -> tuple[str, bool, tuple[int, int, int]]:
+    """The `ipvs:` section's fields that change what a node does, refused where kube-proxy's
+    validation (pkg/proxy/apis/config/validation) refuses them."""
+    settings = check.mapping(at, obj.get("ipvs"), ("ipvs",))
+    scheduler = settings.get("scheduler") or "rr"
+    if not isinstance(scheduler, str) or scheduler not in SCHEDULERS:
+        check.fail(
+            at,
+            ("ipvs", "scheduler"),
+            f"{quoted(scheduler)} is not a scheduler kube-proxy accepts"
+            f" ({', '.join(SCHEDULERS)}; blank means rr)",
+        )
+    strict_arp = check.boolean(at, settings.get("strictARP"), ("ipvs", "strictARP"), False)
+    timeouts: list[int] = []
+    for name in ("tcpTimeout", "tcpFinTimeout", "udpTimeout"):
+        raw = settings.get(name)
+        seconds = 0 if raw in (None, "") else go_duration_seconds(raw)
+        if seconds is None:
+            check.fail(
+                at, ("ipvs", name), f"{quoted(raw)} is not a duration (such as 900s or 15m0s)"
+            )
+        elif seconds < 0:
+            check.fail(at, ("ipvs", name), f"{quoted(raw)}: must be greater than or equal to 0")
+        timeouts.append(max(int(seconds or 0), 0))
+    return str(scheduler), strict_arp, (timeouts[0], timeouts[1], timeouts[2])
+
+
+_DURATION = re.compile(r"(-?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+")
+_UNIT = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def go_duration_seconds(raw: object) -> float | None:
+    """A metav1.Duration as YAML holds it (Go's time.ParseDuration: `900s`, `1h2m3s`, `0`) in
+    seconds; None when it is not one."""
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return float(raw) if raw == 0 else None
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip()
+    if text in ("0", "-0", "+0"):
+        return 0.0
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    if not _DURATION.fullmatch(body):
+        return None
+    return sign * sum(float(n) * _SECONDS[unit] for n, unit in _UNIT.findall(body))
 
 
 def cni(check: FieldChecker, found: list[tuple[At, dict[str, Any]]]) -> CNIConfig:
