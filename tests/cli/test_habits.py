@@ -48,7 +48,7 @@ def test_version_names_the_package_and_the_kubernetes_it_models(
         (["lab", "verfy"], "unknown command 'verfy': did you mean 'verify'?"),
         (["completion", "bsh"], "invalid choice: 'bsh': did you mean 'bash'?"),
         (["trace", "pod1", "svc-b:80", "--format", "jsno"], "did you mean 'json'?"),
-        (["xyzzy"], "unknown command 'xyzzy': choose from 'trace', 'rules', "),
+        (["xyzzy"], "unknown command 'xyzzy': choose from 'trace', 'compare', 'rules', "),
         (["trace", "pod11", "svc-b:80"], "source 'pod11': no such pod, node or external client"
                                          " (did you mean pod1?)"),
         (["trace", "nod-a", "svc-b:80"], "(did you mean node-a?)"),

@@ -29,6 +29,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             from tui.cli.trace import run_trace
 
             return run_trace(args)
+        if args.command == "compare":
+            from tui.cli.compare import run_compare
+
+            return run_compare(args)
         if args.command == "rules":
             from tui.cli.rules import run_rules
 

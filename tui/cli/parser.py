@@ -21,6 +21,9 @@ from tui.cli.status import EXIT_BAD_INPUT, EXIT_OK
 FORMATS = ("text", "json", "markdown", "dot")
 """What `trace --format` writes."""
 
+COMPARE_FORMATS = ("text", "json", "markdown")
+"""What `compare --format` writes."""
+
 RULES_FORMATS = ("text", "nft-script")
 """What `rules --format` writes."""
 
@@ -77,7 +80,7 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
         "cluster dump: a kubectl -o yaml/json file or a directory of them; repeat for"
         " several files (default: the built-in demo)",
         "FILE",
-        frozenset({"trace", "rules", "serve", "lab"}),
+        frozenset({"trace", "compare", "rules", "serve", "lab"}),
         repeat=True,
         helps={
             command: "cluster dump: a kubectl -o yaml/json file, or a directory of them"
@@ -91,7 +94,7 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
         "as kubectl -n: the namespace of a pod named without one; from a node or a"
         " client, Service names are looked up there too (default: default)",
         "NAMESPACE",
-        frozenset({"trace"}),
+        frozenset({"trace", "compare"}),
         completer=complete.namespaces,
     ),
     GlobalOption(
@@ -100,7 +103,7 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
         "simulate this CNI instead of the cluster file's (default: the file's CNIConfig, else"
         " host-gw)",
         "NAME",
-        frozenset({"", "trace", "rules", "routes", "serve", "lab"}),
+        frozenset({"", "trace", "compare", "rules", "routes", "serve", "lab"}),
         choices=CNI_NAMES,
     ),
     GlobalOption(
@@ -203,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_trace(sub)
+    _add_compare(sub)
     _add_rules(sub)
     _add_routes(sub)
     sub.add_parser("schema", help="print the JSON Schema of `trace --json`")
@@ -267,6 +271,37 @@ def merged(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def _add_request(parser: Any) -> None:
+    """The request `trace` and `compare` take: source, destination, container, seed, pin."""
+    source = parser.add_argument(
+        "source", help="[NAMESPACE/]POD, a node, an external client, or an IP"
+    )
+    complete.attach(source, complete.sources)
+    destination = parser.add_argument(
+        "destination",
+        help="localhost:PORT, IP:PORT, SERVICE[.NAMESPACE[.svc.cluster.local]]:PORT[/udp], "
+        "CLUSTER_IP:PORT or NODE_IP:NODEPORT",
+    )
+    complete.attach(destination, complete.destinations)
+    container = parser.add_argument(
+        "-c",
+        "--container",
+        help="the source pod's container, as kubectl -c (default: its first)",
+    )
+    complete.attach(container, complete.containers)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the random endpoint choice (default: a new one, printed on stderr)",
+    )
+    pick = parser.add_argument(
+        "--pick",
+        metavar="IP:PORT",
+        help="pin the endpoint the random rule chooses (default: the seed decides)",
+    )
+    complete.attach(pick, complete.endpoints)
+
+
 def _add_trace(sub: Any) -> None:
     trace = sub.add_parser(
         "trace",
@@ -274,33 +309,7 @@ def _add_trace(sub: Any) -> None:
         description="Trace a request and its reply hop by hop. Exit status: 0 delivered,"
         " 1 dropped, rejected, refused or unreachable, 2 bad input.",
     )
-    source = trace.add_argument(
-        "source", help="[NAMESPACE/]POD, a node, an external client, or an IP"
-    )
-    complete.attach(source, complete.sources)
-    destination = trace.add_argument(
-        "destination",
-        help="localhost:PORT, IP:PORT, SERVICE[.NAMESPACE[.svc.cluster.local]]:PORT[/udp], "
-        "CLUSTER_IP:PORT or NODE_IP:NODEPORT",
-    )
-    complete.attach(destination, complete.destinations)
-    container = trace.add_argument(
-        "-c",
-        "--container",
-        help="the source pod's container, as kubectl -c (default: its first)",
-    )
-    complete.attach(container, complete.containers)
-    trace.add_argument(
-        "--seed",
-        type=int,
-        help="seed of the random endpoint choice (default: a new one, printed on stderr)",
-    )
-    pick = trace.add_argument(
-        "--pick",
-        metavar="IP:PORT",
-        help="pin the endpoint the random rule chooses (default: the seed decides)",
-    )
-    complete.attach(pick, complete.endpoints)
+    _add_request(trace)
     node_rules = trace.add_argument(
         "--node-rules",
         metavar="NODE=FILE",
@@ -334,6 +343,31 @@ def _add_trace(sub: Any) -> None:
         "--reproduce",
         action="store_true",
         help="print the commands that confirm this trace on the live cluster",
+    )
+
+
+def _add_compare(sub: Any) -> None:
+    compare = sub.add_parser(
+        "compare",
+        help="trace one request under several kube-proxy modes, side by side",
+        description="Trace one request under each kube-proxy mode named and line the hops"
+        " up, saying where the modes differ. The endpoint the first mode draws is pinned in"
+        " the others (unless --pick pins one), so the paths compare. Exit status: 0 when"
+        " every mode delivers, 1 otherwise, 2 bad input.",
+    )
+    _add_request(compare)
+    compare.add_argument(
+        "--modes",
+        metavar="MODE,MODE[,…]",
+        default="iptables,nftables",
+        help=f"the modes, comma-separated, from {', '.join(PROXY_MODES)} (default:"
+        " iptables,nftables)",
+    )
+    compare.add_argument(
+        "--format",
+        choices=COMPARE_FORMATS,
+        default="text",
+        help="output: text, json (each mode's trace and the rows), markdown (default: text)",
     )
 
 

@@ -39,7 +39,7 @@ def run_trace(args: argparse.Namespace) -> int:
             " would spoil the output (run it again without one of them)"
         )
     cluster = load_cluster(args)
-    request = _request(args, cluster)
+    request = request_of(args, cluster)
     real = load_node_rules(cluster, args.node_rules, args.ipset)
     cluster = _mode_the_nodes_show(args, cluster, real)
     if args.all_endpoints:
@@ -92,8 +92,9 @@ def _mode_the_nodes_show(
     return with_mode(cluster, mode.value)
 
 
-def _request(args: argparse.Namespace, cluster: Cluster) -> Request:
-    """The request `kubehop trace` was given, its names read in `-n`'s namespace."""
+def request_of(args: argparse.Namespace, cluster: Cluster) -> Request:
+    """The request `kubehop trace` (or `compare`) was given, its names read in `-n`'s
+    namespace."""
     from sim.trace.request import Request, in_namespace
 
     given = Request(args.source, args.destination, args.container, args.seed, args.pick)
