@@ -22,6 +22,7 @@ from sim.kernel.interpreter import HookStory
 from sim.kernel.ipvs import IpvsVerdict
 from sim.kernel.netfilter import HookResult
 from sim.kernel.rules import NodeRules
+from sim.proxy.endpoints import external_policy_local
 from sim.proxy.iptables.interpret import IptablesInterpreter
 from sim.proxy.sentences import capitalised
 
@@ -41,6 +42,12 @@ ORDER_NOTE = (
     "kubehop assumes the kernel's list of real servers in ipvsadm's sorted order: kube-proxy"
     " adds them in a Go map's random order and the kernel puts each new one first, so which"
     " endpoint a real node's rr starts with may differ (the cycle is the same)"
+)
+LOCAL_ELSEWHERE_NOTE = (
+    "externalTrafficPolicy Local, but no endpoint on this node: kube-proxy gives the virtual"
+    " server every endpoint instead (kubernetes#97081, so the node's pods can still reach it)"
+    " and does not masquerade, so the endpoint answers the client directly from its own"
+    " address and the client discards the reply; iptables mode drops the packet here"
 )
 FILTER_NOTE = (
     "In IPVS mode every Service address sits on kube-ipvs0 and so is local to the node: without"
@@ -127,6 +134,8 @@ class IpvsInterpreter:
         notes = list(story.notes)
         detail = ipvs_detail(verdict.service, verdict.server)
         if verdict.kind == "new":
+            if self._local_policy_elsewhere(verdict, node):
+                notes.append(LOCAL_ELSEWHERE_NOTE)
             if verdict.service.scheduler == "rr" and not verdict.persistent:
                 notes.append(ROUND_ROBIN_NOTE)
             notes.append(NO_CHAINS_NOTE)
@@ -180,6 +189,17 @@ class IpvsInterpreter:
             f" {hook.value}); with net.ipv4.vs.conntrack=1 conntrack's entry now expects the"
             f" reply from {rs.addr}"
         )
+
+    def _local_policy_elsewhere(self, verdict: IpvsVerdict, node: str | None) -> bool:
+        """An external address of an eTP Local Service, and the real server not on `node`."""
+        vs, rs = verdict.service, verdict.server
+        if vs.how in ("", "ClusterIP") or vs.owner is None or rs is None or node is None:
+            return False
+        key = vs.owner.split(":")[0]
+        service = next((s for s in self.cluster.services if s.key == key), None)
+        if service is None or not external_policy_local(service):
+            return False
+        return all(pod.ip != rs.ip for pod in self.cluster.pods_on(node))
 
     def decide(self, rule: Rule, rules: NodeRules) -> bool | None:
         """Random rules are a CNI's here; kube-proxy's IPVS mode writes none."""
