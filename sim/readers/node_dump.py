@@ -16,10 +16,12 @@ tables iptables-nft keeps in nft (`ip nat`, `ip filter`, …) are the
 iptables-save text over again, spelled with `xt` matches nft cannot show:
 they are read from iptables-save, not twice.
 
-A node whose kube-proxy runs in IPVS mode (`sim.readers.proxy_mode`) is
-refused with one line saying what showed it: its Services live in the
-kernel's IPVS tables, which `iptables-save` does not show and kubehop does not
-simulate yet, so walking its iptables rules would end in wrong verdicts.
+A node whose kube-proxy runs in IPVS mode (`sim.readers.proxy_mode`) keeps its
+Services in the kernel's IPVS table, which `iptables-save` does not show: its
+`ipvsadm-save -n` (or `ipvsadm -Ln`) output must come in the same file, and
+the cluster's KubeProxyConfiguration must say `mode: ipvs` (so that the node's
+Service addresses sit on `kube-ipvs0`); without either it is refused in one
+line saying what showed IPVS mode.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ from dataclasses import dataclass, field
 from model.cluster import Cluster, ProxyMode
 from model.errors import KubehopError, RulesParseError
 from model.ipset import IpSets
+from model.ipvs import IpvsTable
 from model.netfilter import Ruleset, UnknownMatch
 from model.nftables import NftRuleset
 from sim.readers.cluster.files import read_text
 from sim.readers.ipset import ipset_format, parse_ipsets
 from sim.readers.iptables_save import parse_iptables_save
+from sim.readers.ipvsadm import parse_ipvsadm
 from sim.readers.proxy_mode import infer_proxy_mode
 
 __all__ = [
@@ -63,10 +67,38 @@ class NodeDump:
     """`ipset save` of the node, by set name; empty when none was given."""
     kube_proxy_version: str | None = None
     """The node's status.nodeInfo.kubeProxyVersion in the cluster dump, when it reports one."""
+    ipvs: IpvsTable | None = None
+    """The node's IPVS virtual servers (`ipvsadm-save -n`), when it runs IPVS mode."""
+
     nft_text: str = ""
     """The `nft list` text of the file (other lines blanked), "" when it has none."""
     nft: NftRuleset | None = None
     """The nft tables the kernel walks (iptables-nft's left out: iptables-save has them)."""
+
+
+_IPVSADM_STARTS = ("-A -t ", "-A -u ", "-a -t ", "-a -u ", "-A --sctp-service", "-a --sctp-service",
+                   "IP Virtual Server", "Prot LocalAddress", "-> ", "TCP  ", "UDP  ", "SCTP ")  # fmt: skip
+
+
+def _split_ipvsadm(text: str) -> tuple[str, str]:
+    """A file holding `ipvsadm-save -n` (or `ipvsadm -Ln`) beside the rules: the rest and the
+    ipvsadm part, each keeping the file's line numbers."""
+    rest: list[str] = []
+    ipvs: list[str] = []
+    in_table = False
+    for line in text.splitlines(keepends=True):
+        word = line.strip()
+        if word.startswith("*"):
+            in_table = True
+        elif word == "COMMIT":
+            in_table = False
+        if not in_table and word.startswith(_IPVSADM_STARTS):
+            ipvs.append(line)
+            rest.append("\n")
+        else:
+            rest.append(line)
+            ipvs.append("\n")
+    return "".join(rest), "".join(ipvs)
 
 
 def parse_node_spec(spec: str, option: str) -> tuple[str, str]:
@@ -179,7 +211,7 @@ def node_rules_from_text(
     """`text` (iptables-save output of `node`) parsed for a trace to walk.
 
     `ipsets` is the node's `ipset save` or `ipset list` output, read from
-    `ipset_source`. A node in kube-proxy's IPVS mode is refused in one line.
+    `ipset_source`. A node in kube-proxy's IPVS mode needs its `ipvsadm-save -n` in `text`.
     """
     known = cluster.node(node)
     if known is None:
@@ -190,6 +222,7 @@ def node_rules_from_text(
         raise RulesParseError(
             f"{source}: this is `ipset {form}` output; give it with --ipset {node}={source}"
         )
+    text, ipvs_text = _split_ipvsadm(text)
     parts = _split(text)
     rules_text, inline_sets = parts.rules, parts.sets
     parsed_sets = parse_ipsets(inline_sets, source) if inline_sets.strip() else {}
@@ -211,11 +244,18 @@ def node_rules_from_text(
         )
     ruleset = parse_iptables_save(rules_text, source=source)
     mode = infer_proxy_mode(ruleset, parsed_sets, ipset_source=sets_source)
-    if mode.mode is ProxyMode.IPVS:
+    ipvs = parse_ipvsadm(ipvs_text, source) if ipvs_text.strip() else None
+    if mode.mode is ProxyMode.IPVS and ipvs is None:
         raise RulesParseError(
-            f"{source}: {node}'s kube-proxy runs in IPVS mode ({mode.said(about=source)});"
-            " kubehop simulates iptables mode only, not IPVS yet, so it cannot walk this node's"
-            " rules"
+            f"{source}: {node}'s kube-proxy runs in IPVS mode ({mode.said(about=source)}), whose"
+            " Services live in the kernel's IPVS table: add the node's `ipvsadm-save -n` output"
+            " to the file"
+        )
+    if ipvs is not None and cluster.kube_proxy.mode is not ProxyMode.IPVS:
+        raise KubehopError(
+            f"{source}: {node} runs kube-proxy in IPVS mode, but the cluster's"
+            f" KubeProxyConfiguration says mode {cluster.kube_proxy.mode.value}: say mode: ipvs"
+            " there, so that the node's Service addresses sit on kube-ipvs0 as on the node"
         )
     warnings = _set_warnings(ruleset, parsed_sets, node, source) + nft_said
     if nft is not None:
@@ -230,6 +270,7 @@ def node_rules_from_text(
         known.kube_proxy_version,
         nft_text=parts.nft if nft is not None else "",
         nft=nft,
+        ipvs=ipvs,
     )
 
 

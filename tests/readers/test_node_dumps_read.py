@@ -96,12 +96,12 @@ def test_kube_proxys_restore_input_is_read_with_nothing_to_assume(kubeadm: Clust
     assert rule.target == saved.target
 
 
-# --- IPVS nodes are named, not walked ---------------------------------------------------
+# --- IPVS nodes without their ipvsadm-save are named, not walked -------------------------
 
 IPVS_LINE = (
     "k8s-worker-2's kube-proxy runs in IPVS mode (chains KUBE-NODE-PORT, KUBE-LOAD-BALANCER …;"
-    " line 43: -m set --match-set KUBE-CLUSTER-IP{sets}); kubehop simulates iptables mode only,"
-    " not IPVS yet, so it cannot walk this node's rules"
+    " line 43: -m set --match-set KUBE-CLUSTER-IP{sets}), whose Services live in the kernel's"
+    " IPVS table: add the node's `ipvsadm-save -n` output to the file"
 )
 
 

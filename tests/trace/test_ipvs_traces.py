@@ -137,3 +137,19 @@ def test_least_connection_says_what_it_assumed() -> None:
     result = trace(ipvs_demo("lc"), Request("pod1", "svc-b:80", seed=2))
     assert result.verdict is Verdict.DELIVERED
     assert any("no other client's" in w for w in result.warnings)
+
+
+def test_a_real_ipvs_node_dump_is_walked() -> None:
+    from sim.proxy.ipvs import IPVS, render_node_ipvs
+    from sim.readers.node_dump import node_rules_from_text
+
+    cluster = ipvs_demo()
+    # A dump as a person pastes it: ipvsadm-save -n, ipset save, iptables-save in one file.
+    text = render_node_ipvs(cluster, "node-a").split("# ip addr show kube-ipvs0")[0]
+    dump = node_rules_from_text(cluster, "node-a", text, "node-a.dump")
+    rendered = IPVS.node_rules(cluster, "node-a").ipvs
+    assert dump.ipvs is not None
+    assert {vs.key for vs in dump.ipvs.services} == {vs.key for vs in rendered.services}
+    result = trace(cluster, Request("pod1", "svc-b:80", seed=2), node_rules={"node-a": dump})
+    assert result.verdict is Verdict.DELIVERED
+    assert result.endpoint == "192.168.1.3:8080"
