@@ -8,9 +8,10 @@ walked its rules is a HOOK. The kind stays the model's; the effect is derived.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
-from model.trace import Direction, Hop, HopKind, Trace, Verdict
+from model.trace import Direction, Hop, HopKind, TableWalk, Trace, Verdict
 
 
 class Effect(StrEnum):
@@ -103,7 +104,7 @@ def hop_effect(hop: Hop, verdict: Verdict | None = None) -> Effect:
         if changed & {"dst", "dport"}:
             return Effect.DNAT
         if changed & {"src", "sport"}:
-            masq = any("-j MASQUERADE" in rule.line for walk in hop.tables for rule in walk.matched)
+            masq = any(_masquerades(walk) for walk in hop.tables)
             return Effect.MASQUERADE if masq else Effect.SNAT
         return Effect.HOOK
     if hop.kind is HopKind.DROP:
@@ -114,6 +115,17 @@ def hop_effect(hop: Hop, verdict: Verdict | None = None) -> Effect:
             return Effect.REFUSED
         return Effect.DROP
     return _BY_KIND[hop.kind]
+
+
+_NFT_MASQUERADE = re.compile(r"(?:^|\s)masquerade(?:\s|$)")
+"""nft's `masquerade` statement (not `jump mark-for-masquerade`, nor a comment's word)."""
+
+
+def _masquerades(walk: TableWalk) -> bool:
+    """Whether a rule `walk` matched masquerades, in iptables' spelling or nft's."""
+    if walk.nft is None:
+        return any("-j MASQUERADE" in rule.line for rule in walk.matched)
+    return any(_NFT_MASQUERADE.search(rule.line.split(' comment "')[0]) for rule in walk.matched)
 
 
 def trace_effects(trace: Trace) -> tuple[Effect, ...]:
