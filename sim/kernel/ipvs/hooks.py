@@ -94,6 +94,18 @@ def request(
         return None
     key = (pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)
     conn = state.conns.get(key)
+    syn = pkt.proto is Proto.TCP and set(pkt.tcp_flags.split(",")) == {"SYN"}
+    if conn is not None and syn:
+        # A new SYN on a connection IPVS still has: the client reused the port of a closed
+        # connection (TIME_WAIT), and with conn_reuse_mode=1 IPVS expires the old entry and
+        # schedules anew (is_new_conn_expected). kubehop takes every earlier one as closed.
+        old = (conn.proto, conn.vaddr, conn.vport)
+        count = state.active.get((old, f"{conn.daddr}:{conn.dport}"), 1)
+        state = replace(
+            state,
+            active=updated(state.active, (old, f"{conn.daddr}:{conn.dport}"), max(count - 1, 0)),
+        )
+        conn = None
     if conn is not None and conn.expires >= now:
         vs = table.lookup(pkt.proto, conn.vaddr, conn.vport)
         server = RealServer(conn.daddr, conn.dport)
