@@ -76,8 +76,7 @@ def kube_proxy(check: FieldChecker, found: list[tuple[At, dict[str, Any]]]) -> K
             check.fail(
                 at,
                 field,
-                f"'primary' is not simulated yet in {mode} mode; list the nodes' network as a"
-                " CIDR",
+                f"'primary' is not simulated yet in {mode} mode; list the nodes' network as a CIDR",
             )
         network = check.network(at, raw, field, dual=True)
         if network is not None:
