@@ -123,7 +123,11 @@ def _endpoint_choice(matched: tuple[Rule, ...], picked: bool, ruleset: Ruleset) 
     for rule in matched:
         stat = next((m for m in rule.matches if isinstance(m, StatisticMatch)), None)
         if stat is not None:
-            how = "the endpoint chosen in advance" if picked else f"probability {stat.probability:.4f}"
+            how = (
+                "the endpoint chosen in advance"
+                if picked
+                else f"probability {stat.probability:.4f}"
+            )
             return f"chosen by {rule_name(rule)} ({how})"
     svc_rules = [r for r in matched if r.chain.startswith(("KUBE-SVC-", "KUBE-SVL-"))]
     if not svc_rules:
@@ -133,8 +137,7 @@ def _endpoint_choice(matched: tuple[Rule, ...], picked: bool, ruleset: Ruleset) 
     earlier = chain.rules[: last.index - 1] if chain is not None else ()
     if any(isinstance(m, StatisticMatch) for r in earlier for m in r.matches):
         because = (
-            "taken because the endpoint was chosen in advance (every random rule before it"
-            " said no)"
+            "taken because the endpoint was chosen in advance (every random rule before it said no)"
             if picked
             else "taken because every random rule before it said no"
         )
