@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from model.errors import RulesParseError
 from model.nftables import (
@@ -71,6 +72,9 @@ _PRIORITIES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "securi
 # Where `nft list` spells a priority by name (nft 1.0.6, checked in the lab): dstnat
 # only at prerouting, srcnat only at postrouting; the other names everywhere.
 _NAMED_AT = {"dstnat": {"prerouting"}, "srcnat": {"postrouting"}}
+
+
+_V = TypeVar("_V")
 
 
 class NftParseError(RulesParseError):
@@ -498,9 +502,18 @@ def priority_text(priority: int, hook: str) -> str:
 _PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "sctp": 132}
 
 
+def _packed(address: str) -> bytes:
+    # inet_pton takes what IPv4Address takes (four decimal octets, no leading
+    # zeros) in a tenth of the time; a big node sorts 20,000 elements by address.
+    try:
+        return socket.inet_pton(socket.AF_INET, address)
+    except OSError:
+        raise ValueError(f"not an IPv4 address: {address!r}") from None
+
+
 def _component_bytes(kind: str, value: str) -> bytes:
     if kind == "ipv4_addr":
-        return ipaddress.IPv4Address(value.split("/")[0]).packed
+        return _packed(value.split("/")[0])
     if kind == "inet_proto":
         return bytes((_PROTOCOLS.get(value) or int(value), 0, 0, 0))
     if kind == "inet_service":
@@ -517,7 +530,7 @@ def element_order(key_type: Sequence[str]) -> Any:
     the protocol, then the address from its last byte.
     """
     if len(key_type) == 1 and key_type[0] == "ipv4_addr":
-        return lambda key: int(ipaddress.IPv4Address(key[0].split("/")[0]))
+        return lambda key: int.from_bytes(_packed(key[0].split("/")[0]), "big")
     if len(key_type) == 1 and key_type[0] in ("inet_service", "mark"):
         return lambda key: int(key[0], 0)
 
@@ -648,8 +661,16 @@ def nft_list_text(table: NftTable) -> str:
 # --- tables: the listing ------------------------------------------------------------------------
 
 
-@dataclass
+def _span_lines(text: str, start: int, end: int, lineno: int) -> Iterator[tuple[str, int]]:
+    """The lines of `text[start:end]` (which begins a line, numbered `lineno`), stripped."""
+    for i, raw in enumerate(text[start:end].splitlines(), start=lineno):
+        yield raw.strip(), i
+
+
+@dataclass(slots=True)
 class _ChainDraft:
+    # Also the declaration a lazily read table keeps until the chain is asked for:
+    # `NftTable.base_chains` reads `name` and `hook` of either.
     name: str
     lineno: int
     type: str | None = None
@@ -657,9 +678,33 @@ class _ChainDraft:
     priority: int | None = None
     policy: str | None = None
     comment: str | None = None
-    lines: list[tuple[str, int]] = field(default_factory=list)
+    lines: list[tuple[str, int]] | None = None
+    """Rules of a transaction (`add rule`), with their line numbers."""
+    start: int = 0
+    end: int = -1
+    """A listed chain's lines after its `chain NAME {` (declaration and comment included),
+    as where they begin and end in the text (none: -1)."""
 
-    def shell(self) -> NftChain:
+    def rule_lines(self, text: str) -> Iterator[tuple[str, int]]:
+        """The chain's rules as written, with their line numbers."""
+        if self.end < 0:
+            yield from self.lines or ()
+            return
+        for line, lineno in _span_lines(text, self.start, self.end, self.lineno + 1):
+            if line and not line.startswith("#") and _chain_line(line) is None:
+                yield _strip_handle(line), lineno
+
+    def build(self, text: str, source: str, warnings: list[str]) -> NftChain:
+        rules = []
+        for i, (rule_text, lineno) in enumerate(self.rule_lines(text), start=1):
+            rule = parse_rule(rule_text, self.name, i, lineno)
+            unknown = [e for e in rule.exprs if isinstance(e, NftUnknown)]
+            if unknown:
+                warnings.append(
+                    f"{source}:{lineno}: chain {self.name}: kubehop cannot evaluate "
+                    f"{unknown[0].text!r}; the rule is assumed not to match"
+                )
+            rules.append(rule)
         # model_construct: the reader checked these words already (_chain_header).
         return NftChain.model_construct(
             name=self.name,
@@ -668,12 +713,24 @@ class _ChainDraft:
             priority=self.priority,
             policy=cast(Any, self.policy),
             comment=self.comment,
-            rules=(),
+            rules=tuple(rules),
             lineno=self.lineno,
         )
 
 
-@dataclass
+def _chain_line(line: str) -> list[str] | None:
+    """The words of a chain's declaration (`type … hook …`) or comment line; None for a rule."""
+    if not line.startswith(("type", "comment")):
+        return None
+    words = _tokens(line)
+    if words[0] == "type" and "hook" in words:
+        return words
+    if words[0] == "comment" and len(words) == 2:
+        return words
+    return None
+
+
+@dataclass(slots=True)
 class _SetDraft:
     name: str
     map: bool
@@ -685,8 +742,15 @@ class _SetDraft:
     size: int | None = None
     comment: str | None = None
     elements: dict[tuple[str, ...], NftElement] = field(default_factory=dict)
+    listed: list[tuple[int, int, int]] = field(default_factory=list)
+    """A listed set's `elements = { … }` lines (start, end, first line's number), read into
+    `elements` when built."""
 
-    def build(self) -> NftSet:
+    def build(self, text: str, source: str) -> NftSet:
+        for start, end, lineno in self.listed:
+            joined = " ".join(line for line, _ in _span_lines(text, start, end, lineno))
+            _set_elements(self, joined, source, lineno)
+        self.listed.clear()
         return NftSet.model_construct(
             name=self.name,
             map=self.map,
@@ -711,67 +775,91 @@ class _TableDraft:
     chains: dict[str, _ChainDraft] = field(default_factory=dict)
 
 
-class LazyNftChains(dict[str, NftChain]):
-    """A table's chains, each parsed from its lines the first time it is asked for.
+class _Lazy(dict[str, _V]):
+    """A table's chains or sets, each read from its lines the first time it is asked for.
 
-    Until then the dict holds the chain's declaration (type, hook, priority,
-    policy) with no rules, which is all the hook needs to find base chains.
+    Until then the dict holds the block's draft: for a chain its declaration
+    (type, hook, priority, policy), which is all the hook needs to find base
+    chains. Asking for an entry (`[]`, `get`, `values`, `items`, comparing)
+    reads it; `in`, `len` and the names read nothing.
     """
 
-    def __init__(self, drafts: Iterable[_ChainDraft], source: str, warnings: list[str]) -> None:
+    _drafts: type[_ChainDraft] | type[_SetDraft]
+
+    def __init__(
+        self,
+        drafts: Iterable[_ChainDraft | _SetDraft],
+        text: str,
+        source: str,
+        warnings: list[str],
+    ) -> None:
         super().__init__()
-        self._pending: dict[str, _ChainDraft] = {}
+        self._text = text
         self._source = source
         self._warnings = warnings
         for draft in drafts:
-            dict.__setitem__(self, draft.name, draft.shell())
-            self._pending[draft.name] = draft
+            dict.__setitem__(self, draft.name, cast(Any, draft))
 
-    def _load(self, name: str) -> NftChain:
-        draft = self._pending.pop(name)
-        chain = _build_chain(draft, self._source, self._warnings)
-        dict.__setitem__(self, name, chain)
-        return chain
+    def _load(self, name: str, draft: Any) -> _V:
+        raise NotImplementedError
 
-    def __getitem__(self, name: str) -> NftChain:
-        if name in self._pending:
-            return self._load(name)
-        return dict.__getitem__(self, name)
+    def __getitem__(self, name: str) -> _V:
+        found = dict.__getitem__(self, name)
+        if type(found) is self._drafts:
+            return self._load(name, found)
+        return found
 
     def get(self, name: str, default: Any = None) -> Any:
-        """The chain `name`, parsed now if it was not yet."""
-        if name not in self:
+        """The entry `name`, read now if it was not yet."""
+        if not dict.__contains__(self, name):
             return default
         return self[name]
 
     def values(self) -> Any:
-        """Every chain, parsed."""
-        for name in list(self._pending):
-            self._load(name)
-        return dict.values(self)
+        """Every entry, each read now if it was not yet."""
+        return [self[name] for name in self]
 
     def items(self) -> Any:
-        """Every (name, chain), parsed."""
-        self.values()
-        return dict.items(self)
+        """Every (name, entry), each read now if it was not yet."""
+        return [(name, self[name]) for name in self]
 
     def __iter__(self) -> Iterator[str]:
+        # Overridden so that dict(self) and {**self} go through __getitem__.
         return dict.__iter__(self)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, dict):
+            return NotImplemented
+        return dict(self.items()) == (dict(other.items()) if isinstance(other, _Lazy) else other)
 
-def _build_chain(draft: _ChainDraft, source: str, warnings: list[str]) -> NftChain:
-    rules = []
-    for i, (text, lineno) in enumerate(draft.lines, start=1):
-        rule = parse_rule(text, draft.name, i, lineno)
-        unknown = [e for e in rule.exprs if isinstance(e, NftUnknown)]
-        if unknown:
-            warnings.append(
-                f"{source}:{lineno}: chain {draft.name}: kubehop cannot evaluate "
-                f"{unknown[0].text!r}; the rule is assumed not to match"
-            )
-        rules.append(rule)
-    chain = draft.shell()
-    return chain.model_copy(update={"rules": tuple(rules)})
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+
+class LazyNftChains(_Lazy[NftChain]):
+    """A table's chains, each parsed from its lines when a packet first reaches it.
+
+    A 10,000-Service node has 190,000 chains and a packet visits a handful.
+    """
+
+    _drafts = _ChainDraft
+
+    def _load(self, name: str, draft: Any) -> NftChain:
+        chain = cast(_ChainDraft, draft).build(self._text, self._source, self._warnings)
+        dict.__setitem__(self, name, chain)
+        return chain
+
+
+class LazyNftSets(_Lazy[NftSet]):
+    """A table's sets and maps, each with its elements read when first looked up."""
+
+    _drafts = _SetDraft
+
+    def _load(self, name: str, draft: Any) -> NftSet:
+        built = cast(_SetDraft, draft).build(self._text, self._source)
+        dict.__setitem__(self, name, built)
+        return built
 
 
 def is_nft_text(text: str) -> bool:
@@ -787,30 +875,33 @@ def is_nft_text(text: str) -> bool:
 def parse_nft(text: str, *, source: str = "<nft>", lazy: bool = False) -> NftRuleset:
     """`nft list ruleset`/`nft list table` output, or an `nft -f` transaction, as a ruleset.
 
-    With `lazy`, chains are parsed when first asked for (for text kubehop
-    rendered; a user's file is parsed eagerly, so every warning shows).
+    With `lazy`, chains are parsed and sets' elements read when first asked for
+    (for text kubehop rendered; a user's file is read eagerly, so every warning
+    shows). Either way the listing is first cut into blocks: the rules of a chain
+    and the elements of a set are read from their lines afterwards.
     """
     tables: dict[tuple[str, str], _TableDraft] = {}
     warnings: list[str] = []
-    lines = text.splitlines()
-    first = next((ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")), "")
-    if first.startswith("table "):
-        _read_listing(lines, source, tables, warnings)
+    if _first_line(text).startswith("table "):
+        text = _read_listing(text, source, tables, warnings)
     else:
-        _read_transaction(lines, source, tables, warnings)
+        _read_transaction(text.splitlines(), source, tables, warnings)
     built: list[NftTable] = []
     for draft in tables.values():
         chains: dict[str, NftChain]
+        sets: dict[str, NftSet]
         if lazy:
-            chains = LazyNftChains(draft.chains.values(), source, warnings)
+            chains = LazyNftChains(draft.chains.values(), text, source, warnings)
+            sets = LazyNftSets(draft.sets.values(), text, source, warnings)
         else:
-            chains = {n: _build_chain(c, source, warnings) for n, c in draft.chains.items()}
+            chains = {n: c.build(text, source, warnings) for n, c in draft.chains.items()}
+            sets = {n: s.build(text, source) for n, s in draft.sets.items()}
         built.append(
             NftTable.model_construct(
                 family=cast(Any, draft.family),
                 name=draft.name,
                 comment=draft.comment,
-                sets={n: s.build() for n, s in draft.sets.items()},
+                sets=sets,
                 chains=chains,
                 lineno=draft.lineno,
             )
@@ -821,92 +912,183 @@ def parse_nft(text: str, *, source: str = "<nft>", lazy: bool = False) -> NftRul
     return NftRuleset.model_construct(source=source, tables=tuple(built), warnings=tuple(in_order))
 
 
+def _first_line(text: str) -> str:
+    """The first line that is neither blank nor a comment, stripped (without splitting all)."""
+    for found in re.finditer(r"[^\r\n]+", text):
+        line = found.group().strip()
+        if line and not line.startswith("#"):
+            return line
+    return ""
+
+
 def _fail(source: str, lineno: int, message: str) -> NftParseError:
     return NftParseError(f"{source}:{lineno}: {message}")
 
 
+_ODD_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+"""What `str.splitlines` breaks lines at besides `\\n`."""
+
+
+def _line_breaks(text: str) -> str:
+    """`text` with `\\n` the only line break, its lines (as `splitlines` cuts them) unchanged."""
+    odd = _ODD_BREAKS[:6] if text.isascii() else _ODD_BREAKS
+    if any(c in text for c in odd):
+        return "\n".join(text.splitlines())
+    return text
+
+
+def _lines_beginning(text: str, words: tuple[str, ...]) -> list[int]:
+    """Where each line begins whose first word starts with one of `words`, in order."""
+    found: set[int] = set()
+    for word in words:
+        at = text.find(word)
+        while at >= 0:
+            start = text.rfind("\n", 0, at) + 1
+            if start == at or text[start:at].isspace():
+                found.add(start)
+            at = text.find(word, at + 1)
+    return sorted(found)
+
+
+_CHAIN_OPENS = re.compile(r'chain\s+([^\s{},;"]+)\s*\{')
+"""`chain NAME {`, as its words are: `chain`, the name, `{`."""
+
+
+def _closing_line(text: str, at: int) -> int:
+    """Where the first line from `at` on that is only `}` begins; -1 if none is."""
+    while True:
+        brace = text.find("}", at)
+        if brace < 0:
+            return -1
+        start = text.rfind("\n", 0, brace) + 1
+        end = text.find("\n", brace)
+        if end < 0:
+            end = len(text)
+        if text[start:end].strip() == "}":
+            return start
+        at = end
+
+
 def _read_listing(
-    lines: list[str],
+    text: str,
     source: str,
     tables: dict[tuple[str, str], _TableDraft],
     warnings: list[str],
-) -> None:
+) -> str:
+    """Cut a listing into tables, sets and chains; the text the drafts' spans point into.
+
+    A chain's rules and a set's elements are left as spans of the text, read
+    when built: a big node's listing is a million lines, nearly all of them
+    rules. A chain's body is skipped to its closing `}` at once; only its
+    declaration and comment lines are read (found beforehand by their first word).
+    """
+    text = _line_breaks(text)
+    declarations = _lines_beginning(text, ("type", "comment"))
     table: _TableDraft | None = None
-    chain: _ChainDraft | None = None
     nft_set: _SetDraft | None = None
     skipping = 0
-    pending: tuple[int, str] | None = None  # a set's elements, until their braces close
-    for lineno, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if pending is not None:
-            start, text = pending
-            text += " " + line
-            if text.count("{") > text.count("}"):
-                pending = (start, text)
+    elements: tuple[int, int, int] | None = None  # open `elements = {`: start, line, depth
+    decl = 0  # the next of `declarations` not yet passed
+    pos = 0
+    lineno = 0
+    size = len(text)
+    while pos < size:
+        start = pos
+        newline = text.find("\n", pos)
+        pos = size if newline < 0 else newline + 1
+        lineno += 1
+        line = text[start:pos].strip()
+        if elements is not None:
+            at, first, depth = elements
+            depth += line.count("{") - line.count("}")
+            if depth > 0:
+                elements = (at, first, depth)
                 continue
-            pending = None
+            elements = None
             assert nft_set is not None
-            _set_elements(nft_set, text, source, start)
+            nft_set.listed.append((at, pos, first))
             continue
-        if not line or line.startswith("#"):
+        if not line or line[0] == "#":
             continue
         if skipping:
             skipping += line.count("{") - line.count("}")
             continue
-        words = _tokens(line)
-        if table is None:
-            if len(words) == 4 and words[0] == "table" and words[3] == "{":
-                family, name = words[1], words[2]
-                if family not in _FAMILIES:
-                    raise _fail(source, lineno, f"unknown table family {family!r}")
-                table = _TableDraft(family, name, lineno)
-                tables[(family, name)] = table
-                continue
-            raise _fail(source, lineno, f"expected `table FAMILY NAME {{`, found {line!r}")
-        if chain is not None:
-            if line == "}":
-                chain = None
-            elif words[0] == "type" and "hook" in words:
-                _chain_header(chain, words, source, lineno, warnings)
-            elif words[0] == "comment" and len(words) == 2:
-                chain.comment = _unquote(words[1])
-            else:
-                chain.lines.append((_strip_handle(line), lineno))
-            continue
-        if nft_set is not None:
-            if line == "}":
-                table.sets[nft_set.name] = nft_set
-                nft_set = None
-            elif words[0] == "elements" and len(words) > 1 and words[1] == "=":
-                text = line
-                if text.count("{") > text.count("}"):
-                    pending = (lineno, text)
-                else:
-                    _set_elements(nft_set, text, source, lineno)
-            else:
-                _set_property(nft_set, words, source, lineno)
-            continue
-        if line == "}":
-            table = None
-        elif words[0] == "comment" and len(words) == 2:
-            table.comment = _unquote(words[1])
-        elif words[0] in ("set", "map") and len(words) == 3 and words[2] == "{":
-            nft_set = _SetDraft(words[1], words[0] == "map", lineno)
-        elif words[0] == "chain" and len(words) == 3 and words[2] == "{":
-            chain = _ChainDraft(words[1], lineno)
-            table.chains[chain.name] = chain
-        elif words[-1] == "{":
-            warnings.append(
-                f"{source}:{lineno}: table {table.family} {table.name}: a {words[0]} block,"
-                " which kubehop does not evaluate; skipped"
-            )
-            skipping = 1
-        elif words[0] == "flags":
-            continue
+        opened = _CHAIN_OPENS.fullmatch(line) if table is not None and nft_set is None else None
+        if opened is not None:
+            name = opened[1]
         else:
-            raise _fail(source, lineno, f"unexpected {line!r} in table {table.name}")
-    if table is not None or chain is not None or nft_set is not None or pending is not None:
-        raise _fail(source, len(lines), "the text ends inside a block (a `}` is missing)")
+            words = _tokens(line)
+            if table is None:
+                if len(words) == 4 and words[0] == "table" and words[3] == "{":
+                    family, name = words[1], words[2]
+                    if family not in _FAMILIES:
+                        raise _fail(source, lineno, f"unknown table family {family!r}")
+                    table = _TableDraft(family, name, lineno)
+                    tables[(family, name)] = table
+                    continue
+                raise _fail(source, lineno, f"expected `table FAMILY NAME {{`, found {line!r}")
+            if nft_set is not None:
+                if line == "}":
+                    table.sets[nft_set.name] = nft_set
+                    nft_set = None
+                elif words[0] == "elements" and len(words) > 1 and words[1] == "=":
+                    depth = line.count("{") - line.count("}")
+                    if depth > 0:
+                        elements = (start, lineno, depth)
+                    else:
+                        nft_set.listed.append((start, pos, lineno))
+                else:
+                    _set_property(nft_set, words, source, lineno)
+                continue
+            if line == "}":
+                table = None
+                continue
+            if words[0] == "comment" and len(words) == 2:
+                table.comment = _unquote(words[1])
+                continue
+            if words[0] in ("set", "map") and len(words) == 3 and words[2] == "{":
+                nft_set = _SetDraft(words[1], words[0] == "map", lineno)
+                continue
+            if not (words[0] == "chain" and len(words) == 3 and words[2] == "{"):
+                if words[-1] == "{":
+                    warnings.append(
+                        f"{source}:{lineno}: table {table.family} {table.name}: a {words[0]}"
+                        " block, which kubehop does not evaluate; skipped"
+                    )
+                    skipping = 1
+                elif words[0] != "flags":
+                    raise _fail(source, lineno, f"unexpected {line!r} in table {table.name}")
+                continue
+            name = words[1]
+        # Most of the listing: a chain, whose body is skipped to its closing `}`.
+        assert table is not None
+        chain = _ChainDraft(name, lineno)
+        table.chains[name] = chain
+        close = _closing_line(text, pos)
+        if close < 0:
+            lineno += text.count("\n", pos) + (1 if pos < size and text[-1] != "\n" else 0)
+            raise _fail(source, lineno, "the text ends inside a block (a `}` is missing)")
+        chain.start, chain.end = pos, close
+        while decl < len(declarations) and declarations[decl] < close:
+            at = declarations[decl]
+            decl += 1
+            if at < pos:
+                continue
+            end = text.find("\n", at)
+            found = _chain_line(text[at : size if end < 0 else end].strip())
+            if found is None:
+                continue
+            at_line = lineno + 1 + text.count("\n", pos, at)
+            if found[0] == "type":
+                _chain_header(chain, found, source, at_line, warnings)
+            else:
+                chain.comment = _unquote(found[1])
+        lineno += 1 + text.count("\n", pos, close)
+        newline = text.find("\n", close)
+        pos = size if newline < 0 else newline + 1
+    if table is not None or nft_set is not None or elements is not None:
+        raise _fail(source, lineno, "the text ends inside a block (a `}` is missing)")
+    return text
 
 
 def _strip_handle(line: str) -> str:
@@ -1039,7 +1221,7 @@ def _read_transaction(
                     table.comment = _unquote(words[words.index("comment") + 1])
             elif verb == "flush" and key in tables:
                 for chain in tables[key].chains.values():
-                    chain.lines.clear()
+                    chain.lines = None
             continue
         found = tables.get(key)
         if found is None:
@@ -1074,7 +1256,7 @@ def _tx_chain(
     if verb == "flush":
         if chain is None:
             raise _fail(source, lineno, f"no chain {name} to flush")
-        chain.lines.clear()
+        chain.lines = None
         return
     if chain is None:
         chain = table.chains[name] = _ChainDraft(name, lineno)
@@ -1142,6 +1324,8 @@ def _tx_rule(
         raise _fail(source, lineno, f"`{verb} rule` is not read")
     # The rule is the line after `add rule FAMILY TABLE CHAIN `.
     text = line.split(None, 5)[5] if len(line.split(None, 5)) > 5 else ""
+    if chain.lines is None:
+        chain.lines = []
     if verb == "insert":
         chain.lines.insert(0, (text, lineno))
     else:

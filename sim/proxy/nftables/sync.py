@@ -98,31 +98,37 @@ class _Set:
 class Transaction:
     """One `nft -f` transaction on `ip kube-proxy`, and the table it leaves."""
 
+    script: bool = True
+    """Keep the commands and the owners; the listing alone needs neither (a big node
+    makes some 800,000 commands, which only `nft -f` and the lab read)."""
     ops: list[str] = field(default_factory=list)
-    """The transaction, one command a line, as knftables writes it."""
+    """The transaction, one command a line, as knftables writes it (when `script`)."""
     comment: str | None = None
     chains: dict[str, _Chain] = field(default_factory=dict)
     sets: dict[str, _Set] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
-    """Per-service chain (and affinity set) → the Service port, or `port -> endpoint`."""
+    """Per-service chain (and affinity set) → the Service port, or `port -> endpoint`
+    (when `script`)."""
 
     _head: str = f"{FAMILY} {n.TABLE}"
 
     # --- operations -------------------------------------------------------
 
     def add_table(self, comment: str) -> None:
-        self.ops.append(f'add table {self._head} {{ comment "{comment}" ; }}')
+        if self.script:
+            self.ops.append(f'add table {self._head} {{ comment "{comment}" ; }}')
         self.comment = comment
 
     def add_chain(
         self, name: str, *, base: tuple[str, str, int] | None = None, comment: str | None = None
     ) -> None:
-        spec = ""
-        if base is not None:
-            spec = f" {{ type {base[0]} hook {base[1]} priority {base[2]} ; }}"
-        elif comment is not None:
-            spec = f' {{ comment "{comment}" ; }}'
-        self.ops.append(f"add chain {self._head} {name}{spec}")
+        if self.script:
+            spec = ""
+            if base is not None:
+                spec = f" {{ type {base[0]} hook {base[1]} priority {base[2]} ; }}"
+            elif comment is not None:
+                spec = f' {{ comment "{comment}" ; }}'
+            self.ops.append(f"add chain {self._head} {name}{spec}")
         chain = self.chains.get(name)
         if chain is None:
             chain = self.chains[name] = _Chain()
@@ -131,21 +137,41 @@ class Transaction:
         if comment is not None:
             chain.comment = comment
 
+    def new_chain(self, name: str) -> list[str]:
+        """`add chain` then `flush chain` of a regular chain: its (now empty) rules."""
+        if self.script:
+            self.ops.append(f"add chain {self._head} {name}")
+            self.ops.append(f"flush chain {self._head} {name}")
+        chain = self.chains.get(name)
+        if chain is None:
+            chain = self.chains[name] = _Chain()
+        else:
+            chain.rules.clear()
+        return chain.rules
+
     def flush_chain(self, name: str) -> None:
-        self.ops.append(f"flush chain {self._head} {name}")
+        if self.script:
+            self.ops.append(f"flush chain {self._head} {name}")
         self.chains[name].rules.clear()
 
     def delete_chain(self, name: str) -> None:
-        self.ops.append(f"delete chain {self._head} {name}")
+        if self.script:
+            self.ops.append(f"delete chain {self._head} {name}")
         del self.chains[name]
 
     def add_rule(
         self, chain: str, rule: str, *, listed: str | None = None, comment: str | None = None
     ) -> None:
         """Append `rule`; `listed` is how `nft list` prints it back, when that differs."""
-        tail = f' comment "{comment}"' if comment is not None else ""
-        self.ops.append(f"add rule {self._head} {chain} {rule}{tail}")
-        self.chains[chain].rules.append((listed or rule) + tail)
+        if comment is None:
+            if self.script:
+                self.ops.append(f"add rule {self._head} {chain} {rule}")
+            self.chains[chain].rules.append(listed or rule)
+        else:
+            tail = f' comment "{comment}"'
+            if self.script:
+                self.ops.append(f"add rule {self._head} {chain} {rule}{tail}")
+            self.chains[chain].rules.append((listed or rule) + tail)
         if rule.startswith("update @"):
             self.sets[rule.split()[1][1:]].updated = True
 
@@ -158,26 +184,30 @@ class Transaction:
         timeout: int | None = None,
         comment: str | None = None,
     ) -> None:
-        self.ops.append(
-            f"add set {self._head} {name} {_props(key_type, None, flags, timeout, comment)}"
-        )
+        if self.script:
+            self.ops.append(
+                f"add set {self._head} {name} {_props(key_type, None, flags, timeout, comment)}"
+            )
         if name not in self.sets:
             self.sets[name] = _Set(False, key_type, None, flags, timeout, comment)
 
     def add_map(self, name: str, key_type: tuple[str, ...], data_type: str, comment: str) -> None:
-        self.ops.append(
-            f"add map {self._head} {name} {_props(key_type, data_type, (), None, comment)}"
-        )
+        if self.script:
+            self.ops.append(
+                f"add map {self._head} {name} {_props(key_type, data_type, (), None, comment)}"
+            )
         if name not in self.sets:
             self.sets[name] = _Set(True, key_type, data_type, comment=comment)
 
     def flush_set(self, name: str) -> None:
-        kind = "map" if self.sets[name].is_map else "set"
-        self.ops.append(f"flush {kind} {self._head} {name}")
+        if self.script:
+            kind = "map" if self.sets[name].is_map else "set"
+            self.ops.append(f"flush {kind} {self._head} {name}")
         self.sets[name].elements.clear()
 
     def delete_set(self, name: str) -> None:
-        self.ops.append(f"delete set {self._head} {name}")
+        if self.script:
+            self.ops.append(f"delete set {self._head} {name}")
         del self.sets[name]
 
     def add_element(
@@ -187,19 +217,27 @@ class Transaction:
         value: str | None = None,
         comment: str | None = None,
     ) -> None:
-        text = " . ".join(key)
-        if comment is not None:
-            text += f' comment "{comment}"'
-        if value is not None:
-            text += f" : {value}"
-        self.ops.append(f"add element {self._head} {name} {{ {text} }}")
+        if self.script:
+            text = " . ".join(key)
+            if comment is not None:
+                text += f' comment "{comment}"'
+            if value is not None:
+                text += f" : {value}"
+            self.ops.append(f"add element {self._head} {name} {{ {text} }}")
         # Adding an element that is there already changes nothing.
         self.sets[name].elements.setdefault(key, (comment, value))
+
+    def own(self, name: str, owner: str) -> None:
+        """Record what `name` (a per-service chain or set) serves (when `script`)."""
+        if self.script:
+            self.owners[name] = owner
 
     # --- results ------------------------------------------------------------
 
     def text(self) -> str:
         """The transaction as kube-proxy hands it to `nft -f`."""
+        if not self.script:
+            raise ValueError("a transaction synced without script=True keeps no commands")
         return "\n".join(self.ops) + "\n"
 
     def listing(self) -> str:
@@ -285,16 +323,9 @@ class _Port:
     """`HASH-ns/svc/proto/port`."""
 
 
-def _endpoint_chain(p: _Port, ep: KPEndpoint) -> str:
-    return n.ENDPOINT_PREFIX + n.endpoint_base(
-        p.service.namespace, p.service.name, p.protocol, p.port.name, ep.addr
-    )
-
-
-def _affinity_set(p: _Port, ep: KPEndpoint) -> str:
-    return n.AFFINITY_PREFIX + n.endpoint_base(
-        p.service.namespace, p.service.name, p.protocol, p.port.name, ep.addr
-    )
+def _endpoint_base(p: _Port, ep: KPEndpoint) -> str:
+    """`HASH-ns/svc/proto/port__ip/port`: an endpoint's chain and affinity set, less the prefix."""
+    return n.endpoint_base(p.service.namespace, p.service.name, p.protocol, p.port.name, ep.addr)
 
 
 def node_port_ips(cluster: Cluster, node: Node) -> tuple[str, ...] | None:
@@ -318,9 +349,13 @@ def node_port_ips(cluster: Cluster, node: Node) -> tuple[str, ...] | None:
     )
 
 
-def sync(cluster: Cluster, node: Node) -> Transaction:
-    """The transaction kube-proxy (nftables mode, 1.31) runs on `node`, and its result."""
-    tx = Transaction()
+def sync(cluster: Cluster, node: Node, *, script: bool = True) -> Transaction:
+    """The transaction kube-proxy (nftables mode, 1.31) runs on `node`, and its result.
+
+    Without `script` only the result is kept (what `listing` prints), not the
+    commands nor the chains' owners.
+    """
+    tx = Transaction(script=script)
     kp = cluster.kube_proxy
     mark = _go_mark(masquerade_mark(cluster))
     nodeport_ips = node_port_ips(cluster, node)
@@ -487,12 +522,18 @@ def _service_port(
     def ensure(name: str, owner: str) -> None:
         if name not in created:
             created.add(name)
-            tx.add_chain(name)
-            tx.flush_chain(name)
-            tx.owners[name] = owner
+            tx.new_chain(name)
+            tx.own(name, owner)
 
+    # Each endpoint's name is hashed once, for its chain, its affinity set and the jumps.
+    bases = {ep.addr: _endpoint_base(p, ep) for ep in cat.reachable}
     for ep in cat.reachable:
-        ensure(_endpoint_chain(p, ep), f"{p.name} -> {ep}")
+        name = n.ENDPOINT_PREFIX + bases[ep.addr]
+        if name not in created:
+            created.add(name)
+            tx.new_chain(name)
+            if tx.script:
+                tx.owners[name] = f"{p.name} -> {ep}"
 
     cluster_chain = n.CLUSTER_PREFIX + p.base
     uses_cluster = bool(cat.cluster)
@@ -618,33 +659,43 @@ def _service_port(
     affinity = svc.session_affinity_timeout
     if affinity is not None:
         for ep in cat.reachable:
-            name = _affinity_set(p, ep)
+            name = n.AFFINITY_PREFIX + bases[ep.addr]
             tx.add_set(name, (_ADDR,), flags=("dynamic", "timeout"), timeout=affinity)
-            tx.owners[name] = f"{p.name} -> {ep}"
+            tx.own(name, f"{p.name} -> {ep}")
 
     if uses_cluster:
-        _endpoint_rules(tx, p, cluster_chain, cat.cluster, affinity is not None)
+        _endpoint_rules(tx, p, bases, cluster_chain, cat.cluster, affinity is not None)
     if uses_local:
-        _endpoint_rules(tx, p, local_chain, cat.local, affinity is not None)
+        _endpoint_rules(tx, p, bases, local_chain, cat.local, affinity is not None)
 
+    dnat = f"meta l4proto {proto} dnat to "
     for ep in cat.reachable:
-        chain = _endpoint_chain(p, ep)
+        base = bases[ep.addr]
+        chain = n.ENDPOINT_PREFIX + base
         # Hairpin: a pod reaching itself through its Service must be
         # masqueraded, or its reply would skip the reverse DNAT.
         tx.add_rule(chain, f"ip saddr {ep.ip} jump {n.MARK_MASQ}")
         if affinity is not None:
-            tx.add_rule(chain, f"update @{_affinity_set(p, ep)} {{ ip saddr }}")
-        tx.add_rule(chain, f"meta l4proto {proto} dnat to {ep.addr}")
+            tx.add_rule(chain, f"update @{n.AFFINITY_PREFIX}{base} {{ ip saddr }}")
+        tx.add_rule(chain, dnat + ep.addr)
 
 
 def _endpoint_rules(
-    tx: Transaction, p: _Port, chain: str, endpoints: tuple[KPEndpoint, ...], affinity: bool
+    tx: Transaction,
+    p: _Port,
+    bases: dict[str, str],
+    chain: str,
+    endpoints: tuple[KPEndpoint, ...],
+    affinity: bool,
 ) -> None:
     """writeServiceToEndpointRules: affinity lookups, then one numgen over the endpoints."""
+    names = [bases.get(ep.addr) or _endpoint_base(p, ep) for ep in endpoints]
     if affinity:
-        for ep in endpoints:
-            tx.add_rule(chain, f"ip saddr @{_affinity_set(p, ep)} goto {_endpoint_chain(p, ep)}")
-    branches = [f"{i} : goto {_endpoint_chain(p, ep)}" for i, ep in enumerate(endpoints)]
+        for base in names:
+            tx.add_rule(
+                chain, f"ip saddr @{n.AFFINITY_PREFIX}{base} goto {n.ENDPOINT_PREFIX}{base}"
+            )
+    branches = [f"{i} : goto {n.ENDPOINT_PREFIX}{base}" for i, base in enumerate(names)]
     tx.add_rule(
         chain,
         f"numgen random mod {len(endpoints)} vmap {{ {' , '.join(branches)} }}",
