@@ -27,6 +27,7 @@ from model.ipset import IpSet
 from model.ipvs import IpvsTable, RealServer, VirtualServer
 from model.packet import Proto
 from sim.proxy.endpoints import (
+    KPEndpoint,
     categorize,
     external_policy_local,
     internal_policy_local,
@@ -124,8 +125,8 @@ class IpvsSync:
 
     services: list[VirtualServer] = field(default_factory=list)
     """Virtual servers, in the order kube-proxy adds them."""
-    bound: list[IPv4Address] = field(default_factory=list)
-    """Addresses on kube-ipvs0, in the order they were bound."""
+    bound: dict[IPv4Address, None] = field(default_factory=dict)
+    """Addresses on kube-ipvs0, in the order they were bound (a dict: an ordered set)."""
     members: dict[str, list[str]] = field(default_factory=lambda: {n: [] for n, _, _ in IPSETS})
     """Each set's members as `ipset add` spells them."""
     nat: list[Tokens] = field(default_factory=list)
@@ -168,6 +169,7 @@ def sync(cluster: Cluster, node: Node) -> IpvsSync:
     kp = cluster.kube_proxy
     out = IpvsSync()
     sets = out.members
+    own = frozenset(node_addresses(node))
     node_ips = [ip for ip in node_addresses(node) if not ip.is_loopback]
     if kp.node_port_addresses:
         node_ips = [ip for ip in node_ips if any(ip in c for c in kp.node_port_addresses)]
@@ -185,9 +187,9 @@ def sync(cluster: Cluster, node: Node) -> IpvsSync:
         assert svc.cluster_ip is not None
         _add(sets, "KUBE-CLUSTER-IP", f"{svc.cluster_ip},{proto}:{port.port}")
 
-        internal = _real_servers(cluster, svc, port, node, internal_policy_local(svc))
+        internal = _real_servers(endpoints, svc, port, internal_policy_local(svc))
         local_ext = external_policy_local(svc)
-        external = _real_servers(cluster, svc, port, node, local_ext)
+        external = _real_servers(endpoints, svc, port, local_ext)
         virtual = functools.partial(
             _virtual, out, port.protocol, scheduler, svc.session_affinity_timeout, name
         )
@@ -200,7 +202,7 @@ def sync(cluster: Cluster, node: Node) -> IpvsSync:
                 f"{eip},{proto}:{port.port}",
             )
             virtual(eip, port.port, "external IP", external)
-            if eip not in node_addresses(node):
+            if eip not in own:
                 _bind(out, eip)
         for lbip in svc.load_balancer_ips:
             entry = f"{lbip},{proto}:{port.port}"
@@ -225,7 +227,7 @@ def sync(cluster: Cluster, node: Node) -> IpvsSync:
                         )
                     )  # fmt: skip
             virtual(lbip, port.port, "load-balancer IP", external)
-            if lbip not in node_addresses(node):
+            if lbip not in own:
                 _bind(out, lbip)
         if port.node_port and node_ips:
             _node_port_sets(sets, port, node_ips, local_ext)
@@ -273,8 +275,7 @@ def bound_addresses(cluster: Cluster, node: Node) -> tuple[IPv4Address, ...]:
 
 
 def _bind(out: IpvsSync, ip: IPv4Address) -> None:
-    if ip not in out.bound:
-        out.bound.append(ip)
+    out.bound.setdefault(ip, None)
 
 
 def _node_port_sets(
@@ -295,10 +296,10 @@ def _node_port_sets(
 
 
 def _real_servers(
-    cluster: Cluster, svc: Service, port: ServicePort, node: Node, only_local: bool
+    endpoints: tuple[KPEndpoint, ...], svc: Service, port: ServicePort, only_local: bool
 ) -> tuple[RealServer, ...]:
     """syncEndpoint: the port's endpoints this virtual server gets, weight 1 each."""
-    cat = categorize(port_endpoints(cluster, svc, port, node.name), svc, port)
+    cat = categorize(endpoints, svc, port)
     endpoints = cat.cluster
     if only_local and cat.local:
         endpoints = cat.local
