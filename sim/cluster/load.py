@@ -126,7 +126,7 @@ def with_cni(cluster: Cluster, plugin: str) -> Cluster:
     )
 
 
-SIMULATED_MODES = (ProxyMode.IPTABLES, ProxyMode.NFTABLES)
+SIMULATED_MODES = (ProxyMode.IPTABLES, ProxyMode.NFTABLES, ProxyMode.IPVS)
 """The kube-proxy modes `--mode` switches to."""
 
 

@@ -79,9 +79,11 @@ def node_rules(cluster: Cluster, node: str) -> NodeRules:
         text = _placed(rules.text, foreign)
         parsed = parse_iptables_save(text, source=f"{node} (rendered)", lazy=True)
         if is_dataclass(rules) and not isinstance(rules, type):
-            rules = replace(rules, text=text, ruleset=parsed, ipsets=foreign.ipsets)
+            # kube-proxy's sets (IPVS mode's) and the CNI's (Calico's) side by side.
+            sets = {**rules.ipsets, **foreign.ipsets}
+            rules = replace(rules, text=text, ruleset=parsed, ipsets=sets)
         else:
-            rules = _Placed(node, text, parsed, rules.rendered, foreign.ipsets)
+            rules = _Placed(node, text, parsed, rules.rendered, {**rules.ipsets, **foreign.ipsets})
     _CACHE[key] = (cluster, rules)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)

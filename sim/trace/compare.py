@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,7 +27,7 @@ from model.errors import RequestError
 from model.trace import Hop, Trace
 from sim.cluster.load import with_mode
 from sim.trace.effects import hop_effect
-from sim.trace.report import hop_number, hop_title, trace_dict
+from sim.trace.report import hop_number, hop_title, packet_line, trace_dict
 from sim.trace.request import Request
 from sim.trace.tracer import trace
 
@@ -92,7 +92,7 @@ def _key(hop: Hop) -> tuple[str, str, str, str]:
 
 
 def _said(hop: Hop) -> tuple[str, str, str]:
-    return (hop.sentence, str(hop.after), str(hop.conntrack))
+    return (hop.sentence, packet_line(hop.after), str(hop.conntrack))
 
 
 def _line_up(traces: Sequence[Trace]) -> tuple[Row, ...]:
@@ -153,6 +153,17 @@ def _verdicts(result: Comparison) -> list[str]:
     ]
 
 
+def _aspect(row: Row) -> tuple[str, Callable[[Hop], str]]:
+    """What to show of each mode's hop in a row that differs: the sentence, or where every
+    mode said the same words, the part that differs (the packet, the conntrack entry)."""
+    present = [h for h in row.hops if h is not None]
+    if len(present) < len(row.hops) or len({h.sentence for h in present}) > 1:
+        return "", lambda hop: hop.sentence
+    if len({packet_line(h.after) for h in present}) > 1:
+        return "packet", lambda hop: f"packet: {packet_line(hop.after)}"
+    return "conntrack entry", lambda hop: f"conntrack: {hop.conntrack}"
+
+
 def _effects(row: Row) -> str:
     """`DNAT`, or `HOOK/REJECT` where the modes did different things there."""
     labels = [hop_effect(h).label for h in row.hops if h is not None]
@@ -170,9 +181,12 @@ def comparison_text(result: Comparison) -> str:
         if row.same:
             lines.append(f"  = {place}   (the same in every mode)")
             continue
-        lines.append(f"  ≠ {place}")
+        aspect, show = _aspect(row)
+        lines.append(
+            f"  ≠ {place}" + (f"   (the same words; the {aspect} differs)" if aspect else "")
+        )
         for mode, mine in zip(result.modes, row.hops, strict=True):
-            said = "(no such hop)" if mine is None else f"#{hop_number(mine)} {mine.sentence}"
+            said = "(no such hop)" if mine is None else f"#{hop_number(mine)} {show(mine)}"
             lines.append(f"      {mode:<{width}}  {said}")
     lines += ["", f"{len(result.differing)} of {len(result.rows)} hops differ", *_verdicts(result)]
     return "\n".join(lines) + "\n"

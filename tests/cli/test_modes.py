@@ -79,12 +79,21 @@ def test_trace_in_nftables_mode_dnats_in_kube_proxys_table(
     assert "destination 10.101.100.102:80 → 192.168.2.2:8080" in said
 
 
-def test_a_mode_not_simulated_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["--mode", "ipvs", "rules"]) == 2
-    assert capsys.readouterr().err == (
-        "kubehop: error: --mode 'ipvs' is not simulated yet (kubehop simulates iptables,"
-        " nftables)\n"
-    )
+def test_rules_in_ipvs_mode_show_what_ipvsadm_ipset_and_iptables_print(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(["--mode", "ipvs", "rules", "--node", "node-a"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    headers = [line for line in lines if line.startswith("# ")]
+    assert headers[0] == "# ipvsadm-save -n"
+    assert "# ipset save" in headers and "# iptables-save" in headers
+    # svc-b's ClusterIP is a virtual server with its three endpoints as masqueraded real servers.
+    at = lines.index("-A -t 10.101.100.102:80 -s rr")
+    assert lines[at + 1 : at + 4] == [
+        "-a -t 10.101.100.102:80 -r 192.168.1.3:8080 -m -w 1",
+        "-a -t 10.101.100.102:80 -r 192.168.1.4:8080 -m -w 1",
+        "-a -t 10.101.100.102:80 -r 192.168.2.2:8080 -m -w 1",
+    ]
 
 
 def test_a_mistyped_mode_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

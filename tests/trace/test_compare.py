@@ -36,7 +36,7 @@ def test_the_modes_differ_where_their_rules_do() -> None:
     assert iptables.after.dst == nftables.after.dst
 
 
-def test_a_port_no_service_has_is_rejected_in_nftables_mode_only(
+def test_a_port_no_service_has_is_rejected_in_nftables_and_ipvs_modes_only(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     argv = ["compare", "pod1", "10.101.100.102:81", "--seed", "1"]
@@ -45,8 +45,9 @@ def test_a_port_no_service_has_is_rejected_in_nftables_mode_only(
     at = out.index("  ≠ request HOOK/REJECT node-a cni0 FORWARD")
     assert out[at + 1] == "      iptables  #7 No FORWARD rule changes or stops the packet"
     assert out[at + 2].startswith("      nftables  #7 REJECT in cluster-ips-check:")
-    assert out[-2].startswith("iptables  UNREACHABLE: ")
-    assert out[-1].startswith("nftables  REJECTED: REJECT in cluster-ips-check")
+    assert out[-3].startswith("iptables  UNREACHABLE: ")
+    assert out[-2].startswith("nftables  REJECTED: REJECT in cluster-ips-check")
+    assert out[-1].startswith("ipvs      REJECTED: REJECT in KUBE-IPVS-FILTER")
 
 
 def test_the_text_says_how_many_hops_differ() -> None:
@@ -59,23 +60,23 @@ def test_the_text_says_how_many_hops_differ() -> None:
 def test_json_holds_each_trace_and_the_rows(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["compare", "pod1", "svc-b:80", "--seed", "7", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["modes"] == ["iptables", "nftables"]
-    assert set(data["traces"]) == {"iptables", "nftables"}
+    assert data["modes"] == ["iptables", "nftables", "ipvs"]
+    assert set(data["traces"]) == {"iptables", "nftables", "ipvs"}
     dnat = next(r for r in data["rows"] if r["effect"] == "dnat")
     assert dnat == {
         "same": False,
         "direction": "request",
         "effect": "dnat",
         "where": "node-a cni0 PREROUTING",
-        "seq": {"iptables": 4, "nftables": 4},
+        "seq": {"iptables": 4, "nftables": 4, "ipvs": 4},
     }
 
 
 def test_markdown_is_a_table_with_a_column_per_mode(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["compare", "pod1", "svc-b:80", "--seed", "7", "--format", "markdown"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "| hop | iptables | nftables |" in lines
-    assert "| request DNS · pod/default/pod1 | same | same |" in lines
+    assert "| hop | iptables | nftables | ipvs |" in lines
+    assert "| request DNS · pod/default/pod1 | same | same | same |" in lines
 
 
 @pytest.mark.parametrize(

@@ -359,9 +359,8 @@ def _add_compare(sub: Any) -> None:
     compare.add_argument(
         "--modes",
         metavar="MODE,MODE[,…]",
-        default="iptables,nftables",
-        help=f"the modes, comma-separated, from {', '.join(PROXY_MODES)} (default:"
-        " iptables,nftables)",
+        default=",".join(PROXY_MODES),
+        help=f"the modes, comma-separated (default: {','.join(PROXY_MODES)})",
     )
     compare.add_argument(
         "--format",
