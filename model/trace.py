@@ -7,7 +7,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from model.netfilter import Hook, RuleRef, Table
-from model.packet import ConntrackEntry, Packet
+from model.packet import PORTLESS, ConntrackEntry, Packet
 
 
 class Direction(StrEnum):
@@ -15,6 +15,10 @@ class Direction(StrEnum):
 
     REQUEST = "request"
     REPLY = "reply"
+
+
+_PORT_FIELDS = frozenset({"sport", "dport", "tcp_flags"})
+"""What a packet without ports (IP-in-IP's outer header) lacks."""
 
 
 class HopKind(StrEnum):
@@ -145,11 +149,15 @@ class Hop(BaseModel):
 
     @property
     def changed(self) -> tuple[str, ...]:
-        """Names of the packet fields this hop rewrote."""
+        """Names of the packet fields this hop rewrote. Where a tunnel header without ports
+        (IP-in-IP) is added or taken off, the ports and TCP flags are not said to change:
+        one side has none."""
+        portless = self.before.proto in PORTLESS or self.after.proto in PORTLESS
         return tuple(
             name
             for name in Packet.model_fields
             if getattr(self.before, name) != getattr(self.after, name)
+            and not (portless and name in _PORT_FIELDS)
         )
 
 

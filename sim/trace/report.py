@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from model.packet import Packet
+from model.packet import PORTLESS, Packet
 from model.trace import Hop, HopKind, Trace, Verdict
 from sim.trace.effects import Effect, hop_effect, trace_effects
 
@@ -29,8 +29,12 @@ SYMBOLS: dict[HopKind, str] = {
 
 
 def packet_line(pkt: Packet) -> str:
-    """`192.168.1.2:41234 → 10.101.100.102:80 tcp ttl 64`."""
-    text = f"{pkt.src}:{pkt.sport} → {pkt.dst}:{pkt.dport} {pkt.proto.value} ttl {pkt.ttl}"
+    """`192.168.1.2:41234 → 10.101.100.102:80 tcp ttl 64` (`10.0.0.11 → 10.0.0.12 ipencap`:
+    IP-in-IP has no ports)."""
+    if pkt.proto in PORTLESS:
+        text = f"{pkt.src} → {pkt.dst} {pkt.proto.value} ttl {pkt.ttl}"
+    else:
+        text = f"{pkt.src}:{pkt.sport} → {pkt.dst}:{pkt.dport} {pkt.proto.value} ttl {pkt.ttl}"
     if pkt.mark:
         text += f" mark {pkt.mark:#x}"
     if pkt.src_mac:

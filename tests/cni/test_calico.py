@@ -24,6 +24,7 @@ from sim.cni import cni_of
 from sim.cni.calico import Calico, veth_name_for_workload
 from sim.cni.felix import FelixNode, FelixRule, felix_rules, rule_hashes
 from sim.proxy.nftables import RenderedNftRules
+from sim.trace.report import packet_line
 from sim.trace.request import Request
 from sim.trace.tracer import trace
 from tests import paths
@@ -320,6 +321,9 @@ def test_scenario_3_under_ipip_crosses_inside_protocol_4(ipip: Cluster) -> None:
         "192.168.1.2",
         "192.168.2.2",
     )
+    # IP-in-IP has no ports: the report and the changed fields say none.
+    assert packet_line(outer) == "10.0.0.11 → 10.0.0.12 ipencap ttl 63 mark 0x10000"
+    assert encap.changed == ("src", "dst", "proto", "src_mac", "dst_mac", "inner")
     # The outer packet is the host's: Felix lets IP-in-IP to and from its hosts through.
     out = next(h for h in request_hops(t, HopKind.NETFILTER) if h.where.hook is Hook.OUTPUT)
     assert '"Allow IPIP packets to other Calico hosts"' in out.detail
