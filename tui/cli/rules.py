@@ -40,8 +40,30 @@ def run_rules(args: argparse.Namespace) -> int:
     if cluster.kube_proxy.mode is ProxyMode.NFTABLES or _nft_table(real) is not None:
         return _diff_nft(args, cluster, node, real)
     diff = diff_rules(rendered, real)
+    if cluster.kube_proxy.mode is ProxyMode.IPVS:
+        ipvs_same = _diff_ipvs(args, node, rendered, real)
+        write_text("\n" + diff_text(diff))
+        return EXIT_OK if diff.same and ipvs_same else EXIT_NOT_DELIVERED
     write_text(diff_text(diff))
     return EXIT_OK if diff.same else EXIT_NOT_DELIVERED
+
+
+def _diff_ipvs(args: argparse.Namespace, node: str, rendered: NodeRules, real: NodeRules) -> bool:
+    """Print the node's IPVS table and sets against kubehop's; whether they are the same."""
+    from sim.proxy.ipvs.diff import diff_ipvs, ipvs_diff_text
+
+    ours = getattr(rendered, "ipvs", None)
+    assert ours is not None  # IPVS mode always renders its table
+    diff = diff_ipvs(
+        node,
+        ours,
+        rendered.ipsets,
+        getattr(real, "ipvs", None),
+        real.ipsets,
+        real_source=args.diff,
+    )
+    write_text(ipvs_diff_text(diff))
+    return diff.same
 
 
 def _nft_script(cluster: Cluster, node: str) -> str:
