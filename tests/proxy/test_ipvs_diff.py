@@ -102,8 +102,9 @@ def test_without_ipset_save_the_sets_are_not_compared(
     ipvsadm, rest = dump.split("# ipset save")
     iptables = rest[rest.index("# iptables-save") :]
     status, out = _diff(ipvsadm + iptables, tmp_path, capsys)
-    assert "not compared: connection counters, and kube-proxy's ipsets (the file has no `ipset"
-    " save`)" in out
+    assert out[4] == (
+        "not compared: connection counters, and kube-proxy's ipsets (the file has no `ipset save`)"
+    )
     assert out[3] == (
         "node-a: the IPVS table is what kube-proxy should have programmed for this cluster"
     )
