@@ -10,27 +10,32 @@ from __future__ import annotations
 
 from model.cluster import Cluster, CNIPlugin
 from sim.cni.base import CNI
-from sim.cni.calico import Calico, CalicoMode
-from sim.cni.flannel import Flannel
-from sim.cni.host_gw import HostGw
 
 __all__ = ["CNI", "cni_of"]
 
 _CALICO = {
-    CNIPlugin.CALICO_BGP: CalicoMode.BGP,
-    CNIPlugin.CALICO_IPIP: CalicoMode.IPIP,
-    CNIPlugin.CALICO_VXLAN: CalicoMode.VXLAN,
+    CNIPlugin.CALICO_BGP: "bgp",
+    CNIPlugin.CALICO_IPIP: "ipip",
+    CNIPlugin.CALICO_VXLAN: "vxlan",
 }
 
 
 def cni_of(cluster: Cluster) -> CNI:
-    """The CNI `cluster` runs (the loader refuses plugins not simulated yet)."""
+    """The CNI `cluster` runs (the loader refuses plugins not simulated yet).
+
+    Each CNI's module is imported when a cluster first asks for it: the app's
+    first screen needs only the CNI it shows.
+    """
     plugin = cluster.cni.plugin
-    if plugin is CNIPlugin.FLANNEL_VXLAN:
-        return Flannel(cluster, vxlan=True)
-    if plugin is CNIPlugin.FLANNEL_HOST_GW:
-        return Flannel(cluster, vxlan=False)
+    if plugin in (CNIPlugin.FLANNEL_VXLAN, CNIPlugin.FLANNEL_HOST_GW):
+        from sim.cni.flannel import Flannel
+
+        return Flannel(cluster, vxlan=plugin is CNIPlugin.FLANNEL_VXLAN)
     calico = _CALICO.get(plugin)
     if calico is not None:
-        return Calico(cluster, calico)
+        from sim.cni.calico import Calico, CalicoMode
+
+        return Calico(cluster, CalicoMode(calico))
+    from sim.cni.host_gw import HostGw
+
     return HostGw(cluster)

@@ -17,19 +17,26 @@ from model.cluster import ProxyMode as ProxyModeName
 from model.ipvs import IpvsTable
 from sim.kernel.rules import NodeRules, nft_of
 from sim.proxy.base import ProxyMode
-from sim.proxy.iptables import IPTABLES
-from sim.proxy.ipvs import IPVS
-from sim.proxy.nftables import NFTABLES
 
 __all__ = ["ProxyMode", "dnats_to", "mode_of"]
 
 
 def mode_of(cluster: Cluster) -> ProxyMode:
-    """The mode `cluster`'s kube-proxy runs (the loader refuses modes not simulated yet)."""
+    """The mode `cluster`'s kube-proxy runs (the loader refuses modes not simulated yet).
+
+    Each mode's package is imported when a cluster first asks for it: the app's
+    first screen needs only the mode it shows.
+    """
     if cluster.kube_proxy.mode is ProxyModeName.NFTABLES:
+        from sim.proxy.nftables import NFTABLES
+
         return NFTABLES
     if cluster.kube_proxy.mode is ProxyModeName.IPVS:
+        from sim.proxy.ipvs import IPVS
+
         return IPVS
+    from sim.proxy.iptables import IPTABLES
+
     return IPTABLES
 
 
