@@ -23,20 +23,9 @@ from ipaddress import IPv4Network
 from model.ipset import IpSet, IpSets
 from model.ipvs import FORWARD_FLAGS, IpvsTable, RealServer, VirtualServer
 from sim.proxy.ipvs.save import sorted_services
+from sim.proxy.tablediff import Change, compare_items, endpoint_lines, hunks
 
 __all__ = ["IpvsDiff", "diff_ipvs", "ipvs_diff_text"]
-
-
-@dataclass(frozen=True)
-class Change:
-    """One line in one place that the other side lacks."""
-
-    where: str
-    """`virtual server TCP 10.96.0.1:443`, `ipset KUBE-CLUSTER-IP`."""
-    what: str
-    """The line as `ipvsadm-save -n` or `ipset save` prints it."""
-    lineno: int = 0
-    """The node's line, for what only the node has (0: none known)."""
 
 
 @dataclass(frozen=True)
@@ -100,27 +89,6 @@ def _sets(sets: IpSets) -> dict[str, IpSet]:
     return {name: s for name, s in sets.items() if name.startswith("KUBE-")}
 
 
-def _compare(
-    places: list[str],
-    where: str,
-    ours: list[str],
-    theirs: list[tuple[str, int]],
-    missing: list[Change],
-    extra: list[Change],
-) -> None:
-    places.append(where)
-    pool = [text for text, _ in theirs]
-    for text in ours:
-        if text in pool:
-            pool.remove(text)
-        else:
-            missing.append(Change(where, text))
-    for text, lineno in theirs:
-        if text in pool:
-            pool.remove(text)
-            extra.append(Change(where, text, lineno))
-
-
 def diff_ipvs(
     node: str,
     rendered: IpvsTable,
@@ -164,7 +132,8 @@ def diff_ipvs(
             for addr in want_rs
             if addr not in have_addrs and have is not None
         ]
-        _compare(places, where, want, got, missing, extra)
+        places.append(where)
+        compare_items(where, want, got, missing, extra)
     sets_compared = bool(real_sets)
     if sets_compared:
         mine_sets, their_sets = _sets(rendered_sets), _sets(real_sets)
@@ -181,7 +150,8 @@ def diff_ipvs(
             )
             if name not in their_sets:
                 missing.append(Change(f"ipset {name}", f"create {name} {mine_sets[name].type}"))
-            _compare(places, f"ipset {name}", want, got, missing, extra)
+            places.append(f"ipset {name}")
+            compare_items(f"ipset {name}", want, got, missing, extra)
     return IpvsDiff(
         node,
         rendered_source,
@@ -206,16 +176,7 @@ def ipvs_diff_text(diff: IpvsDiff) -> str:
             " to the file; is its kube-proxy in IPVS mode?)",
         ]
         return "\n".join(lines) + "\n"
-    grouped: dict[str, list[str]] = {}
-    for change in diff.missing:
-        grouped.setdefault(change.where, []).append(f"-{change.what}")
-    for change in diff.extra:
-        at = f"   ({diff.real}:{change.lineno})" if change.lineno else ""
-        grouped.setdefault(change.where, []).append(f"+{change.what}{at}")
-    for where in diff.places:
-        if where in grouped:
-            lines.append(f"@@ {where} @@")
-            lines += grouped[where]
+    lines += hunks(diff.places, diff.missing, diff.extra, diff.real)
     lines.append("")
     if diff.same:
         lines.append(
@@ -228,15 +189,7 @@ def ipvs_diff_text(diff: IpvsDiff) -> str:
             f"{diff.node}: {len(diff.missing)} line(s) of IPVS state missing,"
             f" {len(diff.extra)} the cluster does not explain"
         )
-    lines += [
-        f"missing endpoint: {e} (in the EndpointSlices, not in the node's IPVS table)"
-        for e in diff.missing_endpoints
-    ]
-    lines += [
-        f"stale endpoint: {e} (in the node's IPVS table, in no EndpointSlice: kube-proxy has"
-        " not synced, or the dump is older than the table)"
-        for e in diff.stale_endpoints
-    ]
+    lines += endpoint_lines(diff.missing_endpoints, diff.stale_endpoints, "the node's IPVS table")
     lines += [
         f"draining: {e} (weight 0: kube-proxy removes it once its connections end)"
         for e in diff.draining

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from model.nftables import NftElement, NftTable
+from sim.proxy.tablediff import Change, compare_items, endpoint_lines, hunks
 
 __all__ = ["NftDiff", "diff_nft", "nft_diff_text"]
 
@@ -26,18 +27,6 @@ _COUNTER = re.compile(r"\s*\bcounter packets \d+ bytes \d+")
 
 _ENDPOINT_CHAIN = re.compile(r"^endpoint-[A-Z0-9]+-(?P<service>.+)__(?P<ip>[\d.]+)/(?P<port>\d+)$")
 """kube-proxy's endpoint chains: `endpoint-HASH-ns/svc/proto/port__IP/PORT`."""
-
-
-@dataclass(frozen=True)
-class Change:
-    """One thing in one table that the other lacks."""
-
-    where: str
-    """`chain service-…`, `map service-ips`."""
-    what: str
-    """The rule or element as nft lists it, or the chain's declaration."""
-    lineno: int = 0
-    """The node's line, for what only the node has (0: none known)."""
 
 
 @dataclass(frozen=True)
@@ -127,18 +116,7 @@ def diff_nft(
     extra: list[Change] = []
     for where in ours.keys() | theirs.keys():
         mine = [text for text, _ in ours.get(where, ())]
-        have = theirs.get(where, ())
-        pool = [text for text, _ in have]
-        for text in mine:
-            if text in pool:
-                pool.remove(text)
-            else:
-                missing.append(Change(where, text))
-        left = list(pool)
-        for text, lineno in have:
-            if text in left:
-                left.remove(text)
-                extra.append(Change(where, text, lineno))
+        compare_items(where, mine, theirs.get(where, ()), missing, extra)
     only_ours = {w for w in ours if w not in theirs}
     only_theirs = {w for w in theirs if w not in ours}
     order = {where: i for i, where in enumerate([*ours, *theirs])}
@@ -167,15 +145,8 @@ def nft_diff_text(diff: NftDiff) -> str:
             " of the node; is its kube-proxy in nftables mode?)",
         ]
         return "\n".join(lines) + "\n"
-    grouped: dict[str, list[str]] = {}
-    for change in diff.missing:
-        grouped.setdefault(change.where, []).append(f"-{change.what}")
-    for change in diff.extra:
-        where = f"   ({diff.real}:{change.lineno})" if change.lineno else ""
-        grouped.setdefault(change.where, []).append(f"+{change.what}{where}")
-    for where, changed in grouped.items():
-        lines.append(f"@@ table ip kube-proxy {where} @@")
-        lines += changed
+    places = dict.fromkeys(c.where for c in (*diff.missing, *diff.extra))
+    lines += hunks(places, diff.missing, diff.extra, diff.real, heading="table ip kube-proxy {}")
     lines.append("")
     if diff.same:
         lines.append(
@@ -187,15 +158,7 @@ def nft_diff_text(diff: NftDiff) -> str:
             f"{diff.node}: {len(diff.missing)} line(s) of kube-proxy's nft table missing,"
             f" {len(diff.extra)} the cluster does not explain"
         )
-    lines += [
-        f"missing endpoint: {e} (in the EndpointSlices, not in the node's table)"
-        for e in diff.missing_endpoints
-    ]
-    lines += [
-        f"stale endpoint: {e} (in the node's table, in no EndpointSlice: kube-proxy has not"
-        " synced, or the dump is older than the table)"
-        for e in diff.stale_endpoints
-    ]
+    lines += endpoint_lines(diff.missing_endpoints, diff.stale_endpoints, "the node's table")
     lines.append(
         "not compared: counters, rule handles, and the elements of dynamic sets (affinity),"
         " which packets fill at run time"
