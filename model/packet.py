@@ -17,9 +17,13 @@ class Proto(StrEnum):
     IPIP = "ipencap"
     """IP-in-IP (IPPROTO_IPIP, 4), which /etc/protocols and so iptables call `ipencap`: the
     outer header of a tunnel such as Calico's `tunl0`. It has no ports."""
+    ICMP = "icmp"
+    """ICMP, which kubehop sends only as an error back to a sender (destination unreachable,
+    after a REJECT or to a port nobody listens on): the packet it answers is in `inner`. It
+    has no ports."""
 
 
-PORTLESS = frozenset({Proto.IPIP})
+PORTLESS = frozenset({Proto.IPIP, Proto.ICMP})
 """Protocols without ports: their packets and tuples carry port 0."""
 
 
@@ -49,8 +53,9 @@ class Packet(BaseModel):
     tcp_flags: str = "SYN"
     """TCP flags shown on screen (SYN for a request, SYN,ACK for its reply)."""
     inner: Packet | None = None
-    """The frame this packet carries inside a tunnel header (VXLAN, IP-in-IP), None for a
-    plain one.
+    """The frame this packet carries inside a tunnel header (VXLAN, IP-in-IP), or the header
+    an ICMP error quotes (the refused packet's IP header and first 8 bytes, its ports); None
+    for a plain one.
 
     An encapsulated packet is a packet of its own: the host routes it, netfilter
     sees it (a UDP packet to port 8472 or 4789, an `ipencap` one), conntrack tracks it.

@@ -30,6 +30,8 @@ def deliver(walker: Walker, ns: Netns, pkt: Packet) -> End:
     if walker.direction is Direction.REPLY:
         assert walker.reply_socket is not None
         client_ns, request = walker.reply_socket
+        if walker.refusal is not None:
+            return _refusal(walker, ns, pkt, client_ns, request, walker.refusal)
         expected = (request.dst, request.dport)
         if ns.name != client_ns or pkt.dport != request.sport or pkt.dst != request.src:
             return End(
@@ -102,6 +104,51 @@ def deliver(walker: Walker, ns: Netns, pkt: Packet) -> End:
     if ns.ports_declared:
         return _refused(walker, ns, pkt)
     return _unknown(walker, ns, pkt)
+
+
+def _refusal(
+    walker: Walker, ns: Netns, pkt: Packet, client_ns: str, request: Packet, errno: str
+) -> End:
+    """The answer to a refused request reaches a netns: the client's socket fails, or no
+    socket owns what the answer names and it is dropped (the client times out)."""
+    icmp = pkt.proto is Proto.ICMP and pkt.inner is not None
+    # An ICMP error finds its socket by the header it quotes (tcp_v4_err, udp_err); a RST
+    # by its own addresses, which must be those the socket is connected to.
+    if icmp and pkt.inner is not None:
+        named = (pkt.inner.src, pkt.inner.sport, pkt.inner.dst, pkt.inner.dport)
+    else:
+        named = (pkt.dst, pkt.dport, pkt.src, pkt.sport)
+    wanted = (request.src, request.sport, request.dst, request.dport)
+    what = "ICMP error" if icmp else "RST"
+    if ns.name != client_ns or named != wanted:
+        reason = (
+            f"the {what} reaches {ns.label}, but no socket there has the connection it names"
+            f" ({named[0]}:{named[1]} → {named[2]}:{named[3]}; the client's is"
+            f" {wanted[0]}:{wanted[1]} → {wanted[2]}:{wanted[3]}): the kernel ignores it, and"
+            " the client waits until its connect() times out"
+        )
+        walker.emit(HopKind.DROP, ns, pkt, pkt, reason, dt=2)
+        return End(Verdict.DROPPED, reason, pkt, ns.name)
+    call = "connect()" if request.proto is Proto.TCP else "the connected UDP socket's next call"
+    how = (
+        f"the header it quotes, {named[0]}:{named[1]} → {named[2]}:{named[3]}, is the socket's own"
+        " connection"
+        if icmp
+        else f"it comes from {pkt.src}:{pkt.sport}, the address the socket is connected to"
+    )
+    walker.emit(
+        HopKind.DELIVER,
+        ns,
+        pkt,
+        pkt,
+        f"the {what} reaches the client socket in {ns.label}: {how}, so {call} fails with"
+        f" {errno}" + (" (connection refused)" if errno == "ECONNREFUSED" else ""),
+        detail=f"{'tcp_v4_err' if request.proto is Proto.TCP else 'udp_err'}: sk_err = {errno}"
+        if icmp
+        else f"tcp_reset: sk_err = {errno}",
+        dt=2,
+    )
+    return End(Verdict.DELIVERED, "", pkt, ns.name)
 
 
 def _refused(walker: Walker, ns: Netns, pkt: Packet) -> End:

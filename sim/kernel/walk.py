@@ -90,6 +90,10 @@ class Walker:
     """The rule that dropped or rejected the packet, as the hop's detail gives it."""
     ipvs_sent: IpvsVerdict | None = None
     """What IPVS did to the packet it is sending on itself (for `-m ipvs` on its way out)."""
+    rejected_at: tuple[Hook, str] | None = None
+    """The hook that rejected the packet and what it answers with (`icmp-port-unreachable`)."""
+    refusal: str | None = None
+    """The error the reply carries back to the client (`ECONNREFUSED`), while it travels."""
 
     # -- recording ------------------------------------------------------------
 
@@ -313,6 +317,8 @@ class Walker:
                 return self.ipvs_xmit(ns, result.packet, result.ipvs)
             return result.packet
         self.verdict_rule = detail or None
+        if result.verdict == "REJECT":
+            self.rejected_at = (hook, result.reject_with or "icmp-port-unreachable")
         verdict = Verdict.REJECTED if result.verdict == "REJECT" else Verdict.DROPPED
         return End(verdict, sentence, result.packet, ns.name)
 

@@ -27,6 +27,7 @@ from sim.cluster.network import ClusterNetwork, network_of
 from sim.cluster.rules import rules_for
 from sim.kernel.devices import Netns
 from sim.kernel.netfilter import NetfilterState
+from sim.kernel.reject import answer_refusal
 from sim.kernel.rules import NodeRules
 from sim.kernel.walk import End, Walker
 from sim.proxy import dnats_to, mode_of
@@ -188,10 +189,14 @@ def trace_shared(
             dt=0,
         )
         end = walker.local_out(served, reply)
+    unknown = _endpoints_unknown(cluster, dst_ip, dest) if end.verdict is Verdict.REJECTED else None
+    if end.verdict in (Verdict.REJECTED, Verdict.REFUSED) and unknown is None:
+        # The sender is told: the ICMP error or RST walks back, hop by hop.
+        walker.begin_reply(ns, first)
+        answer_refusal(walker, end)
     if end.verdict is Verdict.REFUSED and first.proto is Proto.TCP:
         _forget_reset_connections(walker)
     verdict, reason = _verdict(end, src, dest, dst_ip, walker)
-    unknown = _endpoints_unknown(cluster, dst_ip, dest) if verdict is Verdict.REJECTED else None
     if unknown is not None:
         # kube-proxy's rules as kubehop renders them reject a Service without
         # endpoints; a dump that lacks them cannot say the Service has none.

@@ -9,7 +9,7 @@ import pytest
 
 from model.cluster import Cluster, ProxyMode
 from model.netfilter import Hook
-from model.trace import HopKind, Trace, Verdict
+from model.trace import Direction, HopKind, Trace, Verdict
 from sim.cluster.load import demo_cluster, load
 from sim.cluster.rules import node_rules
 from sim.kernel.rules import nft_of
@@ -89,7 +89,7 @@ def test_local_traffic_policy_without_a_local_endpoint_drops(cluster: Cluster) -
 def test_an_undefined_port_of_a_cluster_ip_is_rejected_and_said_so(cluster: Cluster) -> None:
     t = trace(cluster, Request("pod1", "10.101.100.102:81", seed=2))
     assert t.verdict is Verdict.REJECTED
-    drop = t.hops[-1]
+    drop = [h for h in t.hops if h.direction is Direction.REQUEST][-1]  # then the ICMP back
     assert drop.detail == (
         'ip kube-proxy cluster-ips-check: ip daddr @cluster-ips reject comment "Reject traffic'
         ' to invalid ports of ClusterIPs"'

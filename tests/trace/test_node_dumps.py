@@ -8,7 +8,7 @@ import pytest
 
 from model.cluster import Cluster
 from model.errors import KubehopError, RulesParseError
-from model.trace import Hop, HopKind, Trace, Verdict
+from model.trace import Direction, Hop, HopKind, Trace, Verdict
 from sim.cluster.load import load
 from sim.cluster.rules import node_rules
 from sim.kernel.rules import NodeRules
@@ -453,9 +453,11 @@ def test_every_verdict_is_one_plain_sentence_naming_its_rule(
     assert t.verdict is verdict
     assert t.reason == reason
     assert t.rule == rule
-    # The trace ends with that sentence, at the hop where the packet died.
-    assert t.hops[-1].kind is (HopKind.UNKNOWN if verdict is Verdict.UNKNOWN else HopKind.DROP)
-    assert t.hops[-1].sentence == reason
+    # The request ends with that sentence, at the hop where the packet died (a refusal's
+    # answer then travels back to the client as the reply).
+    died = [h for h in t.hops if h.direction is Direction.REQUEST][-1]
+    assert died.kind is (HopKind.UNKNOWN if verdict is Verdict.UNKNOWN else HopKind.DROP)
+    assert died.sentence == reason
 
 
 def test_masquerade_says_why_the_mark_was_set(kubeadm: Cluster) -> None:

@@ -352,6 +352,9 @@ class _Run:
         self.entry: ConntrackEntry | None = None
         self.direction = CtDirection.ORIGINAL
         self.ctstate = CtState.NEW
+        # An ICMP error about a known connection (RELATED): NAT rewrites it and the header
+        # it quotes as that connection's, and no rule of the nat table is consulted.
+        self.related = False
         self.ipvs_state = state.ipvs
         self.ipvs_verdict: IpvsVerdict | None = None
         carried = self.in_flight.pop(pkt.tuple(), None)
@@ -367,6 +370,7 @@ class _Run:
             self.ctstate = carried.ctstate
             self.untracked = carried.entry is None and carried.ctstate is CtState.UNTRACKED
             self.invalid = carried.entry is None and carried.ctstate is CtState.INVALID
+            self.related = carried.entry is not None and carried.ctstate is CtState.RELATED
             if self.entry is not None and self.entry.confirmed:
                 self.entry = self.conntrack.get(self.entry.original) or self.entry
         else:
@@ -382,6 +386,9 @@ class _Run:
         if self.attached or self.untracked:
             return
         self.attached = True
+        if self.pkt.proto is Proto.ICMP and self.pkt.inner is not None:
+            self.icmp_error_in(self.pkt.inner)
+            return
         key = self.pkt.tuple()
         found = self.conntrack.lookup(key)
         if found is None and _starts_no_connection(self.pkt):
@@ -397,11 +404,73 @@ class _Run:
             self.ctstate = CtState.NEW
             return
         entry, self.direction = found.entry, found.direction
+        if self.direction is CtDirection.REPLY and "RST" in self.pkt.tcp_flags.split(","):
+            # nf_conntrack_proto_tcp: a RST as the only reply ends the connection (the
+            # tracer deletes it); the RST itself still passes as the connection's reply.
+            self.entry, self.ctstate = entry, CtState.ESTABLISHED
+            return
         if self.direction is CtDirection.REPLY and entry.state is not CtState.ESTABLISHED:
             entry = entry.model_copy(update={"state": CtState.ESTABLISHED})
             self.conntrack = self.conntrack.with_entry(entry)
         self.entry = entry
         self.ctstate = CtState.ESTABLISHED if entry.state is CtState.ESTABLISHED else CtState.NEW
+
+    def invalid_why(self) -> str:
+        """Why conntrack calls this packet INVALID, and what follows for nat."""
+        if self.pkt.proto is Proto.ICMP:
+            return (
+                "conntrack calls this ICMP error INVALID: the connection of the header it"
+                " quotes is not in the table (a packet refused before conntrack confirmed its"
+                " entry leaves none), so nat is not consulted"
+            )
+        return (
+            "conntrack calls this packet INVALID (a TCP SYN-ACK or RST of no connection it"
+            " knows), so nat is not consulted"
+        )
+
+    def icmp_error_in(self, quoted: Packet) -> None:
+        """nf_conntrack_icmpv4_error: an ICMP error belongs to the connection of the header it
+        quotes (looked up turned around, as a reply to it would be), as RELATED; an error
+        about no known connection is INVALID."""
+        found = self.conntrack.lookup(quoted.tuple().inverted())
+        if found is None:
+            self.invalid, self.entry, self.ctstate = True, None, CtState.INVALID
+            return
+        self.entry, self.direction = found.entry, found.direction
+        self.ctstate, self.related = CtState.RELATED, True
+
+    def icmp_error_nat(self, entry: ConntrackEntry, dst_manip: bool) -> str:
+        """nf_nat_icmp_reply_translation: the quoted header made to look as the packet it
+        quotes did before NAT, and the error's own address to match; why, in a clause."""
+        original = self.direction is CtDirection.ORIGINAL
+        if dst_manip:
+            needed = entry.dnat if original else entry.snat
+        else:
+            needed = entry.snat if original else entry.dnat
+        if not needed or self.pkt.inner is None:
+            return f"entry [{entry}] has nothing to rewrite here"
+        # The other direction's tuple: what the quoted packet looked like before this NAT.
+        other = entry.reply if original else entry.original
+        quoted = self.pkt.inner
+        if dst_manip:
+            inner = quoted.model_copy(update={"src": other.src, "sport": other.sport})
+            outer = {"dst": other.src, "inner": inner}
+            change = (
+                f"quoted src {quoted.src}:{quoted.sport} -> {other.src}:{other.sport},"
+                f" dst {self.pkt.dst} -> {other.src}"
+            )
+        else:
+            inner = quoted.model_copy(update={"dst": other.dst, "dport": other.dport})
+            outer = {"src": other.dst, "inner": inner}
+            change = (
+                f"quoted dst {quoted.dst}:{quoted.dport} -> {other.dst}:{other.dport},"
+                f" src {self.pkt.src} -> {other.dst}"
+            )
+        self.pkt = self.pkt.model_copy(update=outer)
+        undone = "SNAT" if dst_manip is not original else "DNAT"
+        return (
+            f"the ICMP error is RELATED to entry [{entry}]; conntrack undoes its {undone}: {change}"
+        )
 
     def confirm(self) -> None:
         if self.entry is not None and not self.entry.confirmed:
@@ -436,13 +505,21 @@ class _Run:
                 if present
                 else None
             )
+        if self.related and entry is not None:
+            reason = self.icmp_error_nat(entry, dst_manip)
+            if not present:
+                return None
+            return TableWalk(
+                table=Table.NAT,
+                skipped=f"nat rules are consulted only for a connection's first packet; {reason}",
+                verdict="ACCEPT",
+            )
         if self.untracked or entry is None:
             if not present:
                 return None
             return TableWalk(
                 table=Table.NAT,
-                skipped="conntrack calls this packet INVALID (a TCP SYN-ACK or RST of no "
-                "connection it knows), so nat is not consulted"
+                skipped=self.invalid_why()
                 if self.invalid
                 else "untracked packets (raw NOTRACK) are never NATed",
                 verdict="ACCEPT",
@@ -568,10 +645,13 @@ class _Run:
             members.remove(None)
         entry = self.entry
         walks: list[TableWalk | None] = []
+        if self.related and entry is not None:
+            reason = self.icmp_error_nat(entry, dst_manip)
+            why = f"nat rules are consulted only for a connection's first packet; {reason}"
+            return [self._nat_skipped(m, why) for m in members]
         if self.untracked or entry is None:
             why = (
-                "conntrack calls this packet INVALID (a TCP SYN-ACK or RST of no connection it"
-                " knows), so nat is not consulted"
+                self.invalid_why()
                 if self.invalid
                 else "untracked packets (raw NOTRACK) are never NATed"
             )
