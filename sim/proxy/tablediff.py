@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Change", "compare_items", "endpoint_lines", "hunks"]
+__all__ = ["Change", "TableDiff", "compare_items", "endpoint_lines", "hunks"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,33 @@ class Change:
     """The item as the node's command prints it."""
     lineno: int = 0
     """The node's line, for what only the node has (0: none known)."""
+
+
+@dataclass(frozen=True)
+class TableDiff:
+    """How a node's listing differs from what kube-proxy should have left there."""
+
+    node: str
+    """The node."""
+    rendered: str
+    """Where the expected listing came from."""
+    real: str
+    """The node's file."""
+    missing: tuple[Change, ...]
+    """What kube-proxy should have written that the node lacks."""
+    extra: tuple[Change, ...]
+    """What the node has that the cluster does not explain."""
+    missing_endpoints: tuple[str, ...] = ()
+    """Endpoints only the rendered listing has, as the mode names them."""
+    stale_endpoints: tuple[str, ...] = ()
+    """Endpoints only the node has."""
+    no_table: bool = False
+    """The node's file holds none of this listing at all."""
+
+    @property
+    def same(self) -> bool:
+        """The node's listing is what kube-proxy should have written."""
+        return not self.missing and not self.extra and not self.no_table
 
 
 def compare_items(

@@ -23,42 +23,23 @@ from ipaddress import IPv4Network
 from model.ipset import IpSet, IpSets
 from model.ipvs import FORWARD_FLAGS, IpvsTable, RealServer, VirtualServer
 from sim.proxy.ipvs.save import sorted_services
-from sim.proxy.tablediff import Change, compare_items, endpoint_lines, hunks
+from sim.proxy.tablediff import Change, TableDiff, compare_items, endpoint_lines, hunks
 
 __all__ = ["IpvsDiff", "diff_ipvs", "ipvs_diff_text"]
 
 
 @dataclass(frozen=True)
-class IpvsDiff:
-    """The differences in IPVS mode's kernel state between rendered and real."""
+class IpvsDiff(TableDiff):
+    """The differences in IPVS mode's kernel state (virtual servers and kube-proxy's sets)
+    between rendered and real; endpoints are `IP:PORT of TCP VIP:PORT (owner)`, and
+    `no_table` says the file has no `ipvsadm-save -n`."""
 
-    node: str
-    """The node."""
-    rendered: str
-    """Where the expected state came from."""
-    real: str
-    """The node's file."""
-    missing: tuple[Change, ...]
-    """What kube-proxy should have programmed that the node lacks."""
-    extra: tuple[Change, ...]
-    """What the node has that the cluster does not explain."""
-    missing_endpoints: tuple[str, ...] = ()
-    """`IP:PORT of TCP VIP:PORT (owner)`: real servers only the rendered table has."""
-    stale_endpoints: tuple[str, ...] = ()
-    """`IP:PORT of TCP VIP:PORT`: real servers of weight > 0 only the node has."""
     draining: tuple[str, ...] = ()
     """`IP:PORT of TCP VIP:PORT`: weight-0 real servers only the node has."""
-    no_table: bool = False
-    """The node's file holds no `ipvsadm-save -n` (or `ipvsadm -Ln`) at all."""
     sets_compared: bool = True
     """The node's file holds `ipset save` (or `ipset list`) output."""
     places: tuple[str, ...] = ()
     """Every place compared, in the order ipvsadm and ipset list them."""
-
-    @property
-    def same(self) -> bool:
-        """The node's IPVS state is what kube-proxy should have programmed."""
-        return not self.missing and not self.extra and not self.no_table
 
 
 def _service_line(vs: VirtualServer) -> str:

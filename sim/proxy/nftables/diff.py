@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from model.nftables import NftElement, NftTable
-from sim.proxy.tablediff import Change, compare_items, endpoint_lines, hunks
+from sim.proxy.tablediff import Change, TableDiff, compare_items, endpoint_lines, hunks
 
 __all__ = ["NftDiff", "diff_nft", "nft_diff_text"]
 
@@ -30,30 +30,9 @@ _ENDPOINT_CHAIN = re.compile(r"^endpoint-[A-Z0-9]+-(?P<service>.+)__(?P<ip>[\d.]
 
 
 @dataclass(frozen=True)
-class NftDiff:
-    """The differences in kube-proxy's nft table between rendered and real."""
-
-    node: str
-    """The node."""
-    rendered: str
-    """Where the expected table came from."""
-    real: str
-    """The node's file."""
-    missing: tuple[Change, ...]
-    """What kube-proxy should have written that the node lacks."""
-    extra: tuple[Change, ...]
-    """What the node has that the cluster does not explain."""
-    missing_endpoints: tuple[str, ...] = ()
-    """`IP:PORT (ns/svc/proto/port)` endpoints only the rendered table has."""
-    stale_endpoints: tuple[str, ...] = ()
-    """`IP:PORT (ns/svc/proto/port)` endpoints only the node has."""
-    no_table: bool = False
-    """The node's file holds no `ip kube-proxy` table at all."""
-
-    @property
-    def same(self) -> bool:
-        """The node's table is what kube-proxy should have written."""
-        return not self.missing and not self.extra and not self.no_table
+class NftDiff(TableDiff):
+    """The differences in kube-proxy's nft table between rendered and real; endpoints are
+    `IP:PORT (ns/svc/proto/port)`, and `no_table` says the file has no `ip kube-proxy`."""
 
 
 def _rule(text: str) -> str:
