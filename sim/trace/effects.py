@@ -111,10 +111,19 @@ def hop_effect(hop: Hop, verdict: Verdict | None = None) -> Effect:
         # A netfilter hook that refused the packet is a drop hop with the tables it walked.
         if any(walk.verdict == "REJECT" for walk in hop.tables):
             return Effect.REJECT
-        if not hop.tables and verdict is Verdict.REFUSED:
+        request = hop.direction is Direction.REQUEST
+        if request and verdict is Verdict.REJECTED and not _dropped(hop):
+            # IPVS without a real server rejects at its own hook, in no table walk.
+            return Effect.REJECT
+        if request and not hop.tables and verdict is Verdict.REFUSED:
             return Effect.REFUSED
         return Effect.DROP
     return _BY_KIND[hop.kind]
+
+
+def _dropped(hop: Hop) -> bool:
+    """Whether a table walk at `hop` dropped the packet."""
+    return any(walk.verdict == "DROP" for walk in hop.tables)
 
 
 _NFT_MASQUERADE = re.compile(r"(?:^|\s)masquerade(?:\s|$)")

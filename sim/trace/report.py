@@ -8,6 +8,7 @@ from typing import Any
 from model.packet import PORTLESS, Packet
 from model.trace import Hop, HopKind, Trace, Verdict
 from sim.trace.effects import Effect, hop_effect, trace_effects
+from sim.trace.summary import TraceSummary, summarize, summary_lines
 
 SYMBOLS: dict[HopKind, str] = {
     HopKind.DNS: "?",
@@ -97,16 +98,19 @@ def trace_text(trace: Trace) -> str:
     if trace.warnings:
         lines += [f"warning: {w}" for w in trace.warnings]
     lines.append(f"verdict: {trace.verdict.value.upper()}: {trace.reason}")
+    lines += ["", *summary_lines(summarize(trace))]
     return "\n".join(lines) + "\n"
 
 
 def trace_dict(trace: Trace) -> dict[str, Any]:
-    """The trace as JSON-ready data (see `kubehop schema`): the model, and each hop's effect."""
+    """The trace as JSON-ready data (see `kubehop schema`): the model, each hop's effect, and
+    the summary (both derived, so a reader of the model drops them)."""
     data = trace.model_dump(mode="json")
     data["hops"] = [
         _with_effect(hop, effect)
         for hop, effect in zip(data["hops"], trace_effects(trace), strict=True)
     ]
+    data["summary"] = summarize(trace).model_dump(mode="json")
     return data
 
 
@@ -129,6 +133,7 @@ def trace_schema() -> dict[str, Any]:
     """The JSON Schema `--json` output follows."""
     schema = Trace.model_json_schema()
     _add_effect(schema)
+    _add_summary(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://kubehop.dev/schema/trace.schema.json"
     return schema
@@ -155,5 +160,21 @@ def _add_effect(schema: dict[str, Any]) -> None:
         "enum": [effect.value for effect in Effect],
         "title": "Effect",
         "type": "string",
+    }
+    schema["$defs"] = dict(sorted(schema["$defs"].items()))
+
+
+def _add_summary(schema: dict[str, Any]) -> None:
+    """Declare the optional `summary` the JSON carries (derived from the hops, so not a field
+    of the model; older output without it stays valid)."""
+    summary = TraceSummary.model_json_schema(ref_template="#/$defs/{model}")
+    for name, definition in summary.pop("$defs", {}).items():
+        schema["$defs"].setdefault(name, definition)
+    schema["$defs"]["TraceSummary"] = summary
+    schema["properties"]["summary"] = {
+        "$ref": "#/$defs/TraceSummary",
+        "description": "What the trace came to: NAT and where it was undone, the rules that"
+        " decided, the nodes and tunnels crossed, how a refusal was answered; the text"
+        " report ends with it",
     }
     schema["$defs"] = dict(sorted(schema["$defs"].items()))

@@ -23,10 +23,12 @@ def test_trace_prints_hops_and_verdict(capsys: pytest.CaptureFixture[str]) -> No
     assert status == 0
     assert out.out.startswith("kubehop trace pod1 → svc-b:80   (seed 3)")
     assert "WIRE    node-a eth0" in out.out
-    assert out.out.rstrip().endswith(
+    assert (
         "verdict: DELIVERED: pod1/container01 reached 192.168.2.2:8080 through "
         "10.101.100.102:80, and the reply came back from 10.101.100.102:80"
-    )
+    ) in out.out.splitlines()
+    # The summary comes last.
+    assert out.out.rstrip().splitlines()[-1] == "  outcome: DELIVERED (192.168.2.2:8080)"
     assert out.err == ""
 
 
@@ -41,8 +43,9 @@ def test_without_a_seed_one_is_chosen_and_printed(capsys: pytest.CaptureFixture[
 def test_json_follows_the_schema_kept_in_the_repo(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["trace", "pod1", "svc-b:80", "--seed", "7", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    # `effect` is derived from the rest of the hop, so the model reads the JSON without it.
+    # `effect` and `summary` are derived from the hops, so the model reads the JSON without them.
     assert [hop.pop("effect") for hop in data["hops"]][4] == "dnat"
+    assert data.pop("summary")["nat"][0]["effect"] == "dnat"
     parsed = Trace.model_validate(data)
     assert parsed.seed == 7 and parsed.verdict is Verdict.DELIVERED
     kept = json.loads((ROOT / "schema" / "trace.schema.json").read_text())
