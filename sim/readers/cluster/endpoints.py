@@ -150,7 +150,9 @@ def _endpoint(
         pod = check.string(at, ref.get("name"), (*field, "targetRef", "name"))
     # The controller sets only `ready`; `serving` follows it and `terminating`
     # is unset (false), as the EndpointSlice API reads absent conditions.
-    return Endpoint(ip=ip, ready=ready, serving=ready, terminating=False, node=node, pod=pod)
+    return Endpoint.checked(
+        ip=ip, ready=ready, serving=ready, terminating=False, node=node, pod=pod
+    )
 
 
 def _slice_name(namespace: str, name: str, key: tuple[tuple[str, int, str], ...]) -> str:

@@ -61,7 +61,7 @@ def node(check: FieldChecker, at: At, obj: dict[str, Any]) -> tuple[At, Node] | 
     info = status.get("nodeInfo")
     # Reported by kubelet, deprecated in 1.31 (then empty); only `rules --diff` uses it.
     version = info.get("kubeProxyVersion") if isinstance(info, dict) else None
-    return at, Node(
+    return at, Node.checked(
         name=name,
         internal_ip=internal_ip,
         pod_cidr=pod_cidr,

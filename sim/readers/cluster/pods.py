@@ -102,7 +102,7 @@ class PodReader:
                             kind=kind, name=owner_name
                         )
                     break
-        return at, Pod(
+        return at, Pod.checked(
             name=name,
             namespace=namespace,
             labels=check.labels(at, meta.get("labels"), ("metadata", "labels")),

@@ -110,7 +110,7 @@ def service(check: FieldChecker, at: At, obj: dict[str, Any]) -> tuple[At, Servi
                 " this port (kubehop does not allocate one)",
             )
         ports.append(
-            ServicePort(
+            ServicePort.checked(
                 name=port_name,
                 protocol=proto,
                 port=number,
@@ -178,7 +178,7 @@ def service(check: FieldChecker, at: At, obj: dict[str, Any]) -> tuple[At, Servi
             )
         )
     ]
-    return at, Service(
+    return at, Service.checked(
         name=name,
         namespace=namespace,
         type=kind,
@@ -199,6 +199,7 @@ def service(check: FieldChecker, at: At, obj: dict[str, Any]) -> tuple[At, Servi
             False,
         ),
         external_name=_external_name(check, at, spec) if kind is ServiceType.EXTERNAL_NAME else "",
+        endpoints_known=True,
     )
 
 

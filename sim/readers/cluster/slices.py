@@ -64,13 +64,14 @@ def endpoint_slice(
         )
     for index, raw in enumerate(raw_endpoints):
         endpoints.append(_endpoint(check, at, raw, index))
-    return at, EndpointSlice(
+    return at, EndpointSlice.checked(
         name=name,
         namespace=namespace,
         service=service,
         ports=tuple(ports),
         endpoints=tuple(endpoints),
         derived=False,
+        managed_by=None,
     )
 
 
@@ -106,6 +107,6 @@ def _endpoint(check: FieldChecker, at: At, raw: object, index: int) -> Endpoint:
     ref = raw.get("targetRef")
     if isinstance(ref, dict) and ref.get("kind") == "Pod":
         pod = check.string(at, ref.get("name"), ("endpoints", index, "targetRef", "name"))
-    return Endpoint(
+    return Endpoint.checked(
         ip=ip, ready=ready, serving=serving, terminating=terminating, node=node, pod=pod
     )
