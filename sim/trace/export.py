@@ -5,12 +5,15 @@ commands that confirm it on the live cluster.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 
 from model.packet import Proto
 from model.trace import Direction, Hop, HopKind, Trace
+from sim.trace.challenge import Question
 from sim.trace.report import hop_number, hop_title, packet_line
+from sim.trace.summary import summarize, summary_lines
 
-__all__ = ["reproduce_commands", "trace_dot", "trace_markdown"]
+__all__ = ["questions_text", "reproduce_commands", "trace_dot", "trace_markdown"]
 
 
 def _md(text: str) -> str:
@@ -42,7 +45,34 @@ def trace_markdown(trace: Trace) -> str:
         )
     if trace.warnings:
         lines += ["", "Warnings:", ""] + [f"- {_md(w)}" for w in trace.warnings]
+    lines += ["", "Summary:", ""] + [_md_item(line) for line in summary_lines(summarize(trace))[1:]]
     return "\n".join(lines) + "\n"
+
+
+def _md_item(line: str) -> str:
+    """A summary line (indented by two spaces per level) as a Markdown list item."""
+    text = line.lstrip(" ")
+    depth = (len(line) - len(text)) // 2 - 1
+    return "  " * depth + f"- {text}"
+
+
+def questions_text(questions: Sequence[Question], *, markdown: bool = False) -> str:
+    """Challenge mode's questions as an answer key: each with the hop it is asked before, its
+    lettered choices, and the answer with its explanation."""
+    if not questions:
+        return "questions: none for this trace\n"
+    lines = ["Questions (challenge mode):" if markdown else "questions (challenge mode):", ""]
+    for number, q in enumerate(questions, start=1):
+        lines.append(
+            f"{number}. before hop {q.before + 1}: {_md(q.prompt) if markdown else q.prompt}"
+        )
+        for letter, choice in zip("abcd", q.choices, strict=False):
+            lines.append(f"   {letter}) {_md(choice) if markdown else choice}")
+        right = f"{'abcd'[q.answer]}) {q.choices[q.answer]}"
+        why = q.explanation.split(": ", 1)[-1]
+        lines.append(f"   answer: {right}. {why[:1].upper()}{why[1:]}")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _dot_id(text: str) -> str:

@@ -9,6 +9,7 @@ import pytest
 
 from model.trace import Trace
 from sim.cluster.load import demo_cluster, with_cni, with_mode
+from sim.trace.export import trace_markdown
 from sim.trace.presets import preset_for
 from sim.trace.report import trace_json, trace_schema, trace_text
 from sim.trace.request import Request
@@ -141,3 +142,20 @@ def test_the_json_carries_the_summary_and_the_schema_declares_it() -> None:
     assert schema["properties"]["summary"]["$ref"] == "#/$defs/TraceSummary"
     # Older output without a summary stays valid.
     assert "summary" not in schema["required"]
+
+
+def test_markdown_ends_with_the_summary_as_a_list() -> None:
+    md = trace_markdown(_scenario("4")).splitlines()
+    assert md[-7:] == [
+        "- nodes: node-b → node-c",
+        "- DNAT at hop 5 on node-b (10.0.0.12:30080 → 192.168.3.3:8080), reversed at hop 32 on"
+        " node-b",
+        "- MASQ at hop 8 on node-b (10.0.0.100:37170 → 10.0.0.12:38327), reversed at hop 29 on"
+        " node-b",
+        "- decided by:",
+        md[-3],
+        "  - hop 8 node-b POSTROUTING: KUBE-POSTROUTING #3 -j MASQUERADE --random-fully (nat),"
+        " reached by POSTROUTING #1 → KUBE-POSTROUTING #2",
+        "- outcome: DELIVERED (192.168.3.3:8080)",
+    ]
+    assert md[-3].startswith("  - hop 5 node-b PREROUTING: KUBE-SEP-5MUG4P5DJAELKTMT #2")

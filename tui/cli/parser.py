@@ -344,6 +344,12 @@ def _add_trace(sub: Any) -> None:
         action="store_true",
         help="print the commands that confirm this trace on the live cluster",
     )
+    trace.add_argument(
+        "--questions",
+        action="store_true",
+        help="after the trace, print challenge mode's questions with their answers (an answer"
+        " key to hand out with the trace)",
+    )
 
 
 def _add_compare(sub: Any) -> None:

@@ -38,6 +38,12 @@ def run_trace(args: argparse.Namespace) -> int:
             f"--reproduce prints shell commands after the text trace; with {with_what} they"
             " would spoil the output (run it again without one of them)"
         )
+    if args.questions and (fmt in ("json", "dot") or args.all_endpoints):
+        with_what = "--all-endpoints" if args.all_endpoints else f"--format {fmt}"
+        raise KubehopError(
+            f"--questions prints an answer key after the text or Markdown trace; with"
+            f" {with_what} it would spoil the output (run it again without one of them)"
+        )
     cluster = load_cluster(args)
     request = request_of(args, cluster)
     real = load_node_rules(cluster, args.node_rules, args.ipset)
@@ -64,6 +70,12 @@ def run_trace(args: argparse.Namespace) -> int:
         write_text(_rules_header(real) + trace_text(result))
         if real:
             write_text(_compared(cluster, request, result))
+    if args.questions:
+        from sim.trace.challenge import challenge
+        from sim.trace.export import questions_text
+
+        asked = challenge(result, cluster, result.seed, node_rules=real)
+        write_text("\n" + questions_text(asked, markdown=fmt == "markdown"))
     if args.reproduce:
         from sim.trace.export import reproduce_commands
 
