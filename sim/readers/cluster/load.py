@@ -8,10 +8,22 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable, Iterator, Sequence
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
-from model.cluster import Cluster, EndpointSlice, Service, ServiceType
+from model.cluster import (
+    Cluster,
+    CNIConfig,
+    EndpointSlice,
+    ExternalClient,
+    KubeProxyConfig,
+    Node,
+    Pod,
+    Service,
+    ServiceType,
+)
 from model.errors import ClusterFileError
 from sim.readers.cluster.checks import (
     check_addresses,
@@ -32,12 +44,20 @@ from sim.readers.cluster.endpoints import endpoints_key, mirrored_slices
 from sim.readers.cluster.fields import FieldChecker
 from sim.readers.cluster.files import dump_files, read_text
 from sim.readers.cluster.hosts import client, node
-from sim.readers.cluster.messages import At, Report
-from sim.readers.cluster.objects import API_VERSIONS, CONFIG_MAP_KUBE_PROXY, by_kind, flatten
+from sim.readers.cluster.messages import At, Noted, Report
+from sim.readers.cluster.objects import (
+    API_VERSIONS,
+    CONFIG_MAP_KUBE_PROXY,
+    ByKind,
+    by_kind,
+    flatten,
+    sorted_kind,
+)
 from sim.readers.cluster.pods import PodReader
 from sim.readers.cluster.quoting import show
 from sim.readers.cluster.services import service
 from sim.readers.cluster.slices import endpoint_slice
+from sim.readers.cluster.stream import FileLocator, JsonList, Unstreamable, starts_an_object
 
 __all__ = [
     "Progress",
@@ -63,7 +83,18 @@ def load_cluster_files(
     name: str | None = None,
     progress: Progress | None = None,
 ) -> Cluster:
-    """Read and check the files at `paths` as one cluster; `name` names them all in messages."""
+    """Read and check the files at `paths` as one cluster; `name` names them all in messages.
+
+    A JSON file is read item by item (see `stream`), so a big dump never lives
+    in memory whole; if anything in the files is wrong, or a JSON file is not
+    the List kubectl writes, they are all read again the usual way, which says
+    exactly what is wrong.
+    """
+    if paths and any(_streams(path) for path in paths):
+        try:
+            return _streamed(paths, name, progress)
+        except (ClusterFileError, Unstreamable):
+            pass
     files = [(read_text(path), show(os.fspath(path))) for path in paths]
     if not files:
         raise ClusterFileError(f"{name or 'cluster'}: no cluster files given")
@@ -107,9 +138,7 @@ def _cluster(inputs: list[tuple[str, str]], report: Report, progress: Progress |
     found = by_kind(report, _objects(inputs, report, progress))
     check = FieldChecker(report)
     counted = _Counter(progress, sum(len(found.get(kind, ())) for kind in API_VERSIONS))
-    proxies = found.get("KubeProxyConfiguration", []) or found.get(CONFIG_MAP_KUBE_PROXY, [])
-    proxy = kube_proxy(check, proxies)
-    cni_config = cni(check, found.get("CNIConfig", []))
+    proxy, cni_config = _configs(check, found)
     nodes = [
         placed
         for at, obj in counted(found.get("Node", []))
@@ -117,8 +146,7 @@ def _cluster(inputs: list[tuple[str, str]], report: Report, progress: Progress |
     ]
     unique(report, "Node", [(at, n.name, None) for at, n in nodes])
     nodes_by_name = {n.name: n for _, n in nodes}
-    clients = [client(check, at, obj) for at, obj in found.get("ExternalClient", [])]
-    unique(report, "ExternalClient", [(at, c.name, None) for at, c in clients])
+    clients = _clients(check, found)
     pod_reader = PodReader(check)
     pods = [
         parsed
@@ -134,11 +162,49 @@ def _cluster(inputs: list[tuple[str, str]], report: Report, progress: Progress |
         if (slice_ := endpoint_slice(check, at, obj)) is not None
     ]
     unique(report, "EndpointSlice", [(at, s.name, s.namespace) for at, s in slices])
-    mirrored, told = _mirrored(check, services, slices, counted(found.get("Endpoints", [])))
-    slices += mirrored
-    services = _endpoints_known(check, services, told)
+    services, slices = _with_endpoints(check, services, slices, counted(found.get("Endpoints", [])))
     counted.finish()
+    return _checked(
+        check, found, proxy, cni_config, nodes, nodes_by_name, clients, pods, services, slices
+    )
 
+
+def _configs(check: FieldChecker, found: ByKind) -> tuple[KubeProxyConfig, CNIConfig]:
+    proxies = found.get("KubeProxyConfiguration", []) or found.get(CONFIG_MAP_KUBE_PROXY, [])
+    return kube_proxy(check, proxies), cni(check, found.get("CNIConfig", []))
+
+
+def _clients(check: FieldChecker, found: ByKind) -> list[tuple[At, ExternalClient]]:
+    clients = [client(check, at, obj) for at, obj in found.get("ExternalClient", [])]
+    unique(check.report, "ExternalClient", [(at, c.name, None) for at, c in clients])
+    return clients
+
+
+def _with_endpoints(
+    check: FieldChecker,
+    services: list[tuple[At, Service]],
+    slices: list[tuple[At, EndpointSlice]],
+    endpoints: Iterable[tuple[At, dict[str, Any]]],
+) -> tuple[list[tuple[At, Service]], list[tuple[At, EndpointSlice]]]:
+    """`services` and `slices` with what v1 Endpoints tell of Services without slices."""
+    mirrored, told = _mirrored(check, services, slices, endpoints)
+    return _endpoints_known(check, services, told), slices + mirrored
+
+
+def _checked(
+    check: FieldChecker,
+    found: ByKind,
+    proxy: KubeProxyConfig,
+    cni_config: CNIConfig,
+    nodes: list[tuple[At, Node]],
+    nodes_by_name: dict[str, Node],
+    clients: list[tuple[At, ExternalClient]],
+    pods: list[tuple[At, Pod]],
+    services: list[tuple[At, Service]],
+    slices: list[tuple[At, EndpointSlice]],
+) -> Cluster:
+    """The cluster of objects each checked alone, checked as a whole."""
+    report = check.report
     owners = check_addresses(report, nodes, pods, clients)
     check_pod_cidrs(report, nodes)
     check_pods_in_cidrs(report, pods, nodes_by_name)
@@ -180,28 +246,260 @@ def _objects(
     for index, (text, source) in enumerate(inputs):
         if progress is not None:
             progress(f"reading {source}", done, total)
-        docs, locator = parse_documents(text, source, alone=alone)
-        report.places.append((source, locator))
+        objects = _file_objects(report, index, text, source, alone)
         done += len(text)
         if progress is not None:
             progress(f"reading {source}", done, total)
-        found = False
-        for number, doc in enumerate(docs):
-            if doc is None:
+        yield from objects
+
+
+def _file_objects(
+    report: Report, index: int, text: str, source: str, alone: bool
+) -> Iterator[tuple[At, dict[str, Any]]]:
+    """The objects of file `index`, parsed now (told where to find their lines), read lazily."""
+    docs, locator = parse_documents(text, source, alone=alone)
+    report.places.append((source, locator))
+    return _doc_objects(report, index, docs, source, alone)
+
+
+def _doc_objects(
+    report: Report, index: int, docs: list[Any], source: str, alone: bool
+) -> Iterator[tuple[At, dict[str, Any]]]:
+    found = False
+    for number, doc in enumerate(docs):
+        if doc is None:
+            continue
+        found = True
+        yield from flatten(report, index, doc, number)
+    if not found and alone:
+        raise ClusterFileError(
+            f"{source}: file is empty (expected Kubernetes objects in YAML or JSON)"
+        )
+
+
+def _streams(path: str | os.PathLike[str]) -> bool:
+    """Whether the file at `path` is read item by item: a regular file holding a JSON object."""
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+    return regular and starts_an_object(Path(path))
+
+
+def _streamed(
+    paths: Sequence[str | os.PathLike[str]], name: str | None, progress: Progress | None
+) -> Cluster:
+    """The cluster in `paths`, JSON files read item by item and each object checked as it
+    comes; ClusterFileError (without a place) or Unstreamable if anything is amiss."""
+    # Named as load_cluster_files and parse_clusters name them.
+    sources = [show(show(os.fspath(path))) for path in paths]
+    label = show(name) if name is not None else sources[0] if len(sources) == 1 else "cluster"
+    report = Report(label)
+    report.unsaid = True
+    reading = _Reading(report)
+    sizes = [os.stat(path).st_size for path in paths]
+    total = sum(sizes)
+    done = 0
+
+    def told(size: int) -> None:
+        nonlocal done
+        done += size
+        if progress is not None:
+            progress(f"reading {source}", min(done, total), total)
+
+    # See parse_clusters: no object read here is in a reference cycle.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for index, path in enumerate(paths):
+            source = sources[index]
+            if progress is not None:
+                progress(f"reading {source}", done, total)
+            if _streams(path):
+                report.places.append((source, FileLocator(Path(path))))
+                with open(path, "rb") as file:
+                    for at, obj in _list_objects(report, index, JsonList(file, told)):
+                        reading.take(at, obj)
+            else:
+                text = read_text(path).removeprefix("\ufeff")
+                for at, obj in _file_objects(report, index, text, source, len(paths) == 1):
+                    reading.take(at, obj)
+                told(sizes[index])
+        return reading.cluster(progress)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _list_objects(
+    report: Report, index: int, listed: JsonList
+) -> Iterator[tuple[At, dict[str, Any]]]:
+    """The objects in the streamed JSON file `index`, as `flatten` would find them."""
+    members = listed.members
+    for number, item in listed.items():
+        # The common case inline, as in flatten: an object that is not itself a list.
+        if type(item) is dict:
+            kind = item.get("kind")
+            if type(kind) is str and not kind.endswith("List"):
+                meta = item.get("metadata")
+                name = meta.get("name") if type(meta) is dict else None
+                yield At(0, ("items", number), kind, None, name, index), item
                 continue
-            found = True
-            yield from flatten(report, index, doc, number)
-        if not found and alone:
-            raise ClusterFileError(
-                f"{source}: file is empty (expected Kubernetes objects in YAML or JSON)"
-            )
+        # flatten gives an item without a kind the List's, which kubectl
+        # writes after the items: known by now, or the file is read whole.
+        outer = members.get("kind")
+        if type(outer) is str:
+            implied = outer.removesuffix("List") or None
+        elif type(item) is dict and "kind" not in item:
+            raise Unstreamable
+        else:
+            implied = None  # not looked at: the item names its own kind, or is refused
+        yield from flatten(report, index, item, 0, ("items", number), implied)
+    if not listed.streamed:
+        # One object, not a List: as small as any, read whole.
+        yield from flatten(report, index, members, 0)
+        return
+    # flatten opens an object as a List only if its kind says so.
+    outer = members.get("kind")
+    if type(outer) is not str or not outer.endswith("List"):
+        raise Unstreamable
+
+
+class _Reading:
+    """Objects checked as they are read, so no file's objects live at once.
+
+    A kind's objects are checked in file order, as `_cluster` checks them, and
+    each kind's warnings are kept apart and joined in `_cluster`'s order. A pod
+    whose node has not been read yet waits for the end, then takes its place.
+    Only a cluster that reads without a mistake comes out of here; for any
+    mistake the files are read again by `_cluster`, which tells the same first
+    mistake as ever.
+    """
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.check = FieldChecker(report)
+        self.found: ByKind = {}
+        self.counted = 0
+        self.nodes: list[tuple[At, Node]] = []
+        self.nodes_by_name: dict[str, Node] = {}
+        self.pod_reader = PodReader(self.check)
+        self.pods: list[tuple[At, Pod]] = []
+        # (place in pods, place in pod warnings, the pod) of pods that wait for their node.
+        self.waiting: list[tuple[int, int, At, dict[str, Any]]] = []
+        self.services: list[tuple[At, Service]] = []
+        self.slices: list[tuple[At, EndpointSlice]] = []
+        self.noted_nodes: list[Noted] = []
+        self.noted_pods: list[Noted] = []
+        self.noted_services: list[Noted] = []
+        self.noted_slices: list[Noted] = []
+
+    def take(self, at: At, obj: dict[str, Any]) -> None:
+        """Check the object `obj` found at `at`, or keep it for the end."""
+        kind = sorted_kind(self.report, at, obj, self.found)
+        if kind is None:
+            return
+        self.counted += 1
+        report = self.report
+        check = self.check
+        if kind == "Pod":
+            spec = obj.get("spec")
+            wanted = spec.get("nodeName") if type(spec) is dict else None
+            if type(wanted) is not str or wanted not in self.nodes_by_name:
+                self.waiting.append((len(self.pods), len(self.noted_pods), at, obj))
+                return
+            report.noted = self.noted_pods
+            parsed = self.pod_reader.pod(at, obj, self.nodes_by_name)
+            if parsed is not None:
+                self.pods.append(parsed)
+        elif kind == "EndpointSlice":
+            report.noted = self.noted_slices
+            slice_ = endpoint_slice(check, at, obj)
+            if slice_ is not None:
+                self.slices.append(slice_)
+        elif kind == "Service":
+            report.noted = self.noted_services
+            self.services.append(service(check, at, obj))
+        elif kind == "Node":
+            report.noted = self.noted_nodes
+            placed = node(check, at, obj)
+            if placed is not None:
+                self.nodes.append(placed)
+                self.nodes_by_name[placed[1].name] = placed[1]
+        else:  # few and small, or needed whole (configuration, clients, Endpoints)
+            self.found.setdefault(kind, []).append((at, obj))
+
+    def cluster(self, progress: Progress | None) -> Cluster:
+        """The cluster, once every file is read: what waited checked, then the whole."""
+        report = self.report
+        check = self.check
+        noted_configs: list[Noted] = []
+        report.noted = noted_configs
+        proxy, cni_config = self._configs()
+        unique(report, "Node", [(at, n.name, None) for at, n in self.nodes])
+        noted_clients: list[Noted] = []
+        report.noted = noted_clients
+        clients = _clients(check, self.found)
+        pods, noted_pods = self._pods()
+        unique(report, "Pod", [(at, p.name, p.namespace) for at, p in pods])
+        unique(report, "Service", [(at, s.name, s.namespace) for at, s in self.services])
+        unique(report, "EndpointSlice", [(at, s.name, s.namespace) for at, s in self.slices])
+        # Each kind's warnings in _cluster's order; those of the checks across
+        # kinds follow.
+        report.noted = (
+            noted_configs
+            + self.noted_nodes
+            + noted_clients
+            + noted_pods
+            + self.noted_services
+            + self.noted_slices
+        )
+        endpoints = self.found.get("Endpoints", [])
+        services, slices = _with_endpoints(check, self.services, self.slices, endpoints)
+        if progress is not None:
+            progress("checking objects", self.counted, self.counted)
+        return _checked(
+            check,
+            self.found,
+            proxy,
+            cni_config,
+            self.nodes,
+            self.nodes_by_name,
+            clients,
+            pods,
+            services,
+            slices,
+        )
+
+    def _configs(self) -> tuple[KubeProxyConfig, CNIConfig]:
+        return _configs(self.check, self.found)
+
+    def _pods(self) -> tuple[list[tuple[At, Pod]], list[Noted]]:
+        """Every pod in file order, those that waited for their node read now, and their
+        warnings in the same order."""
+        if not self.waiting:
+            return self.pods, self.noted_pods
+        pods: list[tuple[At, Pod]] = []
+        noted: list[Noted] = []
+        self.report.noted = noted
+        done = seen = 0
+        for place, noted_place, at, obj in self.waiting:
+            pods += self.pods[done:place]
+            noted += self.noted_pods[seen:noted_place]
+            done, seen = place, noted_place
+            parsed = self.pod_reader.pod(at, obj, self.nodes_by_name)
+            if parsed is not None:
+                pods.append(parsed)
+        pods += self.pods[done:]
+        noted += self.noted_pods[seen:]
+        return pods, noted
 
 
 def _mirrored(
     check: FieldChecker,
     services: list[tuple[At, Service]],
     slices: list[tuple[At, EndpointSlice]],
-    endpoints: Iterator[tuple[At, dict[str, Any]]],
+    endpoints: Iterable[tuple[At, dict[str, Any]]],
 ) -> tuple[list[tuple[At, EndpointSlice]], set[tuple[str, str]]]:
     """Slices mirrored from the Endpoints of Services the dump has no EndpointSlices of, and
     every Service whose endpoints the files tell (by slices or by Endpoints, if empty ones)."""

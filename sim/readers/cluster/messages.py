@@ -14,7 +14,7 @@ from model.errors import ClusterFileError
 from sim.readers.cluster.documents import Key, Locator
 from sim.readers.cluster.quoting import one_line, show
 
-__all__ = ["At", "Report"]
+__all__ = ["At", "Noted", "Report"]
 
 # The same warning for thousands of objects would bury the rest: after this
 # many of one sort, one summary line stands for the others.
@@ -43,7 +43,9 @@ class At:
 
 
 @dataclass(slots=True)
-class _Warning:
+class Noted:
+    """A warning noted, rendered when the whole cluster is read."""
+
     sort: str
     at: At | None
     field: tuple[Key, ...]
@@ -58,15 +60,22 @@ class Report:
         self.name = name
         # Every file's name and locator, indexed by `At.file`.
         self.places: list[tuple[str, Locator]] = []
-        self._warnings: list[_Warning] = []
+        self.noted: list[Noted] = []
+        """The warnings so far, in the order they are rendered; a reader that checks kinds
+        interleaved puts each kind's in a list of its own here, then joins them."""
+        self.unsaid = False
+        """Fail without saying where: the reader will read the files again, the usual way,
+        to tell the mistake (finding a line in a streamed file means reading it whole)."""
 
     def fail(self, at: At | None, field: tuple[Key, ...], reason: str) -> NoReturn:
         """Stop reading: `field` of the object `at` is wrong for `reason`."""
+        if self.unsaid:
+            raise ClusterFileError(reason)
         raise ClusterFileError(one_line(self.where(at, field, reason)))
 
     def warn(self, sort: str, at: At | None, field: tuple[Key, ...], reason: str) -> None:
         """Note a warning; `sort` groups like ones for the summary."""
-        self._warnings.append(_Warning(sort, at, field, reason))
+        self.noted.append(Noted(sort, at, field, reason))
 
     def where(self, at: At | None, field: tuple[Key, ...], reason: str) -> str:
         """The message for `reason`, led by the file, line, object and field it is about."""
@@ -93,7 +102,7 @@ class Report:
         """Every warning as a message, each sort cut short after a few."""
         shown: list[str] = []
         counts: dict[str, int] = {}
-        for warning in self._warnings:
+        for warning in self.noted:
             counts[warning.sort] = counts.get(warning.sort, 0) + 1
             if counts[warning.sort] <= _WARNINGS_PER_SORT:
                 shown.append(one_line(self.where(warning.at, warning.field, warning.reason)))

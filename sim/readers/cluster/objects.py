@@ -19,7 +19,15 @@ from sim.readers.cluster.documents import Key, YamlLoader
 from sim.readers.cluster.messages import At, Report
 from sim.readers.cluster.quoting import one_line, quoted, yaml_type
 
-__all__ = ["API_VERSIONS", "CONFIG_MAP_KUBE_PROXY", "GO_FIELDS", "ByKind", "by_kind", "flatten"]
+__all__ = [
+    "API_VERSIONS",
+    "CONFIG_MAP_KUBE_PROXY",
+    "GO_FIELDS",
+    "ByKind",
+    "by_kind",
+    "flatten",
+    "sorted_kind",
+]
 
 API_VERSIONS = {
     "Node": "v1",
@@ -123,27 +131,36 @@ def by_kind(report: Report, objects: Iterable[tuple[At, dict[str, Any]]]) -> ByK
     """`objects` of the kinds kubehop reads, by kind, each at its kind's API version."""
     found: ByKind = {}
     for at, obj in objects:
-        version = obj.get("apiVersion")
-        expected = API_VERSIONS.get(at.kind)
-        if expected is None:
-            if at.kind == "ConfigMap":
-                _kube_proxy_config_map(report, at, obj, found)
-            continue  # Deployments, Endpoints…: nothing kube-proxy reads.
-        if "metadata" not in obj:
-            go_key = _go_form(obj)
-            if go_key is not None:
-                _refuse_go_form(report, at, go_key)
-        if version is not None and version != expected:
-            if at.kind == "EndpointSlice" and version == "discovery.k8s.io/v1beta1":
-                reason = "discovery.k8s.io/v1beta1 was removed in Kubernetes 1.25; use v1"
-            elif at.kind == "ServiceCIDR" and version == "networking.k8s.io/v1":
-                found.setdefault(at.kind, []).append((at, obj))  # GA in 1.33: the same object
-                continue
-            else:
-                reason = f"{quoted(version)} is not {at.kind}'s API version (expected {expected})"
-            report.fail(at, ("apiVersion",), reason)
-        found.setdefault(at.kind, []).append((at, obj))
+        kind = sorted_kind(report, at, obj, found)
+        if kind is not None:
+            found.setdefault(kind, []).append((at, obj))
     return found
+
+
+def sorted_kind(report: Report, at: At, obj: dict[str, Any], found: ByKind) -> str | None:
+    """The kind `obj` is read as, its API version checked; None for a kind kubehop skips.
+
+    kube-proxy's configuration inside kubeadm's ConfigMap goes into `found` here.
+    """
+    expected = API_VERSIONS.get(at.kind)
+    if expected is None:
+        if at.kind == "ConfigMap":
+            _kube_proxy_config_map(report, at, obj, found)
+        return None  # Deployments, Events…: nothing kube-proxy reads.
+    if "metadata" not in obj:
+        go_key = _go_form(obj)
+        if go_key is not None:
+            _refuse_go_form(report, at, go_key)
+    version = obj.get("apiVersion")
+    if version is not None and version != expected:
+        if at.kind == "EndpointSlice" and version == "discovery.k8s.io/v1beta1":
+            reason = "discovery.k8s.io/v1beta1 was removed in Kubernetes 1.25; use v1"
+        elif at.kind == "ServiceCIDR" and version == "networking.k8s.io/v1":
+            return at.kind  # GA in 1.33: the same object
+        else:
+            reason = f"{quoted(version)} is not {at.kind}'s API version (expected {expected})"
+        report.fail(at, ("apiVersion",), reason)
+    return at.kind
 
 
 def _kube_proxy_config_map(report: Report, at: At, obj: dict[str, Any], found: ByKind) -> None:
