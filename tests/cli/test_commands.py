@@ -166,3 +166,17 @@ def test_rules_prints_a_nodes_tables(capsys: pytest.CaptureFixture[str]) -> None
         '"default/svc-b:http cluster IP" -m tcp --dport 80 -j KUBE-SVC-G4RDBLL5YDRMFUB4' in out
     )
     assert out.count("COMMIT\n") == 3
+
+
+def test_scenarios_say_what_happens_the_goal_and_the_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(["scenarios"]) == 0
+    blocks = capsys.readouterr().out.split("\n\n")
+    assert len(blocks) == 4
+    assert blocks[2].splitlines() == [
+        "Scenario 3 — a pod calls a Service whose endpoint is on another node",
+        "  goal: Follow the DNAT on the sender's node, the route across to the endpoint's node,"
+        " and conntrack undoing the DNAT when the reply comes back.",
+        "  $ kubehop trace pod1 svc-b:80 --pick 192.168.2.2:8080",
+    ]

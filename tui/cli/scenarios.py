@@ -7,9 +7,11 @@ from tui.cli.status import EXIT_OK
 
 
 def run_scenarios() -> int:
-    """Print one line per scenario: its key, title and command."""
+    """Print each scenario: its headline, its goal and the command that traces it."""
     from sim.trace.presets import PRESETS
 
-    for preset in PRESETS:
-        write_text(f"{preset.key}  {preset.title:<45} {preset.command}\n")
+    blocks = [
+        f"{preset.headline}\n  goal: {preset.goal}\n  $ {preset.command}\n" for preset in PRESETS
+    ]
+    write_text("\n".join(blocks))
     return EXIT_OK
