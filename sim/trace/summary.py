@@ -7,8 +7,11 @@ so the text report, the JSON and the app say the same thing.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict
 
+from model.netfilter import RuleRef
 from model.packet import PORTLESS, Packet, Proto
 from model.trace import Direction, Hop, TableWalk, Trace, Verdict
 from sim.trace.effects import Effect, hop_effect
@@ -251,7 +254,31 @@ def _deciding_rule(hop: Hop, effect: Effect) -> DecidingRule:
         chain=rule.chain,
         index=rule.index,
         line=rule.line,
-        path=tuple(f"{r.chain} #{r.index}" for r in walk.matched[:-1]),
+        path=tuple(f"{r.chain} #{r.index}" for r in _calls(walk.matched)),
+    )
+
+
+def _calls(matched: tuple[RuleRef, ...]) -> list[RuleRef]:
+    """The jumps that lead to the last matched rule, from the base chain: what `matched` holds
+    besides them (a jump that returned, a MARK) did not bring the packet there."""
+    path: list[RuleRef] = []
+    chain = matched[-1].chain
+    for rule in reversed(matched[:-1]):
+        if rule.chain == chain:
+            continue
+        # A named verdict map (`vmap @no-endpoint-services`) names its chains in its elements.
+        if _jumps_to(rule.line, chain) or " vmap @" in rule.line:
+            path.append(rule)
+            chain = rule.chain
+    return path[::-1]
+
+
+def _jumps_to(line: str, chain: str) -> bool:
+    """Whether the rule `line` jumps or goes to `chain` (iptables' -j/-g, nft's jump/goto, also
+    inside a verdict map)."""
+    name = re.escape(chain)
+    return (
+        re.search(rf"(?:-[jg]|--jump|--goto|\bjump|\bgoto) {name}(?=[\s,}}]|$)", line) is not None
     )
 
 
