@@ -18,6 +18,7 @@ it is. The mode's rules keep their type, with the CNI's ipsets.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, is_dataclass, replace
@@ -29,9 +30,13 @@ from model.netfilter import Ruleset
 from sim.cni import cni_of
 from sim.kernel.rules import ForeignRules, NodeRules
 from sim.proxy import mode_of
+from sim.proxy.iptables import IptablesMode
 
 __all__ = [
+    "CACHE_BYTES",
     "Listing",
+    "cached_bytes",
+    "held_bytes",
     "listing_text",
     "listings",
     "node_listing",
@@ -55,8 +60,49 @@ def render_rules(cluster: Cluster, node: str) -> str:
 
 # Rendering a node of a 10,000-Service cluster takes a while; the same cluster
 # object asks for the same node many times (every trace, every screen refresh).
+# The caches are bounded by what they hold, not by how many nodes: in iptables
+# mode a node holds only what packets reached (a few hundred kB), a node rendered
+# whole holds its text and what parsing it holds (tens of MB at the scale limits).
 _CACHE: OrderedDict[tuple[int, str], tuple[Cluster, NodeRules]] = OrderedDict()
-_CACHE_SIZE = 32
+CACHE_BYTES = 384 << 20
+"""About how many bytes the rendered nodes' rules may hold together (the newest is always
+kept, whatever its size)."""
+LISTED_BYTES = 256 << 20
+"""How many characters of listings (`node_listing`) are kept together."""
+WHOLE_TEXT_FACTOR = 4
+"""What a node rendered whole holds, in bytes per character of its texts: the text and its
+lines split by chain (measured 3.1 for a node of a 500-node cluster); the chains packets
+had parsed come on top, unseen (3.2 kB a rule)."""
+
+
+def held_bytes(rules: NodeRules) -> int:
+    """About how many bytes `rules` holds: as it says (iptables mode counts what it rendered
+    and parsed so far), else its texts' length times `WHOLE_TEXT_FACTOR`."""
+    own = getattr(rules, "held_bytes", None)
+    if isinstance(own, int):
+        return own
+    size = len(rules.text)
+    for name in ("nft_text", "transaction"):
+        more = getattr(rules, name, "")
+        size += len(more) if isinstance(more, str) else 0
+    return WHOLE_TEXT_FACTOR * size
+
+
+def cached_bytes() -> int:
+    """About how many bytes the cached nodes' rules hold together."""
+    return sum(held_bytes(rules) for _, rules in _CACHE.values())
+
+
+def _bound() -> None:
+    total = cached_bytes()
+    while total > CACHE_BYTES and len(_CACHE) > 1:
+        _, (_, rules) = _CACHE.popitem(last=False)
+        total -= held_bytes(rules)
+        # A walk's chains may still refer to the rules (the kernel's index cache);
+        # dropping their parts frees them all the same.
+        release = getattr(rules, "release", None)
+        if callable(release):
+            release()
 
 
 def node_rules(cluster: Cluster, node: str) -> NodeRules:
@@ -70,8 +116,16 @@ def node_rules(cluster: Cluster, node: str) -> NodeRules:
         names = ", ".join(n.name for n in cluster.nodes[:10])
         raise RequestError(f"no node {node!r} in the cluster (nodes: {names})")
     foreign = _cni_rules(cluster, node)
-    rules = mode_of(cluster).node_rules(cluster, node, foreign)
-    if foreign is not None and _to_place(foreign):
+    mode = mode_of(cluster)
+    placing = foreign is not None and _to_place(foreign)
+    if isinstance(mode, IptablesMode):
+        # iptables mode renders a node a Service port at a time, so it places the
+        # CNI's rules itself, on the part of the text it renders first.
+        place = functools.partial(_placed, foreign=foreign) if foreign and placing else None
+        rules = mode.node_rules(cluster, node, foreign, place)
+    else:
+        rules = mode.node_rules(cluster, node, foreign)
+    if foreign is not None and placing and not isinstance(mode, IptablesMode):
         # The reader parses a user's iptables-save too; imported here, as the
         # mode does, so that rendering alone (`kubehop rules`) does not load it.
         from sim.readers.iptables_save import parse_iptables_save
@@ -85,8 +139,8 @@ def node_rules(cluster: Cluster, node: str) -> NodeRules:
         else:
             rules = _Placed(node, text, parsed, rules.rendered, {**rules.ipsets, **foreign.ipsets})
     _CACHE[key] = (cluster, rules)
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    # Checked when a node comes in: the others grew only by what walks reached since.
+    _bound()
     return rules
 
 
@@ -150,8 +204,9 @@ def node_listing(
     # The same object each time, so what indexes the text (the rules pane) does it once.
     text = listing_text(listings(rules))
     _LISTED[id(rules)] = (rules, text)
-    while len(_LISTED) > _CACHE_SIZE:
-        _LISTED.popitem(last=False)
+    total = sum(len(listed) for _, listed in _LISTED.values())
+    while total > LISTED_BYTES and len(_LISTED) > 1:
+        total -= len(_LISTED.popitem(last=False)[1][1])
     return text
 
 

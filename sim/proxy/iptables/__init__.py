@@ -20,7 +20,7 @@ from model.cluster import Cluster, Node
 from model.errors import RequestError
 from model.ipset import IpSets
 from model.netfilter import Rule, Ruleset
-from sim.kernel.rules import ForeignRules
+from sim.kernel.rules import ForeignRules, NodeRules
 from sim.proxy.iptables.interpret import IptablesInterpreter
 from sim.proxy.iptables.names import (
     endpoint_chain_name,
@@ -133,14 +133,25 @@ class IptablesMode:
         return render_node_rules(cluster, node, extra)
 
     def node_rules(
-        self, cluster: Cluster, node: str, extra: ForeignRules | None = None
-    ) -> RenderedRules:
-        """The node's rules, rendered, then read back as the kernel would hold them."""
-        # The same reader parses a user's iptables-save; imported here so that
-        # rendering alone (`kubehop rules`) does not load it.
+        self,
+        cluster: Cluster,
+        node: str,
+        extra: ForeignRules | None = None,
+        place: Callable[[str], str] | None = None,
+    ) -> NodeRules:
+        """The node's rules as the kernel would hold them, each Service port's rendered and
+        parsed when a packet first needs it; `place` puts what the renderer does not place
+        of `extra` into the text (`sim.cluster.rules`)."""
+        # Imported here so that rendering alone (`kubehop rules`) does not load the reader.
+        from sim.proxy.iptables.lazy import lazy_rules, renders_in_parts
+
+        if renders_in_parts(extra):
+            return lazy_rules(cluster, _node(cluster, node), extra, place)
         from sim.readers.iptables_save import parse_iptables_save
 
         text = render_node_rules(cluster, node, extra)
+        if place is not None:
+            text = place(text)
         parsed = parse_iptables_save(text, source=f"{node} (rendered)", lazy=True)
         return RenderedRules(node, text, parsed, ipsets=extra.ipsets if extra is not None else {})
 

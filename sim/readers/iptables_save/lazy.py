@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from model.errors import RulesParseError
@@ -15,7 +15,7 @@ from sim.readers.iptables_save.words import LineError
 class _Declared(dict[str, list[Rule]]):
     """Rule lists of every chain a table declares, made on first use."""
 
-    def __init__(self, policies: dict[str, str | None]) -> None:
+    def __init__(self, policies: Mapping[str, str | None]) -> None:
         super().__init__()
         self._policies = policies
 
@@ -49,6 +49,11 @@ class LazyChains(dict[str, Chain]):
         self._policies = policies
         self._lines = lines
         self._source = source
+
+    @property
+    def policies(self) -> Mapping[str, str | None]:
+        """Every declared chain's policy (None for a user chain), none of them parsed by asking."""
+        return self._policies
 
     def _load(self, name: str) -> Chain:
         builder = TableBuilder(self._table, self._table.value, 0, self._policies)
@@ -99,6 +104,35 @@ class LazyChains(dict[str, Chain]):
     def items(self) -> Any:
         """Every chain with its name, each parsed now if it was not yet."""
         return [(name, self[name]) for name in self._policies]
+
+
+def parse_chain(
+    table: Table,
+    name: str,
+    lines: Iterable[str],
+    policies: dict[str, str | None],
+    source: str,
+    first: int = 1,
+) -> tuple[Rule, ...]:
+    """The rules of `table`'s chain `name` read from its `-A` lines alone, numbered from
+    `first` (the lines are a run of the chain's, not a text's: no line numbers).
+
+    `policies` says which chains are declared (a jump to any other is refused,
+    as iptables-restore refuses it); a dict that finds names as it is asked suits
+    rules rendered a part at a time.
+    """
+    builder = TableBuilder(table, table.value, 0, policies)
+    builder.rules = _Declared(policies)
+    found = builder.rules[name]
+    for line in lines:
+        try:
+            rule, _ = parse_rule(line, builder, 0)
+        except LineError as err:
+            raise RulesParseError(f"{source}: {table.value}/{name}: {err}") from None
+        found.append(rule)
+    if first == 1:
+        return tuple(found)
+    return tuple(rule.model_copy(update={"index": rule.index + first - 1}) for rule in found)
 
 
 def parse_lazily(text: str, source: str) -> Ruleset:

@@ -1,0 +1,189 @@
+"""iptables mode renders a node a Service port at a time: the same chains, the same walks.
+
+`sim.proxy.iptables.lazy` renders and parses only what packets reach; these
+tests hold it to the whole render (`kubehop rules`, `render_rules`): every chain
+equal rule for rule, every trace's JSON equal, and the node cache bounded by
+the bytes it holds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from model.cluster import Cluster, CNIPlugin, ServiceType
+from model.errors import KubehopError
+from model.netfilter import Rule
+from sim.cluster import rules as node_tables
+from sim.cluster.generate import generate
+from sim.cluster.load import demo_cluster, with_derived_slices
+from sim.cluster.rules import node_rules, render_rules
+from sim.proxy.iptables import lazy
+from sim.proxy.iptables.lazy import SHARED, LazyRules
+from sim.readers.cluster import parse_cluster
+from sim.readers.iptables_save import parse_iptables_save
+from sim.trace.report import trace_json
+from sim.trace.request import Request
+from sim.trace.tracer import trace
+from tests.cni.support import with_cni
+
+
+def _generated(nodes: int, pods: int, services: int) -> Cluster:
+    text = generate(nodes=nodes, pods=pods, services=services, seed=11)
+    return with_derived_slices(parse_cluster(text, "gen.json"), "gen.json")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Iterator[None]:
+    node_tables._CACHE.clear()
+    node_tables._LISTED.clear()
+    yield
+    node_tables._CACHE.clear()
+    node_tables._LISTED.clear()
+
+
+CLUSTERS: dict[str, Callable[[], Cluster]] = {
+    "demo": demo_cluster,
+    "demo-calico": lambda: with_cni(CNIPlugin.CALICO_VXLAN),
+    "demo-flannel": lambda: with_cni(CNIPlugin.FLANNEL_VXLAN),
+    # Under 1,000 endpoints: per-endpoint comments; over: none (kube-proxy's large mode).
+    "generated": lambda: _generated(6, 120, 30),
+    "generated-large": lambda: _generated(5, 1100, 700),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CLUSTERS))
+def cluster(request: pytest.FixtureRequest) -> Cluster:
+    return CLUSTERS[request.param]()
+
+
+def _plain(rules: object) -> list[Rule]:
+    # A rule rendered a port at a time has no line in a text: no line number.
+    return [r.model_copy(update={"lineno": 0}) for r in rules]  # type: ignore[attr-defined]
+
+
+def test_every_chain_equals_the_whole_render(cluster: Cluster) -> None:
+    for node in cluster.nodes[:3]:
+        whole = parse_iptables_save(render_rules(cluster, node.name), source="whole")
+        parts = node_rules(cluster, node.name)
+        assert isinstance(parts, LazyRules)
+        # Reading the shared chains renders every Service port (each has a rule in
+        # one of the KUBE-SERVICES chains), so every port's own chain comes from its part.
+        for table, name in SHARED:
+            chain = parts.ruleset.tables[table][name]
+            assert _plain(chain.rules) == _plain(whole.tables[table][name].rules), name
+        for table, chains in whole.tables.items():
+            for name, chain in chains.items():
+                lazy_chain = parts.ruleset.tables[table][name]
+                assert lazy_chain.policy == chain.policy
+                assert _plain(lazy_chain.rules) == _plain(chain.rules), f"{table.value}/{name}"
+        # None of it came from the whole text.
+        assert parts._parts.text is None and parts._parts.whole is None
+        assert parts.text == render_rules(cluster, node.name)
+        for table, chains in whole.tables.items():
+            assert set(parts.ruleset.tables[table]) == set(chains)
+
+
+def _requests(cluster: Cluster, count: int) -> list[Request]:
+    rng = random.Random(3)
+    pods = [p for p in cluster.pods if not p.host_network]
+    services = [s for s in cluster.services if s.cluster_ip is not None and s.ports]
+    nodeports = [
+        (s, p) for s in cluster.services for p in s.ports if p.node_port and s.type is not None
+    ]
+    external = [
+        f"{ip}:{p.port}"
+        for s in cluster.services
+        for ip in (*s.external_ips, *s.load_balancer_ips)
+        for p in s.ports
+    ]
+    sources = [*(f"{p.namespace}/{p.name}" for p in pods), *(c.name for c in cluster.clients)]
+    found: list[Request] = []
+    for i in range(count):
+        source = rng.choice(sources)
+        kind = rng.random()
+        if kind < 0.6 or not (nodeports or external):
+            svc = rng.choice(services)
+            destination = f"{svc.cluster_ip}:{rng.choice(svc.ports).port}"
+        elif kind < 0.85 and nodeports:
+            svc, port = rng.choice(nodeports)
+            node = rng.choice(cluster.nodes)
+            destination = f"{node.internal_ip}:{port.node_port}"
+        else:
+            destination = rng.choice(external or [f"{services[0].cluster_ip}:1"])
+        found.append(Request(source, destination, seed=i))
+    return found
+
+
+def _walks(cluster: Cluster, requests: list[Request]) -> list[str]:
+    out: list[str] = []
+    for request in requests:
+        try:
+            out.append(trace_json(trace(cluster, request)))
+        except KubehopError as err:
+            out.append(f"error: {err}")
+    return out
+
+
+@pytest.mark.parametrize("name", ["demo", "demo-calico", "generated-large"])
+def test_traces_through_parts_equal_traces_through_the_whole(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster = CLUSTERS[name]()
+    requests = _requests(cluster, 80)
+    parts = _walks(cluster, requests)
+    assert any(isinstance(r, LazyRules) for _, r in node_tables._CACHE.values())
+    node_tables._CACHE.clear()
+    monkeypatch.setattr(lazy, "renders_in_parts", lambda extra: False)
+    whole = _walks(cluster, requests)
+    assert not any(isinstance(r, LazyRules) for _, r in node_tables._CACHE.values())
+    assert sum(not w.startswith("error") for w in whole) > len(whole) // 2
+    for request, a, b in zip(requests, parts, whole, strict=True):
+        assert a == b, request.command
+
+
+def test_a_trace_renders_a_small_part_of_the_node() -> None:
+    cluster = _generated(5, 1100, 60)
+    svc = next(s for s in cluster.services if s.type is ServiceType.CLUSTER_IP)
+    pod = cluster.pods[0]
+    result = trace(cluster, Request(f"{pod.namespace}/{pod.name}", f"{svc.cluster_ip}:80", seed=1))
+    assert result.hops
+    rules = node_tables._CACHE[id(cluster), pod.node][1]
+    assert isinstance(rules, LazyRules)
+    assert rules._parts.text is None
+    assert len(rules._parts.lines) < 10
+    whole = render_rules(cluster, pod.node)
+    assert 0 < rules.held_bytes < len(whole)
+
+
+def test_the_cache_stays_under_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = _generated(30, 600, 60)
+    monkeypatch.setattr(node_tables, "CACHE_BYTES", 600_000)
+    pods = [p for p in cluster.pods if not p.host_network]
+    services = [s for s in cluster.services if s.cluster_ip is not None]
+    rng = random.Random(5)
+    seen: dict[int, LazyRules] = {}
+    peak = 0
+    for i in range(100):
+        pod, svc = rng.choice(pods), rng.choice(services)
+        trace(
+            cluster,
+            Request(f"{pod.namespace}/{pod.name}", f"{svc.cluster_ip}:{svc.ports[0].port}", seed=i),
+        )
+        # A node coming in brings the total back under the bound.
+        node = rng.choice(
+            [n.name for n in cluster.nodes if (id(cluster), n.name) not in node_tables._CACHE]
+        )
+        node_rules(cluster, node)
+        assert node_tables.cached_bytes() <= node_tables.CACHE_BYTES
+        peak = max(peak, len(node_tables._CACHE))
+        seen.update((id(r), r) for _, r in node_tables._CACHE.values() if isinstance(r, LazyRules))
+    # It kept several nodes and dropped others: the bound decided, not a count.
+    assert 1 < peak < len(cluster.nodes)
+    kept = {id(r) for _, r in node_tables._CACHE.values()}
+    dropped = [r for key, r in seen.items() if key not in kept]
+    # What it dropped holds nothing more, though a walk's chains may still refer to it.
+    assert dropped and all(not r._parts.lines and not r._parts.runs for r in dropped)
+    assert not any(dict.__len__(c) for r in dropped for c in r.ruleset.tables.values())
