@@ -37,6 +37,7 @@ __all__ = [
     "Listing",
     "cached_bytes",
     "held_bytes",
+    "listing_ready",
     "listing_text",
     "listings",
     "node_listing",
@@ -190,6 +191,19 @@ def listing_text(found: tuple[Listing, ...]) -> str:
     if len(found) == 1:
         return found[0].text
     return "\n".join(f"# {item.command}\n{item.text.rstrip()}\n" for item in found)
+
+
+def listing_ready(cluster: Cluster, node: str) -> bool:
+    """`node_listing(cluster, node)` returns at once: the node's whole text is rendered.
+
+    A trace through a node no longer renders its whole text (iptables mode renders
+    the Service ports its packets reach), so having traced a node does not say it.
+    """
+    hit = _CACHE.get((id(cluster), node))
+    if hit is None or hit[0] is not cluster:
+        return False
+    rendered = getattr(hit[1], "text_rendered", True)
+    return rendered is True
 
 
 def node_listing(

@@ -187,3 +187,14 @@ def test_the_cache_stays_under_its_bound(monkeypatch: pytest.MonkeyPatch) -> Non
     # What it dropped holds nothing more, though a walk's chains may still refer to it.
     assert dropped and all(not r._parts.lines and not r._parts.runs for r in dropped)
     assert not any(dict.__len__(c) for r in dropped for c in r.ruleset.tables.values())
+
+
+def test_a_traced_node_is_listed_when_asked_not_before() -> None:
+    cluster = demo_cluster()
+    trace(cluster, Request("pod1", "10.101.100.102:80", seed=1))
+    traced = next(iter(node_tables._CACHE))[1]
+    # The rules pane asks before it reads the text on the event loop.
+    assert not node_tables.listing_ready(cluster, traced)
+    assert node_tables.node_listing(cluster, traced) == render_rules(cluster, traced)
+    assert node_tables.listing_ready(cluster, traced)
+    assert not node_tables.listing_ready(cluster, "no-such-node")

@@ -396,6 +396,11 @@ class LazyRules:
             parts.held += len(parts.text)
         return parts.text
 
+    @property
+    def text_rendered(self) -> bool:
+        """`text` returns at once: the whole text was rendered already."""
+        return self._parts.text is not None
+
     # --- bounds ----------------------------------------------------------
 
     @property
