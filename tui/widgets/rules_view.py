@@ -1,4 +1,11 @@
-"""The rules pane: a node's iptables-save text, virtualised, with the packet's walk marked.
+"""The rules pane: what a node's commands print of its rules, virtualised, the packet's walk marked.
+
+In iptables mode that is `iptables-save`; in nftables mode `nft list table ip
+kube-proxy` first, then kubelet's and the CNI's `iptables-save`, each under a
+`# COMMAND` line. Both are indexed: an iptables rule is numbered in its chain as
+`iptables -L --line-numbers` counts, an nft rule as `nft list` lists it (a base
+chain's `type … hook …` line and a `comment` line are not rules), so a hop's
+walk (`TableWalk.spans`, `matched`) finds its rows either way.
 
 A node of a cluster at Kubernetes' scale limits has about 100,000 rules, so this
 is a Line API widget: it keeps the text as a list of lines and draws only the
@@ -7,6 +14,7 @@ rows on screen. Nothing is built per rule up front except one index entry.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from bisect import bisect_left
 from collections import OrderedDict
@@ -32,32 +40,73 @@ _MIN_DIGITS = 2
 _CHAIN_CAP = 28
 """Chain names wider than this push their rule's columns right."""
 
+_TAB = 2
+"""Cells an nft listing's tab is drawn as (nft indents with tabs: 16 cells to a rule at 8)."""
+
 _DECISIVE_TARGETS = ("-j DNAT", "-j SNAT", "-j MASQUERADE", "-j DROP", "-j REJECT")
-"""Targets that decide what happens to the packet; the view scrolls to these first."""
+"""iptables targets that decide what happens to the packet; the view scrolls to these first."""
+
+_NFT_DECISIVE = re.compile(r"(?:^|\s)(?:dnat|snat|masquerade|drop|reject)(?:\s|$)")
+"""The same statements in nft's spelling (`jump mark-for-masquerade` is not one)."""
+
+_NFT_STATEMENT = re.compile(
+    r"(?:^|\s)(?=(?:jump|goto|return|accept|drop|reject|dnat|snat|masquerade|redirect|vmap"
+    r"|counter|log|notrack|queue|limit|update|add|meta mark set|ct mark set|mark set)(?:\s|$))"
+)
+"""Where an nft rule's statements begin: what it does, after what it matches."""
+
+_IPVS_DETAIL = "ipvs: "
+"""How a hop's detail starts where IPVS decided, its servers in ipvsadm-save's words after."""
+
+_NFT_COMMENT = re.compile(r'\scomment "[^"]*"$')
+"""A rule's trailing comment."""
+
+_NFT_CHAIN_COMMENT = re.compile(r'comment "[^"]*"')
+"""A chain's own comment line, which `nft list` prints inside the chain but is no rule."""
+
+
+def _nft_chain_header(line: str) -> bool:
+    """A line inside an nft chain that describes the chain (its hook, its comment), not a rule."""
+    return (line.startswith("type ") and " hook " in line) or bool(
+        _NFT_CHAIN_COMMENT.fullmatch(line)
+    )
+
+
+def is_nft(table: str) -> bool:
+    """Whether `table`, as the index keys it, is an nft table (`ip kube-proxy`), not iptables'."""
+    return " " in table
 
 
 @dataclass(frozen=True)
 class RuleIndex:
-    """Where each rule of one iptables-save text is, found in one pass over its lines."""
+    """Where each rule of a node's listings is, found in one pass over their lines."""
 
     lines: tuple[str, ...]
     """The text's lines, unchanged."""
     tables: tuple[str, ...]
-    """The table each line belongs to (`nat`), "" before the first `*table`."""
+    """The table each line belongs to: iptables' (`nat`) or an nft table's label
+    (`ip kube-proxy`, with its family); "" outside every table."""
     chains: tuple[str, ...]
-    """For `-A CHAIN` lines the chain, else ""."""
+    """For `-A CHAIN` lines the chain; for the lines of an nft chain (its `chain NAME {`
+    line, its header lines and its rules) the chain; else ""."""
     numbers: tuple[int, ...]
-    """For `-A` lines the 1-based rule number in its chain, else 0."""
+    """For rules the 1-based rule number in its chain, else 0."""
     row_of: dict[tuple[str, str, int], int]
     """(table, chain, number) → line number."""
     width: int
     """The widest line as drawn, in characters (without the gutter)."""
     rule_count: int
-    """How many `-A` lines there are."""
+    """How many rules there are (iptables `-A` lines and nft rules)."""
     chain_width: int
-    """The column width for chain names (the longest, capped)."""
+    """The column width for iptables chain names (the longest, capped)."""
     number_width: int = _MIN_DIGITS
     """The column width for rule numbers (the most digits)."""
+    heads: dict[tuple[str, str], int] | None = None
+    """(nft table, chain) → the line number of its `chain NAME {` line."""
+    nft_rows: tuple[tuple[int, int], ...] = ()
+    """The (first, after last) line numbers of each nft table."""
+    ipvs_rows: dict[str, int] | None = None
+    """An `ipvsadm-save -n` line (`-A -t 10.96.0.10:53 -s rr`, `-a -t … -r …`) → its line number."""
 
     @property
     def gutter(self) -> int:
@@ -82,7 +131,8 @@ def cached_index(text: str) -> RuleIndex | None:
 
 
 def index_rules(text: str) -> RuleIndex:
-    """Index `text` (iptables-save format), once per text object (the session keeps them)."""
+    """Index `text` (iptables-save, nft list output, or both under `# COMMAND` lines), once
+    per text object (the session keeps them)."""
     found = cached_index(text)
     if found is None:
         found = _index(text)
@@ -100,14 +150,58 @@ def _index(text: str) -> RuleIndex:
     numbers: list[int] = []
     row_of: dict[tuple[str, str, int], int] = {}
     counters: dict[tuple[str, str], int] = {}
-    table = ""
+    heads: dict[tuple[str, str], int] = {}
+    nft_rows: list[tuple[int, int]] = []
+    ipvs_rows: dict[str, int] = {}
+    table = ""  # the iptables table, from `*nat` to `COMMIT`
+    nft = ""  # the nft table, from `table ip kube-proxy {` to its `}`
+    nft_start = 0
+    nft_chain = ""  # the nft chain, from `chain NAME {` to its `}`
+    skipping = 0  # the brace depth of an nft block that is not a chain (a set, a map)
     # Widths as drawn: a rule's `-A CHAIN ` becomes a chain column, and its
     # target and matches follow with one more space between them.
     other_width = rest_width = rule_width = 0
     for row, line in enumerate(lines):
         chain = ""
         number = 0
-        if line.startswith("-A "):
+        owner = table
+        if nft:
+            # `nft list` output, as sim.readers.nftables reads it: a chain's lines are
+            # rules but for its header lines; sets and maps are skipped brace by brace.
+            owner = nft
+            stripped = line.strip()
+            if nft_chain:
+                if stripped == "}":
+                    nft_chain = ""
+                else:
+                    chain = nft_chain
+                    if (
+                        stripped
+                        and not stripped.startswith("#")
+                        and not _nft_chain_header(stripped)
+                    ):
+                        key = (nft, chain)
+                        number = counters.get(key, 0) + 1
+                        counters[key] = number
+                        row_of[(nft, chain, number)] = row
+            elif skipping:
+                skipping += stripped.count("{") - stripped.count("}")
+            elif stripped == "}":
+                nft = ""
+                nft_rows.append((nft_start, row + 1))
+            elif stripped.startswith("chain ") and stripped.endswith("{"):
+                nft_chain = chain = stripped[6:-1].strip()
+                heads[(owner, chain)] = row
+            elif stripped.endswith("{"):
+                skipping = stripped.count("{") - stripped.count("}")
+            drawn = len(line.expandtabs(_TAB)) if "\t" in line else len(line)
+            other_width = max(other_width, drawn)
+        elif line.startswith(("-A -", "-a -")) and not table:
+            # ipvsadm-save's virtual (-A) and real (-a) servers: outside every iptables
+            # table, as IPVS mode's listing puts them; a hop names them in its detail.
+            ipvs_rows[line] = row
+            other_width = max(other_width, len(line))
+        elif line.startswith("-A ") and table:
             end = line.find(" ", 3)
             chain = line[3:] if end < 0 else line[3:end]
             key = (table, chain)
@@ -118,13 +212,23 @@ def _index(text: str) -> RuleIndex:
             rule_width = max(rule_width, len(line) - 4)
         else:
             if line.startswith("*"):
-                table = line[1:].strip()
+                table = owner = line[1:].strip()
+            elif line.startswith("COMMIT"):
+                table = ""
+            elif line.startswith("table ") and line.rstrip().endswith("{"):
+                words = line.split()
+                if len(words) == 4:
+                    nft = owner = f"{words[1]} {words[2]}"
+                    nft_start = row
             other_width = max(other_width, len(line))
-        tables.append(table)
+        tables.append(owner)
         chains.append(chain)
         numbers.append(number)
-    chain_width = min(_CHAIN_CAP, max((len(c) for _, c in counters), default=0))
-    widest_rule = max(chain_width + rest_width, rule_width) + 2 if row_of else 0
+    if nft:
+        nft_rows.append((nft_start, len(lines)))  # a listing cut short: indexed as far as it goes
+    iptables_chains = [c for t, c in counters if not is_nft(t)]
+    chain_width = min(_CHAIN_CAP, max((len(c) for c in iptables_chains), default=0))
+    widest_rule = max(chain_width + rest_width, rule_width) + 2 if iptables_chains else 0
     return RuleIndex(
         lines=lines,
         tables=tuple(tables),
@@ -135,7 +239,37 @@ def _index(text: str) -> RuleIndex:
         rule_count=len(row_of),
         chain_width=chain_width,
         number_width=max(_MIN_DIGITS, len(str(max(counters.values(), default=0)))),
+        heads=heads,
+        nft_rows=tuple(nft_rows),
+        ipvs_rows=ipvs_rows,
     )
+
+
+def filter_rows(index: RuleIndex, needle: str) -> list[int]:
+    """The lines of `index` that contain `needle` (lower case), in order.
+
+    An nft rule does not name its chain, so it is also found by its chain's name,
+    and its `chain NAME {` line comes with it: a rule is never shown without the
+    chain it is in. (An iptables rule starts with `-A CHAIN`.)
+    """
+    lines = index.lines
+    rows: list[int] = []
+    start = 0
+    for first, end in (*index.nft_rows, (len(lines), len(lines))):
+        rows += [row for row in range(start, first) if needle in lines[row].lower()]
+        start = end
+        heads = index.heads or {}
+        added = -1
+        for row in range(first, end):
+            chain = index.chains[row]
+            if not (needle in lines[row].lower() or (chain and needle in chain.lower())):
+                continue
+            head = heads.get((index.tables[row], chain), -1) if chain else -1
+            if 0 <= head < row and head != added:
+                rows.append(head)
+            added = head
+            rows.append(row)
+    return rows
 
 
 @dataclass(frozen=True)
@@ -144,35 +278,66 @@ class WalkMarks:
 
     spans: dict[tuple[str, str], tuple[tuple[int, int], ...]]
     """(table, chain) → the (first, last) rule numbers compared."""
-    matched: tuple[RuleRef, ...]
-    """Every rule that matched, in walk order."""
+    matched: tuple[tuple[str, RuleRef], ...]
+    """Every rule that matched, in walk order, with its table as the index keys it
+    (iptables' `nat`, or the nft table's label `ip kube-proxy`)."""
+    ipvs: tuple[str, ...] = ()
+    """The virtual server and real server IPVS chose at this hop, as `ipvsadm-save -n`
+    prints them (IPVS mode); they decided the packet's fate, not a rule."""
 
     @classmethod
     def of(cls, hop: Hop) -> WalkMarks:
-        """The marks of `hop` (empty for a hop that walked no table)."""
+        """The marks of `hop` (empty for a hop that walked no table and met no IPVS)."""
         spans: dict[tuple[str, str], list[tuple[int, int]]] = {}
-        matched: list[RuleRef] = []
+        matched: list[tuple[str, RuleRef]] = []
         for walk in hop.tables:
+            # An nft base chain's walk names the nft table's chains and rules; the
+            # table it plays (nat, filter) is only its part in the hook.
+            table = walk.nft or walk.table.value
             for span in walk.spans:
-                spans.setdefault((walk.table.value, span.chain), []).append((span.first, span.last))
-            matched.extend(walk.matched)
-        return cls({key: tuple(value) for key, value in spans.items()}, tuple(matched))
+                spans.setdefault((table, span.chain), []).append((span.first, span.last))
+            matched.extend((table, rule) for rule in walk.matched)
+        # IPVS's choice is the hop's decision in kernel terms: `ipvs: -A …; -a …`.
+        ipvs = hop.detail.removeprefix(_IPVS_DETAIL) if hop.detail.startswith(_IPVS_DETAIL) else ""
+        return cls(
+            {key: tuple(value) for key, value in spans.items()},
+            tuple(matched),
+            tuple(ipvs.split("; ")) if ipvs else (),
+        )
 
     def walked(self, table: str, chain: str, number: int) -> bool:
         """The packet was compared with this rule."""
         return any(first <= number <= last for first, last in self.spans.get((table, chain), ()))
 
     @property
-    def decisive(self) -> RuleRef | None:
+    def decisive(self) -> tuple[str, RuleRef] | None:
         """The rule that decided the packet's fate: the last rewrite or drop, else last match."""
-        for rule in reversed(self.matched):
-            if any(target in rule.line for target in _DECISIVE_TARGETS):
-                return rule
+        for table, rule in reversed(self.matched):
+            if decides(table, rule.line):
+                return table, rule
         return self.matched[-1] if self.matched else None
 
 
+def decides(table: str, line: str) -> bool:
+    """Whether the rule `line` of `table` rewrites or stops the packet (DNAT, masquerade, drop…)."""
+    if is_nft(table):
+        return bool(_NFT_DECISIVE.search(_NFT_COMMENT.sub("", line)))
+    return any(target in line for target in _DECISIVE_TARGETS)
+
+
+def nft_parts(rule: str) -> tuple[str, str, str]:
+    """An nft rule as (what it matches, what it does, its comment): `ip saddr 10.0.0.1 `,
+    `jump mark-for-masquerade`, ``."""
+    comment = _NFT_COMMENT.search(rule)
+    cut = comment.start() if comment else len(rule)
+    body, tail = rule[:cut], rule[cut:]
+    statement = _NFT_STATEMENT.search(body)
+    at = statement.end() if statement else len(body)
+    return body[:at], body[at:], tail
+
+
 class RulesView(ScrollView, can_focus=True):
-    """One node's kube-proxy rules in iptables-save order, the current hop's walk marked."""
+    """One node's rules as its commands print them, the current hop's walk marked."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "-table",
@@ -180,6 +345,7 @@ class RulesView(ScrollView, can_focus=True):
         "-commit",
         "-number",
         "-chain",
+        "-head",
         "-walked",
         "-matched",
         "-target",
@@ -229,6 +395,10 @@ class RulesView(ScrollView, can_focus=True):
 
     RulesView > .-chain {
         color: $dim-text;
+    }
+
+    RulesView > .-head {
+        text-style: bold;
     }
 
     RulesView > .-target {
@@ -283,16 +453,26 @@ class RulesView(ScrollView, can_focus=True):
         text_changed = index is not self._index
         self._index = index
         self.node = node
-        marks = WalkMarks.of(hop) if hop is not None and hop.tables else None
+        marks = WalkMarks.of(hop) if hop is not None else None
+        if marks is not None and not (marks.matched or marks.spans or marks.ipvs):
+            marks = None
         self._marks = marks
+        ipvs_rows = [
+            row
+            for line in (marks.ipvs if marks else ())
+            if (row := (index.ipvs_rows or {}).get(line)) is not None
+        ]
         self._matched_rows = frozenset(
             row
-            for rule in (marks.matched if marks else ())
-            if (row := index.row_of.get((rule.table.value, rule.chain, rule.index))) is not None
-        )
+            for table, rule in (marks.matched if marks else ())
+            if (row := index.row_of.get((table, rule.chain, rule.index))) is not None
+        ) | frozenset(ipvs_rows)
         decisive = marks.decisive if marks else None
+        # Where IPVS chose a real server, that line decided: the rules only let it by.
         self.focus_row = (
-            index.row_of.get((decisive.table.value, decisive.chain, decisive.index))
+            ipvs_rows[-1]
+            if ipvs_rows
+            else index.row_of.get((decisive[0], decisive[1].chain, decisive[1].index))
             if decisive
             else None
         )
@@ -335,7 +515,7 @@ class RulesView(ScrollView, can_focus=True):
         if not needle:
             self._rows = None
             return
-        self._rows = [row for row, line in enumerate(self._index.lines) if needle in line.lower()]
+        self._rows = filter_rows(self._index, needle)
 
     def _update_size(self) -> None:
         self.virtual_size = Size(self._index.row_width, self.visible_rows)
@@ -386,8 +566,12 @@ class RulesView(ScrollView, can_focus=True):
     def _render_row(self, row: int, base: Style) -> tuple[Strip, int]:
         """The row drawn, and its length before padding to the pane's edge."""
         index = self._index
-        line = literal(index.lines[row])
+        raw = index.lines[row]
+        # nft indents with tabs; drawn as two cells each, the nesting shows and a
+        # rule keeps the width for its statement.
+        line = literal(raw.expandtabs(_TAB) if "\t" in raw else raw)
         number = index.numbers[row]
+        table = index.tables[row]
 
         def style(name: str) -> Style:
             return self.get_component_rich_style(name, partial=True)
@@ -395,7 +579,7 @@ class RulesView(ScrollView, can_focus=True):
         line_style = base
         marker = " "
         if number:
-            table, chain = index.tables[row], index.chains[row]
+            chain = index.chains[row]
             # Marked lines take the full (blended) style, so the bar's
             # translucent colour is mixed over the pane's background.
             if row in self._matched_rows:
@@ -407,23 +591,39 @@ class RulesView(ScrollView, can_focus=True):
             gutter = Segment(
                 f"{marker}{number:>{index.number_width}} ", line_style + style("-number")
             )
-            # Columns: chain, target, then the matches, so the target (the part
-            # that says what happens) stays in view however long the matches are.
-            rest = line[4 + len(chain) :]
-            cut = rest.find("-j ") if rest.startswith("-j ") else rest.find(" -j ")
-            if cut < 0:
-                cut = rest.find(" -g ")
-            target, matches = (rest[cut:].strip(), rest[:cut]) if cut >= 0 else ("", rest)
+            if is_nft(table):
+                # nft's own order (what it matches, then what it does), as `nft list`
+                # prints it: the chain is the `chain NAME {` line above.
+                body = line.lstrip(" ")
+                matches, statement, comment = nft_parts(body)
+                segments = [
+                    gutter,
+                    Segment(line[: len(line) - len(body)], line_style),
+                    Segment(matches, line_style),
+                    Segment(statement, line_style + style("-target")),
+                    Segment(comment, line_style + style("-chain")),
+                ]
+            else:
+                segments = [gutter, *self._iptables_columns(line, chain, line_style)]
+        elif row in self._matched_rows:
+            # An ipvsadm-save line IPVS chose: marked as a matched rule, with no number
+            # (IPVS keeps no rule order).
+            line_style = base + self.get_component_rich_style("-matched")
+            blank = " " * (index.gutter - 2)
             segments = [
-                gutter,
-                Segment(f"{chain:<{index.chain_width}} ", line_style + style("-chain")),
-                Segment(target, line_style + style("-target")),
-                Segment(f"  {matches}" if matches else "", line_style),
+                Segment(f"▶{blank} ", line_style + style("-number")),
+                Segment(line, line_style + style("-target")),
             ]
         else:
-            if line.startswith("*"):
+            stripped = line.strip()
+            if line.startswith("*") or (
+                line.startswith("# ") and (row == 0 or not index.lines[row - 1].strip())
+            ):
+                # A table, or the command whose output follows (`# iptables-save`).
                 line_style = base + style("-table")
-            elif line.startswith(":"):
+            elif is_nft(table) and stripped.startswith(("table ", "chain ")):
+                line_style = base + style("-table" if stripped.startswith("table") else "-head")
+            elif line.startswith(":") or (is_nft(table) and stripped):
                 line_style = base + style("-decl")
             elif line.startswith(("COMMIT", "#")):
                 line_style = base + style("-commit")
@@ -433,3 +633,21 @@ class RulesView(ScrollView, can_focus=True):
         length = strip.cell_length
         width = max(self.virtual_size.width, self.size.width)
         return strip.extend_cell_length(width, line_style), length
+
+    def _iptables_columns(self, line: str, chain: str, line_style: Style) -> list[Segment]:
+        """An `-A CHAIN …` rule in columns: chain, target, then the matches, so the target
+        (the part that says what happens) stays in view however long the matches are."""
+        index = self._index
+        rest = line[4 + len(chain) :]
+        cut = rest.find("-j ") if rest.startswith("-j ") else rest.find(" -j ")
+        if cut < 0:
+            cut = rest.find(" -g ")
+        target, matches = (rest[cut:].strip(), rest[:cut]) if cut >= 0 else ("", rest)
+        return [
+            Segment(
+                f"{chain:<{index.chain_width}} ",
+                line_style + self.get_component_rich_style("-chain", partial=True),
+            ),
+            Segment(target, line_style + self.get_component_rich_style("-target", partial=True)),
+            Segment(f"  {matches}" if matches else "", line_style),
+        ]
