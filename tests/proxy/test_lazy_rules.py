@@ -198,3 +198,28 @@ def test_a_traced_node_is_listed_when_asked_not_before() -> None:
     assert node_tables.node_listing(cluster, traced) == render_rules(cluster, traced)
     assert node_tables.listing_ready(cluster, traced)
     assert not node_tables.listing_ready(cluster, "no-such-node")
+
+
+def test_a_pinned_endpoint_is_found_in_the_parts_as_in_the_whole_text(cluster: Cluster) -> None:
+    from ipaddress import IPv4Address
+
+    from sim.proxy import dnats_to
+
+    endpoints = {
+        (ep.ip, port.port)
+        for slice_ in cluster.endpoint_slices
+        for port in slice_.ports
+        for ep in slice_.endpoints
+    }
+    # Addresses that are endpoints on another port, and no endpoint at all.
+    others = {(ip, port + 1) for ip, port in endpoints}
+    endpoints.add((IPv4Address("10.99.99.99"), 80))
+    for node in cluster.nodes[:2]:
+        rules = node_rules(cluster, node.name)
+        assert isinstance(rules, LazyRules)
+        every = sorted(endpoints | others)
+        chosen = random.Random(2).sample(every, min(120, len(every)))
+        asked = {e: rules.dnats_to(e) for e in chosen}
+        assert rules._parts.text is None
+        assert asked == {e: dnats_to(rules, e) for e in asked}
+        assert any(asked.values()) and not all(asked.values())

@@ -28,6 +28,7 @@ of a table) is answered from the whole text, parsed as before.
 from __future__ import annotations
 
 import itertools
+import re
 from array import array
 from bisect import bisect_right
 from collections import OrderedDict
@@ -188,6 +189,28 @@ def service_table(cluster: Cluster) -> ServiceTable:
     while len(_TABLES) > _TABLES_KEPT:
         _TABLES.popitem(last=False)
     return found
+
+
+_LISTING: OrderedDict[int, tuple[Cluster, dict[tuple[int, int], tuple[int, ...]]]] = OrderedDict()
+
+
+def _ports_listing(cluster: Cluster) -> dict[tuple[int, int], tuple[int, ...]]:
+    """Each endpoint (address as an integer, port) → the Service ports whose slices list it."""
+    hit = _LISTING.get(id(cluster))
+    if hit is not None and hit[0] is cluster:
+        return hit[1]
+    found: dict[tuple[int, int], list[int]] = {}
+    for p, (_, svc, port) in enumerate(service_table(cluster).ports):
+        for slice_ in cluster.slices_of(svc):
+            for ep_port in slice_.ports:
+                if ep_port.name == port.name and ep_port.protocol == port.protocol:
+                    for ep in slice_.endpoints:
+                        found.setdefault((int(ep.ip), ep_port.port), []).append(p)
+    listing = {key: tuple(dict.fromkeys(ports)) for key, ports in found.items()}
+    _LISTING[id(cluster)] = (cluster, listing)
+    while len(_LISTING) > _TABLES_KEPT:
+        _LISTING.popitem(last=False)
+    return listing
 
 
 def _run_lengths(
@@ -401,6 +424,19 @@ class LazyRules:
         """`text` returns at once: the whole text was rendered already."""
         return self._parts.text is not None
 
+    def dnats_to(self, endpoint: tuple[IPv4Address, int]) -> bool:
+        """Whether some rule DNATs to `endpoint` (as `sim.proxy.dnats_to` searches the whole
+        text), rendering only the Service ports whose slices list it."""
+        ip, port = re.escape(str(endpoint[0])), endpoint[1]
+        dnat = re.compile(rf"-j DNAT .*--to-destination {ip}(?::{port})?(?:\s|$)", re.MULTILINE)
+        if dnat.search(self._fixed_text):
+            return True
+        for p in _ports_listing(self._cluster).get((int(endpoint[0]), endpoint[1]), ()):
+            lines = self._render_port(p)
+            if any(dnat.search(line) for chain in lines.values() for line in chain):
+                return True
+        return False
+
     # --- bounds ----------------------------------------------------------
 
     @property
@@ -439,6 +475,7 @@ class LazyRules:
         from sim.readers.iptables_save import parse_iptables_save
 
         fixed = parse_iptables_save(text, source=self._source, lazy=True)
+        self._fixed_text = text
         self._fixed: dict[Table, LazyChains] = {
             t: c for t, c in fixed.tables.items() if isinstance(c, LazyChains)
         }
