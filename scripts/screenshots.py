@@ -21,7 +21,6 @@ sys.path.insert(0, str(ROOT))
 
 from sim.cluster.load import demo_cluster  # noqa: E402
 from tui.app import KubehopApp  # noqa: E402
-from tui.hopstyle import landmark  # noqa: E402
 from tui.screens.trace import TraceScreen  # noqa: E402
 from tui.session import presets  # noqa: E402
 from tui.widgets.cluster_tree import ClusterTree  # noqa: E402
@@ -37,7 +36,7 @@ async def shoot(name: str, key: str, state: str, size: tuple[int, int], keys: li
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, TraceScreen) and screen.trace is not None
-        screen.go_to(landmark(screen.trace, state) or 0)
+        screen.go_to(screen.session.landmark(screen.trace, state) or 0)
         await pilot.pause()
         if keys == ["delete"]:
             tree = screen.query_one(ClusterTree)

@@ -80,7 +80,7 @@ class KubehopApp(App[int]):
         yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
         # Every key of the trace screen is a command too, from the same declarations.
         if isinstance(screen, TraceScreen):
-            for binding in screen.BINDINGS:
+            for binding in screen.key_bindings():
                 if isinstance(binding, Binding) and binding.description:
                     # The first key, as the footer shows it ("?", not "question_mark").
                     key = self.get_key_display(replace(binding, key=binding.key.split(",")[0]))

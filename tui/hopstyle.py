@@ -1,7 +1,11 @@
 """How a hop looks on screen: a symbol and a label per effect, read in monochrome too.
 
-The colour of each effect is named once, in `PALETTE` (`$hop-dnat`, …); a hop
-only gets the name of its effect, so widgets can look up the component style.
+What a hop did (DNAT, MASQUERADE, ENCAP…) is decided once, in `sim.trace.effects`,
+for the text report, the JSON and the app alike; the session hands the screen
+each hop's effect by name with its label, and `badge_of` gives it a symbol and
+a colour here. The colour of each effect is named once, in `PALETTE`
+(`$hop-dnat`, …); a badge only carries the name of its colour, so widgets can
+look up the component style.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from enum import StrEnum
 
 from rich.text import Text
 
-from model.trace import Direction, Hop, HopKind, Trace
+from model.trace import HopKind
 
 PALETTE: dict[str, str] = {
     "hop-dnat": "$warning",
@@ -122,48 +126,49 @@ LEGEND: tuple[tuple[Badge, str], ...] = (
     (Badge(Effect.SNAT, "◆", "SNAT"), "source rewritten by an SNAT rule"),
     (Badge(Effect.SNAT, "◆", "MASQ"), "source rewritten to the outgoing interface's address"),
     (Badge(Effect.UNNAT, "◆", "UN-NAT"), "conntrack undoes the NAT on the reply"),
-    (_KIND_BADGES[HopKind.ENCAP], "the packet is wrapped in a tunnel header (VXLAN)"),
+    (_KIND_BADGES[HopKind.ENCAP], "a tunnel wraps the packet in an outer header (VXLAN, IPIP)"),
     (_KIND_BADGES[HopKind.WIRE], "the packet crosses the network between nodes"),
-    (_KIND_BADGES[HopKind.DECAP], "the tunnel header is taken off"),
+    (_KIND_BADGES[HopKind.DECAP], "the tunnel's outer header is taken off"),
     (_KIND_BADGES[HopKind.RECEIVE], "an interface takes a frame addressed to it"),
     (_KIND_BADGES[HopKind.DELIVER], "a socket receives it"),
     (_KIND_BADGES[HopKind.DROP], "the packet dies here, silently"),
     (Badge(Effect.DROP, "✘", "REJECT"), "the packet dies here and the sender is told: refused"),
+    (Badge(Effect.DROP, "✘", "REFUSED"), "nothing listens on the port: the kernel answers RST"),
     (_KIND_BADGES[HopKind.UNKNOWN], "what happens next, the files given cannot tell"),
 )
 """Every badge a hop can get and what it means, in the order a packet meets them."""
 
 
-def badge(hop: Hop) -> Badge:
-    """The badge of `hop`, from its kind and the fields it rewrote."""
-    changed = set(hop.changed)
-    if hop.kind is HopKind.NETFILTER:
-        if hop.direction is Direction.REPLY and changed & {"src", "dst", "sport", "dport"}:
-            return Badge(Effect.UNNAT, "◆", "UN-NAT")
-        if changed & {"dst", "dport"}:
-            return Badge(Effect.DNAT, "◆", "DNAT")
-        if changed & {"src", "sport"}:
-            masq = any("-j MASQUERADE" in rule.line for walk in hop.tables for rule in walk.matched)
-            return Badge(Effect.SNAT, "◆", "MASQ" if masq else "SNAT")
-    if hop.kind in (HopKind.NETFILTER, HopKind.DROP):
-        # A REJECT answers the client (connection refused); a DROP says nothing.
-        if any(walk.verdict == "REJECT" for walk in hop.tables):
-            return Badge(Effect.DROP, "✘", "REJECT")
-        if any(walk.verdict == "DROP" for walk in hop.tables):
-            return Badge(Effect.DROP, "✘", "DROP")
-    return _KIND_BADGES[hop.kind]
+_EFFECT_LOOKS: dict[str, tuple[str, Effect]] = {
+    "dns": ("?", Effect.PLAIN),
+    "send": ("●", Effect.PLAIN),
+    "route": ("↳", Effect.ROUTE),
+    "hook": ("◇", Effect.HOOK),
+    "dnat": ("◆", Effect.DNAT),
+    "snat": ("◆", Effect.SNAT),
+    "masquerade": ("◆", Effect.SNAT),
+    "unnat": ("◆", Effect.UNNAT),
+    "loopback": ("↺", Effect.PLAIN),
+    "veth": ("═", Effect.PLAIN),
+    "bridge": ("⊞", Effect.BRIDGE),
+    "wire": ("~", Effect.PLAIN),
+    "encap": ("⊂", Effect.PLAIN),
+    "decap": ("⊃", Effect.PLAIN),
+    "receive": ("▸", Effect.PLAIN),
+    "deliver": ("✔", Effect.DELIVER),
+    "drop": ("✘", Effect.DROP),
+    "reject": ("✘", Effect.DROP),
+    "refused": ("✘", Effect.DROP),
+    "unknown": ("◌", Effect.PLAIN),
+}
+"""The symbol and colour of each effect `sim.trace.effects` names (by its value)."""
 
 
-def landmark(trace: Trace, state: str) -> int | None:
-    """The first hop of a state a screen is shown at: `dnat`, `bridge` or `reply`."""
-    for hop in trace.hops:
-        if state == "dnat" and badge(hop).effect is Effect.DNAT:
-            return hop.seq
-        if state == "bridge" and hop.kind is HopKind.BRIDGE:
-            return hop.seq
-        if state == "reply" and hop.direction is Direction.REPLY:
-            return hop.seq
-    return None
+def badge_of(effect: str, label: str) -> Badge:
+    """The badge of a hop whose effect is `effect` (`masquerade`), labelled `label` (`MASQ`)
+    as the text report labels it."""
+    symbol, look = _EFFECT_LOOKS.get(effect, ("◌", Effect.PLAIN))
+    return Badge(look, symbol, label)
 
 
 def literal(value: object) -> str:

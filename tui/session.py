@@ -21,17 +21,21 @@ from sim.cluster import rules as node_tables
 from sim.kernel.conntrack import conntrack_view
 from sim.trace import request as flow
 from sim.trace import tracer
+from sim.trace.counterpart import Counterpart, counterpart, differences
+from sim.trace.effects import hop_effect, trace_effects
 from sim.trace.presets import PRESETS, Preset
 from sim.trace.request import Request
 from sim.trace.stepper import Stepper
 from sim.trace.tracer import MAX_REPEATS
 
 if TYPE_CHECKING:
+    from sim.cluster.tunnels import NodeTunnels
     from sim.lab import Check
 
 # The screens' vocabulary from `sim`, handed on so that they import `sim` only from here.
 __all__ = [
     "MAX_REPEATS",
+    "Counterpart",
     "Edit",
     "Preset",
     "Request",
@@ -44,7 +48,8 @@ __all__ = [
 ]
 
 # `sim.cluster.edits` is imported by the calls that edit: nothing on the first screen
-# edits. `sim.cluster.load` and `sim.lab` are imported only by the calls that use them.
+# edits. `sim.cluster.load`, `sim.cluster.tunnels` and `sim.lab` are imported only by the
+# calls that use them.
 
 
 _BIG = 20_000
@@ -121,6 +126,73 @@ class Session:
     # Nodes a trace of this cluster passed: `sim.cluster.rules` keeps their text, rendered.
     _texts: OrderedDict[str, str] = field(default_factory=OrderedDict, repr=False)
     # Other nodes' text, rendered for the rules pane only (no parse: nothing walks it).
+
+    @property
+    def mode(self) -> str:
+        """kube-proxy's mode in the cluster under study (`iptables`, `nftables`)."""
+        return self.cluster.kube_proxy.mode.value
+
+    @property
+    def cni(self) -> str:
+        """The CNI the cluster under study runs (`host-gw`, `flannel-vxlan`, `calico-ipip`…)."""
+        return self.cluster.cni.plugin.value
+
+    def modes(self) -> tuple[str, ...]:
+        """The kube-proxy modes kubehop simulates, in the order `m` cycles them."""
+        from sim.cluster.load import SIMULATED_MODES
+
+        return tuple(mode.value for mode in SIMULATED_MODES)
+
+    def next_mode(self) -> str:
+        """The mode after the cluster's in `modes()` (the first if it runs none of them)."""
+        modes = self.modes()
+        at = modes.index(self.mode) if self.mode in modes else -1
+        return modes[(at + 1) % len(modes)]
+
+    def switch_mode(self, mode: str) -> None:
+        """Run kube-proxy in `mode` from now on, the cluster otherwise as it is (its edits
+        kept); raises `KubehopError` for a mode kubehop does not simulate."""
+        from sim.cluster.load import with_mode
+
+        cluster = with_mode(self.cluster, mode)
+        if cluster is self.cluster:
+            return
+        self.cluster = cluster
+        self._traced.clear()
+        self._texts.clear()
+        # An edit planned on the other mode's cluster is not committed on this one.
+        self.generation += 1
+
+    def effects(self, trace: Trace) -> tuple[tuple[str, str], ...]:
+        """What each hop of `trace` did, as (effect, label): `("masquerade", "MASQ")`, the
+        names and labels the text report heads its hops with."""
+        return tuple((effect.value, effect.label) for effect in trace_effects(trace))
+
+    def landmark(self, trace: Trace, state: str) -> int | None:
+        """The first hop of `trace` a screen is shown at: `dnat`, `bridge`, `encap` or `reply`."""
+        for hop in trace.hops:
+            effect = hop_effect(hop, trace.verdict).value
+            if state in ("dnat", "encap") and effect == state:
+                return hop.seq
+            if state == "bridge" and effect == "bridge":
+                return hop.seq
+            if state == "reply" and hop.direction.value == "reply":
+                return hop.seq
+        return None
+
+    def counterpart(self, old: Trace, index: int, new: Trace) -> Counterpart:
+        """Where hop `index` of `old` is in `new`, a trace of the same request."""
+        return counterpart(old, index, new)
+
+    def differences(self, old: Trace, new: Trace) -> tuple[str, ...]:
+        """What differs between `old` and `new`, two traces of one request, in short phrases."""
+        return differences(old, new)
+
+    def node_tunnels(self, node: str) -> NodeTunnels:
+        """`node`'s tunnel devices (flannel.1, tunl0, vxlan.calico) and Calico blocks."""
+        from sim.cluster.tunnels import node_tunnels
+
+        return node_tunnels(self.cluster, node)
 
     @property
     def big(self) -> bool:
@@ -260,8 +332,10 @@ class Session:
         for name in nodes:
             # sim.cluster.rules caches per cluster: the old text is there if a trace
             # passed the node, and the new one is ready for the next trace.
-            before = node_tables.node_rules(old, name).text if old.node(name) else ""
-            diff = edits.rules_diff(before, node_tables.node_rules(cluster, name).text)
+            # What the node's commands print: in nftables mode kube-proxy's table is
+            # not in the iptables-save text, and it is what an edit changes.
+            before = node_tables.node_listing(old, name) if old.node(name) else ""
+            diff = edits.rules_diff(before, node_tables.node_listing(cluster, name))
             if diff:
                 diffs.append((name, diff))
         if self.big:

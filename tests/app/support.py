@@ -9,7 +9,6 @@ from model.cluster import Cluster
 from model.trace import Trace
 from sim.cluster.load import demo_cluster
 from tui.app import KubehopApp
-from tui.hopstyle import landmark
 from tui.screens.trace import TraceScreen
 from tui.session import Request, presets
 
@@ -44,7 +43,7 @@ def trace_of(screen: TraceScreen) -> Trace:
 
 def at(screen: TraceScreen, state: str) -> int:
     """The position of the first hop of `state` (`dnat`, `bridge`, `reply`) in the trace on show."""
-    index = landmark(trace_of(screen), state)
+    index = screen.session.landmark(trace_of(screen), state)
     assert index is not None
     return index
 

@@ -14,9 +14,7 @@ from tests.app.support import (
     scenario,
     screen_of,
     shown,
-    trace_of,
 )
-from tui.hopstyle import badge
 from tui.screens.diff import DiffLog, RulesDiffScreen, consequences
 from tui.screens.help import HelpScreen
 from tui.session import Request
@@ -43,7 +41,8 @@ async def test_a_scenarios_chosen_endpoint_is_said_in_the_title_and_the_apps_own
         screen = screen_of(app)
         await pilot.press("3")
         assert screen.sub_title.startswith(
-            "delivered → 192.168.2.2:8080 (endpoint chosen for this scenario) · seed 7"
+            "iptables · host-gw · delivered → 192.168.2.2:8080 "
+            "(endpoint chosen for this scenario) · seed 7"
         )
         screen.go_to(at(screen, "dnat"))
         await pilot.pause()
@@ -75,7 +74,7 @@ async def test_scenario_4s_dnat_hop_says_the_dnat_first_and_its_masquerade_why_t
             "192.168.3.3:8080"
         )
         assert "; KUBE-MARK-MASQ sets mark 0x4000" in text
-        masq = next(h.seq for h in trace_of(screen).hops if badge(h).label == "MASQ")
+        masq = next(n for n, b in enumerate(screen.badges) if b.label == "MASQ")
         screen.go_to(masq)
         await pilot.pause()
         assert (

@@ -15,7 +15,7 @@ from model.trace import Direction, HopKind, Trace
 from sim.cluster.load import demo_cluster
 from tests import paths
 from tui.app import KubehopApp
-from tui.hopstyle import Effect, badge
+from tui.hopstyle import badge_of
 from tui.screens.diff import DiffLog, RulesDiffScreen
 from tui.screens.help import HelpScreen
 from tui.screens.pick import PickScreen
@@ -71,7 +71,9 @@ def cursor_on(screen: TraceScreen, pod: str) -> ClusterTree:
 
 def dnat_index(screen: TraceScreen) -> int:
     assert screen.trace is not None
-    return next(h.seq for h in screen.trace.hops if badge(h).effect is Effect.DNAT)
+    index = screen.session.landmark(screen.trace, "dnat")
+    assert index is not None
+    return index
 
 
 def visible_state(screen: TraceScreen) -> tuple[object, ...]:
@@ -99,11 +101,14 @@ def visible_state(screen: TraceScreen) -> tuple[object, ...]:
     ],
 )
 def test_the_path_map_names_each_place_once(pick: str, request_path: str, reply_path: str) -> None:
-    trace = Session(demo_cluster(), seed=7).trace(Request("pod1", "svc-b:80", pick=pick))
+    session = Session(demo_cluster(), seed=7)
+    trace = session.trace(Request("pod1", "svc-b:80", pick=pick))
+    badges = tuple(badge_of(e, label) for e, label in session.effects(trace))
 
     def path(direction: Direction) -> str:
         return " ".join(
-            p.name + "".join(EFFECT_SYMBOLS[e] for e in p.effects) for p in places(trace, direction)
+            p.name + "".join(EFFECT_SYMBOLS[e] for e in p.effects)
+            for p in places(trace, direction, badges)
         )
 
     assert path(Direction.REQUEST) == request_path
@@ -451,7 +456,9 @@ async def test_a_trace_an_edit_broke_is_marked_and_the_scenario_keys_say_why() -
         await pilot.press("d")
         await pilot.pause()
         await pilot.press("escape")
-        assert screen.stale and screen.sub_title.startswith("⚠ before the last edit · delivered")
+        assert screen.stale and screen.sub_title.startswith(
+            "⚠ before the last edit · iptables · host-gw · delivered"
+        )
         tree.select_pod("default", "pod1")
         await pilot.press("d")
         await pilot.pause()
@@ -618,8 +625,14 @@ async def test_every_screen_binding_is_a_palette_command() -> None:
     async with app.run_test(size=(120, 40)):
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for binding in TraceScreen.BINDINGS:
-            assert binding.description in titles  # type: ignore[union-attr]
+            description = binding.description  # type: ignore[union-attr]
+            # `m` says which mode it goes to: "Mode: re-trace in nftables mode (…)".
+            assert any(t == description or t.startswith(f"{description}: ") for t in titles)
         assert len(titles) == len(set(titles)), "one command per title"
+        assert (
+            "Mode: re-trace in nftables mode (kube-proxy in iptables mode now; "
+            "m cycles iptables, nftables, ipvs)"
+        ) in titles
 
 
 async def test_names_with_markup_and_escapes_are_shown_literally() -> None:

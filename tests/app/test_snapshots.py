@@ -15,7 +15,6 @@ from textual.pilot import Pilot
 
 from sim.cluster.load import demo_cluster
 from tui.app import KubehopApp
-from tui.hopstyle import landmark
 from tui.screens.trace import TraceScreen
 from tui.session import Request, Session, presets
 from tui.widgets.cluster_tree import ClusterTree
@@ -45,7 +44,7 @@ def _cases() -> list[Any]:
     for preset in presets():
         trace = session.trace(preset.request)
         for state in ("dnat", "bridge", "reply"):
-            index = landmark(trace, state)
+            index = session.landmark(trace, state)
             if index is None:
                 continue  # scenario 1 never leaves the pod: no DNAT, no bridge
             for size in SIZES:
@@ -81,7 +80,8 @@ def test_medium_width_at_the_dnat(
     snap_compare: SnapCompare, key: str, size: tuple[int, int]
 ) -> None:
     request = next(p.request for p in presets() if p.key == key)
-    index = landmark(Session(demo_cluster(), seed=SEED).trace(request), "dnat")
+    session = Session(demo_cluster(), seed=SEED)
+    index = session.landmark(session.trace(request), "dnat")
     assert index is not None
     assert snap_compare(make_app(request), run_before=go_to(index), terminal_size=size)
 

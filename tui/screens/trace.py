@@ -11,6 +11,7 @@ and the real-kernel lab check (`lab_check`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
@@ -26,7 +27,7 @@ from textual.worker import Worker
 
 from model.errors import KubehopError
 from model.trace import Direction, Hop, Trace
-from tui.hopstyle import landmark, literal
+from tui.hopstyle import Badge, badge_of, literal
 from tui.screens.cluster_edit import ClusterEditor
 from tui.screens.lab_check import LabCheck
 from tui.screens.player import Player
@@ -96,6 +97,8 @@ class TraceScreen(Screen[None]):
         Binding("question_mark", "help", "Keys"),
         Binding("v", "next_pane", "View"),
         Binding("o", "switch_node", "Node"),
+        # The help and the palette say which mode is on and which m goes to (`key_bindings`).
+        Binding("m", "switch_mode", "Mode"),
         Binding("slash", "filter", "Filter", show=False),
         Binding("g,home", "start", "Start", show=False),
         Binding("G,end", "end", "End", show=False),
@@ -119,6 +122,8 @@ class TraceScreen(Screen[None]):
         """Its trace."""
         self.stepper: Stepper | None = None
         """The cursor over the trace's hops."""
+        self.badges: tuple[Badge, ...] = ()
+        """Each hop's badge: what it did (DNAT, MASQ, ENCAP…), as the text report names it."""
         self.furthest = 0
         """The furthest hop reached, the end of the packet log."""
         self.pane = PANES[0][0]
@@ -146,7 +151,7 @@ class TraceScreen(Screen[None]):
         self.inspector.border_title = "Packet"
         self.rules_pane = RulesPane(session, id="rules-pane", classes="pane")
         """The rules of the packet's node, or of a chosen one."""
-        self.cluster_tree = ClusterTree(id="cluster", classes="pane")
+        self.cluster_tree = ClusterTree(tunnels=session.node_tunnels, id="cluster", classes="pane")
         """The cluster, the pod under its cursor what edits act on."""
         self.cluster_tree.border_title = "Cluster"
         self._panes: dict[str, Widget] = {
@@ -366,6 +371,7 @@ class TraceScreen(Screen[None]):
         furthest = min(self.furthest, len(trace.hops) - 1) if retrace else 0
         self.request = request
         self.trace = trace
+        self.badges = tuple(badge_of(e, label) for e, label in self.session.effects(trace))
         self.lab_result = ""
         self.stale = False
         self.stepper = Stepper(trace)
@@ -379,6 +385,11 @@ class TraceScreen(Screen[None]):
     def _presets_here(self) -> bool:
         return all(self.session.has_source(p.request) for p in presets())
 
+    @property
+    def dataplane(self) -> str:
+        """kube-proxy's mode and the CNI, as the title shows them (`nftables · flannel-vxlan`)."""
+        return f"{self.session.mode} · {self.session.cni}"
+
     def _update_title(self) -> None:
         if self.trace is None or self.request is None:
             self.title = "kubehop"
@@ -387,7 +398,9 @@ class TraceScreen(Screen[None]):
                 self.sub_title = "no nodes: nothing to trace"
                 return
             keys = "p or 1–4" if self._presets_here() else "p"
-            self.sub_title = f"{nodes} node{'s' if nodes != 1 else ''} · press {keys}"
+            self.sub_title = (
+                f"{nodes} node{'s' if nodes != 1 else ''} · {self.dataplane} · press {keys}"
+            )
             return
         trace = self.trace
         endpoint = f" → {trace.endpoint}" if trace.endpoint else ""
@@ -398,18 +411,31 @@ class TraceScreen(Screen[None]):
         lab = f" · {self.lab_result}" if self.lab_result else ""
         stale = "⚠ before the last edit · " if self.stale else ""
         self.title = self.request.describe()
-        self.sub_title = f"{stale}{trace.verdict.value}{endpoint} · seed {trace.seed}{lab}"
+        # The dataplane first: at 80 columns the end of the line is cut.
+        self.sub_title = (
+            f"{stale}{self.dataplane} · {trace.verdict.value}{endpoint} · seed {trace.seed}{lab}"
+        )
 
     def _scenario_note(self, hop: Hop) -> str:
         """At the hop where a scenario's chosen endpoint is taken, why it is always that one."""
         preset, trace = self.scenario, self.trace
         if preset is None or trace is None or not preset.request.pick:
             return ""
-        if hop.seq != landmark(trace, "dnat"):
+        if hop.seq != self.session.landmark(trace, "dnat"):
             return ""
+        proxy = self.session.cluster.kube_proxy
+        if proxy.mode.value == "ipvs":
+            scheduler = proxy.ipvs_scheduler or "rr"
+            picks = (
+                "IPVS itself takes the real servers in turn (rr, round-robin)"
+                if scheduler == "rr"
+                else f"IPVS itself picks with its {scheduler} scheduler"
+            )
+        else:
+            picks = "kube-proxy itself picks at random"
         return (
             f"Scenario {preset.key} always takes {preset.request.pick}, to show the article's "
-            "case; kube-proxy itself picks at random (s sends many requests and charts them)."
+            f"case; {picks} (s sends many requests and charts them)."
         )
 
     @property
@@ -438,14 +464,17 @@ class TraceScreen(Screen[None]):
         trace, hop = self.trace, self.hop
         if trace is None or hop is None:
             return
+        badges = self.badges
         path = self.query_one(PathMap)
         path.bridge = self.session.cluster.cni.bridge
         path.index = hop.seq
+        path.badges = badges
         path.trace = trace
-        self.packet_log.show(trace, hop.seq, self.furthest)
-        self.inspector.show(hop, conntrack_view(trace, hop.seq))
+        self.packet_log.show(trace, hop.seq, self.furthest, badges)
+        self.inspector.show(hop, conntrack_view(trace, hop.seq), badges[hop.seq])
         explanation = self.query_one(Explanation)
         explanation.trace = trace
+        explanation.badge = badges[hop.seq]
         explanation.hop = hop
         explanation.aside = self._scenario_note(hop)
         self.query_one("#explanation-bar").scroll_home(animate=False)
@@ -579,6 +608,96 @@ class TraceScreen(Screen[None]):
 
         self.app.push_screen(PickScreen(self.session, self.request), picked)
 
+    # -- kube-proxy's mode ----------------------------------------------------------------
+
+    def action_switch_mode(self) -> None:
+        """Switch kube-proxy to its next mode and trace the request on show again, staying at
+        the hop on show (or the nearest), and say what the other mode does differently."""
+        session = self.session
+        self.player.stop()
+        was, mode = session.mode, session.next_mode()
+        if mode == was:
+            self.notify(f"kube-proxy runs in {mode} mode, the only mode kubehop simulates.")
+            return
+        trace, index, request = self.trace, self.index, self.request
+        try:
+            session.switch_mode(mode)
+        except KubehopError as err:
+            self.notify(escape(str(err)), title="Cannot switch", severity="error")
+            return
+        self.cluster_tree.show(session.cluster)
+        self._update_title()
+        if request is None or trace is None:
+            self.redraw_rules()
+            self.notify(
+                f"kube-proxy runs in {mode} mode now (it ran in {was} mode): the rules pane "
+                "shows what it writes. Press p or a scenario's key to trace a request.",
+                title=f"{mode} mode",
+            )
+            return
+        # The same seed and endpoint: what differs in the new trace is the mode's doing.
+        again = Request(
+            request.source, request.destination, request.container, trace.seed, request.pick
+        )
+        if session.big:
+            self.query_one(Explanation).waiting = (
+                f"Tracing {request.describe()} again in {mode} mode: the first trace through a "
+                "node renders and parses its rules, which takes a while at this scale…"
+            )
+            self._retrace_in_worker(request, again, trace, index)
+            return
+        try:
+            new = session.trace(again)
+        except KubehopError as err:
+            self._retrace_failed(str(err))
+            return
+        self._show_switched(request, new, trace, index)
+
+    @work(thread=True, exclusive=True, group="trace")
+    def _retrace_in_worker(self, request: Request, again: Request, old: Trace, index: int) -> None:
+        try:
+            new = self.session.trace(again)
+        except KubehopError as err:
+            self.app.call_from_thread(self._retrace_failed, str(err))
+            return
+        self.app.call_from_thread(self._show_switched, request, new, old, index)
+
+    def _retrace_failed(self, message: str) -> None:
+        self.query_one(Explanation).waiting = ""
+        self.notify(
+            escape(f"In {self.session.mode} mode the request does not trace: {message}"),
+            severity="warning",
+        )
+        self.mark_stale()
+        self.redraw_rules()
+
+    def _show_switched(self, request: Request, new: Trace, old: Trace, index: int) -> None:
+        """Show `new`, the request traced again in another mode, at the counterpart of hop
+        `index` of `old`, and say what changed."""
+        was = self.badges[index].label if index < len(self.badges) else ""
+        found = self.session.counterpart(old, index, new)
+        self.show_trace(request, new, found.index, retrace=True)
+        now = self.badges[found.index].label
+        hop = new.hops[found.index]
+        on = f" on {literal(hop.where.node)}" if hop.where.node else ""
+        of = f"{found.index + 1} of {len(new.hops)}"
+        kept = (
+            f"Still at the {now} hop{on} ({of})."
+            if found.same
+            else f"Hop {index + 1} ({was}) has no counterpart here: at the nearest, "
+            f"the {now} hop{on} ({of})."
+        )
+        differences = self.session.differences(old, new)
+        said = (
+            "; ".join(differences)
+            if differences
+            else "the same hops, and no rule of kube-proxy's rewrites or stops this request"
+        )
+        mode = self.session.mode
+        self.notify(
+            escape(f"{mode} mode: {said}. {kept}"), title=f"kube-proxy: {mode} mode", timeout=10
+        )
+
     # -- rules pane -----------------------------------------------------------------------
 
     async def action_switch_node(self) -> None:
@@ -663,4 +782,21 @@ class TraceScreen(Screen[None]):
         """Show the keys."""
         from tui.screens.help import HelpScreen
 
-        self.app.push_screen(HelpScreen(self.BINDINGS))
+        self.app.push_screen(HelpScreen(self.key_bindings()))
+
+    def key_bindings(self) -> list[BindingType]:
+        """The screen's keys as the help and the command palette list them: `m` says which
+        mode kube-proxy is in and which it switches to (the footer has room for "Mode")."""
+        modes = self.session.modes()
+        described = (
+            f"Mode: re-trace in {self.session.next_mode()} mode (kube-proxy in "
+            f"{self.session.mode} mode now; m cycles {', '.join(modes)})"
+            if len(modes) > 1
+            else f"Mode: kube-proxy in {self.session.mode} mode (the only one simulated)"
+        )
+        return [
+            replace(b, description=described)
+            if isinstance(b, Binding) and b.action == "switch_mode"
+            else b
+            for b in self.BINDINGS
+        ]

@@ -1,12 +1,18 @@
 """The cluster pane: nodes → pods → containers, Services → ports and endpoints, clients.
 
+Under each node, what its CNI gives it besides the podCIDR: its tunnel device
+(Flannel's `flannel.1`, Calico's `tunl0` or `vxlan.calico`) and Calico's IPAM
+blocks, as the screen's lookup (the core's) finds them.
+
 Children are added when a branch is first expanded, so a cluster of 5,000
 nodes and 150,000 pods opens as quickly as the demo.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from ipaddress import IPv4Interface, IPv4Network
+from typing import ClassVar, Protocol
 
 from rich.text import Text
 from textual import on
@@ -21,6 +27,54 @@ _AUTO_EXPAND = 12
 
 Item = Cluster | Node | Pod | Service | ExternalClient | str | None
 """What a tree node stands for: its data."""
+
+
+class TunnelDevice(Protocol):
+    """A node's tunnel device, as the core describes it."""
+
+    @property
+    def device(self) -> str:
+        """Its name (`flannel.1`)."""
+
+    @property
+    def kind(self) -> str:
+        """`vxlan` or `ipip`."""
+
+    @property
+    def address(self) -> IPv4Interface | None:
+        """Its address."""
+
+    @property
+    def mtu(self) -> int:
+        """Its MTU."""
+
+    @property
+    def vni(self) -> int | None:
+        """For VXLAN, its network identifier."""
+
+    @property
+    def port(self) -> int | None:
+        """For VXLAN, the outer packets' UDP port."""
+
+    @property
+    def mac(self) -> str | None:
+        """For VXLAN, the VTEP MAC the other nodes' neighbour entries hold."""
+
+
+class NodeTunnels(Protocol):
+    """What a node's CNI puts between it and the other nodes."""
+
+    @property
+    def tunnels(self) -> Sequence[TunnelDevice]:
+        """Its tunnel devices."""
+
+    @property
+    def blocks(self) -> Sequence[IPv4Network]:
+        """Calico's IPAM blocks affine to it."""
+
+    @property
+    def assumed_block(self) -> IPv4Network | None:
+        """A block the core assumed, no pod showing one."""
 
 
 def _label(*parts: tuple[str, str]) -> Text:
@@ -41,9 +95,16 @@ class ClusterTree(Tree[Item]):
     }
     """
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        tunnels: Callable[[str], NodeTunnels] | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         # A Text, not a str: a str label is parsed as markup, which loads Rich's emoji table.
         super().__init__(Text("cluster"), id=id, classes=classes)
+        self._tunnels = tunnels
         self.show_root = False
         self.guide_depth = 2
         self._cluster: Cluster | None = None
@@ -141,6 +202,35 @@ class ClusterTree(Tree[Item]):
                         return True
         return False
 
+    def _add_tunnels(self, branch: TreeNode[Item], node: Node) -> None:
+        """`node`'s tunnel devices (`⊂ flannel.1  192.168.1.0/32`, then its VNI, port, MTU
+        and VTEP MAC as `ip -d link` says them) and IPAM blocks, where its CNI has them."""
+        if self._tunnels is None:
+            return
+        wiring = self._tunnels(node.name)
+        # Short enough for the 32-column pane: a tunnel device's /32 is shown as its address.
+        for tunnel in wiring.tunnels:
+            address = tunnel.address
+            shown = (
+                ""
+                if address is None
+                else f" {address.ip if address.network.prefixlen == 32 else address}"
+            )
+            branch.add_leaf(_label((f"⊂ {tunnel.device}", ""), (shown, "")), data=node)
+            if tunnel.vni is not None:
+                # No commas: the line fits the pane at the wide layout's 32 columns.
+                detail = f"VNI {tunnel.vni} UDP {tunnel.port} MTU {tunnel.mtu}"
+            else:
+                detail = f"{'IP-in-IP' if tunnel.kind == 'ipip' else tunnel.kind}, MTU {tunnel.mtu}"
+            branch.add_leaf(_label(("↳ ", "dim"), (detail, "dim")), data=node)
+            if tunnel.mac is not None:
+                branch.add_leaf(_label(("↳ VTEP ", "dim"), (tunnel.mac, "dim")), data=node)
+        for block in wiring.blocks:
+            assumed = " (assumed)" if block == wiring.assumed_block else ""
+            branch.add_leaf(
+                _label(("IPAM block ", "dim"), (str(block), ""), (assumed, "dim")), data=node
+            )
+
     def _walk(self, node: TreeNode[Item]) -> list[TreeNode[Item]]:
         found: list[TreeNode[Item]] = []
         stack = list(node.children)
@@ -183,6 +273,7 @@ class ClusterTree(Tree[Item]):
         elif isinstance(data, Node):
             if data.pod_cidr:
                 branch.add_leaf(_label(("podCIDR ", "dim"), (str(data.pod_cidr), "")), data=data)
+            self._add_tunnels(branch, data)
             for pod in cluster.pods_on(data.name):
                 pod_node = branch.add(
                     _label((pod.name, ""), (f"  {pod.ip}", "")), data=pod, expand=False

@@ -10,7 +10,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from model.trace import Hop, Trace
-from tui.hopstyle import badge, literal
+from tui.hopstyle import Badge, literal
 
 
 class Explanation(Widget):
@@ -42,6 +42,8 @@ class Explanation(Widget):
 
     hop: reactive[Hop | None] = reactive(None, layout=True)
     """The hop explained."""
+    badge: reactive[Badge | None] = reactive(None, layout=True)
+    """What the hop did (DNAT, MASQ, ENCAP…), as the screen was told; set before `hop`."""
     trace: reactive[Trace | None] = reactive(None, layout=True)
     """The trace the hop belongs to (for the verdict on its last hop)."""
     waiting: reactive[str] = reactive("", layout=True)
@@ -64,7 +66,8 @@ class Explanation(Widget):
         if hop is None:
             return Text(literal(self.hint))
         text = Text()
-        text.append(f"{badge(hop).text().rstrip()}  ", self._style("-badge"))
+        if self.badge is not None:
+            text.append(f"{self.badge.text().rstrip()}  ", self._style("-badge"))
         text.append(literal(hop.sentence))
         trace = self.trace
         if trace is not None and hop.seq == len(trace.hops) - 1:

@@ -1,4 +1,11 @@
-"""The packet inspector: the packet before and after the current hop, changes highlighted."""
+"""The packet inspector: the packet before and after the current hop, changes highlighted.
+
+A plain packet is a table of fields, before and after. A packet inside a tunnel
+(VXLAN, IP-in-IP) is shown as Wireshark shows a capture, one line a header from
+the outside in: the outer Ethernet, IPv4, UDP and VXLAN headers, then the frame
+they carry, indented; at the hop that wraps it the outer headers are marked
+added (+), at the hop that unwraps it removed (−).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +19,9 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet
+from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet, Proto
 from model.trace import Hop, TableWalk
-from tui.hopstyle import badge, literal
+from tui.hopstyle import Badge, literal
 
 # (layer, field, label): the rows of the before/after table, L2 to L4.
 _ROWS: tuple[tuple[str, str, str], ...] = (
@@ -29,6 +36,69 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("", "tcp_flags", "flags"),
     ("", "mark", "mark"),
 )
+
+
+_PROTO_NUMBERS = {Proto.TCP: 6, Proto.UDP: 17, Proto.SCTP: 132, Proto.IPIP: 4}
+"""The IPv4 header's protocol field, as Wireshark shows it beside the name."""
+
+
+def _depth(packet: Packet) -> int:
+    """How many tunnel headers `packet` is inside of (0 for a plain packet)."""
+    return 0 if packet.inner is None else 1 + _depth(packet.inner)
+
+
+def _levels(packet: Packet) -> list[Packet]:
+    """`packet` and the packets inside it, from the outside in."""
+    found = [packet]
+    while found[-1].inner is not None:
+        inner = found[-1].inner
+        assert inner is not None
+        found.append(inner)
+    return found
+
+
+def _mac(value: str | None) -> str:
+    return value or "—"
+
+
+def headers(packet: Packet, *, outermost: bool) -> list[tuple[str, str, tuple[str, ...]]]:
+    """`packet`'s own headers, one line each as Wireshark lists them: (layer, what it says,
+    the `Packet` fields it shows). A packet inside IP-in-IP has no Ethernet header; the
+    outermost one not framed yet (before its route's link) says so."""
+    found: list[tuple[str, str, tuple[str, ...]]] = []
+    macs = ("src_mac", "dst_mac")
+    if packet.src_mac or packet.dst_mac:
+        found.append(("Eth", f"{_mac(packet.src_mac)} → {_mac(packet.dst_mac)}", macs))
+    elif outermost:
+        found.append(("Eth", "not framed yet: the next link frames it", macs))
+    number = _PROTO_NUMBERS.get(packet.proto)
+    proto = f"{packet.proto.value} ({number})" if number is not None else packet.proto.value
+    found.append(
+        (
+            "IPv4",
+            f"{packet.src} → {packet.dst} {proto} ttl {packet.ttl}",
+            ("src", "dst", "ttl", "proto"),
+        )
+    )
+    if packet.proto is Proto.TCP:
+        flags = f"  [{packet.tcp_flags}]" if packet.tcp_flags else ""
+        found.append(
+            ("TCP", f"{packet.sport} → {packet.dport}{flags}", ("sport", "dport", "tcp_flags"))
+        )
+    elif packet.proto in (Proto.UDP, Proto.SCTP):
+        found.append((packet.proto.name, f"{packet.sport} → {packet.dport}", ("sport", "dport")))
+    if packet.vni is not None:
+        found.append(("VXLAN", f"VNI {packet.vni}", ("vni",)))
+    return found
+
+
+def _tunnel(packet: Packet) -> str:
+    """What kind of tunnel header `packet` is (its outermost)."""
+    if packet.vni is not None:
+        return "VXLAN"
+    if packet.proto is Proto.IPIP:
+        return "IP-in-IP"
+    return "a tunnel header"
 
 
 class ConntrackView(Protocol):
@@ -150,6 +220,8 @@ class PacketInspector(VerticalScroll):
         super().__init__(id=id, classes=classes)
         self.hop: Hop | None = None
         """The hop inspected."""
+        self.badge: Badge | None = None
+        """What the hop did (DNAT, MASQ, ENCAP…), as the screen was told."""
         self._conntrack: ConntrackView | None = None
         self._ready = False
         # Set on mount (`is_mounted` is set only after the mount handlers have run).
@@ -165,9 +237,11 @@ class PacketInspector(VerticalScroll):
         self._ready = True
         self._draw()
 
-    def show(self, hop: Hop, conntrack: ConntrackView) -> None:
-        """Inspect `hop`, whose netns's conntrack entry the core gives as `conntrack`."""
+    def show(self, hop: Hop, conntrack: ConntrackView, badge: Badge) -> None:
+        """Inspect `hop`, whose netns's conntrack entry the core gives as `conntrack`, and
+        which did what `badge` says."""
         self.hop = hop
+        self.badge = badge
         self._conntrack = conntrack
         self._draw()
 
@@ -250,10 +324,12 @@ class PacketInspector(VerticalScroll):
         if hop is None:
             return Text("No trace yet: press p to pick a source and a destination.")
         changed = set(hop.changed)
-        mark = badge(hop)
         heading = Text(no_wrap=False)
-        heading.append(f"{mark.text().rstrip()}  ", self._style("-heading"))
+        if self.badge is not None:
+            heading.append(f"{self.badge.text().rstrip()}  ", self._style("-heading"))
         heading.append(literal(str(hop.where)))
+        if hop.before.inner is not None or hop.after.inner is not None:
+            return Group(heading, *self._render_layers(hop))
         fields = Table(box=None, expand=True, padding=(0, 0, 0, 1), show_edge=False)
         fields.add_column("", width=2, style=self._style("-layer"), no_wrap=True)
         fields.add_column("field", no_wrap=True, width=10)
@@ -269,6 +345,66 @@ class PacketInspector(VerticalScroll):
                     layer, Text(f"  {label}"), Text(before), Text(after, self._style("-same"))
                 )
         return Group(heading, fields)
+
+    def _render_layers(self, hop: Hop) -> list[RenderableType]:
+        """A packet in a tunnel, header by header from the outside in, as Wireshark lists it.
+
+        The packet shown is the one with the tunnel header: after the hop that wraps it,
+        before the hop that unwraps it; each of its packets is compared with the packet at
+        the same depth on the hop's other side.
+        """
+        before, after = hop.before, hop.after
+        device = literal(hop.where.interface or "the tunnel")
+        if _depth(after) > _depth(before):
+            shown, other, sign = after, before, "+"
+            intro = f"{device} wraps the packet in {_tunnel(after)}: + marks the headers added"
+        elif _depth(after) < _depth(before):
+            shown, other, sign = before, after, "−"
+            intro = (
+                f"{device} takes the {_tunnel(before)} header off (−): the packet inside goes on"
+            )
+        else:
+            shown, other, sign = after, before, ""
+            intro = f"A {_tunnel(after)} packet: the outer headers, then the packet inside"
+        levels, others = _levels(shown), _levels(other)
+        offset = len(levels) - len(others)
+        # Wireshark's short names (Eth, IPv4, UDP, VXLAN), so a header fits one line
+        # of the 52-cell pane.
+        rows = Table(
+            box=None, expand=True, padding=(0, 1, 0, 0), show_edge=False, show_header=False
+        )
+        rows.add_column("", width=1, no_wrap=True)
+        rows.add_column("layer", no_wrap=True, width=5 + 2 * (len(levels) - 1))
+        rows.add_column("value", overflow="fold", ratio=1)
+        changed_style, same_style = self._style("-changed"), self._style("-same")
+        for depth, packet in enumerate(levels):
+            compared = others[depth - offset] if depth >= offset else None
+            indent = "  " * depth
+            for layer, value, names in headers(packet, outermost=depth == 0):
+                if compared is None:
+                    style = changed_style if sign == "+" else same_style
+                    rows.add_row(Text(sign, style), Text(indent + layer, style), Text(value, style))
+                    continue
+                if any(getattr(packet, n) != getattr(compared, n) for n in names):
+                    rows.add_row(
+                        Text("✱", changed_style),
+                        Text(indent + layer, changed_style),
+                        Text(value, changed_style),
+                    )
+                    was = next(
+                        (v for name, v, _ in headers(compared, outermost=True) if name == layer),
+                        "none",
+                    )
+                    rows.add_row("", "", Text(f"was {was}", self._style("-dim")))
+                else:
+                    rows.add_row("", Text(indent + layer), Text(value))
+        mark_changed = shown.mark != other.mark
+        rows.add_row(
+            Text("✱" if mark_changed else "", changed_style),
+            Text("mark", changed_style if mark_changed else Style()),
+            Text(f"{shown.mark:#x}", changed_style if mark_changed else same_style),
+        )
+        return [Text(intro, self._style("-dim")), rows]
 
     def _conntrack_part(self, view: ConntrackView) -> RenderableType:
         changed, same = self._style("-changed"), Style()

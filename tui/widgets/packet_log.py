@@ -14,7 +14,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from model.trace import Direction, Hop, Trace
-from tui.hopstyle import Effect, badge, literal
+from tui.hopstyle import Badge, Effect, literal
 
 
 def hop_summary(hop: Hop) -> str:
@@ -68,6 +68,7 @@ class PacketLog(OptionList):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._trace: Trace | None = None
+        self._badges: tuple[Badge, ...] = ()
         self._current = 0
         self._shown = 0
 
@@ -76,10 +77,11 @@ class PacketLog(OptionList):
         """The position of the hop shown as current."""
         return self._current
 
-    def show(self, trace: Trace, current: int, furthest: int) -> None:
-        """Show hops 0..`furthest` of `trace`, hop `current` highlighted."""
+    def show(self, trace: Trace, current: int, furthest: int, badges: tuple[Badge, ...]) -> None:
+        """Show hops 0..`furthest` of `trace`, hop `current` highlighted, each with its badge."""
         if trace is not self._trace or furthest < self._shown - 1:
             self._trace = trace
+            self._badges = badges
             self.clear_options()
             self._shown = 0
         previous = self._current
@@ -117,7 +119,7 @@ class PacketLog(OptionList):
         return self.get_component_rich_style(name, partial=True, default=Style())
 
     def _line_for(self, hop: Hop) -> Text:
-        mark = badge(hop)
+        mark = self._badges[hop.seq]
         arrow = "←" if hop.direction is Direction.REPLY else "→"
         cursor = "▶" if hop.seq == self._current else " "
         later = hop.seq > self._current

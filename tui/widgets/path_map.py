@@ -1,8 +1,17 @@
-"""The path map: the places a packet passes, as one line, with where it is now."""
+"""The path map: the places a packet passes, as one line, with where it is now.
+
+Where the CNI tunnels between nodes (Flannel's VXLAN, Calico's IP-in-IP or
+VXLAN), the device that wraps the packet is a place of its own (`flannel.1⊂`),
+so is the one that unwraps it (`flannel.1⊃`), and the places the packet passes
+inside the outer header are joined by `═` instead of `▶`: the node network
+sees only the outer packet between the two, whose addresses the wire shows
+(`wire 10.0.0.11→10.0.0.12`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import ClassVar
 
 from rich.style import Style
@@ -11,7 +20,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from model.trace import Direction, Hop, HopKind, Trace
-from tui.hopstyle import Effect, badge, literal
+from tui.hopstyle import Badge, Effect, literal
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,19 @@ class Place:
     """Position of the last hop here."""
     effects: tuple[Effect, ...]
     """Rewrites that happened here (DNAT, SNAT, …), in order."""
+    mouth: str = ""
+    """`encap` where a tunnel wraps the packet, `decap` where one unwraps it, else ""."""
+    inside: bool = False
+    """The packet is inside a tunnel's outer header here (between the two mouths)."""
+    outer: str = ""
+    """On the wire inside a tunnel, the outer packet's addresses (`10.0.0.11→10.0.0.12`):
+    all the node network sees."""
+
+    def joins(self, following: Place) -> bool:
+        """The packet goes from here to `following` inside a tunnel."""
+        return (self.inside or self.mouth == "encap") and (
+            following.inside or following.mouth == "decap"
+        )
 
 
 _SHOWN_EFFECTS = (Effect.DNAT, Effect.SNAT, Effect.UNNAT, Effect.DROP)
@@ -41,6 +63,8 @@ def place_name(hop: Hop, bridge: str) -> str:
         return "veth"
     if hop.kind is HopKind.WIRE:
         return "wire"
+    if hop.kind in (HopKind.ENCAP, HopKind.DECAP):
+        return hop.where.interface or hop.where.netns
     if hop.kind is HopKind.BRIDGE or (
         hop.kind is HopKind.NETFILTER and hop.where.interface == bridge
     ):
@@ -51,13 +75,17 @@ def place_name(hop: Hop, bridge: str) -> str:
     return netns
 
 
-def places(trace: Trace, direction: Direction, bridge: str = "cni0") -> tuple[Place, ...]:
-    """The places of one direction, in the order the packet visits them."""
+def places(
+    trace: Trace, direction: Direction, badges: tuple[Badge, ...], bridge: str = "cni0"
+) -> tuple[Place, ...]:
+    """The places of one direction, in the order the packet visits them (`badges`: each hop's)."""
     found: list[Place] = []
     for hop in trace.hops:
         if hop.direction is not direction:
             continue
         name = place_name(hop, bridge)
+        mouth = {HopKind.ENCAP: "encap", HopKind.DECAP: "decap"}.get(hop.kind, "")
+        inside = hop.before.inner is not None and hop.after.inner is not None
         if (
             hop.kind is HopKind.NETFILTER
             and found
@@ -67,17 +95,32 @@ def places(trace: Trace, direction: Direction, bridge: str = "cni0") -> tuple[Pl
             # routed packet) is the node's, even if the packet came in by the
             # bridge: only bridged frames belong to the bridge on the map.
             name = found[-1].name
-        effect = badge(hop).effect
+        effect = badges[hop.seq].effect if hop.seq < len(badges) else Effect.PLAIN
         effects = (effect,) if effect in _SHOWN_EFFECTS else ()
-        if found and found[-1].name == name:
+        if found and found[-1].name == name and not mouth and not found[-1].mouth:
             last = found[-1]
-            found[-1] = Place(name, last.first, hop.seq, last.effects + effects)
+            found[-1] = Place(
+                name,
+                last.first,
+                hop.seq,
+                last.effects + effects,
+                inside=last.inside and inside,
+                outer=last.outer,
+            )
         else:
-            found.append(Place(name, hop.seq, hop.seq, effects))
+            outer = (
+                f"{hop.before.src}→{hop.before.dst}"
+                if hop.kind is HopKind.WIRE and hop.before.inner is not None
+                else ""
+            )
+            found.append(Place(name, hop.seq, hop.seq, effects, mouth, inside, outer))
     return tuple(found)
 
 
 EFFECT_SYMBOLS = {Effect.DNAT: "◆D", Effect.SNAT: "◆S", Effect.UNNAT: "◆U", Effect.DROP: "✘"}
+
+MOUTH_SYMBOLS = {"encap": "⊂", "decap": "⊃"}
+"""After a tunnel device's name: it wraps the packet (⊂) or unwraps it (⊃), as the badges say."""
 
 
 class PathMap(Widget):
@@ -88,6 +131,7 @@ class PathMap(Widget):
         "-visited",
         "-ahead",
         "-link",
+        "-tunnel",
         "-direction",
     } | {f"-{effect.value}" for effect in _SHOWN_EFFECTS}
 
@@ -117,6 +161,11 @@ class PathMap(Widget):
         color: $dim-text;
     }
 
+    PathMap > .-tunnel {
+        color: $hop-route;
+        text-style: bold;
+    }
+
     PathMap > .-dnat { color: $hop-dnat; text-style: bold; }
     PathMap > .-snat { color: $hop-snat; text-style: bold; }
     PathMap > .-unnat { color: $hop-unnat; text-style: bold; }
@@ -129,6 +178,8 @@ class PathMap(Widget):
     """The position of the current hop."""
     bridge: reactive[str] = reactive("cni0")
     """The CNI bridge's name, so bridged hops are drawn as the bridge."""
+    badges: reactive[tuple[Badge, ...]] = reactive((), layout=True)
+    """Each hop's badge, for the rewrites marked on the map (set before `trace`)."""
 
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(name, partial=True, default=Style())
@@ -139,22 +190,30 @@ class PathMap(Widget):
             return Text("no trace")
         hop = trace.hops[min(self.index, len(trace.hops) - 1)]
         reply = hop.direction is Direction.REPLY
-        stops = places(trace, hop.direction, self.bridge)
+        stops = places(trace, hop.direction, self.badges, self.bridge)
+        tunnelled = [a.joins(b) for a, b in pairwise(stops)]
         if reply:
             # The reply retraces the path, so it is drawn right to left under
             # the same picture: the client stays on the left.
             stops = tuple(reversed(stops))
+            tunnelled.reverse()
         link = " ◀ " if reply else " ▶ "
         text = Text(justify="left")
         text.append("reply   " if reply else "request ", self._style("-direction"))
         for n, place in enumerate(stops):
-            if n:
+            if n and tunnelled[n - 1]:
+                text.append(" ═ ", self._style("-tunnel"))
+            elif n:
                 text.append(link, self._style("-link"))
             here = place.first <= hop.seq <= place.last
             done = place.last < hop.seq
             name_style = self._style("-here" if here else "-visited" if done else "-ahead")
             label = literal(place.name)
             text.append(f"[{label}]" if here else label, name_style)
+            if place.mouth:
+                text.append(MOUTH_SYMBOLS[place.mouth], self._style("-tunnel"))
+            if place.outer:
+                text.append(f" {place.outer}", self._style("-link"))
             for effect in dict.fromkeys(place.effects):
                 if place.first <= hop.seq or here:
                     text.append(EFFECT_SYMBOLS[effect], self._style(f"-{effect.value}"))
