@@ -3,6 +3,7 @@ shows what the node prints in it, and a tunnelled packet is shown with its outer
 
 from __future__ import annotations
 
+from model.packet import Proto
 from model.trace import HopKind
 from sim.cluster.load import demo_cluster, with_cni, with_mode
 from tests.app.support import (
@@ -17,6 +18,7 @@ from tests.app.support import (
 )
 from tui.screens.help import HelpScreen
 from tui.screens.trace import TraceScreen
+from tui.session import Request
 from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
 from tui.widgets.path_map import PathMap
@@ -234,3 +236,17 @@ async def test_the_cluster_pane_lists_each_nodes_tunnel_and_calicos_blocks() -> 
         assert "↳ IP-in-IP, MTU 1480" in node_a
         assert any(label.startswith("⊂ tunl0 ") for label in node_a)
         assert any(label.startswith("IPAM block ") for label in node_a)
+
+
+async def test_an_icmp_error_is_shown_with_the_header_it_quotes() -> None:
+    app = make_app(Request("pod1", "svc-empty:80"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        screen.go_to(next(h.seq for h in trace_of(screen).hops if h.after.proto is Proto.ICMP))
+        await pilot.pause()
+        text = inspected(screen)
+        assert "An ICMP error: its headers, then the refused packet's header" in text
+        assert "  IPv4    192.168.1.1 → 192.168.1.2 icmp (1) ttl 64" in text
+        assert "  ICMP    type 3 destination unreachable, quoting:" in text
+        assert "    IPv4  192.168.1.2 → 10.101.100.99 tcp (6) ttl 63" in text
+        assert "wraps" not in text

@@ -114,8 +114,12 @@ async def test_a_rejected_request_is_labelled_reject_not_drop() -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("G")
         log = screen_of(app).query_one(PacketLog)
-        last = shown(log).splitlines()[log.highlighted or 0]
-        assert "✘ REJECT" in last and "DROP" not in last
+        lines = shown(log).splitlines()
+        # The request's last hop refused it; the ICMP error then went back to the client.
+        refused = next(line for line in lines if "node-a cni0 FORWARD" in line)
+        assert "✘ REJECT" in refused and "DROP" not in refused
+        last = lines[log.highlighted or 0]
+        assert "← ✔ DELIVER pod/default/pod1  tcp_v4_err: sk_err = ECONNREFUSED" in last
 
 
 async def test_a_filter_that_matches_nothing_says_so() -> None:

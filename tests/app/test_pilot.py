@@ -192,7 +192,9 @@ async def test_a_rejected_request_says_why_once() -> None:
         await pilot.press("G")
         text = " ".join(shown(screen_of(app).query_one(Explanation)).split())
         assert text.count("has no endpoints") == 1
-        assert text.endswith("⏹ rejected")
+        # At the end, where the ICMP error reached the client: what it did, then why.
+        assert "so connect() fails with ECONNREFUSED (connection refused) ⏹ rejected: " in text
+        assert text.endswith("the kernel answers with icmp-port-unreachable")
 
 
 async def test_reply_key_jumps_to_the_first_reply_hop_and_end_to_the_last() -> None:

@@ -38,7 +38,7 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-_PROTO_NUMBERS = {Proto.TCP: 6, Proto.UDP: 17, Proto.SCTP: 132, Proto.IPIP: 4}
+_PROTO_NUMBERS = {Proto.TCP: 6, Proto.UDP: 17, Proto.SCTP: 132, Proto.IPIP: 4, Proto.ICMP: 1}
 """The IPv4 header's protocol field, as Wireshark shows it beside the name."""
 
 
@@ -87,6 +87,10 @@ def headers(packet: Packet, *, outermost: bool) -> list[tuple[str, str, tuple[st
         )
     elif packet.proto in (Proto.UDP, Proto.SCTP):
         found.append((packet.proto.name, f"{packet.sport} → {packet.dport}", ("sport", "dport")))
+    elif packet.proto is Proto.ICMP:
+        # kubehop sends ICMP only as a destination unreachable error (after a REJECT, to a
+        # closed port); which code, the hop's Decision says.
+        found.append(("ICMP", "type 3 destination unreachable, quoting:", ()))
     if packet.vni is not None:
         found.append(("VXLAN", f"VNI {packet.vni}", ("vni",)))
     return found
@@ -355,7 +359,19 @@ class PacketInspector(VerticalScroll):
         """
         before, after = hop.before, hop.after
         device = literal(hop.where.interface or "the tunnel")
-        if _depth(after) > _depth(before):
+        icmp = after.proto is Proto.ICMP
+        if icmp and before.proto is not Proto.ICMP:
+            # A new packet, not the old one wrapped: every header is the kernel's new one;
+            # the header it quotes is compared with the packet refused.
+            shown, other, sign = after, before, "+"
+            intro = (
+                "The kernel answers with an ICMP error (+, a new packet) quoting the refused "
+                "packet's header"
+            )
+        elif icmp and _depth(after) == _depth(before) and before.proto is Proto.ICMP:
+            shown, other, sign = after, before, ""
+            intro = "An ICMP error: its headers, then the refused packet's header it quotes"
+        elif _depth(after) > _depth(before):
             shown, other, sign = after, before, "+"
             intro = f"{device} wraps the packet in {_tunnel(after)}: + marks the headers added"
         elif _depth(after) < _depth(before):
