@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sim.cluster.load import demo_cluster  # noqa: E402
+from sim.cluster.load import demo_cluster, with_cni, with_mode  # noqa: E402
 from tui.app import KubehopApp  # noqa: E402
 from tui.screens.trace import TraceScreen  # noqa: E402
 from tui.session import presets  # noqa: E402
@@ -29,9 +29,18 @@ OUT = ROOT / "screenshots"
 SEED = 7
 
 
-async def shoot(name: str, key: str, state: str, size: tuple[int, int], keys: list[str]) -> Path:
+async def shoot(
+    name: str, key: str, state: str, size: tuple[int, int], keys: list[str], dataplane: str = ""
+) -> Path:
+    """Scenario `key` at its first hop of `state`, `keys` pressed; `dataplane` is kube-proxy's
+    mode or the CNI the demo runs instead of iptables and host-gw (`nftables`, `flannel-vxlan`)."""
     request = next(p.request for p in presets() if p.key == key)
-    app = KubehopApp(demo_cluster(), request=request, seed=SEED, theme="tokyo-night")
+    cluster = demo_cluster()
+    if dataplane in ("nftables", "ipvs"):
+        cluster = with_mode(cluster, dataplane)
+    elif dataplane:
+        cluster = with_cni(cluster, dataplane)
+    app = KubehopApp(cluster, request=request, seed=SEED, theme="tokyo-night")
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         screen = app.screen
@@ -88,11 +97,23 @@ SHOTS: tuple[tuple[str, str, str, tuple[int, int], list[str]], ...] = (
     ("help", "2", "dnat", (120, 40), ["question_mark"]),
 )
 
+DATAPLANE_SHOTS: tuple[tuple[str, str, str, tuple[int, int], list[str], str], ...] = (
+    ("scenario3-nftables-dnat-wide", "3", "dnat", (160, 48), [], "nftables"),
+    ("scenario3-ipvs-dnat-wide", "3", "dnat", (160, 48), [], "ipvs"),
+    ("scenario3-nftables-rules-80x24", "3", "dnat", (80, 24), ["v", "v"], "nftables"),
+    ("scenario3-flannel-vxlan-encap-wide", "3", "encap", (160, 48), [], "flannel-vxlan"),
+    ("scenario3-flannel-vxlan-packet-80x24", "3", "encap", (80, 24), ["v"], "flannel-vxlan"),
+)
+"""kube-proxy's other modes and a tunnelling CNI, each with the mode or CNI it runs."""
+
 
 async def main() -> None:
     OUT.mkdir(exist_ok=True)
-    for name, key, state, size, keys in SHOTS:
-        svg = await shoot(name, key, state, size, keys)
+    for name, key, state, size, keys, dataplane in (
+        *((*shot, "") for shot in SHOTS),
+        *DATAPLANE_SHOTS,
+    ):
+        svg = await shoot(name, key, state, size, keys, dataplane)
         to_png(svg)
         print(svg.relative_to(ROOT), svg.with_suffix(".png").relative_to(ROOT))
 

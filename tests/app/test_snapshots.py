@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from sim.cluster.load import demo_cluster
+from model.cluster import Cluster
+from sim.cluster.load import demo_cluster, with_cni, with_mode
 from tui.app import KubehopApp
 from tui.screens.trace import TraceScreen
 from tui.session import Request, Session, presets
@@ -34,8 +35,8 @@ def _stable_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEXTUAL_THEME", raising=False)
 
 
-def make_app(request: Request | None) -> KubehopApp:
-    return KubehopApp(demo_cluster(), request=request, seed=SEED, theme=THEME)
+def make_app(request: Request | None, cluster: Cluster | None = None) -> KubehopApp:
+    return KubehopApp(cluster or demo_cluster(), request=request, seed=SEED, theme=THEME)
 
 
 def _cases() -> list[Any]:
@@ -56,13 +57,18 @@ def _cases() -> list[Any]:
     return cases
 
 
-def go_to(index: int) -> Callable[[Pilot[Any]], Awaitable[None]]:
+def go_to(index: int, *keys: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """Go to hop `index`, then press `keys` (`v` to show a pane at 80 columns)."""
+
     async def run_before(pilot: Pilot[Any]) -> None:
         await pilot.pause()
         screen = pilot.app.screen
         assert isinstance(screen, TraceScreen)
         screen.go_to(index)
         await pilot.pause()
+        if keys:
+            await pilot.press(*keys)
+            await pilot.pause()
 
     return run_before
 
@@ -151,3 +157,39 @@ def test_no_color(snap_compare: SnapCompare, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("NO_COLOR", "1")
     request = presets()[2].request
     assert snap_compare(make_app(request), press=["n"] * 4, terminal_size=(80, 24))
+
+
+def _scenario(key: str) -> Request:
+    return next(p.request for p in presets() if p.key == key)
+
+
+def _landmark(cluster: Cluster, key: str, state: str) -> int:
+    session = Session(cluster, seed=SEED)
+    index = session.landmark(session.trace(_scenario(key)), state)
+    assert index is not None
+    return index
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("mode", ["nftables", "ipvs"])
+def test_scenario_3s_dnat_in_each_mode(
+    snap_compare: SnapCompare, mode: str, size: tuple[int, int]
+) -> None:
+    """The rules pane shows what the node prints in `mode`, the rule (or IPVS's real server)
+    that DNATed marked; at 80 columns the rules are a tab."""
+    cluster = with_mode(demo_cluster(), mode)
+    index = _landmark(cluster, "3", "dnat")
+    keys = ("v", "v") if size[0] < 120 else ()
+    app = make_app(_scenario("3"), cluster)
+    assert snap_compare(app, run_before=go_to(index, *keys), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_scenario_3s_vxlan_encapsulation(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    """Flannel's VXLAN: the packet pane shows the outer headers added around the pod's packet;
+    at 80 columns the packet is a tab."""
+    cluster = with_cni(demo_cluster(), "flannel-vxlan")
+    index = _landmark(cluster, "3", "encap")
+    keys = ("v",) if size[0] < 120 else ()
+    app = make_app(_scenario("3"), cluster)
+    assert snap_compare(app, run_before=go_to(index, *keys), terminal_size=size)
