@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from ipaddress import IPv4Address
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,6 +26,38 @@ class Proto(StrEnum):
 
 PORTLESS = frozenset({Proto.IPIP, Proto.ICMP})
 """Protocols without ports: their packets and tuples carry port 0."""
+
+VXLAN_OVERHEAD = 50
+"""Bytes VXLAN adds around a frame: outer IPv4 20, UDP 8, VXLAN 8, and the inner frame's
+Ethernet header 14 (which the outer packet carries and a plain IP packet does not)."""
+
+ICMP_QUOTE_ROOM = 576 - 20 - 8
+"""How much of a refused packet an ICMP error quotes at most (__icmp_send: the error stays
+within 576 bytes), after its own IPv4 and ICMP headers."""
+
+
+def default_length(proto: Proto, tcp_flags: str, inner: Packet | None) -> int:
+    """The IPv4 total length a packet has when its maker gives none.
+
+    A TCP SYN or SYN-ACK as Linux sends it: IPv4 20, TCP 20 and 20 of options
+    (MSS, SACK permitted, timestamps, window scale); a RST 40; any other segment
+    without data 52 (the timestamp option). UDP 28, without payload. An outer
+    header adds its bytes to the packet it carries; an ICMP error quotes at most
+    548 bytes of the packet it answers. SCTP: a bare INIT (kubehop models none
+    of its parameters).
+    """
+    flags = tcp_flags.split(",")
+    if proto is Proto.ICMP:
+        return 28 + (min(inner.length, ICMP_QUOTE_ROOM) if inner is not None else 0)
+    if proto is Proto.IPIP:
+        return 20 + (inner.length if inner is not None else 0)
+    if proto is Proto.UDP:
+        return inner.length + VXLAN_OVERHEAD if inner is not None else 28
+    if proto is Proto.SCTP:
+        return 52
+    if "SYN" in flags:
+        return 60
+    return 40 if "RST" in flags else 52
 
 
 class Packet(BaseModel):
@@ -62,6 +95,39 @@ class Packet(BaseModel):
     """
     vni: int | None = None
     """The VXLAN network identifier of the header around `inner`."""
+    length: int = Field(default=60, ge=20, le=65535)
+    """The IPv4 total length in bytes, headers included (of this fragment, when it is one).
+    Left out, it is what the protocol's packet without data has (`default_length`)."""
+    df: bool = True
+    """The Don't Fragment bit. Linux sets it on TCP and on a datagram that fits the route's
+    MTU (IP_PMTUDISC_WANT, the default); an ICMP error and a VXLAN outer header have none."""
+    mf: bool = False
+    """More Fragments: this is the first fragment of a datagram, the others follow it."""
+    datagram: int | None = None
+    """On a first fragment: the total length of the whole datagram it was cut from, which
+    reassembly gives back; None on a packet that is not a fragment."""
+    frag_max: int | None = None
+    """On a datagram reassembled on the way: the largest fragment it came in (the kernel's
+    IPCB frag_max_size), to which forwarding cuts it again."""
+    mss: int | None = None
+    """On a TCP SYN or SYN-ACK: the MSS option, what the sender's route MTU leaves for a
+    segment's data (MTU − 40)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _length_of_its_kind(cls, data: Any) -> Any:
+        # A packet made without a length (a reply, a RST, a tunnel's outer header)
+        # gets the one its kind has, so every packet on screen carries a true size.
+        if not isinstance(data, dict) or "length" in data:
+            return data
+        inner = data.get("inner")
+        if isinstance(inner, dict):
+            inner = Packet.model_validate(inner)
+        proto = Proto(data.get("proto", Proto.TCP))
+        filled = dict(data, length=default_length(proto, data.get("tcp_flags", "SYN"), inner))
+        if "df" not in data and proto is Proto.ICMP:
+            filled["df"] = False  # the ICMP socket sends with IP_PMTUDISC_DONT
+        return filled
 
     @model_validator(mode="after")
     def _ports_fit_the_protocol(self) -> Packet:

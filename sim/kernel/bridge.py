@@ -28,6 +28,15 @@ def bridge_in(walker: Walker, ns: Netns, port: Interface, pkt: Packet) -> End:
     """A frame entering a bridge port: br_netfilter's PREROUTING, then up, across or back out."""
     assert port.master is not None
     bridge = ns.iface(port.master)
+    if ns.bridge_nf_call_iptables and pkt.mf:
+        pkt = walker.reassemble(
+            ns,
+            port,
+            pkt,
+            "br_netfilter runs IPv4's PREROUTING hooks, conntrack's defrag first"
+            " (nf_defrag_ipv4), which holds the fragment until the rest of its datagram arrives",
+            "netfilter sees only whole datagrams",
+        )
     if ns.bridge_nf_call_iptables:
         after = walker.hook(
             ns, Hook.PREROUTING, pkt, in_iface=bridge, out_iface=None, physdev_in=port.name
@@ -115,4 +124,5 @@ def bridge_in(walker: Walker, ns: Netns, port: Interface, pkt: Packet) -> End:
         if isinstance(after, End):
             return after
         pkt = after
-    return walker.cross_veth(ns, out_port, pkt)
+    # br_nf_dev_queue_xmit: a datagram defrag reassembled leaves the port in fragments again.
+    return walker.cross_veth(ns, out_port, walker.fragment(ns, out_port, pkt))

@@ -1,5 +1,8 @@
 """The answer to a refused packet: the ICMP error or TCP RST Linux sends back to its sender.
 
+A forwarded packet too big for the next device with DF set is answered too:
+ICMP fragmentation needed, with that device's MTU (ip_forward).
+
 A REJECT rule (iptables' `--reject-with`, nft's `reject`), IPVS with no real
 server (ip_vs_leave) and a port nobody listens on all answer the sender: an
 ICMP destination unreachable that quotes the refused packet's header, or for
@@ -23,7 +26,7 @@ from sim.kernel.outcome import End
 if TYPE_CHECKING:
     from sim.kernel.walk import Walker
 
-__all__ = ["ERRNO", "answer_refusal"]
+__all__ = ["ERRNO", "FRAG_NEEDED", "answer_refusal"]
 
 ERRNO: dict[str, tuple[int, str]] = {
     "icmp-net-unreachable": (0, "ENETUNREACH"),
@@ -36,6 +39,12 @@ ERRNO: dict[str, tuple[int, str]] = {
 }
 """`--reject-with` ICMP types: the destination-unreachable code sent, and the errno the
 sender's socket gets for it (net/ipv4/icmp.c's icmp_err_convert)."""
+
+FRAG_NEEDED = "icmp-frag-needed"
+"""Destination unreachable, code 4 (ICMP_FRAG_NEEDED): sent by ip_forward for a packet with
+DF set that does not fit the next device; it carries that device's MTU."""
+
+_FRAG_NEEDED_ERRNO = (4, "EMSGSIZE")
 
 _RATE_NOTE = (
     "kubehop sends every error, where the kernel rate-limits them (net.ipv4.icmp_ratelimit,"
@@ -56,6 +65,8 @@ def answer_refusal(walker: Walker, end: End) -> End | None:
     """
     ns = walker.network.netns(end.netns)
     refused = end.packet
+    if end.verdict is Verdict.DROPPED and walker.too_big is not None:
+        return _icmp(walker, ns, refused, FRAG_NEEDED, hook=None, mtu=walker.too_big[0])
     if end.verdict is Verdict.REFUSED:
         if refused.proto is Proto.TCP:
             return _reset(walker, ns, refused, "tcp_v4_send_reset: no socket has this port")
@@ -79,13 +90,15 @@ def _icmp(
     reject_with: str,
     *,
     hook: Hook | None,
+    mtu: int | None = None,
 ) -> End | None:
     """icmp_send(): an ICMP destination unreachable quoting `refused`, from the address
-    the kernel picks, through this netns's OUTPUT and POSTROUTING."""
+    the kernel picks, through this netns's OUTPUT and POSTROUTING; for fragmentation
+    needed, with the next-hop `mtu`."""
     source, why, routed = _error_source(walker, ns, refused, hook)
     if source is None:
         return None
-    code, errno = ERRNO[reject_with]
+    code, errno = _FRAG_NEEDED_ERRNO if reject_with == FRAG_NEEDED else ERRNO[reject_with]
     quoted = refused.model_copy(update={"src_mac": None, "dst_mac": None, "mark": 0, "inner": None})
     error = Packet(
         src=source,
@@ -97,16 +110,19 @@ def _icmp(
         inner=quoted,
     )
     walker.refusal = errno
+    what = reject_with.removeprefix("icmp-")
+    if mtu is not None:
+        what = f"fragmentation needed, next-hop MTU {mtu}"
     walker.emit(
         HopKind.SEND,
         ns,
         error,
         error,
         f"{ns.label}'s kernel answers with an ICMP destination unreachable"
-        f" ({reject_with.removeprefix('icmp-')}) to {refused.src}, from {source} ({why}); it"
+        f" ({what}) to {refused.src}, from {source} ({why}); it"
         f" quotes the refused packet's header, {_quoted(quoted)}",
         detail=f"icmp type 3 code {code} ({reject_with}) {source} > {refused.src}; quotes"
-        f" {_quoted(quoted)}",
+        f" {_quoted(quoted)}" + (f"; mtu {mtu}; {error.length} bytes" if mtu is not None else ""),
         note=_INBOUND_NOTE if routed else _RATE_NOTE,
         dt=2,
     )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from model.packet import Packet, Proto
 from model.trace import Direction, HopKind, Verdict
 from sim.kernel.devices import Netns, NetnsKind
+from sim.kernel.mtu import TCP_DATA_HEADER
 from sim.kernel.outcome import End
 from sim.kernel.tunnel import decapsulate, tunnel_for
 
@@ -56,8 +57,12 @@ def deliver(walker: Walker, ns: Netns, pkt: Packet) -> End:
             pkt,
             pkt,
             f"the reply reaches the client socket in {ns.label}: it comes from "
-            f"{pkt.src}:{pkt.sport}, exactly the address the request was sent to, so the "
-            "connection is established",
+            f"{pkt.src}:{pkt.sport}, exactly the address the request was sent to, so "
+            + (
+                "the connection is established"
+                if "SYN" in request.tcp_flags.split(",") or request.proto is not Proto.TCP
+                else f"the server has acknowledged the segment's {_data(request)} bytes"
+            ),
             dt=2,
         )
         return End(Verdict.DELIVERED, "", pkt, ns.name)
@@ -68,8 +73,13 @@ def deliver(walker: Walker, ns: Netns, pkt: Packet) -> End:
             ns,
             pkt,
             pkt,
-            f"{listener.owner} in {ns.label} accepts the connection on port {pkt.dport}; it sees"
-            f" the request coming from {pkt.src}:{pkt.sport}",
+            (
+                f"{listener.owner} in {ns.label} accepts the connection on port {pkt.dport}"
+                if not _is_data(pkt)
+                else f"{listener.owner} in {ns.label} reads the segment's {_data(pkt)} bytes on"
+                f" its connection on port {pkt.dport}"
+            )
+            + f"; it sees the request coming from {pkt.src}:{pkt.sport}",
             detail=f"{pkt.proto.value} LISTEN 0.0.0.0:{pkt.dport} ({listener.owner})",
             note="kubehop takes a container's declared ports as the ports it listens on",
             dt=2,
@@ -120,6 +130,8 @@ def _refusal(
         named = (pkt.dst, pkt.dport, pkt.src, pkt.sport)
     wanted = (request.src, request.sport, request.dst, request.dport)
     what = "ICMP error" if icmp else "RST"
+    if walker.too_big is not None and icmp:
+        return _frag_needed(walker, ns, pkt, client_ns, request, named, wanted)
     if ns.name != client_ns or named != wanted:
         reason = (
             f"the {what} reaches {ns.label}, but no socket there has the connection it names"
@@ -146,6 +158,84 @@ def _refusal(
         detail=f"{'tcp_v4_err' if request.proto is Proto.TCP else 'udp_err'}: sk_err = {errno}"
         if icmp
         else f"tcp_reset: sk_err = {errno}",
+        dt=2,
+    )
+    return End(Verdict.DELIVERED, "", pkt, ns.name)
+
+
+def _is_data(pkt: Packet) -> bool:
+    """A TCP segment after the handshake (kubehop's `--size`), not a SYN."""
+    return pkt.proto is Proto.TCP and "SYN" not in pkt.tcp_flags.split(",")
+
+
+def _data(pkt: Packet) -> int:
+    """The bytes of data a TCP segment carries (after IPv4 20, TCP 20, timestamps 12)."""
+    return pkt.length - TCP_DATA_HEADER
+
+
+def _frag_needed(
+    walker: Walker,
+    ns: Netns,
+    pkt: Packet,
+    client_ns: str,
+    request: Packet,
+    named: tuple[object, ...],
+    wanted: tuple[object, ...],
+) -> End:
+    """ICMP fragmentation needed reaches the sender: its socket learns the path MTU
+    (udp_err, tcp_v4_err), or no socket owns the header it quotes and nothing is learned."""
+    assert walker.too_big is not None
+    mtu = walker.too_big[0]
+    tcp = request.proto is Proto.TCP
+    if ns.name != client_ns or named != wanted:
+        again = (
+            "TCP retransmits the segment at the same size, and it is dropped again"
+            if tcp
+            else "every datagram this large is lost the same way"
+        )
+        outcome = (
+            f"the sender never learns the path MTU: the error's quoted header names"
+            f" {named[0]}:{named[1]} → {named[2]}:{named[3]}, not its socket's"
+            f" {wanted[0]}:{wanted[1]} → {wanted[2]}:{wanted[3]}, so its kernel ignores it and"
+            f" {again} (a path MTU black hole)"
+        )
+        walker.pmtu_outcome = outcome
+        reason = f"the ICMP fragmentation needed reaches {ns.label}, but {outcome}"
+        walker.emit(
+            HopKind.DROP,
+            ns,
+            pkt,
+            pkt,
+            reason,
+            detail=f"{'tcp_v4_err' if tcp else 'udp_err'}: no socket for the quoted header",
+            note="conntrack could not undo the NAT in the quoted header: the connection was"
+            " never confirmed (the packet died before POSTROUTING) or its reply tuple differs",
+            dt=2,
+        )
+        return End(Verdict.DROPPED, reason, pkt, ns.name)
+    if tcp:
+        learned = (
+            f"tcp_v4_err: the socket's path MTU to {request.dst} becomes {mtu}"
+            f" (tcp_v4_mtu_reduced): TCP lowers its MSS to {mtu - 40} and sends the data"
+            " again in smaller segments; the application sees no error"
+        )
+        detail = f"tcp_v4_err: ICMP_FRAG_NEEDED mtu {mtu} → tcp_v4_mtu_reduced"
+    else:
+        learned = (
+            f"udp_err: the route to {request.dst} learns MTU {mtu} (ipv4_sk_update_pmtu) and"
+            f" the connected socket's next call fails with EMSGSIZE; from then on a datagram"
+            f" larger than {mtu} bytes leaves without DF, in fragments (IP_PMTUDISC_WANT)"
+        )
+        detail = f"udp_err: ICMP_FRAG_NEEDED mtu {mtu}: sk_err = EMSGSIZE"
+    walker.pmtu_outcome = learned
+    walker.emit(
+        HopKind.DELIVER,
+        ns,
+        pkt,
+        pkt,
+        f"the ICMP fragmentation needed reaches the client socket in {ns.label}: the header it"
+        f" quotes is the socket's own connection; {learned}",
+        detail=detail,
         dt=2,
     )
     return End(Verdict.DELIVERED, "", pkt, ns.name)

@@ -26,9 +26,10 @@ import hashlib
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
-from model.packet import Packet, Proto
+from model.packet import VXLAN_OVERHEAD, Packet, Proto
 from model.trace import HopKind, Verdict
 from sim.kernel.devices import IfKind, Interface, Netns
+from sim.kernel.mtu import device_mtu
 from sim.kernel.outcome import End
 
 if TYPE_CHECKING:
@@ -43,8 +44,9 @@ __all__ = [
     "tunnel_for",
 ]
 
-OVERHEAD = 50
-"""Bytes VXLAN adds around a frame: outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8."""
+OVERHEAD = VXLAN_OVERHEAD
+"""Bytes VXLAN adds around an IP packet: outer IPv4 20, UDP 8, VXLAN 8, and the inner
+frame's Ethernet header 14."""
 
 IPIP_OVERHEAD = 20
 """Bytes IP-in-IP adds around a packet: the outer IPv4 header."""
@@ -88,6 +90,7 @@ def encapsulate(walker: Walker, ns: Netns, out: Interface, pkt: Packet, hop: IPv
             " that MAC is behind",
         )
     framed = pkt.model_copy(update={"src_mac": out.mac, "dst_mac": mac})
+    # The device is created without `df set`: the outer header has no DF (vxlan_xmit_one).
     outer = Packet(
         src=tunnel.local,
         dst=remote,
@@ -98,6 +101,7 @@ def encapsulate(walker: Walker, ns: Netns, out: Interface, pkt: Packet, hop: IPv
         mark=pkt.mark,
         inner=framed,
         vni=tunnel.vni,
+        df=False,
     )
     walker.emit(
         HopKind.ENCAP,
@@ -110,9 +114,9 @@ def encapsulate(walker: Walker, ns: Netns, out: Interface, pkt: Packet, hop: IPv
         interface=out.name,
         detail=f"neighbour {hop} lladdr {mac} PERMANENT; fdb {mac} dev {out.name} dst {remote}"
         f" self permanent; vxlan id {tunnel.vni} local {tunnel.local} dstport {tunnel.port}",
-        note=f"VXLAN adds {OVERHEAD} bytes around the frame (outer Ethernet 14, IPv4 20, UDP 8,"
-        f" VXLAN 8): {out.name}'s MTU of {out.mtu} keeps the outer packet within"
-        f" {out.mtu + OVERHEAD}; the source port comes from a hash of the inner flow",
+        note=f"VXLAN adds {OVERHEAD} bytes (outer IPv4 20, UDP 8, VXLAN 8, and the inner"
+        f" frame's Ethernet header 14): {_outer_fits(walker, ns, out, pkt, outer, OVERHEAD)};"
+        " the source port comes from a hash of the inner flow",
     )
     return walker.local_out(ns, outer)
 
@@ -132,7 +136,8 @@ def ipip_encapsulate(
     src = way.src or ns.iface(way.dev).primary
     assert src is not None
     inner = pkt.model_copy(update={"src_mac": None, "dst_mac": None})
-    # tunl0's ttl is "inherit": the outer header takes the inner packet's.
+    # tunl0's ttl is "inherit": the outer header takes the inner packet's, and (it has no
+    # pmtudisc of its own) the inner packet's DF too (ip_tunnel_xmit).
     outer = Packet(
         src=src,
         dst=hop,
@@ -143,6 +148,7 @@ def ipip_encapsulate(
         tcp_flags="",
         mark=pkt.mark,
         inner=inner,
+        df=pkt.df,
     )
     walker.emit(
         HopKind.ENCAP,
@@ -155,10 +161,29 @@ def ipip_encapsulate(
         interface=out.name,
         detail=f"ipip remote any local any dev {out.name}; outer {outer.src} → {outer.dst}"
         f" proto {Proto.IPIP.value} (4)",
-        note=f"IP-in-IP adds {IPIP_OVERHEAD} bytes (the outer IPv4 header): {out.name}'s MTU of"
-        f" {out.mtu} keeps the outer packet within {out.mtu + IPIP_OVERHEAD}",
+        note=f"IP-in-IP adds {IPIP_OVERHEAD} bytes (the outer IPv4 header):"
+        f" {_outer_fits(walker, ns, out, pkt, outer, IPIP_OVERHEAD)}",
     )
     return walker.local_out(ns, outer)
+
+
+def _outer_fits(
+    walker: Walker, ns: Netns, out: Interface, inner: Packet, outer: Packet, overhead: int
+) -> str:
+    """The outer packet's length against the MTU of the device it leaves by, in a clause."""
+    way = walker.route(ns, outer.dst)
+    under = ns.iface(way.dev) if way is not None and ns.has_iface(way.dev) else None
+    text = f"the outer packet is {outer.length} bytes ({inner.length} + {overhead})"
+    if under is None:
+        return text
+    mtu = device_mtu(under)
+    verdict = "within" if outer.length <= mtu else "over"
+    text += f", {verdict} {under.name}'s MTU of {mtu}"
+    if outer.length <= mtu and out.mtu + overhead <= mtu:
+        text += (
+            f"; {out.name}'s MTU of {out.mtu} keeps every outer packet within {out.mtu + overhead}"
+        )
+    return text
 
 
 def tunnel_for(ns: Netns, pkt: Packet) -> Interface | None:

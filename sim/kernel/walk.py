@@ -9,7 +9,10 @@ sequence is written by hand, so deleting a rule or a route changes the path.
   a tunnel: `sim.kernel.tunnel`);
 - a frame entering a bridge port: `sim.kernel.bridge`;
 - IP receive: PREROUTING → local? INPUT → socket (`sim.kernel.sockets`) :
-  FORWARD → POSTROUTING → out.
+  FORWARD → POSTROUTING → out;
+- sizes (`sim.kernel.mtu`): a forwarded packet too big for its out device with DF
+  set ends in ICMP fragmentation needed; anything else too big leaves in
+  fragments, and arrives reassembled.
 
 ARP is answered by the address's owner, or by a device with proxy_arp on
 (`Interface.proxy_arp`) for an address its netns routes out of another device;
@@ -39,6 +42,7 @@ from sim.kernel.devices import Blackhole, IfKind, Interface, Netns, NetnsKind, N
 from sim.kernel.interpreter import Interpreter
 from sim.kernel.ipset import set_match
 from sim.kernel.ipvs import IpvsSteering, IpvsVerdict, ipvs_match, ipvs_of
+from sim.kernel.mtu import cut, device_mtu, exceeds_mtu, reassembled, size_text
 from sim.kernel.netfilter import HookContext, NetfilterState, RecentTable, traverse
 from sim.kernel.nftables import NumgenSteering
 from sim.kernel.outcome import End
@@ -94,6 +98,11 @@ class Walker:
     """The hook that rejected the packet and what it answers with (`icmp-port-unreachable`)."""
     refusal: str | None = None
     """The error the reply carries back to the client (`ECONNREFUSED`), while it travels."""
+    too_big: tuple[int, str] | None = None
+    """The MTU and device a forwarded packet with DF did not fit: the node answers with
+    ICMP fragmentation needed carrying that MTU."""
+    pmtu_outcome: str | None = None
+    """What the sender made of the fragmentation needed, for the verdict."""
 
     # -- recording ------------------------------------------------------------
 
@@ -394,6 +403,9 @@ class Walker:
         if isinstance(routed, End):
             return routed
         route, sent = routed
+        if exceeds_mtu(pkt, device_mtu(ns.iface(route.dev))):
+            # ensure_mtu_is_adequate: IPVS answers a packet too big with DF as ip_forward does.
+            return self.frag_needed(ns, ns.iface(route.dev), pkt)
         self.route_hop(
             ns,
             pkt,
@@ -522,6 +534,7 @@ class Walker:
     def transmit(
         self, ns: Netns, out: Interface, pkt: Packet, nexthop: IPv4Address, *, default: bool = False
     ) -> End:
+        pkt = self.fragment(ns, out, pkt)
         if out.kind is IfKind.VXLAN:
             return encapsulate(self, ns, out, pkt, nexthop)
         if out.kind is IfKind.IPIP:
@@ -636,6 +649,15 @@ class Walker:
         return self.ip_receive(ns, iface, pkt, prerouted=False)
 
     def ip_receive(self, ns: Netns, iface: Interface, pkt: Packet, *, prerouted: bool) -> End:
+        if pkt.mf and ns.netfilter and not prerouted:
+            pkt = self.reassemble(
+                ns,
+                iface,
+                pkt,
+                "conntrack's defrag (nf_defrag_ipv4, before conntrack at PREROUTING) holds the"
+                " fragment until the rest of its datagram arrives",
+                "netfilter sees only whole datagrams",
+            )
         if ns.netfilter and not prerouted:
             after = self.hook(ns, Hook.PREROUTING, pkt, in_iface=iface, out_iface=None)
             if isinstance(after, End):
@@ -647,6 +669,14 @@ class Walker:
                 if isinstance(after, End):
                     return after
                 pkt = after
+            if pkt.mf:
+                pkt = self.reassemble(
+                    ns,
+                    iface,
+                    pkt,
+                    "ip_local_deliver holds the fragment until the rest of its datagram arrives",
+                    "the socket gets the whole datagram",
+                )
             return deliver(self, ns, pkt)
         if not ns.forwarding:
             return End(
@@ -668,6 +698,8 @@ class Walker:
             asked=f"{pkt.dst} from {pkt.src} iif {iface.name}",
         )
         out = ns.iface(route.dev)
+        if exceeds_mtu(pkt, device_mtu(out)):
+            return self.frag_needed(ns, out, pkt)
         pkt = routed
         if ns.netfilter:
             after = self.forward(ns, pkt, iface, out)
@@ -675,6 +707,86 @@ class Walker:
                 return after
             pkt = after
         return self.transmit(ns, out, pkt, route.via or pkt.dst, default=route.dst.prefixlen == 0)
+
+    # -- sizes --------------------------------------------------------------------------
+
+    def frag_needed(self, ns: Netns, out: Interface, pkt: Packet) -> End:
+        """ip_forward: `pkt` has DF set and does not fit `out`; it is dropped, before FORWARD
+        and before its TTL drops, and its source is sent ICMP fragmentation needed."""
+        mtu = device_mtu(out)
+        self.too_big = (mtu, out.name)
+        reason = (
+            f"{ns.label} drops the {pkt.length}-byte packet for {pkt.dst}: it is larger than"
+            f" {out.name}'s MTU of {mtu} and has DF (don't fragment) set, so the kernel may not"
+            f" cut it; it sends ICMP fragmentation needed (mtu {mtu}) back to {pkt.src}"
+        )
+        self.emit(
+            HopKind.DROP,
+            ns,
+            pkt,
+            pkt,
+            reason,
+            interface=out.name,
+            detail=f"ip_forward: ip_exceeds_mtu: length {pkt.length} > mtu {mtu} of {out.name},"
+            f" DF set; icmp_send(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu {mtu})",
+            note="ip_forward checks the size before the FORWARD hook, so no rule of the filter"
+            " table sees this packet, and before it lowers the TTL: the packet dropped (and"
+            " quoted in the ICMP error) still has the TTL it came with",
+        )
+        return End(Verdict.DROPPED, reason, pkt, ns.name)
+
+    def fragment(self, ns: Netns, out: Interface, pkt: Packet) -> Packet:
+        """ip_finish_output: `pkt` leaves `out` whole, or cut into fragments (the first one
+        returned, the others following it)."""
+        mtu = device_mtu(out)
+        pieces = cut(pkt, mtu)
+        if pieces is None:
+            return pkt
+        first, lengths = pieces
+        if pkt.frag_max:
+            why = (
+                f"it was reassembled from fragments of at most {pkt.frag_max} bytes on the way,"
+                f" so ip_do_fragment cuts it again into fragments no larger (and within"
+                f" {out.name}'s MTU of {mtu})"
+            )
+        elif pkt.df:
+            why = (
+                f"it is larger than {out.name}'s MTU of {mtu}; DF is set, but the socket's"
+                " IP_PMTUDISC_WANT lets the kernel cut its own packets (ignore_df)"
+            )
+        else:
+            why = f"it is larger than {out.name}'s MTU of {mtu} and DF is not set"
+        sizes = " + ".join(str(n) for n in lengths)
+        self.emit(
+            HopKind.SEND,
+            ns,
+            pkt,
+            first,
+            f"{ns.label} sends the {pkt.length}-byte datagram out of {out.name} in"
+            f" {len(lengths)} fragments ({sizes} bytes): {why}; kubehop follows the first"
+            " fragment, the others take the same way behind it",
+            interface=out.name,
+            detail=f"ip_finish_output → ip_do_fragment: mtu {min(mtu, pkt.frag_max or mtu)};"
+            f" fragments {sizes} (each but the last carries a multiple of 8 bytes); the first"
+            f" has MF set: {size_text(first)}",
+        )
+        return first
+
+    def reassemble(self, ns: Netns, iface: Interface, pkt: Packet, holds: str, so: str) -> Packet:
+        """The fragment `pkt` waits for the rest of its datagram; the whole one goes on."""
+        whole = reassembled(pkt)
+        self.emit(
+            HopKind.RECEIVE,
+            ns,
+            pkt,
+            whole,
+            f"{ns.label} reassembles the {whole.length}-byte datagram: {holds}, so {so}",
+            interface=iface.name,
+            detail=f"ip_defrag: {pkt.length}-byte first fragment (MF) + the rest → {whole.length}"
+            f" bytes; frag_max_size {whole.frag_max}",
+            note="kubehop follows the first fragment; the others come the same way",
+        )
+        return whole
 
     def unreachable(self, ns: Netns, pkt: Packet, reason: str) -> End:
         self.emit(HopKind.DROP, ns, pkt, pkt, reason)
