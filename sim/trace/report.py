@@ -7,6 +7,7 @@ from typing import Any
 
 from model.packet import PORTLESS, Packet
 from model.trace import Hop, HopKind, Trace, Verdict
+from sim.kernel.mtu import size_text
 from sim.trace.effects import Effect, hop_effect, trace_effects
 from sim.trace.summary import TraceSummary, summarize, summary_lines
 
@@ -80,11 +81,29 @@ def hop_text(hop: Hop, verdict: Verdict | None = None) -> str:
         lines.append(f"      after:  {packet_line(hop.after)}   (changed: {', '.join(changed)})")
     else:
         lines.append(f"      packet: {packet_line(hop.after)}")
+    size = _size_line(hop)
+    if size is not None:
+        lines.append(f"      size: {size}")
     if hop.conntrack is not None:
         lines.append(f"      conntrack: {hop.conntrack}")
     if hop.note:
         lines.append(f"      note: {hop.note}")
     return "\n".join(lines)
+
+
+_SIZE_FIELDS = frozenset({"length", "df", "mf", "datagram", "frag_max", "mss"})
+"""The packet fields a size line speaks of."""
+
+
+def _size_line(hop: Hop) -> str | None:
+    """The packet's size where it matters: where a packet is sent, wrapped or unwrapped,
+    and where its size, DF or fragments change (`1500 bytes, DF`)."""
+    changed = _SIZE_FIELDS & set(hop.changed)
+    if changed:
+        return f"{size_text(hop.before)} → {size_text(hop.after)}"
+    if hop.kind in (HopKind.SEND, HopKind.ENCAP, HopKind.DECAP) or hop.after.mf:
+        return size_text(hop.after)
+    return None
 
 
 def trace_text(trace: Trace) -> str:

@@ -21,6 +21,9 @@ from model.packet import Proto
 from sim.cluster.dns import closest, either, resolve
 from sim.cluster.network import client_ns_name, node_ns_name, pod_ns_name
 
+MAX_SIZE = 65535 - 28
+"""The largest `--size`: an IPv4 packet's 65535 bytes less the IPv4 and UDP headers."""
+
 
 @dataclass(frozen=True)
 class Request:
@@ -36,6 +39,17 @@ class Request:
     """The random generator's seed; None lets the tracer choose (and report) one."""
     pick: str | None = None
     """`IP:PORT` of the endpoint to pin instead of the random choice."""
+    size: int | None = None
+    """`--size`: payload bytes of the traced packet. UDP: the datagram's payload. TCP: the
+    data the client writes once connected; the trace is then the first data segment
+    after the handshake (at most an MSS of it). None: a SYN, or a datagram without payload."""
+
+    def __post_init__(self) -> None:
+        if self.size is not None and not 0 <= self.size <= MAX_SIZE:
+            raise RequestError(
+                f"--size {self.size}: out of range (0-{MAX_SIZE}, the most a UDP datagram"
+                " carries in one IPv4 packet)"
+            )
 
     def describe(self) -> str:
         """`pod1 -c container01 → localhost:8080`."""
@@ -52,6 +66,8 @@ class Request:
             parts += ["--seed", str(self.seed)]
         if self.pick:
             parts += ["--pick", self.pick]
+        if self.size is not None:
+            parts += ["--size", str(self.size)]
         return " ".join(parts)
 
 

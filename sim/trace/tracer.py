@@ -26,6 +26,13 @@ from sim.cluster.dns import Resolution, resolve
 from sim.cluster.network import ClusterNetwork, network_of
 from sim.cluster.rules import rules_for
 from sim.kernel.devices import Netns
+from sim.kernel.mtu import (
+    MSS_HEADERS,
+    TCP_DATA_HEADER,
+    TIMESTAMP_OPTION,
+    UDP_HEADERS,
+    device_mtu,
+)
 from sim.kernel.netfilter import NetfilterState
 from sim.kernel.reject import answer_refusal
 from sim.kernel.rules import NodeRules
@@ -123,7 +130,104 @@ def trace_shared(
 
     Returns the trace and the state after it. `request.seed` is only recorded:
     `rng` makes every draw.
+
+    With `request.size`, a UDP request is a datagram of that payload; a TCP one
+    is the first data segment after the handshake: the handshake is walked first
+    (not shown), its conntrack state kept and its MSS options applied, and the
+    trace is the segment and the server's ACK.
     """
+    if request.size is not None and parse_destination(request.destination).proto is Proto.TCP:
+        return _trace_segment(
+            cluster,
+            request,
+            rng=rng,
+            state=state,
+            node_rules=node_rules,
+            on_hop=on_hop,
+            choose=choose,
+        )
+    return _walk(
+        cluster,
+        request,
+        rng=rng,
+        state=state,
+        node_rules=node_rules,
+        on_hop=on_hop,
+        choose=choose,
+    )
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """The first data segment of a connection whose handshake was walked."""
+
+    sport: int
+    """The connection's source port."""
+    offered: int
+    """The MSS the client's SYN offered."""
+    answered: int
+    """The MSS the server's SYN-ACK offered."""
+
+
+def _trace_segment(
+    cluster: Cluster,
+    request: Request,
+    *,
+    rng: random.Random,
+    state: SharedState | None,
+    node_rules: Mapping[str, NodeRules] | None,
+    on_hop: Callable[[Hop], None] | None,
+    choose: Callable[[Rule], bool | None] | None,
+) -> tuple[Trace, SharedState]:
+    """The handshake walked unseen, then the first data segment of `request.size` bytes."""
+    shake, after = _walk(
+        cluster,
+        replace(request, size=None),
+        rng=rng,
+        state=state,
+        node_rules=node_rules,
+        on_hop=None,
+        choose=choose,
+    )
+    sends = [h for h in shake.hops if h.kind is HopKind.SEND]
+    syn = sends[0].before
+    synack = next((h.before for h in sends if h.before.tcp_flags == "SYN,ACK"), None)
+    if shake.verdict is not Verdict.DELIVERED or synack is None:
+        # No connection, no data: the handshake's own trace says why.
+        note = (
+            f"--size {request.size}: the handshake did not complete, so no data segment was"
+            " sent; this is the trace of the SYN"
+        )
+        result = shake.model_copy(update={"warnings": (*shake.warnings, note)})
+        if on_hop is not None:
+            for hop in result.hops:
+                on_hop(hop)
+        return result, after
+    segment = _Segment(syn.sport, syn.mss or 0, synack.mss or 0)
+    return _walk(
+        cluster,
+        request,
+        rng=rng,
+        state=after,
+        node_rules=node_rules,
+        on_hop=on_hop,
+        choose=choose,
+        segment=segment,
+    )
+
+
+def _walk(
+    cluster: Cluster,
+    request: Request,
+    *,
+    rng: random.Random,
+    state: SharedState | None,
+    node_rules: Mapping[str, NodeRules] | None,
+    on_hop: Callable[[Hop], None] | None,
+    choose: Callable[[Rule], bool | None] | None,
+    segment: _Segment | None = None,
+) -> tuple[Trace, SharedState]:
+    """One packet (a SYN, a datagram, or `segment`) and its answer, walked."""
     source, destination, container = request.source, request.destination, request.container
     pick = request.pick
     src = parse_source(cluster, source, container)
@@ -139,7 +243,17 @@ def trace_shared(
     )
     ns = network.netns(src.netns)
     dst_ip, resolution = _resolve_destination(cluster, src, dest)
-    first = _first_packet(src, dst_ip, dest, rng, _source_address(walker, ns, src, dst_ip))
+    out_mtu, out_dev = _route_mtu(walker, ns, dst_ip)
+    first = _first_packet(
+        src,
+        dst_ip,
+        dest,
+        rng,
+        _source_address(walker, ns, src, dst_ip),
+        size=request.size,
+        mtu=out_mtu,
+        segment=segment,
+    )
     if resolution is not None:
         walker.emit(
             HopKind.DNS,
@@ -152,13 +266,21 @@ def trace_shared(
             note="the DNS exchange with CoreDNS is summarised as one step",
             dt=0,
         )
+    sent = (
+        f"{src.label} opens a {dest.proto.value.upper()} connection to {dst_ip}:{dest.port} "
+        f"from {first.src}:{first.sport} (an ephemeral port)"
+    )
+    if segment is not None:
+        sent = (
+            f"{src.label} sends the first data segment of its TCP connection to"
+            f" {dst_ip}:{dest.port} from {first.src}:{first.sport}"
+        )
     walker.emit(
         HopKind.SEND,
         ns,
         first,
         first,
-        f"{src.label} opens a {dest.proto.value.upper()} connection to {dst_ip}:{dest.port} "
-        f"from {first.src}:{first.sport} (an ephemeral port)",
+        sent + "; " + _size_clause(ns.label, first, out_mtu, out_dev, request.size, segment),
         detail=f"connect({dst_ip}:{dest.port}) from {first.src}:{first.sport}",
         note=_unlisted_note(network, src),
         dt=0,
@@ -171,26 +293,41 @@ def trace_shared(
     if end.verdict is Verdict.DELIVERED:
         served = walker.network.netns(end.netns)
         walker.begin_reply(ns, first)
+        tcp = end.packet.proto is Proto.TCP
+        back_mtu, back_dev = _route_mtu(walker, served, end.packet.src)
+        synack = tcp and segment is None
         reply = Packet(
             src=end.packet.dst,
             dst=end.packet.src,
             sport=end.packet.dport,
             dport=end.packet.sport,
             proto=end.packet.proto,
-            tcp_flags="SYN,ACK" if end.packet.proto is Proto.TCP else "",
+            tcp_flags=("SYN,ACK" if synack else "ACK") if tcp else "",
+            mss=back_mtu - MSS_HEADERS if synack else None,
         )
+        answer = ""
+        if synack:
+            answer = (
+                f"; its SYN-ACK ({reply.length} bytes) offers MSS {reply.mss}: {served.label}'s"
+                f" {back_dev} MTU {back_mtu} − {MSS_HEADERS}"
+            )
+        elif tcp:
+            answer = f"; it acknowledges the data with an ACK of {reply.length} bytes"
+        else:
+            answer = f"; kubehop's server answers with an empty datagram ({reply.length} bytes)"
         walker.emit(
             HopKind.SEND,
             served,
             reply,
             reply,
             f"the server in {served.label} answers {reply.dst}:{reply.dport}: it swaps the "
-            "addresses it received, knowing nothing of any NAT",
+            "addresses it received, knowing nothing of any NAT" + answer,
             dt=0,
         )
         end = walker.local_out(served, reply)
     unknown = _endpoints_unknown(cluster, dst_ip, dest) if end.verdict is Verdict.REJECTED else None
-    if end.verdict in (Verdict.REJECTED, Verdict.REFUSED) and unknown is None:
+    too_big = end.verdict is Verdict.DROPPED and walker.too_big is not None
+    if (end.verdict in (Verdict.REJECTED, Verdict.REFUSED) and unknown is None) or too_big:
         # The sender is told: the ICMP error or RST walks back, hop by hop.
         walker.begin_reply(ns, first)
         answer_refusal(walker, end)
@@ -400,23 +537,107 @@ def _source_address(walker: Walker, ns: Netns, src: Source, dst: IPv4Address) ->
     return ns.iface(route.dev).primary or src.ip
 
 
+def _route_mtu(walker: Walker, ns: Netns, dst: IPv4Address) -> tuple[int, str]:
+    """The MTU of the device the route to `dst` leaves by, and its name (what a socket's
+    MSS and DF are computed from, before any NAT of OUTPUT reroutes the packet)."""
+    route = walker.route(ns, dst)
+    if route is None or not ns.has_iface(route.dev):
+        return 1500, "eth0"
+    return device_mtu(ns.iface(route.dev)), route.dev
+
+
 def _first_packet(
-    src: Source, dst: IPv4Address, dest: Destination, rng: random.Random, src_ip: IPv4Address
+    src: Source,
+    dst: IPv4Address,
+    dest: Destination,
+    rng: random.Random,
+    src_ip: IPv4Address,
+    *,
+    size: int | None = None,
+    mtu: int = 1500,
+    segment: _Segment | None = None,
 ) -> Packet:
+    """The packet the sender's socket hands its kernel: a SYN offering the route's MSS, a
+    datagram (DF only when it fits the route's MTU: IP_PMTUDISC_WANT), or `segment`."""
+    if segment is not None:
+        data = min(size or 0, _segment_room(segment, mtu))
+        more = (size or 0) > data
+        return Packet(
+            src=src_ip,
+            dst=dst,
+            sport=segment.sport,
+            dport=dest.port,
+            proto=Proto.TCP,
+            tcp_flags="ACK" if more else "PSH,ACK",
+            length=TCP_DATA_HEADER + data,
+        )
     sport = rng.randint(*EPHEMERAL_PORTS)
+    if dest.proto is Proto.TCP:
+        return Packet(
+            src=src_ip,
+            dst=dst,
+            sport=sport,
+            dport=dest.port,
+            proto=dest.proto,
+            tcp_flags="SYN",
+            mss=mtu - MSS_HEADERS,
+        )
+    length = UDP_HEADERS + (size or 0)
     return Packet(
         src=src_ip,
         dst=dst,
         sport=sport,
         dport=dest.port,
         proto=dest.proto,
-        tcp_flags="SYN" if dest.proto is Proto.TCP else "",
+        tcp_flags="",
+        length=length,
+        df=length <= mtu,
+    )
+
+
+def _segment_room(segment: _Segment, mtu: int) -> int:
+    """The data a full segment carries: the smaller of the two MSS (tcp_sync_mss clamps the
+    route's to what the peer offered), less the timestamp option."""
+    return min(mtu - MSS_HEADERS, segment.answered) - TIMESTAMP_OPTION
+
+
+def _size_clause(
+    label: str, pkt: Packet, mtu: int, dev: str, size: int | None, segment: _Segment | None
+) -> str:
+    """The first packet's size, in words: the MSS a SYN offers, whether a datagram fits."""
+    if segment is not None:
+        data = pkt.length - TCP_DATA_HEADER
+        room = _segment_room(segment, mtu)
+        rest = (size or 0) - data
+        text = (
+            f"it carries {data} of the {size} bytes ({pkt.length} bytes with IPv4 20, TCP 20"
+            f" and timestamps 12, DF set): the handshake's MSS are {segment.offered} (its SYN)"
+            f" and {segment.answered} (the SYN-ACK), so a segment holds at most"
+            f" min({mtu - MSS_HEADERS}, {segment.answered}) − {TIMESTAMP_OPTION} = {room} bytes"
+        )
+        if rest > 0:
+            text += f"; the other {rest} bytes follow in further segments"
+        return text
+    if pkt.proto is Proto.TCP:
+        return (
+            f"its SYN ({pkt.length} bytes, DF set) offers MSS {pkt.mss}: {label}'s {dev} MTU"
+            f" {mtu} − {MSS_HEADERS}"
+        )
+    payload = pkt.length - UDP_HEADERS
+    text = f"the datagram is {pkt.length} bytes (IPv4 20, UDP 8, {payload} of payload)"
+    if pkt.df:
+        return text + f", DF set: it fits {dev}'s MTU of {mtu} (IP_PMTUDISC_WANT)"
+    return (
+        text + f", DF not set: it is larger than {dev}'s MTU of {mtu}, so the kernel will send"
+        " it in fragments (IP_PMTUDISC_WANT)"
     )
 
 
 def _verdict(
     end: End, src: Source, dest: Destination, dst_ip: IPv4Address, walker: Walker
 ) -> tuple[Verdict, str]:
+    if end.verdict is Verdict.DROPPED and walker.too_big is not None and walker.pmtu_outcome:
+        return end.verdict, f"{end.reason}; {walker.pmtu_outcome}"
     if end.verdict is Verdict.DELIVERED:
         served = walker.endpoint or f"{dst_ip}:{dest.port}"
         via = "" if served == f"{dst_ip}:{dest.port}" else f" through {dst_ip}:{dest.port}"

@@ -310,6 +310,15 @@ def _add_trace(sub: Any) -> None:
         " 1 dropped, rejected, refused or unreachable, 2 bad input.",
     )
     _add_request(trace)
+    trace.add_argument(
+        "--size",
+        type=int,
+        metavar="BYTES",
+        help="payload bytes of the traced packet: a UDP datagram's payload, or for TCP the data"
+        " written once connected (the trace is then the first data segment after the"
+        " handshake); shows MTU, DF, fragments and ICMP fragmentation needed (default: a SYN,"
+        " or an empty datagram)",
+    )
     node_rules = trace.add_argument(
         "--node-rules",
         metavar="NODE=FILE",

@@ -109,7 +109,14 @@ def request_of(args: argparse.Namespace, cluster: Cluster) -> Request:
     namespace."""
     from sim.trace.request import Request, in_namespace
 
-    given = Request(args.source, args.destination, args.container, args.seed, args.pick)
+    given = Request(
+        args.source,
+        args.destination,
+        args.container,
+        args.seed,
+        args.pick,
+        size=getattr(args, "size", None),  # `compare` has no --size
+    )
     request, note = in_namespace(cluster, given, args.namespace or "default")
     if note is not None:
         print(f"kubehop: {note}", file=sys.stderr)
