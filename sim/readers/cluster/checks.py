@@ -205,10 +205,13 @@ def check_selectors(
     report: Report, services: list[tuple[At, Service]], pods: list[tuple[At, Pod]]
 ) -> None:
     """Warn of Services whose selector matches no pod."""
-    by_label: dict[tuple[str, str, str], list[Pod]] = {}
-    for _, pod in pods:
-        for key, value in pod.labels:
-            by_label.setdefault((pod.namespace, key, value), []).append(pod)
+    # Replicas share their labels: each namespace's distinct label sets are
+    # indexed, not 150,000 pods.
+    label_sets = {(pod.namespace, pod.labels) for _, pod in pods}
+    by_label: dict[tuple[str, str, str], list[tuple[tuple[str, str], ...]]] = {}
+    for namespace, labels in label_sets:
+        for key, value in labels:
+            by_label.setdefault((namespace, key, value), []).append(labels)
     for at, service in services:
         if not service.selector:
             continue
@@ -217,7 +220,7 @@ def check_selectors(
             key=len,
         )
         wanted = set(service.selector)
-        if not any(wanted.issubset(pod.labels) for pod in candidates):
+        if not any(wanted.issubset(labels) for labels in candidates):
             shown = ",".join(f"{k}={v}" for k, v in service.selector)
             report.warn(
                 "Services whose selector matches no pod",

@@ -42,7 +42,13 @@ class FieldChecker:
         # the same ones: thousands of replicas differ only in name and IP.
         self._labels: dict[tuple[tuple[object, object], ...], tuple[tuple[str, str], ...]] = {}
         self._ips: dict[str, IPv4Address] = {}
-        self._namespaces: set[str] = {"default"}
+        # Each namespace and node name once, however many objects name it.
+        self._names: dict[str, str] = {"default": "default"}
+        self._last_labels: tuple[object, tuple[tuple[str, str], ...]] = (object(), ())
+
+    def shared(self, name: str) -> str:
+        """`name` (a node's, a namespace's), one string however many objects hold it."""
+        return self._names.setdefault(name, name)
 
     def fail(self, at: At | None, field: tuple[Key, ...], reason: str) -> NoReturn:
         """Stop reading: `field` of the object `at` is wrong for `reason`."""
@@ -198,12 +204,15 @@ class FieldChecker:
             return ()
         if not isinstance(value, dict):
             self.fail(at, field, f"must be a mapping, not {yaml_type(value)}")
+        if value == self._last_labels[0]:
+            return self._last_labels[1]  # replicas come one after another
         raw = tuple(value.items())
         try:
             cached = self._labels.get(raw)
         except TypeError:  # a value that is a mapping or a list: checked (and refused) below
             cached = None
         if cached is not None:
+            self._last_labels = (value, cached)
             return cached
         for key, val in raw:
             self.label_key(at, key, field)
@@ -222,6 +231,7 @@ class FieldChecker:
                 )
         pairs = tuple(sorted(raw))
         self._labels[raw] = pairs
+        self._last_labels = (value, pairs)
         return pairs
 
     def label_key(self, at: At, key: object, field: tuple[Key, ...]) -> None:
@@ -255,12 +265,13 @@ class FieldChecker:
             if given is None or given == "":
                 given = "default"
             at.namespace = given if isinstance(given, str) else show(given)
-            if type(given) is not str or given not in self._namespaces:
+            known = self._names.get(given) if type(given) is str else None
+            if known is None:
                 namespace = self.string(at, given, ("metadata", "namespace"))
                 self.dns_label(at, namespace, ("metadata", "namespace"))
-                self._namespaces.add(namespace)
+                self._names[namespace] = namespace
             else:
-                namespace = given
+                namespace = known
         name = self.string(at, name, ("metadata", "name"))
         if dns1035:
             if len(name) > 63 or not DNS1035_LABEL.fullmatch(name):

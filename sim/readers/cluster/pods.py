@@ -106,7 +106,7 @@ class PodReader:
             name=name,
             namespace=namespace,
             labels=check.labels(at, meta.get("labels"), ("metadata", "labels")),
-            node=node_name,
+            node=node.name,  # the same name, one string for all its pods
             ip=ip,
             host_network=host_network,
             containers=self._containers(at, spec.get("containers")),

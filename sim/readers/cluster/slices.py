@@ -102,7 +102,7 @@ def _endpoint(check: FieldChecker, at: At, raw: object, index: int) -> Endpoint:
             check.boolean(at, conditions.get(key), ("endpoints", index, "conditions", key), False)
     node = raw.get("nodeName")
     if node is not None:
-        node = check.string(at, node, ("endpoints", index, "nodeName"))
+        node = check.shared(check.string(at, node, ("endpoints", index, "nodeName")))
     pod = None
     ref = raw.get("targetRef")
     if isinstance(ref, dict) and ref.get("kind") == "Pod":

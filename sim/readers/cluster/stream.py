@@ -34,6 +34,7 @@ CHUNK = 1 << 20
 
 _CUT_OFF = 1 << 20
 _WS = re.compile(r"[ \t\n\r]*")
+_BLANKS = " \t\n\r"
 _DECODER = json.JSONDecoder()
 
 
@@ -158,17 +159,36 @@ class JsonList:
             self._pos += 1
             return
         index = 0
+        decode = _DECODER.raw_decode
         while True:
-            if self._skip() == "":
-                raise Unstreamable
-            yield index, self._value()
+            # The usual item, inline: a value whole in the text, then "," or "]".
+            text = self._text
+            try:
+                value, end = decode(text, self._pos)
+            except json.JSONDecodeError:
+                value, end = None, len(text)  # cut off, or not JSON: _value tells
+            except (RecursionError, ValueError):  # too deep, or too many digits
+                raise Unstreamable from None
+            if end >= len(text):
+                if self._skip() == "":
+                    raise Unstreamable
+                value = self._value()
+                text, end = self._text, self._pos
+            following = text[end] if end < len(text) else ""
+            if following == "" or following in _BLANKS:
+                self._pos = end
+                following = self._skip()  # "" at the end of the file
+                end = self._pos
+            yield index, value
             index += 1
-            following = self._skip()
-            self._pos += 1
             if following == "]":
+                self._pos = end + 1
                 return
             if following != ",":
                 raise Unstreamable
+            self._pos = end + 1
+            if self._pos < len(self._text) and self._text[self._pos] in _BLANKS:
+                self._skip()
 
     def _end(self) -> None:
         if self._skip() != "":
