@@ -17,7 +17,7 @@ from model.cluster import Cluster, CNIPlugin, ProxyMode
 from model.netfilter import Hook
 from model.packet import Proto
 from model.trace import Direction, Hop, HopKind, Trace, Verdict
-from sim.cluster.load import demo_cluster
+from sim.cluster.load import demo_cluster, with_mode
 from sim.cluster.network import network_of
 from sim.cluster.rules import node_rules, render_rules
 from sim.cni import cni_of
@@ -562,3 +562,17 @@ def _table_lines(text: str, table: str) -> list[str]:
     lines = text.splitlines()
     start = lines.index(f"*{table}")
     return lines[start + 1 : lines.index("COMMIT", start)]
+
+
+@pytest.mark.parametrize("mode", ["nftables", "ipvs"])
+def test_ip_in_ip_crosses_kube_proxys_other_modes(ipip: Cluster, mode: str) -> None:
+    # nftables mode's table matches `meta l4proto` on the outer packet too: protocol 4,
+    # which nft (as /etc/protocols) calls ipencap.
+    t = scenario_3(with_mode(ipip, mode))
+    assert t.verdict is Verdict.DELIVERED
+    [encap] = request_hops(t, HopKind.ENCAP)
+    assert (str(encap.after.src), str(encap.after.dst), encap.after.proto) == (
+        "10.0.0.11",
+        "10.0.0.12",
+        Proto.IPIP,
+    )

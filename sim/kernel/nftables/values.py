@@ -36,7 +36,16 @@ _PORTS = {
     "sctp sport": "sctp",
 }
 _NUMBERS = frozenset({"meta mark", "ct mark"})
-_PROTOCOLS = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "sctp": 132}
+_PROTOCOLS = {
+    "icmp": 1,
+    "igmp": 2,
+    "ipencap": 4,  # IP-in-IP, as /etc/protocols (and so nft) names protocol 4; "ipip" is 94
+    "tcp": 6,
+    "udp": 17,
+    "gre": 47,
+    "esp": 50,
+    "sctp": 132,
+}
 _LOOPBACK = IPv4Network("127.0.0.0/8")
 _MULTICAST = IPv4Network("224.0.0.0/4")
 
