@@ -79,13 +79,29 @@ def _decisive(hop: Hop) -> tuple[str, RuleRef] | None:
     return None
 
 
+_IPVS_SERVICE = re.compile(r"-A (?:-[tu]|--sctp-service) (\S+)")
+
+
+def _decider(hop: Hop) -> str | None:
+    """What rewrote or stopped the packet at `hop`: a rule's chain, or IPVS's virtual server
+    (IPVS mode's DNAT and its refusals come from no rule)."""
+    rule = _decisive(hop)
+    if rule is not None:
+        return rule[1].chain
+    if hop.detail.startswith("ipvs: "):
+        service = _IPVS_SERVICE.search(hop.detail)
+        return f"IPVS's virtual server {service[1]}" if service else "IPVS"
+    return None
+
+
 def _decisions(trace: Trace) -> list[tuple[Effect, str]]:
-    """(effect, chain) of each hop where a rule rewrote or stopped the packet, in order."""
+    """(effect, decider) of each hop where a rule or IPVS rewrote or stopped the packet, in
+    order."""
     found: list[tuple[Effect, str]] = []
     for hop in trace.hops:
         effect = hop_effect(hop, trace.verdict)
-        if effect in _DECIDING and (rule := _decisive(hop)) is not None:
-            found.append((effect, rule[1].chain))
+        if effect in _DECIDING and (decider := _decider(hop)) is not None:
+            found.append((effect, decider))
     return found
 
 
