@@ -323,7 +323,7 @@ class Walker:
         )
         if result.verdict == "ACCEPT":
             if result.ipvs is not None and result.ipvs.stolen:
-                return self.ipvs_xmit(ns, result.packet, result.ipvs)
+                return self.ipvs_xmit(ns, result.packet, result.ipvs, received=pkt)
             return result.packet
         self.verdict_rule = detail or None
         if result.verdict == "REJECT":
@@ -394,7 +394,9 @@ class Walker:
             )
         return route, pkt.model_copy(update={"ttl": pkt.ttl - 1})
 
-    def ipvs_xmit(self, ns: Netns, pkt: Packet, verdict: IpvsVerdict) -> End:
+    def ipvs_xmit(
+        self, ns: Netns, pkt: Packet, verdict: IpvsVerdict, *, received: Packet | None = None
+    ) -> End:
         """ip_vs_nat_xmit for a remote real server: IPVS routes the packet it rewrote and sends
         it on itself through LOCAL_OUT and POSTROUTING (ip_vs_nat_send_or_cont), with its
         conntrack entry; the hook it was taken at never sees it again."""
@@ -404,8 +406,17 @@ class Walker:
             return routed
         route, sent = routed
         if exceeds_mtu(pkt, device_mtu(ns.iface(route.dev))):
-            # ensure_mtu_is_adequate: IPVS answers a packet too big with DF as ip_forward does.
-            return self.frag_needed(ns, ns.iface(route.dev), pkt)
+            # __ip_vs_get_out_rt's ensure_mtu_is_adequate answers a packet too big with DF as
+            # ip_forward does, but before ip_vs_nat_xmit rewrites it: the error quotes the
+            # packet as it arrived, addressed to the Service.
+            return self.frag_needed(
+                ns,
+                ns.iface(route.dev),
+                received or pkt,
+                how="IPVS (ip_vs_nat_xmit → __ip_vs_get_out_rt: ensure_mtu_is_adequate)",
+                note="IPVS checks the size before it rewrites the packet, so the ICMP error"
+                " quotes the packet as it arrived, addressed to the Service",
+            )
         self.route_hop(
             ns,
             pkt,
@@ -710,9 +721,19 @@ class Walker:
 
     # -- sizes --------------------------------------------------------------------------
 
-    def frag_needed(self, ns: Netns, out: Interface, pkt: Packet) -> End:
-        """ip_forward: `pkt` has DF set and does not fit `out`; it is dropped, before FORWARD
-        and before its TTL drops, and its source is sent ICMP fragmentation needed."""
+    def frag_needed(
+        self,
+        ns: Netns,
+        out: Interface,
+        pkt: Packet,
+        *,
+        how: str = "ip_forward: ip_exceeds_mtu",
+        note: str = "ip_forward checks the size before the FORWARD hook, so no rule of the filter"
+        " table sees this packet, and before it lowers the TTL: the packet dropped (and"
+        " quoted in the ICMP error) still has the TTL it came with",
+    ) -> End:
+        """ip_forward (or IPVS): `pkt` has DF set and does not fit `out`; it is dropped, before
+        FORWARD and before its TTL drops, and its source is sent ICMP fragmentation needed."""
         mtu = device_mtu(out)
         self.too_big = (mtu, out.name)
         reason = (
@@ -727,11 +748,9 @@ class Walker:
             pkt,
             reason,
             interface=out.name,
-            detail=f"ip_forward: ip_exceeds_mtu: length {pkt.length} > mtu {mtu} of {out.name},"
+            detail=f"{how}: length {pkt.length} > mtu {mtu} of {out.name},"
             f" DF set; icmp_send(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu {mtu})",
-            note="ip_forward checks the size before the FORWARD hook, so no rule of the filter"
-            " table sees this packet, and before it lowers the TTL: the packet dropped (and"
-            " quoted in the ICMP error) still has the TTL it came with",
+            note=note,
         )
         return End(Verdict.DROPPED, reason, pkt, ns.name)
 

@@ -13,7 +13,7 @@ from model.cluster import Cluster
 from model.errors import RequestError
 from model.packet import Proto
 from model.trace import Direction, Hop, HopKind, Trace, Verdict
-from sim.cluster.load import demo_cluster, with_cni, with_derived_slices
+from sim.cluster.load import demo_cluster, with_cni, with_dataplane, with_derived_slices
 from sim.readers.cluster import parse_cluster
 from sim.trace.report import trace_dict, trace_text
 from sim.trace.request import Request
@@ -87,6 +87,31 @@ def test_a_datagram_too_big_for_flannel_1_gets_fragmentation_needed_from_the_nod
     )
     assert "ICMP fragmentation needed (mtu 1450)" in t.reason
     assert t.reason.endswith("(a path MTU black hole)")
+
+
+def test_ipvs_checks_before_its_rewrite_so_the_client_learns_the_path_mtu() -> None:
+    cluster = with_dataplane(_udp_demo("flannel-vxlan"), mode="ipvs")
+    t = trace(cluster, Request("client", "10.0.0.11:30080/udp", seed=1, size=1472))
+    drop = _hops(t, HopKind.DROP)[0]
+    assert drop.detail.startswith(
+        "IPVS (ip_vs_nat_xmit → __ip_vs_get_out_rt: ensure_mtu_is_adequate): length 1500 > mtu"
+        " 1450 of flannel.1"
+    )
+    error = _hops(t, HopKind.SEND, Direction.REPLY)[0].after
+    assert error.inner is not None
+    assert (str(error.inner.dst), error.inner.dport) == ("10.0.0.11", 30080)
+    last = t.hops[-1]
+    assert (last.kind, last.where.netns, last.detail) == (
+        HopKind.DELIVER,
+        "client/client",
+        "udp_err: ICMP_FRAG_NEEDED mtu 1450: sk_err = EMSGSIZE",
+    )
+    assert t.verdict is Verdict.DROPPED
+    assert t.reason.endswith(
+        "udp_err: the route to 10.0.0.11 learns MTU 1450 (ipv4_sk_update_pmtu) and the connected"
+        " socket's next call fails with EMSGSIZE; from then on a datagram larger than 1450 bytes"
+        " leaves without DF, in fragments (IP_PMTUDISC_WANT)"
+    )
 
 
 def test_ip_in_ip_leaves_20_bytes_and_says_so_with_its_mtu() -> None:
