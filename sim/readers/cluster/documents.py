@@ -166,7 +166,11 @@ class JsonLocator(Locator):
         self._text = text
         self._decoder = json.JSONDecoder()
         self._elements: dict[int, tuple[list[int], int]] = {}
-        self._newlines: list[int] | None = None
+        # Offsets whose line is known, and those lines: a line is counted from
+        # the nearest known offset before it, not from a list of every newline
+        # (nine million of them in a pretty-printed 150,000-pod dump).
+        self._offsets = [0]
+        self._lines = [1]
 
     def _skip(self, pos: int) -> int:
         match = self._WS.match(self._text, pos)
@@ -221,6 +225,12 @@ class JsonLocator(Locator):
                 report = pos = element
             else:
                 break
-        if self._newlines is None:
-            self._newlines = [m.start() for m in re.finditer("\n", text)]
-        return bisect_right(self._newlines, report) + 1
+        return self._line_at(report)
+
+    def _line_at(self, offset: int) -> int:
+        """The line of the character at `offset`."""
+        nearest = bisect_right(self._offsets, offset) - 1
+        line = self._lines[nearest] + self._text.count("\n", self._offsets[nearest], offset)
+        self._offsets.insert(nearest + 1, offset)
+        self._lines.insert(nearest + 1, line)
+        return line
