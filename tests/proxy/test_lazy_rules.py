@@ -27,7 +27,17 @@ from sim.readers.iptables_save import parse_iptables_save
 from sim.trace.report import trace_json
 from sim.trace.request import Request
 from sim.trace.tracer import trace
+from tests import paths
 from tests.cni.support import with_cni
+
+
+def _zoo(node_in_range: bool = False) -> Cluster:
+    # LoadBalancer IPs with source ranges, external IPs, a health check node port.
+    text = (paths.DATA / "lab" / "zoo.yaml").read_text()
+    if node_in_range:
+        # The firewall chain then lets node-1's own address through: node-1's differ.
+        text = text.replace("[10.1.0.100/32]", "[10.1.0.100/32, 10.1.0.11/32]")
+    return with_derived_slices(parse_cluster(text, "zoo.yaml"), "zoo.yaml")
 
 
 def _generated(nodes: int, pods: int, services: int) -> Cluster:
@@ -37,6 +47,7 @@ def _generated(nodes: int, pods: int, services: int) -> Cluster:
 
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
+    lazy._COMMON.clear()
     node_tables._CACHE.clear()
     node_tables._LISTED.clear()
     yield
@@ -48,6 +59,8 @@ CLUSTERS: dict[str, Callable[[], Cluster]] = {
     "demo": demo_cluster,
     "demo-calico": lambda: with_cni(CNIPlugin.CALICO_VXLAN),
     "demo-flannel": lambda: with_cni(CNIPlugin.FLANNEL_VXLAN),
+    "zoo": _zoo,
+    "zoo-node-in-range": lambda: _zoo(node_in_range=True),
     # Under 1,000 endpoints: per-endpoint comments; over: none (kube-proxy's large mode).
     "generated": lambda: _generated(6, 120, 30),
     "generated-large": lambda: _generated(5, 1100, 700),
@@ -127,7 +140,7 @@ def _walks(cluster: Cluster, requests: list[Request]) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("name", ["demo", "demo-calico", "generated-large"])
+@pytest.mark.parametrize("name", ["demo", "demo-calico", "zoo-node-in-range", "generated-large"])
 def test_traces_through_parts_equal_traces_through_the_whole(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -161,11 +174,12 @@ def test_a_trace_renders_a_small_part_of_the_node() -> None:
 def test_the_cache_stays_under_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     cluster = _generated(30, 600, 60)
     monkeypatch.setattr(node_tables, "CACHE_BYTES", 600_000)
+    monkeypatch.setattr(lazy, "COMMON_BYTES", 200_000)
     pods = [p for p in cluster.pods if not p.host_network]
     services = [s for s in cluster.services if s.cluster_ip is not None]
     rng = random.Random(5)
     seen: dict[int, LazyRules] = {}
-    peak = 0
+    peak = common = 0
     for i in range(100):
         pod, svc = rng.choice(pods), rng.choice(services)
         trace(
@@ -178,10 +192,14 @@ def test_the_cache_stays_under_its_bound(monkeypatch: pytest.MonkeyPatch) -> Non
         )
         node_rules(cluster, node)
         assert node_tables.cached_bytes() <= node_tables.CACHE_BYTES
+        # The Service ports whose rules every node shares, parsed once for all.
+        assert lazy.common_bytes() <= lazy.COMMON_BYTES
+        common = max(common, lazy.common_bytes())
         peak = max(peak, len(node_tables._CACHE))
         seen.update((id(r), r) for _, r in node_tables._CACHE.values() if isinstance(r, LazyRules))
     # It kept several nodes and dropped others: the bound decided, not a count.
     assert 1 < peak < len(cluster.nodes)
+    assert common > lazy.COMMON_BYTES // 2
     kept = {id(r) for _, r in node_tables._CACHE.values()}
     dropped = [r for key, r in seen.items() if key not in kept]
     # What it dropped holds nothing more, though a walk's chains may still refer to it.

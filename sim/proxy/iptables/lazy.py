@@ -67,7 +67,7 @@ from sim.proxy.iptables.sync import (
 )
 from sim.readers.iptables_save.lazy import LazyChains, parse_chain
 
-__all__ = ["SHARED", "LazyRules", "lazy_rules", "renders_in_parts"]
+__all__ = ["COMMON_BYTES", "SHARED", "LazyRules", "common_bytes", "lazy_rules", "renders_in_parts"]
 
 SHARED: tuple[tuple[Table, str], ...] = (
     (Table.NAT, n.KUBE_SERVICES),
@@ -98,8 +98,9 @@ class ServiceTable:
     usable: tuple[bool, ...]
     """The port has an endpoint kube-proxy may use (ready, or serving and terminating)."""
     per_node: frozenset[int]
-    """Ports whose rules differ between nodes: a Local policy, or an endpoint listed twice
-    (kube-proxy keeps a node's own copy)."""
+    """Ports whose rules differ between nodes: a Local policy, an endpoint listed twice
+    (kube-proxy keeps a node's own copy), LB source ranges. Every other port's rules are
+    the same on every node, rendered and parsed once for all (`_Common`)."""
     by_dst: MappingProxyType[IPv4Address, tuple[int, ...]]
     """Ports with rules for a destination: ClusterIP, external IPs, LB IPs."""
     by_dport: MappingProxyType[int, tuple[int, ...]]
@@ -145,7 +146,9 @@ def _service_table(cluster: Cluster) -> ServiceTable:
         total += count
         usable.append(ok)
         counts: tuple[int, ...] = (0,) * len(SHARED)
-        if repeats or uses_local_endpoints(svc, port):
+        # The firewall chain lets the node's own address through when a source
+        # range holds it: the only place the node itself shows in a port's rules.
+        if repeats or uses_local_endpoints(svc, port) or svc.load_balancer_source_ranges:
             per_node.add(p)
         else:
             counts = _run_lengths(localhost, svc, port, ok, False)
@@ -211,6 +214,55 @@ def _ports_listing(cluster: Cluster) -> dict[tuple[int, int], tuple[int, ...]]:
     while len(_LISTING) > _TABLES_KEPT:
         _LISTING.popitem(last=False)
     return listing
+
+
+@dataclass
+class _Common:
+    """The rules of a cluster's Service ports that are the same on every node, rendered and
+    parsed once for all nodes (their runs in shared chains numbered from 1)."""
+
+    lines: dict[int, dict[tuple[Table, str], list[str]]] = field(default_factory=dict)
+    """Each rendered port's iptables-save lines, by table and chain."""
+    chains: dict[str, Chain] = field(default_factory=dict)
+    """Each parsed own chain (KUBE-SVC-, KUBE-SEP-, …)."""
+    runs: dict[tuple[int, int], tuple[Rule, ...]] = field(default_factory=dict)
+    """(shared chain, port) → the port's run, numbered from 1."""
+    held: int = 0
+    """Bytes held, estimated."""
+
+
+COMMON_BYTES = 128 << 20
+"""About how many bytes the parts every node shares may hold, all clusters together (past
+it they are dropped and parsed anew as packets reach them)."""
+
+_COMMON: OrderedDict[int, tuple[Cluster, _Common]] = OrderedDict()
+
+
+def _common(cluster: Cluster) -> _Common:
+    hit = _COMMON.get(id(cluster))
+    if hit is not None and hit[0] is cluster:
+        return hit[1]
+    found = _Common()
+    _COMMON[id(cluster)] = (cluster, found)
+    while len(_COMMON) > _TABLES_KEPT:
+        _COMMON.popitem(last=False)
+    return found
+
+
+def common_bytes() -> int:
+    """About how many bytes the parts every node shares hold."""
+    return sum(common.held for _, common in _COMMON.values())
+
+
+def _bound_common() -> None:
+    if common_bytes() <= COMMON_BYTES:
+        return
+    # Dropped whole: nodes still holding a part keep it, the rest render it again.
+    for _, common in _COMMON.values():
+        common.lines.clear()
+        common.chains.clear()
+        common.runs.clear()
+        common.held = 0
 
 
 def _run_lengths(
@@ -386,6 +438,7 @@ class LazyRules:
         self._place = place
         self._source = f"{node.name} (rendered)"
         self._services = service_table(cluster)
+        self._shared = _common(cluster)
         self._ctx = sync_context(cluster, node, large=self._services.large, restore_tokens=False)
         self._parts = _Parts()
         self._setup()
@@ -533,9 +586,18 @@ class LazyRules:
                 return whole
             if p is not None:
                 lines = self._render_port(p).get((table, name), [])
+                common = self._common_of(p)
+                if common is not None and name in common.chains:
+                    return common.chains[name]
                 rules = parse_chain(table, name, lines, self._policies(table), self._source)
-                self._parts.held += PARSED_RULE_BYTES * len(rules)
-                return Chain.model_construct(name=name, policy=None, rules=rules)
+                chain = Chain.model_construct(name=name, policy=None, rules=rules)
+                if common is not None:
+                    common.chains[name] = chain
+                    common.held += PARSED_RULE_BYTES * len(rules)
+                    _bound_common()
+                else:
+                    self._parts.held += PARSED_RULE_BYTES * len(rules)
+                return chain
         raise KeyError(name)
 
     def _policies(self, table: Table) -> _Policies:
@@ -591,17 +653,38 @@ class LazyRules:
     def _run(self, slot: int, p: int) -> tuple[Rule, ...]:
         parts = self._parts
         found = parts.runs.get((slot, p))
-        if found is None:
-            table, name = SHARED[slot]
-            starts = self._starts[slot]
-            assert starts is not None
-            lines = self._render_port(p).get((table, name), [])
+        if found is not None:
+            return found
+        table, name = SHARED[slot]
+        starts = self._starts[slot]
+        assert starts is not None
+        # Rendered (or found rendered) first: the port's own chains are declared by it.
+        lines = self._render_port(p).get((table, name), [])
+        common = self._common_of(p)
+        if common is None:
             found = parse_chain(
                 table, name, lines, self._policies(table), self._source, first=starts[p] + 1
             )
-            parts.runs[slot, p] = found
             parts.held += PARSED_RULE_BYTES * len(found)
+        else:
+            base = common.runs.get((slot, p))
+            if base is None:
+                base = parse_chain(table, name, lines, self._policies(table), self._source)
+                common.runs[slot, p] = base
+                common.held += PARSED_RULE_BYTES * len(base)
+                _bound_common()
+            # The same rules, at this node's positions (its Local-policy ports before
+            # this one may hold more or fewer rules than another node's).
+            found = tuple(
+                rule.model_copy(update={"index": rule.index + starts[p]}) for rule in base
+            )
+            parts.held += PARSED_RULE_BYTES // 4 * len(found)
+        parts.runs[slot, p] = found
         return found
+
+    def _common_of(self, p: int) -> _Common | None:
+        """The parts every node shares, when port `p`'s rules are the same on every node."""
+        return None if p in self._services.per_node else self._shared
 
     def candidates(self, slot: int, pkt: Packet) -> list[int]:
         """Positions of the rules of shared chain `slot` that `pkt` could match."""
@@ -623,26 +706,41 @@ class LazyRules:
         found = parts.lines.get(p)
         if found is not None:
             return found
+        common = self._common_of(p)
+        found = common.lines.get(p) if common is not None else None
+        if found is None:
+            found = self._write_port(p)
+            size = sum(len(line) + 60 for lines in found.values() for line in lines)
+            if common is not None:
+                common.lines[p] = found
+                common.held += size
+                _bound_common()
+            else:
+                parts.held += size
+        for table, chain in found:
+            if table is Table.NAT and chain.startswith(_OWN_PREFIXES):
+                parts.owner[chain] = p
+        parts.lines[p] = found
+        return found
+
+    def _write_port(self, p: int) -> dict[tuple[Table, str], list[str]]:
         name, svc, port = self._services.ports[p]
         out = Restore(localhost_nodeports=self._ctx.localhost_nodeports)
         eps = port_endpoints(self._cluster, svc, port, self._node.name)
         write_port(out, self._ctx, name, svc, port, eps)
-        found = {}
+        found: dict[tuple[Table, str], list[str]] = {}
         for table, rules in ((Table.FILTER, out.filter_rules), (Table.NAT, out.nat_rules)):
             for rule in rules:
                 saved = rule.saved if isinstance(rule, Presaved) else save_rule(rule)
                 found.setdefault((table, rule[1]), []).append(saved)
         for chain in out.nat_chains:
             found.setdefault((Table.NAT, chain), [])
-            parts.owner[chain] = p
         for slot, (table, chain) in enumerate(SHARED):
             starts = self._starts[slot]
             want = starts[p + 1] - starts[p] if starts is not None else 0
             got = len(found.get((table, chain), ()))
             # The positions of every other port's rules rest on these counts.
             assert got == want, f"{name}: {got} rules in {table.value}/{chain}, counted {want}"
-        parts.lines[p] = found
-        parts.held += sum(len(line) + 60 for lines in found.values() for line in lines)
         return found
 
 
