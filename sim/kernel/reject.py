@@ -14,13 +14,17 @@ header too, and the client's socket learns why its connect() failed.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from model.netfilter import Hook
-from model.packet import Packet, Proto
-from model.trace import HopKind, Verdict
+from model.packet import ConntrackEntry, CtState, Packet, Proto
+from model.trace import Direction, HopKind, Verdict
+from sim.kernel.conntrack import ConntrackTable, CtDirection
 from sim.kernel.devices import Netns
+from sim.kernel.netfilter import InFlight, NetfilterState, RecentTable
 from sim.kernel.outcome import End
 
 if TYPE_CHECKING:
@@ -126,7 +130,30 @@ def _icmp(
         note=_INBOUND_NOTE if routed else _RATE_NOTE,
         dt=2,
     )
+    _attach(walker, ns, error)
     return walker.local_out(ns, error)
+
+
+def _attach(walker: Walker, ns: Netns, error: Packet) -> None:
+    """nf_ct_attach (icmp_glue_bits): the error carries the conntrack entry of the packet it
+    answers, confirmed or not, as RELATED in the reply direction; NAT then undoes that
+    connection's rewrites in the error and in the header it quotes."""
+    entry = _refused_entry(walker, ns)
+    if entry is None:
+        return
+    state = walker.state.get(ns.name) or NetfilterState(ConntrackTable.of(), RecentTable())
+    carried = InFlight(entry=entry, direction=CtDirection.REPLY, ctstate=CtState.RELATED)
+    walker.state[ns.name] = replace(
+        state, in_flight=MappingProxyType({**state.in_flight, error.tuple(): carried})
+    )
+
+
+def _refused_entry(walker: Walker, ns: Netns) -> ConntrackEntry | None:
+    """The entry the refused request last had in `ns`, as its last hook there left it."""
+    for hop in reversed(walker.hops):
+        if hop.direction is Direction.REQUEST and hop.where.netns == ns.name and hop.conntrack:
+            return hop.conntrack
+    return None
 
 
 def _reset(walker: Walker, ns: Netns, refused: Packet, how: str) -> End:

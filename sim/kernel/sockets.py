@@ -208,8 +208,8 @@ def _frag_needed(
             pkt,
             reason,
             detail=f"{'tcp_v4_err' if tcp else 'udp_err'}: no socket for the quoted header",
-            note="conntrack could not undo the NAT in the quoted header: the connection was"
-            " never confirmed (the packet died before POSTROUTING) or its reply tuple differs",
+            note="a NAT on the way was not undone in the quoted header: no conntrack that"
+            " passed the error knew the connection",
             dt=2,
         )
         return End(Verdict.DROPPED, reason, pkt, ns.name)

@@ -75,10 +75,17 @@ def test_a_datagram_too_big_for_flannel_1_gets_fragmentation_needed_from_the_nod
         "icmp type 3 code 4 (icmp-frag-needed) 10.0.0.11 > 10.0.0.100; quotes"
         " 10.0.0.100:37170 → 192.168.3.3:8080 udp; mtu 1450; 576 bytes"
     )
+    # The error carries the unconfirmed entry (nf_ct_attach): POSTROUTING undoes the DNAT
+    # in the header it quotes, so the client's socket knows it as its own.
+    post = _hops(t, HopKind.NETFILTER, Direction.REPLY)[1]
+    assert post.where.hook is not None and post.where.hook.value == "POSTROUTING"
+    assert post.after.inner is not None
+    assert (str(post.after.inner.dst), post.after.inner.dport) == ("10.0.0.11", 30080)
     last = t.hops[-1]
-    assert (last.kind, last.where.netns) == (HopKind.DROP, "client/client")
-    assert "10.0.0.100:37170 → 192.168.3.3:8080, not its socket's 10.0.0.100:37170 →" in (
-        last.sentence
+    assert (last.kind, last.where.netns, last.detail) == (
+        HopKind.DELIVER,
+        "client/client",
+        "udp_err: ICMP_FRAG_NEEDED mtu 1450: sk_err = EMSGSIZE",
     )
     assert t.verdict is Verdict.DROPPED
     assert t.reason.startswith(
@@ -86,7 +93,11 @@ def test_a_datagram_too_big_for_flannel_1_gets_fragmentation_needed_from_the_nod
         " of 1450 and has DF (don't fragment) set"
     )
     assert "ICMP fragmentation needed (mtu 1450)" in t.reason
-    assert t.reason.endswith("(a path MTU black hole)")
+    assert t.reason.endswith(
+        "udp_err: the route to 10.0.0.11 learns MTU 1450 (ipv4_sk_update_pmtu) and the connected"
+        " socket's next call fails with EMSGSIZE; from then on a datagram larger than 1450 bytes"
+        " leaves without DF, in fragments (IP_PMTUDISC_WANT)"
+    )
 
 
 def test_ipvs_checks_before_its_rewrite_so_the_client_learns_the_path_mtu() -> None:

@@ -67,14 +67,16 @@ def test_a_reject_in_forward_is_answered_from_the_address_routing_picks_toward_t
         "icmp type 3 code 3 (icmp-port-unreachable) 192.168.1.1 > 192.168.1.2; quotes"
         " 192.168.1.2:37170 → 10.101.100.99:80 tcp"
     )
-    # Refused in FORWARD, the connection was never confirmed: its error belongs to none.
+    # Refused in FORWARD, the connection was never confirmed, but the error carries its
+    # entry all the same (icmp_glue_bits → nf_ct_attach): RELATED, with no NAT to undo.
     output = t.hops[sent.seq + 2]
     nat = next(w for w in output.tables if w.table is Table.NAT)
     assert output.where.hook is Hook.OUTPUT and nat.skipped == (
-        "conntrack calls this ICMP error INVALID: the connection of the header it quotes is"
-        " not in the table (a packet refused before conntrack confirmed its entry leaves none),"
-        " so nat is not consulted"
+        "nat rules are consulted only for a connection's first packet; entry [tcp"
+        " src=192.168.1.2 dst=10.101.100.99 sport=37170 dport=80 [UNREPLIED] src=10.101.100.99"
+        " dst=192.168.1.2 sport=80 dport=37170 mark=0] has nothing to rewrite here"
     )
+    assert output.conntrack is not None and not output.conntrack.confirmed
     assert t.hops[-1].sentence == (
         "the ICMP error reaches the client socket in pod1: the header it quotes,"
         " 192.168.1.2:37170 → 10.101.100.99:80, is the socket's own connection, so connect()"

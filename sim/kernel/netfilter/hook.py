@@ -359,10 +359,14 @@ class _Run:
         self.ipvs_verdict: IpvsVerdict | None = None
         carried = self.in_flight.pop(pkt.tuple(), None)
         # A packet from a socket or the wire is looked up afresh; only one
-        # looped through lo, or sent on by IPVS, still carries the entry it had.
-        fresh = (ctx.hook is Hook.OUTPUT and not ctx.reinjected) or (
-            ctx.hook is Hook.PREROUTING and ctx.in_iface != "lo"
-        )
+        # looped through lo, or sent on by IPVS, still carries the entry it had,
+        # and an ICMP error the kernel made: icmp_glue_bits attaches the entry of
+        # the packet it answers (nf_ct_attach), RELATED, confirmed or not.
+        fresh = (
+            ctx.hook is Hook.OUTPUT
+            and not ctx.reinjected
+            and not (carried is not None and carried.ctstate is CtState.RELATED)
+        ) or (ctx.hook is Hook.PREROUTING and ctx.in_iface != "lo")
         if carried is not None and not fresh:
             self.attached = True
             self.entry = carried.entry
@@ -473,6 +477,10 @@ class _Run:
         )
 
     def confirm(self) -> None:
+        # __nf_conntrack_confirm: a packet of the reply direction confirms nothing, as an
+        # ICMP error carrying the unconfirmed entry of the packet it answers.
+        if self.related and self.direction is CtDirection.REPLY:
+            return
         if self.entry is not None and not self.entry.confirmed:
             self.entry = self.entry.model_copy(update={"confirmed": True})
             self.conntrack = self.conntrack.with_entry(self.entry)
