@@ -3,8 +3,11 @@
     .venv/bin/python bench/bench_core.py [--nodes 5000 --pods 150000 --services 10000]
 
 Every ratio compares like with like, measured in this one run:
-- the same kind of request on both clusters: a pod to a ClusterIP Service whose
-  endpoint (pinned) is on another node, so both traces cross the same places;
+- the same kind of request on both clusters: a pod to a ClusterIP Service none
+  of whose endpoints is on the pod's node, so both traces cross the same places
+  whichever endpoint the seed picks (not `--pick`: a pinned endpoint is looked
+  up in the node's whole iptables-save text until `sim.proxy.dnats_to` asks the
+  node's rules);
   times are per hop as well as per trace;
 - cold = a fresh process that loads the cluster and traces once (the first
   trace pays for rendering the nodes it crosses); warm = repeats in a process
@@ -16,7 +19,10 @@ Every ratio compares like with like, measured in this one run:
   only as root with iptables;
 - a whole `kubehop trace` process on a generated dump (2,000 nodes, 60,000
   pods, 4,000 Services by default) against a Python process that `json.load`s
-  the same file with the collector off, and the peak RSS of each.
+  the same file with the collector off, and the peak RSS of each;
+- many random pod → ClusterIP traces in one process on a generated 500-node
+  cluster (`--many`, 15,000 pods, 2,000 Services): peak RSS after the first
+  trace and after all, and the median and 99th percentile of one trace.
 """
 
 from __future__ import annotations
@@ -46,9 +52,6 @@ from sim.trace.tracer import trace  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 
-DEMO_REQUEST = Request("pod1", "10.101.100.102:80", seed=1, pick="192.168.2.2:8080")
-"""Scenario 3: pod1 to svc-b, the endpoint on node-b."""
-
 
 def best_of(runs: int, fn: Callable[[], object]) -> float:
     """The fastest of `runs` timings of `fn`, in seconds."""
@@ -72,24 +75,20 @@ def generated(nodes: int, pods: int, services: int) -> Path:
 
 
 def request_like_the_demos(cluster: Cluster) -> Request:
-    """A pod to a ClusterIP Service whose pinned endpoint is on another node."""
-    pods = {p.ip: p for p in cluster.pods}
+    """A pod to a ClusterIP Service none of whose endpoints is on the pod's node."""
+    pods = {p.ip: p for p in cluster.pods if not p.host_network}
     for svc in cluster.services:
-        if svc.cluster_ip is None:
+        if svc.cluster_ip is None or svc.type.value != "ClusterIP" or not svc.ports:
             continue
-        for slice_ in cluster.slices_of(svc):
-            for endpoint in slice_.endpoints:
-                server = pods.get(endpoint.ip)
-                client = next((p for p in cluster.pods if server and p.node != server.node), None)
-                if server is None or client is None or not slice_.ports:
-                    continue
-                return Request(
-                    client.key,
-                    f"{svc.cluster_ip}:{svc.ports[0].port}",
-                    seed=1,
-                    pick=f"{endpoint.ip}:{slice_.ports[0].port}",
-                )
-    raise SystemExit("no Service with an endpoint on another node in the generated cluster")
+        endpoints = {ep.ip for s in cluster.slices_of(svc) for ep in s.endpoints if ep.ready}
+        servers = [pods[ip] for ip in endpoints if ip in pods]
+        if not servers or len(servers) != len(endpoints):
+            continue
+        on = {p.node for p in servers}
+        client = next((p for p in pods.values() if p.node not in on), None)
+        if client is not None:
+            return Request(client.key, f"{svc.cluster_ip}:{svc.ports[0].port}", seed=1)
+    raise SystemExit("no Service whose endpoints are all on other nodes than some pod")
 
 
 _COLD = """
@@ -99,7 +98,7 @@ from sim.cluster.load import demo_cluster, load
 from sim.trace.request import Request
 from sim.trace.tracer import trace
 cluster = load(sys.argv[2]) if sys.argv[2] else demo_cluster()
-request = Request(sys.argv[3], sys.argv[4], seed=1, pick=sys.argv[5])
+request = Request(sys.argv[3], sys.argv[4], seed=1, pick=sys.argv[5] or None)
 start = time.perf_counter()
 hops = len(trace(cluster, request).hops)
 print(time.perf_counter() - start, hops)
@@ -162,8 +161,21 @@ def restore_test_time(text: str) -> float | None:
     return best_of(3, run)
 
 
-_MEASURED = """
-import resource, runpy, sys, time
+# A child's ru_maxrss starts from its parent's peak (Linux keeps it across fork and
+# exec), so a process reports its own peak from VmHWM, which exec resets.
+_PEAK = """
+def peak_rss():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise SystemExit("no VmHWM in /proc/self/status")
+"""
+
+_MEASURED = (
+    _PEAK
+    + """
+import runpy, sys, time
 start = time.perf_counter()
 sys.path.insert(0, sys.argv[1])
 sys.argv = sys.argv[2:]
@@ -172,9 +184,49 @@ try:
     runpy.run_module(sys.argv[0], run_name="__main__")
 except SystemExit as exit:
     code = exit.code or 0
-print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-      code, file=sys.stderr)
+print(time.perf_counter() - start, peak_rss(), code, file=sys.stderr)
 """
+)
+
+
+_MANY = (
+    _PEAK
+    + """
+import random, sys, time
+sys.path.insert(0, sys.argv[1])
+from sim.cluster.load import load
+from sim.trace.request import Request
+from sim.trace.tracer import trace
+cluster = load(sys.argv[2])
+rng = random.Random(1)
+pods = [p for p in cluster.pods if not p.host_network]
+services = [s for s in cluster.services if s.cluster_ip is not None and s.ports]
+times = []
+for i in range(int(sys.argv[3])):
+    pod, svc = rng.choice(pods), rng.choice(services)
+    request = Request(pod.key, f"{svc.cluster_ip}:{svc.ports[0].port}", seed=i)
+    start = time.perf_counter()
+    trace(cluster, request)
+    times.append(time.perf_counter() - start)
+    if i == 0:
+        first = peak_rss()
+times.sort()
+print(first, peak_rss(), times[len(times) // 2], times[int(len(times) * 0.99)])
+"""
+)
+
+
+def many_traces(path: Path, count: int) -> tuple[int, int, float, float]:
+    """Random pod → ClusterIP traces in one fresh process: peak RSS after the first and after
+    all (bytes), median and 99th percentile of one trace (seconds)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MANY, str(ROOT), str(path), str(count)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    first, rss, p50, p99 = out.stdout.split()
+    return int(first), int(rss), float(p50), float(p99)
 
 
 def measured_process(*argv: str) -> tuple[float, int]:
@@ -200,6 +252,12 @@ def main() -> int:
         default="2000,60000,4000",
         help="nodes,pods,services of the whole-process comparison (default 2000,60000,4000)",
     )
+    parser.add_argument(
+        "--many",
+        type=int,
+        default=1000,
+        help="random traces on a generated 500-node cluster (default 1000; 0 skips them)",
+    )
     args = parser.parse_args()
 
     path = generated(args.nodes, args.pods, args.services)
@@ -209,11 +267,12 @@ def main() -> int:
     load_s = best_of(2, lambda: load(path))
     big = load(path)
     demo = demo_cluster()
+    demo_request = request_like_the_demos(demo)
     big_request = request_like_the_demos(big)
 
-    demo_cold, demo_hops = cold_trace(None, DEMO_REQUEST)
+    demo_cold, demo_hops = cold_trace(None, demo_request)
     big_cold, big_hops = cold_trace(path, big_request)
-    demo_warm, _ = warm_trace(demo, DEMO_REQUEST)
+    demo_warm, _ = warm_trace(demo, demo_request)
     big_warm, _ = warm_trace(big, big_request)
 
     node = big_request.source and next(p.node for p in big.pods if p.key == big_request.source)
@@ -235,7 +294,7 @@ def main() -> int:
     mid_request = request_like_the_demos(mid_cluster)
     del mid_cluster
     trace_argv = ["tui.cli", "--cluster", str(mid), "trace", mid_request.source]
-    trace_argv += [mid_request.destination, "--seed", "1", "--pick", mid_request.pick or ""]
+    trace_argv += [mid_request.destination, "--seed", "1"]
     trace_process_s, trace_rss = measured_process(*trace_argv)
     json_process_s, _ = measured_process("bench.json_only", str(mid))
     mid_size = mid.stat().st_size
@@ -246,7 +305,7 @@ def main() -> int:
             f"{args.nodes} nodes, {args.pods} pods, {args.services} Services,"
             f" {size / 1e6:.0f} MB JSON, {rules_text.count(chr(10) + '-A ')} rules on {node}",
         ),
-        ("the request", f"demo: {DEMO_REQUEST.command}; big: {big_request.command}"),
+        ("the request", f"demo: {demo_request.command}; big: {big_request.command}"),
         (
             "first trace after load (cold), big ÷ demo",
             f"{big_cold:.2f} s ÷ {demo_cold * 1e3:.1f} ms = {big_cold / demo_cold:.0f}"
@@ -283,6 +342,16 @@ def main() -> int:
             f"{trace_rss / 1e6:.0f} MB ÷ {mid_size / 1e6:.0f} MB = {trace_rss / mid_size:.1f}",
         ),
     ]
+    if args.many:
+        many = generated(500, 15000, 2000)
+        first, rss, p50, p99 = many_traces(many, args.many)
+        rows.append(
+            (
+                f"{args.many} random traces, 500 nodes/15000 pods/2000 Services",
+                f"peak RSS {first / 1e6:.0f} MB after the first, {rss / 1e6:.0f} MB after all;"
+                f" one trace p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms",
+            )
+        )
     width = max(len(r[0]) for r in rows)
     print(f"| {'measure':<{width}} | result |")
     print(f"|{'-' * (width + 2)}|--------|")

@@ -324,15 +324,19 @@ class _PortIndex(kernel_index.ChainIndex):
         return self.rules.candidates(self.slot, pkt)
 
 
+_NO_BUCKETS: MappingProxyType[kernel_index.Key, tuple[int, ...]] = MappingProxyType({})
+
+
 class _SharedRules(Sequence[Rule]):
     """The rules of a `SHARED` chain, each rendered and parsed with its port's run when read."""
 
     def __init__(self, rules: LazyRules, slot: int) -> None:
         self._rules = rules
         self._slot = slot
+        self._len = rules.shared_length(slot)
 
     def __len__(self) -> int:
-        return self._rules.shared_length(self._slot)
+        return self._len
 
     @overload
     def __getitem__(self, i: int) -> Rule: ...
@@ -349,7 +353,7 @@ class _SharedRules(Sequence[Rule]):
         return self._rules.shared_rule(self._slot, i)
 
     def __iter__(self) -> Iterator[Rule]:
-        return (self[i] for i in range(len(self)))
+        return self._rules.shared_rules(self._slot)
 
 
 class _Table(dict[str, Chain]):
@@ -441,6 +445,8 @@ class LazyRules:
         self._shared = _common(cluster)
         self._ctx = sync_context(cluster, node, large=self._services.large, restore_tokens=False)
         self._parts = _Parts()
+        self._suffixes: dict[int, tuple[Rule, ...]] = {}
+        self._with_rules: dict[int, tuple[int, ...]] = {}
         self._setup()
         self._tables = {t: _Table(self, t) for t in self._fixed}
         self.ruleset = Ruleset.model_construct(
@@ -621,34 +627,57 @@ class LazyRules:
         """Hand the walker `chain`'s candidate index (newest in its cache, so kept there
         while a walk uses it; a chain it forgot is indexed from every rule, as any other)."""
         cache = kernel_index._INDEX_CACHE
-        cache.pop(id(chain), None)
+        entry = cache.pop(id(chain), None)
+        if entry is None or entry[0] is not chain:
+            entry = (chain, _PortIndex(_NO_BUCKETS, self, slot))
         if len(cache) >= kernel_index._INDEX_CACHE_SIZE:
             del cache[next(iter(cache))]
-        empty: MappingProxyType[kernel_index.Key, tuple[int, ...]] = MappingProxyType({})
-        cache[id(chain)] = (chain, _PortIndex(empty, self, slot))
+        cache[id(chain)] = entry
 
     def _suffix(self, slot: int) -> tuple[Rule, ...]:
-        table, name = SHARED[slot]
-        fixed = self._fixed.get(table)
-        if fixed is None or name not in fixed:
-            return ()
-        return fixed[name].rules
+        """The rules after every port's run in shared chain `slot`, at their positions."""
+        found = self._suffixes.get(slot)
+        if found is None:
+            table, name = SHARED[slot]
+            fixed = self._fixed.get(table)
+            rules = fixed[name].rules if fixed is not None and name in fixed else ()
+            ports = self._port_rules(slot)
+            found = tuple(rule.model_copy(update={"index": ports + rule.index}) for rule in rules)
+            self._suffixes[slot] = found
+        return found
+
+    def _port_rules(self, slot: int) -> int:
+        starts = self._starts[slot]
+        return starts[-1] if starts is not None else 0
 
     def shared_length(self, slot: int) -> int:
         """How many rules the shared chain `slot` holds."""
-        starts = self._starts[slot]
-        return (starts[-1] if starts is not None else 0) + len(self._suffix(slot))
+        return self._port_rules(slot) + len(self._suffix(slot))
 
     def shared_rule(self, slot: int, i: int) -> Rule:
         """Rule `i` (0-based) of the shared chain `slot`."""
         starts = self._starts[slot]
-        ports = starts[-1] if starts is not None else 0
-        if i >= ports:
-            rule = self._suffix(slot)[i - ports]
-            return rule.model_copy(update={"index": i + 1})
-        assert starts is not None
+        if starts is None or i >= starts[-1]:
+            return self._suffix(slot)[i - self._port_rules(slot)]
         p = bisect_right(starts, i) - 1
         return self._run(slot, p)[i - starts[p]]
+
+    def shared_rules(self, slot: int) -> Iterator[Rule]:
+        """Every rule of shared chain `slot`, in order, each port's run parsed as reached."""
+        for p in self._ports_in(slot):
+            yield from self._run(slot, p)
+        yield from self._suffix(slot)
+
+    def _ports_in(self, slot: int) -> tuple[int, ...]:
+        """The ports with rules in shared chain `slot`, in order."""
+        found = self._with_rules.get(slot)
+        if found is None:
+            starts = self._starts[slot]
+            found = ()
+            if starts is not None:
+                found = tuple(p for p in range(len(starts) - 1) if starts[p + 1] > starts[p])
+            self._with_rules[slot] = found
+        return found
 
     def _run(self, slot: int, p: int) -> tuple[Rule, ...]:
         parts = self._parts
