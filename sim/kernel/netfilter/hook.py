@@ -424,8 +424,8 @@ class _Run:
         if self.pkt.proto is Proto.ICMP:
             return (
                 "conntrack calls this ICMP error INVALID: the connection of the header it"
-                " quotes is not in the table (a packet refused before conntrack confirmed its"
-                " entry leaves none), so nat is not consulted"
+                " quotes is not in the table (an error from another host about a connection"
+                " this netns never confirmed), so nat is not consulted"
             )
         return (
             "conntrack calls this packet INVALID (a TCP SYN-ACK or RST of no connection it"
