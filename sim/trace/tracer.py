@@ -180,6 +180,11 @@ def _trace_segment(
     choose: Callable[[Rule], bool | None] | None,
 ) -> tuple[Trace, SharedState]:
     """The handshake walked unseen, then the first data segment of `request.size` bytes."""
+    if not request.size:
+        raise RequestError(
+            f"--size 0 with {request.destination}: a TCP connection sends no data segment"
+            " without data; give 1 or more bytes (without --size the trace is the SYN)"
+        )
     shake, after = _walk(
         cluster,
         replace(request, size=None),

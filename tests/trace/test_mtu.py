@@ -267,3 +267,5 @@ def test_size_out_of_range_is_one_clear_line(capsys: pytest.CaptureFixture[str])
     assert err == [
         "kubehop: error: --size -1: out of range (0-65507, the most a UDP datagram carries in one IPv4 packet)"
     ]
+    with pytest.raises(RequestError, match="--size 0 with svc-b:80: a TCP connection sends no"):
+        trace(demo_cluster(), Request("pod1", "svc-b:80", seed=1, size=0))
