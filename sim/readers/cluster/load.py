@@ -127,7 +127,7 @@ def parse_clusters(
         return _cluster(inputs, Report(label), progress)
 
 
-_FREEZE_OVER = 1_000_000
+_FREEZE_OVER = 100_000
 """Objects made by one load past which they are kept from the collector's scans."""
 
 
@@ -139,7 +139,7 @@ def _collector_off() -> Iterator[None]:
     cycle; the collector would rescan them again and again while they are built
     (three quarters of json.loads' time on 150,000 pods). Turned back on, it would
     still look at each once per generation soon after (0.8 s a time on the 209 MB
-    file, in whatever runs next), so past a million new objects everything alive is
+    file, in whatever runs next), so past 100,000 new objects everything alive is
     frozen (`gc.freeze`) into the generation it never scans. Frozen objects are still
     freed when nothing refers to them; only a reference cycle that was alive then and
     dropped later would not be (a cluster has none).

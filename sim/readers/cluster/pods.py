@@ -32,8 +32,14 @@ class PodReader:
         """The Pod `obj` on one of `nodes`; None (with a warning) if it has no network."""
         check = self.check
         meta, name, namespace = check.metadata(at, obj, namespaced=True)
-        spec = check.mapping(at, obj.get("spec"), ("spec",))
-        status = check.mapping(at, obj.get("status"), ("status",))
+        # Each `type(…) is` below skips a check's call for the usual value,
+        # which that check would return as it is.
+        spec = obj.get("spec")
+        if type(spec) is not dict:
+            spec = check.mapping(at, spec, ("spec",))
+        status = obj.get("status")
+        if type(status) is not dict:
+            status = check.mapping(at, status, ("status",))
         node_name = spec.get("nodeName")
         if node_name is None:
             check.warn(
@@ -43,7 +49,8 @@ class PodReader:
                 "not scheduled (no nodeName), so it has no network; left out",
             )
             return None
-        node_name = check.string(at, node_name, ("spec", "nodeName"))
+        if type(node_name) is not str:
+            node_name = check.string(at, node_name, ("spec", "nodeName"))
         node = nodes.get(node_name)
         if node is None:
             # The API server stores any nodeName; a partial dump, or a node left
@@ -65,7 +72,9 @@ class PodReader:
                 f"{phase}: its sandbox and IP are released; left out",
             )
             return None
-        host_network = check.boolean(at, spec.get("hostNetwork"), ("spec", "hostNetwork"), False)
+        host_network = spec.get("hostNetwork", False)
+        if type(host_network) is not bool:
+            host_network = check.boolean(at, host_network, ("spec", "hostNetwork"), False)
         ip = node.internal_ip
         if not host_network:
             found = self._pod_ip(at, status)
@@ -84,7 +93,9 @@ class PodReader:
             # Without conditions (a hand-written pod) kubehop takes the pod as
             # ready; kubectl's output always has them.
             ready = False
-            for condition in check.sequence(at, conditions, ("status", "conditions")):
+            if type(conditions) is not list:
+                conditions = check.sequence(at, conditions, ("status", "conditions"))
+            for condition in conditions:
                 if isinstance(condition, dict) and condition.get("type") == "Ready":
                     ready = condition.get("status") in ("True", True)
                     break

@@ -102,11 +102,15 @@ def _endpoint(check: FieldChecker, at: At, raw: object, index: int) -> Endpoint:
             check.boolean(at, conditions.get(key), ("endpoints", index, "conditions", key), False)
     node = raw.get("nodeName")
     if node is not None:
-        node = check.shared(check.string(at, node, ("endpoints", index, "nodeName")))
+        if type(node) is not str:  # a call skipped for the usual value, which it returns
+            node = check.string(at, node, ("endpoints", index, "nodeName"))
+        node = check.shared(node)
     pod = None
     ref = raw.get("targetRef")
     if isinstance(ref, dict) and ref.get("kind") == "Pod":
-        pod = check.string(at, ref.get("name"), ("endpoints", index, "targetRef", "name"))
+        pod = ref.get("name")
+        if type(pod) is not str:
+            pod = check.string(at, pod, ("endpoints", index, "targetRef", "name"))
     return Endpoint.checked(
         ip=ip, ready=ready, serving=serving, terminating=terminating, node=node, pod=pod
     )

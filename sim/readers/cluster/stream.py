@@ -33,6 +33,7 @@ CHUNK = 1 << 20
 """Bytes read at a time."""
 
 _CUT_OFF = 1 << 20
+_AHEAD = 1 << 16
 _WS = re.compile(r"[ \t\n\r]*")
 _BLANKS = " \t\n\r"
 _DECODER = json.JSONDecoder()
@@ -162,6 +163,10 @@ class JsonList:
         decode = _DECODER.raw_decode
         while True:
             # The usual item, inline: a value whole in the text, then "," or "]".
+            # The text is topped up before an item could be cut off: a decoding
+            # error costs a count of the lines before it.
+            if len(self._text) - self._pos < _AHEAD and not self._eof:
+                self._more()
             text = self._text
             try:
                 value, end = decode(text, self._pos)
