@@ -227,6 +227,11 @@ class _Common:
     """Each parsed own chain (KUBE-SVC-, KUBE-SEP-, …)."""
     runs: dict[tuple[int, int], tuple[Rule, ...]] = field(default_factory=dict)
     """(shared chain, port) → the port's run, numbered from 1."""
+    starts: dict[tuple[int, tuple[int, ...]], array[int] | None] = field(default_factory=dict)
+    """(shared chain, how many rules a node's Local-policy ports add to it) → where each
+    port's run starts (None: no port adds a rule)."""
+    with_rules: dict[tuple[int, tuple[int, ...]], array[int]] = field(default_factory=dict)
+    """The same key → the ports with rules in that chain, in order."""
     held: int = 0
     """Bytes held, estimated."""
 
@@ -262,6 +267,8 @@ def _bound_common() -> None:
         common.lines.clear()
         common.chains.clear()
         common.runs.clear()
+        common.starts.clear()
+        common.with_rules.clear()
         common.held = 0
 
 
@@ -446,7 +453,6 @@ class LazyRules:
         self._ctx = sync_context(cluster, node, large=self._services.large, restore_tokens=False)
         self._parts = _Parts()
         self._suffixes: dict[int, tuple[Rule, ...]] = {}
-        self._with_rules: dict[int, tuple[int, ...]] = {}
         self._setup()
         self._tables = {t: _Table(self, t) for t in self._fixed}
         self.ruleset = Ruleset.model_construct(
@@ -540,21 +546,26 @@ class LazyRules:
         }
         self._fixed_bytes = 2 * len(text)
         services = self._services
-        lengths = [list(counts) for counts in services.lengths]
-        for p in services.per_node:
+        # Only the ports under a Local policy (and the like) count differently on
+        # each node; nodes that count them alike share their positions.
+        mine: dict[int, tuple[int, ...]] = {}
+        for p in sorted(services.per_node):
             _, svc, port = services.ports[p]
             cat = categorize(port_endpoints(self._cluster, svc, port, self._node.name), svc, port)
-            counts = _run_lengths(ctx.localhost_nodeports, svc, port, cat.has_any, bool(cat.local))
-            for slot, count in enumerate(counts):
-                lengths[slot][p] = count
+            mine[p] = _run_lengths(ctx.localhost_nodeports, svc, port, cat.has_any, bool(cat.local))
         self._starts: list[array[int] | None] = []
-        for counts_of in lengths:
-            starts = array("q", itertools.accumulate(counts_of, initial=0))
-            if starts[-1]:
-                self._starts.append(starts)
-                self._fixed_bytes += 8 * len(starts)
-            else:
-                self._starts.append(None)
+        self._keys: list[tuple[int, tuple[int, ...]]] = []
+        for slot, base in enumerate(services.lengths):
+            key = (slot, tuple(counts[slot] for counts in mine.values()))
+            self._keys.append(key)
+            if key not in self._shared.starts:
+                counts_of = list(base)
+                for p, counts in mine.items():
+                    counts_of[p] = counts[slot]
+                starts = array("q", itertools.accumulate(counts_of, initial=0))
+                self._shared.starts[key] = starts if starts[-1] else None
+                self._shared.held += 8 * len(starts)
+            self._starts.append(self._shared.starts[key])
 
     # --- chains ----------------------------------------------------------
 
@@ -668,15 +679,18 @@ class LazyRules:
             yield from self._run(slot, p)
         yield from self._suffix(slot)
 
-    def _ports_in(self, slot: int) -> tuple[int, ...]:
-        """The ports with rules in shared chain `slot`, in order."""
-        found = self._with_rules.get(slot)
+    def _ports_in(self, slot: int) -> array[int]:
+        """The ports with rules in shared chain `slot`, in order (shared by the nodes that
+        count their Local-policy ports alike, as their positions are)."""
+        key = self._keys[slot]
+        found = self._shared.with_rules.get(key)
         if found is None:
             starts = self._starts[slot]
-            found = ()
+            found = array("i")
             if starts is not None:
-                found = tuple(p for p in range(len(starts) - 1) if starts[p + 1] > starts[p])
-            self._with_rules[slot] = found
+                found.extend(p for p in range(len(starts) - 1) if starts[p + 1] > starts[p])
+            self._shared.with_rules[key] = found
+            self._shared.held += 4 * len(found)
         return found
 
     def _run(self, slot: int, p: int) -> tuple[Rule, ...]:
