@@ -17,7 +17,7 @@ class Direction(StrEnum):
     REPLY = "reply"
 
 
-_PORT_FIELDS = frozenset({"sport", "dport", "tcp_flags"})
+_PORT_FIELDS = frozenset({"sport", "dport", "tcp_flags", "mss"})
 """What a packet without ports (IP-in-IP's outer header) lacks."""
 
 

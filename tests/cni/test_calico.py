@@ -323,7 +323,7 @@ def test_scenario_3_under_ipip_crosses_inside_protocol_4(ipip: Cluster) -> None:
     )
     # IP-in-IP has no ports: the report and the changed fields say none.
     assert packet_line(outer) == "10.0.0.11 → 10.0.0.12 ipencap ttl 63 mark 0x10000"
-    assert encap.changed == ("src", "dst", "proto", "src_mac", "dst_mac", "inner", "length", "mss")
+    assert encap.changed == ("src", "dst", "proto", "src_mac", "dst_mac", "inner", "length")
     # The outer packet is the host's: Felix lets IP-in-IP to and from its hosts through.
     out = next(h for h in request_hops(t, HopKind.NETFILTER) if h.where.hook is Hook.OUTPUT)
     assert '"Allow IPIP packets to other Calico hosts"' in out.detail
