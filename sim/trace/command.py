@@ -42,6 +42,8 @@ def command_argv(
         argv += ["--seed", str(request.seed)]
     if request.pick:
         argv += ["--pick", request.pick]
+    if request.size is not None:
+        argv += ["--size", str(request.size)]
     if step is not None:
         argv += ["--open", "--step", str(step)]
     return tuple(argv)

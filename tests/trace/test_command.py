@@ -49,3 +49,13 @@ def test_the_command_runs_and_gives_the_same_trace(capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert out.startswith("kubehop trace pod1 → svc-b:80   (seed 7)")
     assert "ENCAP" in out and out.rstrip().endswith("outcome: DELIVERED (192.168.2.2:8080)")
+
+
+def test_a_sized_request_keeps_its_size(capsys: pytest.CaptureFixture[str]) -> None:
+    from tui.cli import run
+
+    request = Request("client", "10.0.0.11:30080", seed=1, size=3000)
+    argv = command_argv(request, "iptables", "flannel-vxlan")
+    assert argv[-2:] == ("--size", "3000")
+    assert run(list(argv[1:])) == 0
+    assert "it carries 1398 of the 3000 bytes" in capsys.readouterr().out
