@@ -24,9 +24,10 @@ from textual.binding import Binding, BindingType  # noqa: E402
 from textual.screen import Screen  # noqa: E402
 
 from model.cluster import Cluster  # noqa: E402
+from model.errors import KubehopError  # noqa: E402
 from tui.hopstyle import palette  # noqa: E402
 from tui.screens.trace import TraceScreen  # noqa: E402
-from tui.session import Request, Session, load_cluster  # noqa: E402
+from tui.session import Request, Session, load_cluster, preset_for  # noqa: E402
 
 gc.freeze()
 if _collecting:
@@ -50,11 +51,14 @@ class KubehopApp(App[int]):
         request: Request | None = None,
         seed: int | None = None,
         theme: str | None = DEFAULT_THEME,
+        step: int | None = None,
+        cluster_files: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
-        self.session = Session(cluster, seed=seed)
+        self.session = Session(cluster, seed=seed, cluster_files=cluster_files)
         """The cluster under study."""
         self._request = request
+        self._step = step
         if theme is not None:
             self.theme = theme
         # The modules, the classes and the cluster (millions of objects at the
@@ -72,7 +76,7 @@ class KubehopApp(App[int]):
         return variables
 
     def get_default_screen(self) -> Screen[None]:
-        return TraceScreen(self.session, self._request)
+        return TraceScreen(self.session, self._request, step=self._step)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         # Textual's own "Keys" opens a side panel that squeezes an 80-column
@@ -91,10 +95,44 @@ class KubehopApp(App[int]):
                     )
 
 
-def run(cluster_path: str | None = None, *, cni: str | None = None, mode: str | None = None) -> int:
+def run(
+    cluster_path: str | None = None,
+    *,
+    cni: str | None = None,
+    mode: str | None = None,
+    scenario: str | None = None,
+    step: int | None = None,
+) -> int:
     """Run the app on the demo cluster, or on the cluster in `cluster_path`, with the CNI
-    and kube-proxy mode `cni` and `mode` name instead of the file's when given."""
+    and kube-proxy mode `cni` and `mode` name instead of the file's when given; with
+    `scenario` (`"3"`), open at that scenario's hop `step` (from 1; None: the first).
+
+    Raises `KubehopError` before taking the terminal when the scenario cannot be shown."""
     cluster = load_cluster(Path(cluster_path) if cluster_path else None, cni=cni, mode=mode)
-    app = KubehopApp(cluster)
+    request = None
+    if scenario is not None:
+        preset = preset_for(scenario)
+        if preset is None:
+            raise KubehopError(f"--scenario {scenario}: the scenarios are 1-4")
+        if not Session(cluster).has_source(preset.request):
+            raise KubehopError(
+                f"--scenario {scenario}: the article's scenarios are cast on the demo cluster;"
+                f" this cluster has no {preset.request.source} (run kubehop without --cluster)"
+            )
+        request = preset.request
+    files = (cluster_path,) if cluster_path else ()
+    return open_app(cluster, request=request, step=step, cluster_files=files)
+
+
+def open_app(
+    cluster: Cluster,
+    *,
+    request: Request | None = None,
+    step: int | None = None,
+    cluster_files: tuple[str, ...] = (),
+) -> int:
+    """Run the app on `cluster` (read from `cluster_files`), showing `request` at hop `step`
+    (from 1) when given: where a deep link (`kubehop trace … --open --step K`) lands."""
+    app = KubehopApp(cluster, request=request, step=step, cluster_files=cluster_files)
     app.run()
     return app.return_code or 0

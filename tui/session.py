@@ -22,8 +22,9 @@ from sim.kernel.conntrack import conntrack_view
 from sim.trace import request as flow
 from sim.trace import tracer
 from sim.trace.counterpart import Counterpart, counterpart, differences
+from sim.trace.decisions import Decision, decisions, next_decision, previous_decision
 from sim.trace.effects import hop_effect, trace_effects
-from sim.trace.presets import PRESETS, Preset
+from sim.trace.presets import PRESETS, Preset, preset_for
 from sim.trace.request import Request
 from sim.trace.stepper import Stepper
 from sim.trace.tracer import MAX_REPEATS
@@ -31,11 +32,14 @@ from sim.trace.tracer import MAX_REPEATS
 if TYPE_CHECKING:
     from sim.cluster.tunnels import NodeTunnels
     from sim.lab import Check
+    from sim.trace.challenge import Question as Question
+    from sim.trace.summary import TraceSummary as TraceSummary
 
 # The screens' vocabulary from `sim`, handed on so that they import `sim` only from here.
 __all__ = [
     "MAX_REPEATS",
     "Counterpart",
+    "Decision",
     "Edit",
     "Preset",
     "Request",
@@ -44,10 +48,13 @@ __all__ = [
     "Stepper",
     "conntrack_view",
     "load_cluster",
+    "preset_for",
     "presets",
+    "scenario_of",
 ]
 
-# `sim.cluster.edits` is imported by the calls that edit: nothing on the first screen
+# `sim.trace.summary`, `.challenge` and `.command` are imported by the calls that use them
+# (the summary's pydantic models alone take ~16 ms). `sim.cluster.edits` is imported by the calls that edit: nothing on the first screen
 # edits. `sim.cluster.load`, `sim.cluster.tunnels` and `sim.lab` are imported only by the
 # calls that use them.
 
@@ -102,6 +109,12 @@ def presets() -> tuple[Preset, ...]:
     return PRESETS
 
 
+def scenario_of(request: Request) -> Preset | None:
+    """The article's scenario whose request `request` is, whatever its seed (a deep link
+    to a scenario's trace names the seed it was traced with)."""
+    return next((p for p in PRESETS if p.request == replace(request, seed=None)), None)
+
+
 def load_cluster(path: Path | None, *, cni: str | None = None, mode: str | None = None) -> Cluster:
     """The cluster in the file or directory `path`, or the demo cluster when None, with the
     CNI and kube-proxy mode the command line chose (None: the file's own)."""
@@ -122,6 +135,8 @@ class Session:
     """Counts edits, so the screen can tell when the cluster changed."""
     history: list[str] = field(default_factory=list)
     """One line per edit, oldest first."""
+    cluster_files: tuple[str, ...] = ()
+    """The files the cluster was read from, as given (none: the demo), for deep links."""
     _traced: set[str] = field(default_factory=set, repr=False)
     # Nodes a trace of this cluster passed: `sim.cluster.rules` keeps their text, rendered.
     _texts: OrderedDict[str, str] = field(default_factory=OrderedDict, repr=False)
@@ -179,6 +194,40 @@ class Session:
             if state == "reply" and hop.direction.value == "reply":
                 return hop.seq
         return None
+
+    def summary(self, trace: Trace) -> TraceSummary:
+        """What `trace` came to: NAT and where it was undone, deciding rules, nodes, tunnels."""
+        from sim.trace.summary import summarize
+
+        return summarize(trace)
+
+    def decisions(self, trace: Trace) -> tuple[Decision, ...]:
+        """The hops of `trace` where something was decided (a NAT, a route, a drop…)."""
+        return decisions(trace)
+
+    def next_decision(self, trace: Trace, index: int) -> int | None:
+        """The first decision hop after hop `index` (from 0), None when there is none."""
+        return next_decision(trace, index)
+
+    def previous_decision(self, trace: Trace, index: int) -> int | None:
+        """The last decision hop before hop `index` (from 0), None when there is none."""
+        return previous_decision(trace, index)
+
+    def questions(self, trace: Trace) -> tuple[Question, ...]:
+        """Challenge mode's questions on `trace`, in hop order (the trace's seed draws the
+        wrong choices, so the same trace asks the same questions)."""
+        from sim.trace.challenge import challenge
+
+        return challenge(trace, self.cluster, trace.seed)
+
+    def command(self, request: Request, trace: Trace, step: int | None = None) -> str:
+        """The shell command that traces `request` again as `trace` (its seed, this mode and
+        CNI, the cluster's files) and opens the app at hop `step` (from 1)."""
+        from sim.trace.command import command_for
+
+        return command_for(
+            replace(request, seed=trace.seed), self.mode, self.cni, self.cluster_files, step
+        )
 
     def counterpart(self, old: Trace, index: int, new: Trace) -> Counterpart:
         """Where hop `index` of `old` is in `new`, a trace of the same request."""

@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from model.cluster import Cluster
 from sim.cluster.load import demo_cluster, with_cni, with_mode
 from tui.app import KubehopApp
+from tui.screens.spread import SpreadChart
 from tui.screens.trace import TraceScreen
 from tui.session import Request, Session, presets
 from tui.widgets.cluster_tree import ClusterTree
@@ -124,7 +125,15 @@ def test_help_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
 def test_spread_dialog(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await pilot.press("s")
-        await pilot.app.screen.workers.wait_for_complete()  # the requests go in a worker
+        chart = pilot.app.screen.query_one(SpreadChart)
+        # The requests go in a worker, started when the dialog is mounted; the chart is
+        # final once the last tally is shown (the input's cursor does not blink, so the
+        # moment it is taken does not show in the picture).
+        for _ in range(600):
+            if not chart.sending and chart.spread is not None:
+                break
+            await pilot.pause(0.05)
+        assert chart.spread is not None and not chart.sending
         await pilot.pause()
 
     request = Request("pod1", "svc-b:80")
@@ -193,3 +202,39 @@ def test_scenario_3s_vxlan_encapsulation(snap_compare: SnapCompare, size: tuple[
     keys = ("v",) if size[0] < 120 else ()
     app = make_app(_scenario("3"), cluster)
     assert snap_compare(app, run_before=go_to(index, *keys), terminal_size=size)
+
+
+def _challenge(answer: bool) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """Scenario 3 in challenge mode, jumped to the DNAT: its first question on screen, and
+    with `answer`, answered wrong (the right one marked, explained)."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await pilot.pause()
+        await pilot.press("c", "right_square_bracket")  # hop 3, pod1's route: asked first
+        await pilot.pause()
+        if answer:
+            from tui.screens.question import QuestionScreen
+
+            asked = pilot.app.screen
+            assert isinstance(asked, QuestionScreen)
+            wrong = (asked.question.answer + 1) % len(asked.question.choices)
+            await pilot.press(str(wrong + 1))
+            await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("answered", [False, True], ids=["question", "revealed"])
+def test_challenge_question(
+    snap_compare: SnapCompare, answered: bool, size: tuple[int, int]
+) -> None:
+    app = make_app(_scenario("3"))
+    assert snap_compare(app, run_before=_challenge(answered), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("key", ["3", "4"])
+def test_summary(snap_compare: SnapCompare, key: str, size: tuple[int, int]) -> None:
+    """The summary at the end: scenario 3's DNAT and its reversal, scenario 4's MASQ too."""
+    assert snap_compare(make_app(_scenario(key)), press=["G", "S"], terminal_size=size)

@@ -7,6 +7,7 @@ completion load neither the simulation nor the app.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
@@ -25,6 +26,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         if args.namespace is not None and not args.namespace.strip():
             raise KubehopError("-n '': give a namespace (or leave -n out for default)")
+        _check_deep_link(args)
         if args.command == "trace":
             from tui.cli.trace import run_trace
 
@@ -70,7 +72,12 @@ def run(argv: Sequence[str] | None = None) -> int:
             from tui.cli.lab import run_lab
 
             return run_lab(args, cluster_path(args))
-        return _run_app(cluster_path(args), **dataplane(args))
+        return _run_app(
+            cluster_path(args),
+            **dataplane(args),
+            scenario=args.scenario,
+            step=args.scenario_step,
+        )
     except KubehopError as err:
         print(f"kubehop: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -78,8 +85,35 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
-def _run_app(path: str | None, *, cni: str | None, mode: str | None) -> int:
+def _check_deep_link(args: argparse.Namespace) -> None:
+    """`--scenario N [--step K]` opens the app: it goes with no command, and `--step` with it."""
+    if args.scenario is not None and args.command is not None:
+        raise KubehopError(
+            f"--scenario opens the app, not '{args.command}': give it without a command"
+            " (kubehop --scenario N --step K), or 'kubehop trace … --open --step K'"
+        )
+    if args.scenario_step is not None and args.scenario is None:
+        raise KubehopError("--step K opens the app at a scenario's hop: give --scenario N too")
+
+
+def _run_app(
+    path: str | None,
+    *,
+    cni: str | None,
+    mode: str | None,
+    scenario: str | None = None,
+    step: int | None = None,
+) -> int:
     """The app, on a terminal; elsewhere (a file, a pipe, a script) one line saying what to run."""
+    need_terminal()
+    from tui.app import run as run_app
+
+    # A bad file, --cni, --mode or --scenario raises before the app takes the terminal.
+    return run_app(path, cni=cni, mode=mode, scenario=scenario, step=step)
+
+
+def need_terminal() -> None:
+    """Raise `KubehopError` unless stdin and stdout are a terminal, which the app needs."""
     # Textual would write its escape codes into the file, or wait on a pipe for keys.
     away = [
         name for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout)) if not _tty(stream)
@@ -90,10 +124,6 @@ def _run_app(path: str | None, *, cni: str | None, mode: str | None) -> int:
             f"the app needs a terminal, and {which}: for text run 'kubehop trace SOURCE"
             " DESTINATION' (see 'kubehop scenarios'), or 'kubehop serve' for the app in a browser"
         )
-    from tui.app import run as run_app
-
-    # A bad file, --cni or --mode raises before the app takes the terminal.
-    return run_app(path, cni=cni, mode=mode)
 
 
 def _tty(stream: object) -> bool:

@@ -216,8 +216,38 @@ def build_parser() -> argparse.ArgumentParser:
     # Always offered: `lab` itself says why when this machine cannot run it.
     _add_lab(sub)
     _add_completion(sub)
+    _add_deep_link(parser)
     _add_globals(parser, 0)
     return parser
+
+
+def _add_deep_link(parser: argparse.ArgumentParser) -> None:
+    """The app opened at a scenario's hop: `kubehop --scenario 3 --step 7` (a deep link)."""
+    group = parser.add_argument_group("opening the app at a scenario (without a command)")
+    group.add_argument(
+        "--scenario",
+        choices=("1", "2", "3", "4"),
+        metavar="N",
+        help="open the app at the article's scenario N (1-4, see 'kubehop scenarios')",
+    )
+    group.add_argument(
+        "--step",
+        dest="scenario_step",
+        type=_hop_number,
+        metavar="K",
+        help="with --scenario, open at hop K (from 1, as the app numbers them)",
+    )
+
+
+def _hop_number(text: str) -> int:
+    """A hop's number as the app shows it: 1 or more."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a hop number (1, 2, …)") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number}: hops are numbered from 1")
+    return number
 
 
 def _add_globals(parser: argparse.ArgumentParser, level: int, command: str | None = None) -> None:
@@ -358,6 +388,23 @@ def _add_trace(sub: Any) -> None:
         action="store_true",
         help="after the trace, print challenge mode's questions with their answers (an answer"
         " key to hand out with the trace)",
+    )
+    _add_open(trace)
+
+
+def _add_open(trace: Any) -> None:
+    """`trace … --open [--step K]`: the trace in the app instead of printed (a deep link)."""
+    trace.add_argument(
+        "--open",
+        action="store_true",
+        help="open the app at this trace instead of printing it (the app's y key prints the"
+        " command that reopens the hop on show)",
+    )
+    trace.add_argument(
+        "--step",
+        type=_hop_number,
+        metavar="K",
+        help="with --open, open at hop K (from 1, as the app and the text trace number them)",
     )
 
 

@@ -29,6 +29,8 @@ def run_trace(args: argparse.Namespace) -> int:
     from sim.trace.report import trace_json, trace_text
     from sim.trace.tracer import trace
 
+    if args.open or args.step is not None:
+        return _open_in_app(args)
     fmt = "json" if args.json else args.format or "text"
     if args.json and args.format not in (None, "json"):
         raise KubehopError(f"--json and --format {args.format} disagree; give one")
@@ -81,6 +83,43 @@ def run_trace(args: argparse.Namespace) -> int:
 
         write_text("\n" + reproduce_commands(result, container=_exec_container(cluster, request)))
     return EXIT_OK if result.verdict is Verdict.DELIVERED else EXIT_NOT_DELIVERED
+
+
+def _open_in_app(args: argparse.Namespace) -> int:
+    """`--open [--step K]`: the trace in the app, at hop K, instead of printed (a deep link)."""
+    from tui.cli.clusters import cluster_paths
+    from tui.cli.dispatch import need_terminal
+
+    if not args.open:
+        raise KubehopError(f"--step {args.step} opens the app at that hop: give --open too")
+    printed = {
+        "--format": args.format is not None,
+        "--json": args.json,
+        "--reproduce": args.reproduce,
+        "--questions": args.questions,
+        "--all-endpoints": args.all_endpoints,
+    }
+    given = [name for name, on in printed.items() if on]
+    if given:
+        raise KubehopError(
+            f"--open shows the trace in the app, and {given[0]} is for printing it: give one"
+            " or the other (in the app, S sums the trace up and c asks challenge mode's"
+            " questions)"
+        )
+    if args.node_rules or args.ipset:
+        which = "--node-rules" if args.node_rules else "--ipset"
+        raise KubehopError(
+            f"--open shows kubehop's own rules; {which} (a node's real rules) is for the"
+            " printed trace only"
+        )
+    need_terminal()
+    cluster = load_cluster(args)
+    request = request_of(args, cluster)
+    from tui.app import open_app
+
+    return open_app(
+        cluster, request=request, step=args.step, cluster_files=tuple(cluster_paths(args))
+    )
 
 
 def _mode_the_nodes_show(

@@ -24,6 +24,8 @@ def _key_name(binding: Binding) -> str:
         "minus": "−",
         "greater_than_sign": ">",
         "less_than_sign": "<",
+        "right_square_bracket": "]",
+        "left_square_bracket": "[",
         "space": "space",
     }
     return " ".join(names.get(k, k) for k in binding.key.split(","))

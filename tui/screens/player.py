@@ -70,4 +70,13 @@ class Player:
         async for _ in stepper.play(self.speed):
             if screen.stepper is not stepper:
                 return
+            if screen.asks_before(stepper.index):
+                # Challenge mode: the hop is not shown before its questions are answered;
+                # playing goes on after them.
+                stepper.back()
+                self._worker = None
+                screen.advance(stepper.index + 1, summary=True, resume=True)
+                return
             screen.show_current()
+        if screen.stepper is stepper and stepper.at_end:
+            screen.reached_end()

@@ -132,7 +132,12 @@ class SpreadScreen(Dialog[None]):
             body.border_subtitle = "Enter sends · Esc stops, then closes"
             with Horizontal(id="spread-row"):
                 yield Label("Requests", id="spread-label")
-                yield Input(str(self._count), id="spread-count", type="integer", compact=True)
+                count = Input(str(self._count), id="spread-count", type="integer", compact=True)
+                # A steady cursor: a blinking one repaints twice a second while the chart
+                # sits idle, and a screenshot showed it or not depending on when the
+                # sending ended (the snapshot test was flaky on that alone).
+                count.cursor_blink = False
+                yield count
             yield Label("", id="spread-error")
             yield SpreadChart(id="spread-chart")
 

@@ -12,7 +12,6 @@ and the real-kernel lab check (`lab_check`).
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.markup import escape
@@ -32,7 +31,15 @@ from tui.screens.cluster_edit import ClusterEditor
 from tui.screens.lab_check import LabCheck
 from tui.screens.player import Player
 from tui.screens.rules_pane import RulesPane
-from tui.session import Preset, Request, Session, Stepper, conntrack_view, presets
+from tui.session import (
+    Preset,
+    Request,
+    Session,
+    Stepper,
+    conntrack_view,
+    presets,
+    scenario_of,
+)
 from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
 from tui.widgets.inspector import PacketInspector
@@ -44,6 +51,7 @@ from tui.widgets.rules_view import RulesView
 
 if TYPE_CHECKING:
     from tui.screens.pick import PickResult
+    from tui.session import Question
 
 # The dialogs are imported when first opened (the rules diff by the cluster
 # editor): the first screen does not need them, and the diff's RichLog alone
@@ -96,9 +104,16 @@ class TraceScreen(Screen[None]):
         # Early, so it stays in an 80-column footer: it lists every other key.
         Binding("question_mark", "help", "Keys"),
         Binding("v", "next_pane", "View"),
-        Binding("o", "switch_node", "Node"),
+        # Off the footer, so that q Quit stays in it at 80 columns.
+        Binding("o", "switch_node", "Node", show=False),
         # The help and the palette say which mode is on and which m goes to (`key_bindings`).
         Binding("m", "switch_mode", "Mode"),
+        # Off the footer, which has no room left at 80 columns (`?` and the palette list them).
+        Binding("right_square_bracket", "next_decision", "Next decision", show=False),
+        Binding("left_square_bracket", "previous_decision", "Previous decision", show=False),
+        Binding("S", "summary", "Summary of the trace", show=False),
+        Binding("c", "challenge", "Challenge: predict each decision", show=False),
+        Binding("y", "command", "Command that reopens this hop (copied)", show=False),
         Binding("slash", "filter", "Filter", show=False),
         Binding("g,home", "start", "Start", show=False),
         Binding("G,end", "end", "End", show=False),
@@ -112,12 +127,16 @@ class TraceScreen(Screen[None]):
         Binding("L", "verify", "Check in the lab", show=False),
     ]
 
-    def __init__(self, session: Session, request: Request | None = None) -> None:
+    def __init__(
+        self, session: Session, request: Request | None = None, *, step: int | None = None
+    ) -> None:
         super().__init__()
         self.session = session
         """The cluster and the calls on it."""
         self.request: Request | None = request
         """The request on display."""
+        self.start_step = step
+        """The hop (from 1) the request the screen was started with opens at; None: the first."""
         self.trace: Trace | None = None
         """Its trace."""
         self.stepper: Stepper | None = None
@@ -140,6 +159,16 @@ class TraceScreen(Screen[None]):
         """Deletes and scales pods (`d`, `+`, `-`)."""
         self.lab = LabCheck(self)
         """Checks the trace on show in the real-kernel lab (`L`)."""
+        self.challenging = False
+        """Challenge mode is on (`c`): a hop's questions are asked before it is shown."""
+        self.questions: tuple[Question, ...] = ()
+        """Challenge mode's questions on the trace on show (none while it is off)."""
+        self.right = 0
+        """Questions answered right since challenge mode was turned on."""
+        self.asked = 0
+        """Questions answered (not skipped) since challenge mode was turned on."""
+        self.summarized = False
+        """The summary opened by itself at the end of the trace on show (it does so once)."""
         # The panes exist from the start and keep what they are told to show; on a
         # narrow terminal each is mounted when first shown, so the first screen
         # composes, styles and draws only the packet log.
@@ -215,9 +244,9 @@ class TraceScreen(Screen[None]):
         elif not self._presets_here():
             explanation.hint = "Press p to pick a source and destination."
         if self.request is not None:
-            # A request the app was started with is a scenario if it is one's.
-            preset = next((p for p in presets() if p.request == self.request), None)
-            self.load(self.request, scenario=preset)
+            # A request the app was started with is a scenario if it is one's (a deep link
+            # names the seed it was traced with).
+            self.load(self.request, scenario=scenario_of(self.request), step=self.start_step)
         else:
             self.redraw_rules()
             self._update_title()
@@ -316,9 +345,11 @@ class TraceScreen(Screen[None]):
 
     # -- showing a trace ------------------------------------------------------------------
 
-    def load(self, request: Request, *, scenario: Preset | None = None) -> bool:
-        """Trace `request` (`scenario`'s, if one) and show its first hop; on a bad request,
-        say why and keep the old.
+    def load(
+        self, request: Request, *, scenario: Preset | None = None, step: int | None = None
+    ) -> bool:
+        """Trace `request` (`scenario`'s, if one) and show its first hop (hop `step`, from 1,
+        when given); on a bad request, say why and keep the old.
 
         On a big cluster the trace runs in a worker (False until it is shown).
         """
@@ -328,24 +359,37 @@ class TraceScreen(Screen[None]):
                 f"Tracing {request.describe()}: the first trace through a node renders and "
                 "parses its kube-proxy rules, which takes a while at this scale…"
             )
-            self._trace_in_worker(request, scenario)
+            self._trace_in_worker(request, scenario, step)
             return False
         try:
             trace = self.session.trace(request)
         except KubehopError as err:
             self.notify(escape(str(err)), title="Cannot trace", severity="error")
             return False
-        self.show_trace(request, trace, scenario=scenario)
+        self._show_at_step(request, trace, scenario, step)
         return True
 
     @work(thread=True, exclusive=True, group="trace")
-    def _trace_in_worker(self, request: Request, scenario: Preset | None) -> None:
+    def _trace_in_worker(
+        self, request: Request, scenario: Preset | None, step: int | None = None
+    ) -> None:
         try:
             trace = self.session.trace(request)
         except KubehopError as err:
             self.app.call_from_thread(self._trace_failed, str(err))
             return
-        self.app.call_from_thread(partial(self.show_trace, request, trace, scenario=scenario))
+        self.app.call_from_thread(self._show_at_step, request, trace, scenario, step)
+
+    def _show_at_step(
+        self, request: Request, trace: Trace, scenario: Preset | None, step: int | None
+    ) -> None:
+        """Show `trace` at hop `step` (from 1, a deep link's), its hops up to there listed."""
+        hops = len(trace.hops)
+        if step is not None and step > hops:
+            self.notify(
+                f"--step {step}: this trace has {hops} hops; showing the last.", severity="warning"
+            )
+        self.show_trace(request, trace, max(0, min((step or 1) - 1, hops - 1)), scenario=scenario)
 
     def _trace_failed(self, message: str) -> None:
         self.query_one(Explanation).waiting = ""
@@ -378,7 +422,9 @@ class TraceScreen(Screen[None]):
         self.furthest = max(furthest, self.stepper.seek(index).seq)
         if not retrace:
             self.scenario = scenario
+            self.summarized = False
             self.rules_pane.follow()
+        self.questions = self.session.questions(trace) if self.challenging else ()
         self._update_title()
         self._draw()
 
@@ -391,8 +437,9 @@ class TraceScreen(Screen[None]):
         return f"{self.session.mode} · {self.session.cni}"
 
     def _update_title(self) -> None:
+        score = f"Challenge {self.right}/{self.asked} · " if self.challenging else ""
         if self.trace is None or self.request is None:
-            self.title = "kubehop"
+            self.title = score + "kubehop"
             nodes = len(self.session.cluster.nodes)
             if not nodes:
                 self.sub_title = "no nodes: nothing to trace"
@@ -410,7 +457,9 @@ class TraceScreen(Screen[None]):
             endpoint += " (endpoint chosen for this scenario)"
         lab = f" · {self.lab_result}" if self.lab_result else ""
         stale = "⚠ before the last edit · " if self.stale else ""
-        self.title = self.request.describe()
+        # The scenario's headline says what is happening; the score leads, so that it
+        # stays on an 80-column title line.
+        self.title = score + (preset.headline if preset is not None else self.request.describe())
         # The dataplane first: at 80 columns the end of the line is cut.
         self.sub_title = (
             f"{stale}{self.dataplane} · {trace.verdict.value}{endpoint} · seed {trace.seed}{lab}"
@@ -477,6 +526,8 @@ class TraceScreen(Screen[None]):
         explanation.badge = badges[hop.seq]
         explanation.hop = hop
         explanation.aside = self._scenario_note(hop)
+        preset = self.scenario
+        explanation.goal = preset.goal if preset is not None and hop.seq == 0 else ""
         self.query_one("#explanation-bar").scroll_home(animate=False)
         self.redraw_rules()
 
@@ -500,8 +551,69 @@ class TraceScreen(Screen[None]):
         self.player.stop()
         if self._untraced() or self.stepper is None:
             return
-        self.stepper.forward()
-        self.show_current()
+        self.advance(self.index + 1, summary=True)
+
+    def asks_before(self, index: int) -> bool:
+        """Challenge mode has a question to ask before hop `index` is shown."""
+        return any(self.furthest < q.before <= index for q in self.questions)
+
+    def advance(self, index: int, *, summary: bool = False, resume: bool = False) -> None:
+        """Show hop `index`, further on; in challenge mode, first ask the questions before
+        the hops it shows for the first time, in order.
+
+        With `summary`, arriving at the last hop opens the summary (once a trace);
+        with `resume`, playing goes on from there.
+        """
+        trace = self.trace
+        if trace is None or self.stepper is None:
+            return
+        index = max(0, min(index, len(trace.hops) - 1))
+        pending = [q for q in self.questions if self.furthest < q.before <= index]
+        self._ask(trace, pending, index, summary=summary, resume=resume)
+
+    def _ask(
+        self,
+        trace: Trace,
+        pending: list[Question],
+        index: int,
+        *,
+        summary: bool,
+        resume: bool,
+    ) -> None:
+        """Ask `pending` one after the other, then show hop `index` of `trace`."""
+        if self.trace is not trace or self.stepper is None:
+            return  # another trace was loaded meanwhile
+        if not pending:
+            was_at_end = self.stepper.at_end
+            self.go_to(index)
+            if resume and not self.stepper.at_end:
+                self.player.play()
+            elif summary and self.stepper.at_end and not was_at_end:
+                self.reached_end()
+            return
+        from tui.screens.question import QuestionScreen
+
+        question, rest = pending[0], pending[1:]
+
+        def answered(right: bool) -> None:
+            self.asked += 1
+            self.right += right
+            self._update_title()
+
+        def went_on(_: int | None) -> None:
+            self._ask(trace, rest, index, summary=summary, resume=resume)
+
+        number = self.questions.index(question) + 1
+        self.app.clear_notifications()  # a toast would cover the choices
+        self.app.push_screen(
+            QuestionScreen(question, number, len(self.questions), answered), went_on
+        )
+
+    def reached_end(self) -> None:
+        """The last hop was reached by stepping or playing: the summary, once a trace."""
+        if not self.summarized:
+            self.summarized = True
+            self.action_summary()
 
     def action_back(self) -> None:
         """Previous hop."""
@@ -522,10 +634,31 @@ class TraceScreen(Screen[None]):
     def action_end(self) -> None:
         """Last hop."""
         self.player.stop()
-        if self._untraced() or self.stepper is None:
+        if self._untraced() or self.trace is None:
             return
-        self.stepper.to_end()
-        self.show_current()
+        self.advance(len(self.trace.hops) - 1)
+
+    def action_next_decision(self) -> None:
+        """The next hop where something is decided (a NAT, a route, a bridge, a drop…)."""
+        self.player.stop()
+        if self._untraced() or self.trace is None:
+            return
+        index = self.session.next_decision(self.trace, self.index)
+        if index is None:
+            self.notify("No decision after this hop: it is the trace's last.")
+            return
+        self.advance(index, summary=True)
+
+    def action_previous_decision(self) -> None:
+        """The previous hop where something was decided."""
+        self.player.stop()
+        if self._untraced() or self.trace is None:
+            return
+        index = self.session.previous_decision(self.trace, self.index)
+        if index is None:
+            self.notify("No decision before this hop.")
+            return
+        self.go_to(index)
 
     def action_reply(self) -> None:
         """First hop of the reply."""
@@ -536,8 +669,8 @@ class TraceScreen(Screen[None]):
             self.notify(
                 "This request got no reply: " + escape(self.trace.reason), severity="warning"
             )
-        self.stepper.to_reply()
-        self.show_current()
+        reply = self.session.landmark(self.trace, "reply")
+        self.advance(reply if reply is not None else len(self.trace.hops) - 1)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "play":
@@ -777,6 +910,82 @@ class TraceScreen(Screen[None]):
         """Say in the title how the lab judged the trace on show."""
         self.lab_result = result
         self._update_title()
+
+    # -- learning: summary, challenge, deep links ------------------------------------------
+
+    def action_summary(self) -> None:
+        """What the trace came to: NAT and its reversal, the deciding rules, nodes, tunnels."""
+        trace, request = self.trace, self.request
+        if self._untraced() or trace is None or request is None:
+            return
+        if self.challenging and self.furthest < len(trace.hops) - 1:
+            self.notify(
+                "In challenge mode the summary waits for the end of the trace: it would give the"
+                " answers away (c turns challenge mode off).",
+                severity="warning",
+            )
+            return
+        from tui.screens.summary import SummaryScreen
+
+        preset = self.scenario
+
+        def chosen(index: int | None) -> None:
+            if index is not None and self.trace is trace:
+                self.player.stop()
+                self.go_to(index)
+
+        goal = preset.goal if preset is not None else ""
+        self.app.push_screen(SummaryScreen(self.session.summary(trace), goal), chosen)
+
+    def action_challenge(self) -> None:
+        """Challenge mode on or off: before a decision hop is shown, predict it."""
+        self.player.stop()
+        self.challenging = not self.challenging
+        if not self.challenging:
+            self.questions = ()
+            self._update_title()
+            self.notify(f"Challenge mode off: {self.right} of {self.asked} right.")
+            return
+        self.right = self.asked = 0
+        trace = self.trace
+        if trace is None or self.stepper is None:
+            self._update_title()
+            self.notify(
+                "Challenge mode on: pick a request, and before each decision hop you predict"
+                " it. c turns it off."
+            )
+            return
+        # From the first hop, the hops after it hidden again: they are what is asked.
+        self.questions = self.session.questions(trace)
+        self.summarized = False
+        self.stepper.to_start()
+        self.furthest = 0
+        self._update_title()
+        self._draw()
+        count = len(self.questions)
+        self.notify(
+            f"Challenge mode on, from the first hop: {count} question{'s' if count != 1 else ''}"
+            " in this trace, each asked before the hop that answers it. c turns it off.",
+            title="Challenge",
+        )
+
+    def action_command(self) -> None:
+        """Show, and copy, the command that opens the app at this trace and hop."""
+        trace, request = self.trace, self.request
+        if self._untraced() or trace is None or request is None:
+            return
+        command = self.session.command(request, trace, self.index + 1)
+        self.app.copy_to_clipboard(command)
+        edited = (
+            "\nIt traces the cluster as loaded: this session's edits (d, +, −) are not in it."
+            if self.session.history
+            else ""
+        )
+        self.notify(
+            escape(command) + edited,
+            title=f"Opens hop {self.index + 1} (copied to the clipboard)",
+            timeout=20,
+        )
 
     def action_help(self) -> None:
         """Show the keys."""

@@ -16,7 +16,7 @@ from tui.hopstyle import Badge, literal
 class Explanation(Widget):
     """What happened at this hop and why; where kubehop or the article simplifies, a note."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"-badge", "-note", "-verdict"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"-badge", "-goal", "-note", "-verdict"}
 
     DEFAULT_CSS = """
     Explanation {
@@ -32,6 +32,11 @@ class Explanation(Widget):
     Explanation > .-note {
         text-style: bold italic;
         color: $warning;
+    }
+
+    Explanation > .-goal {
+        text-style: bold;
+        color: $accent;
     }
 
     Explanation > .-verdict {
@@ -55,6 +60,8 @@ class Explanation(Widget):
     """What to do, shown while there is no hop."""
     aside: reactive[str] = reactive("", layout=True)
     """The app's own note on this hop (a scenario's chosen endpoint), after the hop's."""
+    goal: reactive[str] = reactive("", layout=True)
+    """What the scenario on show should teach, said at its first hop; "" otherwise."""
 
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(name, partial=True, default=Style())
@@ -66,6 +73,9 @@ class Explanation(Widget):
         if hop is None:
             return Text(literal(self.hint))
         text = Text()
+        if self.goal:
+            text.append("Goal: ", self._style("-goal"))
+            text.append(f"{literal(self.goal)}\n")
         if self.badge is not None:
             text.append(f"{self.badge.text().rstrip()}  ", self._style("-badge"))
         text.append(literal(hop.sentence))

@@ -114,14 +114,15 @@ class KeyFooter(Widget):
         for key, binding, enabled in self.shown():
             segments = key_segments(key, binding, enabled)
             length = sum(cell_len(s.text) for s in segments)
-            if x + length + 1 > room:
+            if x + length > room:
                 break  # the rest are left out too, so the order stays the screen's
+            # The space after the last key may be the palette's separator's.
             left += [*segments, Segment(" ", base)]
             self._keys.append((x, x + length, key))
             x += length + 1
         if palette is not None:
             self._keys.append((room + 1, width, self.app.COMMAND_PALETTE_BINDING))
-        line = Strip(left).extend_cell_length(room, base)
+        line = Strip(left).crop_extend(0, room, base)
         return Strip([*line, *right]).crop_extend(0, width, base)
 
     def on_click(self, event: events.Click) -> None:
