@@ -95,6 +95,16 @@ SHOTS: tuple[tuple[str, str, str, tuple[int, int], list[str]], ...] = (
     ("rules-diff-after-delete", "2", "dnat", (120, 36), ["delete"]),
     ("spread", "2", "dnat", (120, 36), ["s"]),
     ("help", "2", "dnat", (120, 40), ["question_mark"]),
+    # Challenge mode from the first hop: the route's question skipped, then at the DNAT the
+    # chain's skipped too, the address asked.
+    (
+        "challenge-80x24",
+        "3",
+        "dnat",
+        (80, 24),
+        ["c", "right_square_bracket", "escape", "right_square_bracket", "escape"],
+    ),
+    ("summary", "4", "reply", (120, 36), ["G", "S"]),
 )
 
 DATAPLANE_SHOTS: tuple[tuple[str, str, str, tuple[int, int], list[str], str], ...] = (
