@@ -22,7 +22,7 @@ import sim.readers.cluster.load as cluster_load
 import sim.readers.cluster.stream as stream
 from model.cluster import Cluster
 from model.errors import ClusterFileError
-from sim.readers.cluster import load_cluster_file, load_dump, parse_cluster
+from sim.readers.cluster import load_cluster_file, load_cluster_files, load_dump, parse_cluster
 from sim.readers.cluster.files import dump_files
 from tests import paths
 
@@ -116,6 +116,13 @@ def test_a_directory_of_dumps_streams_as_it_reads_whole(small_chunks: None) -> N
     )
     _same(streamed, whole)
     assert streamed.pods
+
+
+def test_a_missing_file_beside_a_streamed_one_is_named(tmp_path: Path) -> None:
+    streamed = tmp_path / "c.json"
+    streamed.write_text(json.dumps({"kind": "List", "items": DEMO_ITEMS}))
+    with pytest.raises(ClusterFileError, match=r"missing\.yaml: no such file$"):
+        load_cluster_files([streamed, tmp_path / "missing.yaml"])
 
 
 def test_checked_models_are_what_validation_makes() -> None:

@@ -94,8 +94,8 @@ def load_cluster_files(
     if paths and any(_streams(path) for path in paths):
         try:
             return _streamed(paths, name, progress)
-        except (ClusterFileError, Unstreamable):
-            pass
+        except (ClusterFileError, Unstreamable, OSError):
+            pass  # read whole below, which names the file and the mistake
     files = [(read_text(path), show(os.fspath(path))) for path in paths]
     if not files:
         raise ClusterFileError(f"{name or 'cluster'}: no cluster files given")
