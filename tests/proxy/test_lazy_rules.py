@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from model.cluster import Cluster, CNIPlugin, ServiceType
+from model.cluster import Cluster, CNIPlugin, ProxyMode, ServiceType
 from model.errors import KubehopError
 from model.netfilter import Rule
 from sim.cluster import rules as node_tables
@@ -241,3 +241,22 @@ def test_a_pinned_endpoint_is_found_in_the_parts_as_in_the_whole_text(cluster: C
         assert rules._parts.text is None
         assert asked == {e: dnats_to(rules, e) for e in asked}
         assert any(asked.values()) and not all(asked.values())
+
+
+@pytest.mark.parametrize("mode", [ProxyMode.NFTABLES, ProxyMode.IPVS])
+def test_nodes_rendered_whole_are_bounded_by_their_size(
+    mode: ProxyMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = _generated(6, 120, 30)
+    fields = {name: getattr(base, name) for name in Cluster.model_fields}
+    fields["kube_proxy"] = base.kube_proxy.model_copy(update={"mode": mode})
+    cluster = Cluster(**fields)
+    first = node_rules(cluster, cluster.nodes[0].name)
+    # The texts a person sees (nft list, ipvsadm-save, ipset save, iptables-save) and more.
+    size = node_tables.held_bytes(first)
+    assert size >= len(node_tables.node_listing(cluster, cluster.nodes[0].name))
+    monkeypatch.setattr(node_tables, "CACHE_BYTES", int(size * 2.5))
+    for node in cluster.nodes[1:]:
+        node_rules(cluster, node.name)
+        assert node_tables.cached_bytes() <= node_tables.CACHE_BYTES
+    assert [n for _, n in node_tables._CACHE] == [n.name for n in cluster.nodes[-2:]]
