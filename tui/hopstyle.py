@@ -189,6 +189,18 @@ def literal(value: object) -> str:
     )
 
 
+Wording = tuple[tuple[str, str], ...]
+"""(phrase, the app's phrase) pairs: where the text `sim` writes for the command line reads
+differently in the app (`--pick` is a scenario's choice there)."""
+
+
+def reword(text: str, wording: Wording) -> str:
+    """`text` with each phrase of `wording` replaced by the app's, in order."""
+    for phrase, instead in wording:
+        text = text.replace(phrase, instead)
+    return text
+
+
 def plain(value: object, style: str = "") -> Text:
     """A `Text` of `value`, shown literally (see `literal`)."""
     return Text(literal(value), style=style)

@@ -51,6 +51,7 @@ __all__ = [
     "preset_for",
     "presets",
     "scenario_of",
+    "scenario_wording",
 ]
 
 # `sim.trace.summary`, `.challenge` and `.command` are imported by the calls that use them
@@ -113,6 +114,15 @@ def scenario_of(request: Request) -> Preset | None:
     """The article's scenario whose request `request` is, whatever its seed (a deep link
     to a scenario's trace names the seed it was traced with)."""
     return next((p for p in PRESETS if p.request == replace(request, seed=None)), None)
+
+
+def scenario_wording(preset: Preset | None) -> tuple[tuple[str, str], ...]:
+    """For a scenario that takes a chosen endpoint, the phrases `sim` writes for `--pick`
+    (`the endpoint chosen in advance (--pick)`) in the app's words (`chosen for this
+    scenario`): a learner who pressed 3 gave no --pick. None for other requests."""
+    if preset is None or preset.request.pick is None:
+        return ()
+    return ((" in advance (--pick)", " for this scenario"), (" in advance", " for this scenario"))
 
 
 def load_cluster(path: Path | None, *, cni: str | None = None, mode: str | None = None) -> Cluster:

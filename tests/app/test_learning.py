@@ -375,3 +375,47 @@ def test_deep_link_mistakes_say_what_to_give(
     err = capsys.readouterr().err
     assert error in err and len(err.splitlines()) == 1
     assert opened == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        ("ipvs", "the endpoint chosen for this scenario, not the scheduler"),
+        ("iptables", "taken because the endpoint was chosen for this scenario"),
+        ("nftables", "(the endpoint chosen for this scenario)"),
+    ],
+)
+async def test_a_scenarios_chosen_endpoint_is_said_in_the_apps_words(mode: str, said: str) -> None:
+    """A learner who pressed 3 gave no --pick: the DNAT hop and its question say why the
+    endpoint is always the same in the app's words."""
+    from sim.cluster.load import with_mode
+
+    app = KubehopApp(
+        with_mode(demo_cluster(), mode), request=scenario("3"), seed=7, theme="textual-dark"
+    )
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        screen = screen_of(app)
+        dnat = screen.session.landmark(screen.trace, "dnat")  # type: ignore[arg-type]
+        assert dnat is not None
+        screen.go_to(dnat)
+        await pilot.pause()
+        text = words(shown(screen.query_one(Explanation)))
+        assert said in text
+        assert "--pick" not in text and "in advance" not in text
+        # The DNAT's question, asked before that hop in challenge mode, too.
+        await pilot.press("c")
+        for _ in range(12):
+            await pilot.press("right_square_bracket")
+            await pilot.pause()
+            top = app.screen
+            if isinstance(top, QuestionScreen) and top.question.kind == "dnat":
+                await pilot.press(str(top.question.answer + 1))
+                await pilot.pause()
+                revealed = words(on_screen(app))
+                assert "for this scenario" in revealed and "in advance" not in revealed
+                return
+            if isinstance(top, QuestionScreen):
+                await pilot.press("escape")
+                await pilot.pause()
+        raise AssertionError("no DNAT question asked")

@@ -26,7 +26,7 @@ from textual.worker import Worker
 
 from model.errors import KubehopError
 from model.trace import Direction, Hop, Trace
-from tui.hopstyle import Badge, badge_of, literal
+from tui.hopstyle import Badge, badge_of, literal, reword
 from tui.screens.cluster_edit import ClusterEditor
 from tui.screens.lab_check import LabCheck
 from tui.screens.player import Player
@@ -39,6 +39,7 @@ from tui.session import (
     conntrack_view,
     presets,
     scenario_of,
+    scenario_wording,
 )
 from tui.widgets.cluster_tree import ClusterTree
 from tui.widgets.explanation import Explanation
@@ -525,6 +526,7 @@ class TraceScreen(Screen[None]):
         explanation.trace = trace
         explanation.badge = badges[hop.seq]
         explanation.hop = hop
+        explanation.wording = scenario_wording(self.scenario)
         explanation.aside = self._scenario_note(hop)
         preset = self.scenario
         explanation.goal = preset.goal if preset is not None and hop.seq == 0 else ""
@@ -594,6 +596,13 @@ class TraceScreen(Screen[None]):
         from tui.screens.question import QuestionScreen
 
         question, rest = pending[0], pending[1:]
+        number = self.questions.index(question) + 1
+        wording = scenario_wording(self.scenario)
+        question = replace(
+            question,
+            prompt=reword(question.prompt, wording),
+            explanation=reword(question.explanation, wording),
+        )
 
         def answered(right: bool) -> None:
             self.asked += 1
@@ -603,7 +612,6 @@ class TraceScreen(Screen[None]):
         def went_on(_: int | None) -> None:
             self._ask(trace, rest, index, summary=summary, resume=resume)
 
-        number = self.questions.index(question) + 1
         self.app.clear_notifications()  # a toast would cover the choices
         self.app.push_screen(
             QuestionScreen(question, number, len(self.questions), answered), went_on

@@ -10,7 +10,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from model.trace import Hop, Trace
-from tui.hopstyle import Badge, literal
+from tui.hopstyle import Badge, Wording, literal, reword
 
 
 class Explanation(Widget):
@@ -60,6 +60,8 @@ class Explanation(Widget):
     """What to do, shown while there is no hop."""
     aside: reactive[str] = reactive("", layout=True)
     """The app's own note on this hop (a scenario's chosen endpoint), after the hop's."""
+    wording: reactive[Wording] = reactive((), layout=True)
+    """Phrases of `sim`'s text said in the app's words (a scenario's chosen endpoint)."""
     goal: reactive[str] = reactive("", layout=True)
     """What the scenario on show should teach, said at its first hop; "" otherwise."""
 
@@ -78,17 +80,17 @@ class Explanation(Widget):
             text.append(f"{literal(self.goal)}\n")
         if self.badge is not None:
             text.append(f"{self.badge.text().rstrip()}  ", self._style("-badge"))
-        text.append(literal(hop.sentence))
+        text.append(literal(reword(hop.sentence, self.wording)))
         trace = self.trace
         if trace is not None and hop.seq == len(trace.hops) - 1:
             if trace.reason == hop.sentence:  # a drop or reject: the sentence said why
                 text.append(f"\n⏹ {trace.verdict.value}", self._style("-verdict"))
             else:
                 text.append(f"\n⏹ {trace.verdict.value}: ", self._style("-verdict"))
-                text.append(literal(trace.reason))
+                text.append(literal(reword(trace.reason, self.wording)))
         if hop.note:
             text.append("\nNote: ", self._style("-note"))
-            text.append(literal(hop.note))
+            text.append(literal(reword(hop.note, self.wording)))
         if self.aside:
             text.append("\nNote: ", self._style("-note"))
             text.append(literal(self.aside))
