@@ -177,5 +177,23 @@ def test_the_printed_address_opens_the_app_and_keys_drive_it(served: str, tmp_pa
             )
             # Scenario 3 fills the panes: far more than a cursor's worth of pixels.
             assert changed > 5_000, f"pressing 3 changed {changed} pixels"
+            # Challenge mode in the browser: c, then ] asks the first question in a dialog
+            # over the trace (the pilot tests read its text; here it must be drawn).
+            page.keyboard.press("c")
+            on = after
+            while on == after and time.monotonic() < deadline:
+                time.sleep(0.2)
+                on = page.screenshot()
+            on = settled(page, deadline)  # the title's score, a notice
+            page.keyboard.press("]")
+            asked = on
+            while asked == on and time.monotonic() < deadline:
+                time.sleep(0.2)
+                asked = page.screenshot()
+            asked = settled(page, deadline)
+            changed = blank.evaluate(
+                CHANGED, [base64.b64encode(on).decode(), base64.b64encode(asked).decode()]
+            )
+            assert changed > 5_000, f"] changed {changed} pixels: no question drawn?"
         finally:
             browser.close()
