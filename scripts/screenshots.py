@@ -55,6 +55,14 @@ async def shoot(
         for k in keys:
             await pilot.press(k)
         await pilot.pause(0.3)
+        if keys == ["s"]:
+            # The requests go in a worker: the chart once the last tally is in.
+            from tui.screens.spread import SpreadChart
+
+            chart = app.screen.query_one(SpreadChart)
+            while chart.sending or chart.spread is None:
+                await pilot.pause(0.05)
+            await pilot.pause()
         path = OUT / f"{name}.svg"
         app.save_screenshot(str(path))
     return path
