@@ -419,3 +419,53 @@ async def test_a_scenarios_chosen_endpoint_is_said_in_the_apps_words(mode: str, 
                 await pilot.press("escape")
                 await pilot.pause()
         raise AssertionError("no DNAT question asked")
+
+
+async def test_the_summary_waits_for_the_end_in_challenge_mode() -> None:
+    app = make_app(scenario("3"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = screen_of(app)
+        await pilot.press("c", "S")
+        await pilot.pause()
+        assert app.screen is screen
+        assert notices(app)[-1].startswith("In challenge mode the summary waits for the end")
+
+
+async def test_challenge_mode_turned_on_before_a_trace_asks_on_the_next() -> None:
+    app = make_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = screen_of(app)
+        await pilot.press("c")
+        assert screen.title == "Challenge 0/0 · kubehop"
+        # Scenario 4's first decision, the client's route, asks nothing; its DNAT does.
+        await pilot.press("4", "right_square_bracket", "right_square_bracket")
+        await pilot.pause()
+        asked = question_of(app).question
+        assert (asked.before, asked.kind) == (4, "chain")
+
+
+async def test_playing_to_the_end_opens_the_summary() -> None:
+    app = make_app(scenario("1"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press(*["greater_than_sign"] * 5, "space")
+        for _ in range(200):
+            if isinstance(app.screen, SummaryScreen):
+                break
+            await pilot.pause(0.05)
+        summary_of(app)
+
+
+async def test_the_command_after_an_edit_says_the_edits_are_not_in_it() -> None:
+    app = make_app(scenario("3"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        screen = screen_of(app)
+        edit = screen.session.plan_scale(screen.session.cluster.pod("default", "pod4"), 1)  # type: ignore[arg-type]
+        screen.session.commit(edit)
+        await pilot.press("y")
+        assert notices(app)[-1].endswith(
+            "It traces the cluster as loaded: this session's edits (d, +, −) are not in it."
+        )
