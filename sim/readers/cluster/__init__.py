@@ -19,6 +19,9 @@ YAML/JSON documents, and back to line numbers), `objects` (documents to
 objects by kind), `fields` (one field's checks), then one module per kind
 (`hosts`, `pods`, `services`, `slices`, `config`), `checks` across the whole
 cluster, and `messages` that word every problem. `load` runs them in order.
+A JSON file (what `kubectl get -o json` and `kubehop gen` write) is read by
+`stream` item by item instead, each object checked as it comes, so a dump of
+hundreds of megabytes never lives in memory as one tree.
 """
 
 from sim.readers.cluster.load import (

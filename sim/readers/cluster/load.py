@@ -139,10 +139,11 @@ def _collector_off() -> Iterator[None]:
     cycle; the collector would rescan them again and again while they are built
     (three quarters of json.loads' time on 150,000 pods). Turned back on, it would
     still look at each once per generation soon after (0.8 s a time on the 209 MB
-    file, in whatever runs next), so past 100,000 new objects everything alive is
-    frozen (`gc.freeze`) into the generation it never scans. Frozen objects are still
-    freed when nothing refers to them; only a reference cycle that was alive then and
-    dropped later would not be (a cluster has none).
+    file, in whatever runs next), so past 100,000 new objects everything alive in
+    the process is frozen (`gc.freeze`) into the generation it never scans. Frozen
+    objects are still freed when nothing refers to them; only a reference cycle alive
+    then and dropped later is never collected (a cluster has none; the price of the
+    others is paid once per big load).
     """
     collecting = gc.isenabled()
     gc.disable()
