@@ -22,7 +22,6 @@ from sim.kernel.conntrack import conntrack_view
 from sim.trace import request as flow
 from sim.trace import tracer
 from sim.trace.counterpart import Counterpart, counterpart, differences
-from sim.trace.decisions import Decision, decisions, next_decision, previous_decision
 from sim.trace.effects import hop_effect, trace_effects
 from sim.trace.presets import PRESETS, Preset, preset_for
 from sim.trace.request import Request
@@ -33,13 +32,13 @@ if TYPE_CHECKING:
     from sim.cluster.tunnels import NodeTunnels
     from sim.lab import Check
     from sim.trace.challenge import Question as Question
+    from sim.trace.decisions import Decision as Decision
     from sim.trace.summary import TraceSummary as TraceSummary
 
 # The screens' vocabulary from `sim`, handed on so that they import `sim` only from here.
 __all__ = [
     "MAX_REPEATS",
     "Counterpart",
-    "Decision",
     "Edit",
     "Preset",
     "Request",
@@ -54,7 +53,7 @@ __all__ = [
     "scenario_wording",
 ]
 
-# `sim.trace.summary`, `.challenge` and `.command` are imported by the calls that use them
+# `sim.trace.summary`, `.challenge`, `.decisions` and `.command` are imported by the calls that use them
 # (the summary's pydantic models alone take ~16 ms). `sim.cluster.edits` is imported by the calls that edit: nothing on the first screen
 # edits. `sim.cluster.load`, `sim.cluster.tunnels` and `sim.lab` are imported only by the
 # calls that use them.
@@ -213,14 +212,20 @@ class Session:
 
     def decisions(self, trace: Trace) -> tuple[Decision, ...]:
         """The hops of `trace` where something was decided (a NAT, a route, a drop…)."""
+        from sim.trace.decisions import decisions
+
         return decisions(trace)
 
     def next_decision(self, trace: Trace, index: int) -> int | None:
         """The first decision hop after hop `index` (from 0), None when there is none."""
+        from sim.trace.decisions import next_decision
+
         return next_decision(trace, index)
 
     def previous_decision(self, trace: Trace, index: int) -> int | None:
         """The last decision hop before hop `index` (from 0), None when there is none."""
+        from sim.trace.decisions import previous_decision
+
         return previous_decision(trace, index)
 
     def questions(self, trace: Trace) -> tuple[Question, ...]:
