@@ -469,3 +469,15 @@ async def test_the_command_after_an_edit_says_the_edits_are_not_in_it() -> None:
         assert notices(app)[-1].endswith(
             "It traces the cluster as loaded: this session's edits (d, +, −) are not in it."
         )
+
+
+async def test_the_command_of_a_sized_request_keeps_its_size() -> None:
+    """`trace … --size 1400 --open` traced a data segment: its link must not open on a SYN."""
+    app = make_app(Request("pod1", "svc-b:80", size=1400))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("y")
+        assert app.clipboard == (
+            "kubehop --mode iptables --cni host-gw trace pod1 svc-b:80 --seed 7 --size 1400"
+            " --open --step 1"
+        )
