@@ -75,6 +75,17 @@ class HelpScreen(Dialog[None]):
             yield Static(legend, id="help-legend")
             yield Static(
                 Text(
+                    "Learning: ] and [ jump to the next and previous decision (a NAT, a route, a "
+                    "bridge, a drop); S sums the trace up (it opens by itself when you step onto "
+                    "the last hop), Enter on a line shows its hop. c turns on challenge mode: "
+                    "before each decision hop you predict it (1–4, or ↑↓ and Enter; Esc skips), "
+                    "and the title keeps the score. y shows and copies the command that reopens "
+                    "this hop (kubehop trace … --open --step K)."
+                ),
+                classes="help-heading",
+            )
+            yield Static(
+                Text(
                     "In the cluster pane, put the cursor on a pod: d deletes it, + and − scale "
                     "its ReplicaSet; the rules that change are shown. On a narrow terminal the "
                     "panes are tabs: v cycles them."
