@@ -236,6 +236,8 @@ async def test_every_scenario_asks_three_questions_or_more(key: str) -> None:
         assert isinstance(app.screen, SummaryScreen)  # the end, after the last question
         assert screen.asked >= 3
         assert screen.right == screen.asked == len(screen.questions)
+        asked = screen.asked
+        assert f"Challenge: {asked} of {asked} answered right" in on_screen(app)
 
 
 async def test_playing_stops_at_a_question_and_goes_on_after_it() -> None:

@@ -116,11 +116,12 @@ class SummaryScreen(Dialog[int | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,S", "dismiss", "Close")]
 
-    def __init__(self, summary: TraceSummary, goal: str = "") -> None:
+    def __init__(self, summary: TraceSummary, goal: str = "", score: str = "") -> None:
         super().__init__()
         self.summary = summary
         """What the trace came to."""
         self._goal = goal
+        self._score = score
         self._hops: list[int | None] = []
 
     def compose(self) -> ComposeResult:
@@ -129,6 +130,9 @@ class SummaryScreen(Dialog[int | None]):
         if self._goal:
             head.append("Goal: ", "bold")
             head.append(f"{literal(self._goal)}\n")
+        if self._score:
+            head.append("Challenge: ", "bold")
+            head.append(f"{self._score}\n")
         head.append("Outcome: ", "bold")
         served = (
             f" ({literal(summary.outcome)})" if summary.outcome != summary.verdict.value else ""

@@ -943,7 +943,8 @@ class TraceScreen(Screen[None]):
                 self.go_to(index)
 
         goal = preset.goal if preset is not None else ""
-        self.app.push_screen(SummaryScreen(self.session.summary(trace), goal), chosen)
+        score = f"{self.right} of {self.asked} answered right" if self.challenging else ""
+        self.app.push_screen(SummaryScreen(self.session.summary(trace), goal, score), chosen)
 
     def action_challenge(self) -> None:
         """Challenge mode on or off: before a decision hop is shown, predict it."""
