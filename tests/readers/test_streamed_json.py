@@ -118,6 +118,24 @@ def test_a_directory_of_dumps_streams_as_it_reads_whole(small_chunks: None) -> N
     assert streamed.pods
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_warnings_lines_come_from_their_items_alone(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A streamed file is not read whole again to say the lines of its warnings."""
+    path = paths.DATA / "real" / "kind.json"
+    whole = parse_cluster(path.read_text(), str(path))
+
+    def refused(*args: object, **kwargs: object) -> str:
+        raise AssertionError("read whole to find a line")
+
+    monkeypatch.setattr(stream, "CHUNK", chunk)
+    monkeypatch.setattr(stream, "read_text", refused)
+    streamed = load_cluster_file(path)
+    assert streamed.warnings == whole.warnings
+    assert any(":3613: ConfigMap kube-system/kube-proxy" in w for w in streamed.warnings)
+
+
 def test_a_missing_file_beside_a_streamed_one_is_named(tmp_path: Path) -> None:
     streamed = tmp_path / "c.json"
     streamed.write_text(json.dumps({"kind": "List", "items": DEMO_ITEMS}))

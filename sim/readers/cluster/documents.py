@@ -116,6 +116,9 @@ class Locator(ABC):
     def line(self, doc: int, keys: tuple[Key, ...]) -> int:
         """The line of the deepest element of `keys` that exists in document `doc`."""
 
+    def prepare(self, keys: list[tuple[Key, ...]]) -> None:  # noqa: B027 (most need none)
+        """Get ready to be asked the lines of `keys` (paths into document 0), all at once."""
+
 
 class YamlLocator(Locator):
     """Finds lines by composing the YAML again, node by node with their marks."""

@@ -335,9 +335,10 @@ def _streamed(
             if progress is not None:
                 progress(f"reading {source}", done, total)
             if _streams(path):
-                report.places.append((source, FileLocator(Path(path))))
                 with open(path, "rb") as file:
-                    for at, obj in _list_objects(report, index, JsonList(file, told)):
+                    listed = JsonList(file, told)
+                    report.places.append((source, FileLocator(Path(path), listed)))
+                    for at, obj in _list_objects(report, index, listed):
                         reading.take(at, obj)
             else:
                 text = read_text(path).removeprefix("\ufeff")

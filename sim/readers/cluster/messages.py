@@ -100,12 +100,20 @@ class Report:
 
     def rendered_warnings(self) -> tuple[str, ...]:
         """Every warning as a message, each sort cut short after a few."""
-        shown: list[str] = []
+        told: list[Noted] = []
         counts: dict[str, int] = {}
         for warning in self.noted:
             counts[warning.sort] = counts.get(warning.sort, 0) + 1
             if counts[warning.sort] <= _WARNINGS_PER_SORT:
-                shown.append(one_line(self.where(warning.at, warning.field, warning.reason)))
+                told.append(warning)
+        # A streamed file is read again once for all the lines asked of it.
+        asked: dict[int, list[tuple[Key, ...]]] = {}
+        for warning in told:
+            if warning.at is not None:
+                asked.setdefault(warning.at.file, []).append(warning.at.keys + warning.field)
+        for file, keys in asked.items():
+            self.places[file][1].prepare(keys)
+        shown = [one_line(self.where(w.at, w.field, w.reason)) for w in told]
         for sort, count in counts.items():
             if count > _WARNINGS_PER_SORT:
                 shown.append(f"{self.name}: … and {count - _WARNINGS_PER_SORT} more {sort}")

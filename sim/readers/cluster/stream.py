@@ -20,6 +20,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from array import array
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -68,6 +69,14 @@ class JsonList:
         self._text = ""
         self._pos = 0
         self._eof = False
+        # Characters of the file before `_text`, and newlines counted up to `_counted`.
+        self._base = 0
+        self._counted = 0
+        self._line = 1
+        self.starts = array("q")
+        """Where each item starts in the file's text (a character offset)."""
+        self.lines = array("q")
+        """The line each item starts on."""
         self.members: dict[str, Any] = {}
         """The object's members other than `items`, as read so far."""
         self.streamed = False
@@ -86,8 +95,16 @@ class JsonList:
             self._eof = True
         elif self._told is not None:
             self._told(len(raw))
+        self._newlines()
         self._text = self._text[self._pos :] + added
+        self._base += self._pos
         self._pos = 0
+
+    def _newlines(self) -> None:
+        """Count the newlines up to the current position, before they are dropped."""
+        counted = self._counted - self._base
+        self._line += self._text.count("\n", counted, self._pos)
+        self._counted = self._base + self._pos
 
     def _skip(self) -> str:
         """Skip blanks; the next character, or "" at the end of the file."""
@@ -162,6 +179,9 @@ class JsonList:
         index = 0
         decode = _DECODER.raw_decode
         while True:
+            self._newlines()
+            self.starts.append(self._counted)
+            self.lines.append(self._line)
             # The usual item, inline: a value whole in the text, then "," or "]".
             # The text is topped up before an item could be cut off: a decoding
             # error costs a count of the lines before it.
@@ -201,14 +221,66 @@ class JsonList:
 
 
 class FileLocator(Locator):
-    """Lines in a file that was streamed: the file is read again, whole, only when asked."""
+    """Lines in a file that was streamed, found in the text of the items messages are about.
 
-    def __init__(self, path: Path) -> None:
+    `prepare` reads the file once more and keeps only those items' text (where
+    each item starts, and on which line, was noted while streaming); a line
+    not prepared for is found in the whole text, read again.
+    """
+
+    def __init__(self, path: Path, listed: JsonList) -> None:
         self._path = path
-        self._locator: JsonLocator | None = None
+        self._listed = listed
+        self._items: dict[int, JsonLocator] = {}
+        self._whole: JsonLocator | None = None
+
+    def prepare(self, keys: list[tuple[Key, ...]]) -> None:
+        """Read the file once for the items that `keys` (paths into the document) lead into."""
+        starts = self._listed.starts
+        wanted = sorted(
+            {
+                path[1]
+                for path in keys
+                if len(path) > 1
+                and path[0] == "items"
+                and type(path[1]) is int
+                and path[1] < len(starts)
+                and path[1] not in self._items
+            }
+        )
+        if not wanted:
+            return
+        spans = {
+            index: (starts[index], starts[index + 1] if index + 1 < len(starts) else None)
+            for index in wanted
+        }
+        found: dict[int, list[str]] = {index: [] for index in wanted}
+        decode = codecs.getincrementaldecoder("utf-8-sig")()
+        done = 0
+        last = max(start for start, _ in spans.values())
+        with self._path.open("rb") as file:
+            while True:
+                raw = file.read(CHUNK)
+                text = decode.decode(raw, final=not raw)
+                for index, (start, end) in spans.items():
+                    if start < done + len(text) and (end is None or end > done):
+                        low = max(start - done, 0)
+                        found[index].append(text[low : None if end is None else end - done])
+                done += len(text)
+                if not raw or (
+                    done > last
+                    and all(end is not None and end <= done for start, end in spans.values())
+                ):
+                    break
+        for index, parts in found.items():
+            self._items[index] = JsonLocator("".join(parts))
 
     def line(self, doc: int, keys: tuple[Key, ...]) -> int:
         """The line of the deepest element of `keys` that exists in the JSON document."""
-        if self._locator is None:
-            self._locator = JsonLocator(read_text(self._path).removeprefix("\ufeff"))
-        return self._locator.line(doc, keys)
+        if len(keys) > 1 and keys[0] == "items" and type(keys[1]) is int:
+            item = self._items.get(keys[1])
+            if item is not None:
+                return self._listed.lines[keys[1]] + item.line(0, keys[2:]) - 1
+        if self._whole is None:
+            self._whole = JsonLocator(read_text(self._path).removeprefix("\ufeff"))
+        return self._whole.line(doc, keys)
