@@ -275,8 +275,9 @@ class Session:
         return trace
 
     def rules_ready(self, node: str) -> bool:
-        """`rules_text(node)` returns at once: the text is rendered already."""
-        return node in self._traced or node in self._texts
+        """`rules_text(node)` returns at once: the text is rendered already (a trace renders
+        only the chains its packets reach, so having traced through the node is not enough)."""
+        return node in self._texts or node_tables.listing_ready(self.cluster, node)
 
     def rules_text(self, node: str) -> str:
         """What the node's commands print of its rules: iptables-save in iptables mode, the

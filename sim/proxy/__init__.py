@@ -49,6 +49,10 @@ def dnats_to(rules: NodeRules, endpoint: tuple[IPv4Address, int]) -> bool:
     `dnat to IP:PORT` in the node's nft table; IPVS: a real server of one of the node's
     virtual servers.
     """
+    own = getattr(rules, "dnats_to", None)
+    if callable(own):
+        # Lazily rendered rules know their DNATs without spelling the whole text.
+        return bool(own(endpoint))
     ipvs = getattr(rules, "ipvs", None)
     if isinstance(ipvs, IpvsTable) and any(
         (rs.ip, rs.port) == endpoint for vs in ipvs.services for rs in vs.real_servers
