@@ -97,14 +97,34 @@ _INDEX_CACHE: dict[int, tuple[Chain, ChainIndex]] = {}
 _INDEX_CACHE_SIZE = 512
 
 
-def chain_index(chain: Chain) -> ChainIndex:
-    # Keyed by identity: a Chain is immutable, and the cache holds it so the id
-    # cannot be reused while the entry lives.
-    cached = _INDEX_CACHE.get(id(chain))
-    if cached is not None and cached[0] is chain:
-        return cached[1]
-    index = build_index(chain)
+def register_index(chain: Chain, index: ChainIndex) -> None:
+    """Make `index` the one `chain_index(chain)` returns (a reader that knows its chain's
+    candidates better than a build from every rule), as the newest entry of the cache."""
+    _INDEX_CACHE.pop(id(chain), None)
     if len(_INDEX_CACHE) >= _INDEX_CACHE_SIZE:
         del _INDEX_CACHE[next(iter(_INDEX_CACHE))]
     _INDEX_CACHE[id(chain)] = (chain, index)
+
+
+def registered_index(chain: Chain) -> ChainIndex | None:
+    """The index `chain_index(chain)` would return without building one, if any."""
+    hit = _INDEX_CACHE.get(id(chain))
+    return hit[1] if hit is not None and hit[0] is chain else None
+
+
+def forget_index(chain: Chain) -> None:
+    """Drop `chain`'s index (its rules are being released)."""
+    hit = _INDEX_CACHE.get(id(chain))
+    if hit is not None and hit[0] is chain:
+        del _INDEX_CACHE[id(chain)]
+
+
+def chain_index(chain: Chain) -> ChainIndex:
+    # Keyed by identity: a Chain is immutable, and the cache holds it so the id
+    # cannot be reused while the entry lives.
+    cached = registered_index(chain)
+    if cached is not None:
+        return cached
+    index = build_index(chain)
+    register_index(chain, index)
     return index

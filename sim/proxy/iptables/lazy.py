@@ -512,13 +512,10 @@ class LazyRules:
     def release(self) -> None:
         """Drop every rendered part (what still refers to this object renders them anew)."""
         self._parts = _Parts()
-        cache = kernel_index._INDEX_CACHE
         for table in self._tables.values():
             for chain in dict.values(table):
                 if isinstance(chain.rules, _SharedRules):
-                    hit = cache.get(id(chain))
-                    if hit is not None and hit[0] is chain:
-                        del cache[id(chain)]
+                    kernel_index.forget_index(chain)
             dict.clear(table)
 
     # --- setup -----------------------------------------------------------
@@ -638,13 +635,10 @@ class LazyRules:
     def index_for(self, chain: Chain, slot: int) -> None:
         """Hand the walker `chain`'s candidate index (newest in its cache, so kept there
         while a walk uses it; a chain it forgot is indexed from every rule, as any other)."""
-        cache = kernel_index._INDEX_CACHE
-        entry = cache.pop(id(chain), None)
-        if entry is None or entry[0] is not chain:
-            entry = (chain, _PortIndex(_NO_BUCKETS, self, slot))
-        if len(cache) >= kernel_index._INDEX_CACHE_SIZE:
-            del cache[next(iter(cache))]
-        cache[id(chain)] = entry
+        index = kernel_index.registered_index(chain)
+        if index is None:
+            index = _PortIndex(_NO_BUCKETS, self, slot)
+        kernel_index.register_index(chain, index)
 
     def _suffix(self, slot: int) -> tuple[Rule, ...]:
         """The rules after every port's run in shared chain `slot`, at their positions."""
