@@ -205,6 +205,10 @@ def test_tcp_size_traces_the_first_data_segment_cut_to_the_smaller_mss() -> None
     # The handshake left the connection established: nat is not consulted again.
     dnat = next(h for h in _hops(t, HopKind.NETFILTER) if h.where.netns == "node-a")
     assert dnat.conntrack is not None and dnat.conntrack.state.value == "ESTABLISHED"
+    assert dnat.sentence.startswith(
+        "Conntrack applies the connection's DNAT again: destination 10.0.0.11:30080 →"
+        " 192.168.3.3:8080 (no rule is consulted"
+    )
     ack = _hops(t, HopKind.SEND, Direction.REPLY)[0].before
     assert (ack.tcp_flags, ack.length) == ("ACK", 52)
     assert "reads the segment's 1398 bytes" in _hops(t, HopKind.DELIVER)[0].sentence

@@ -22,7 +22,7 @@ from model.netfilter import (
 )
 from model.packet import Packet
 from model.trace import TableWalk
-from sim.proxy.sentences import capitalised
+from sim.proxy.sentences import capitalised, conntrack_destination, conntrack_source
 
 MARK_MASQ = "KUBE-MARK-MASQ"
 
@@ -159,6 +159,7 @@ def explain_hook(
     ruleset: Ruleset,
     node: str | None = None,
     rules_source: str | None = None,
+    original: bool = False,
 ) -> tuple[str, str]:
     """One sentence for what `hook` did to the packet, and the decisive rule's line.
 
@@ -200,11 +201,7 @@ def explain_hook(
                 + (f", {choice}" if choice else "")
             )
         else:
-            clauses.append(
-                f"conntrack reverses the SNAT: destination {before.dst}:{before.dport} → "
-                f"{after.dst}:{after.dport} (no rule is consulted: the connection already has "
-                "its mapping)"
-            )
+            clauses.append(conntrack_destination(before, after, original=original))
     # The mark after the DNAT: the rewrite is what the hop is about, and the
     # mark only matters later, at POSTROUTING.
     marked = after.mark & 0x4000 and not before.mark & 0x4000
@@ -255,11 +252,7 @@ def explain_hook(
                 f"{after.src}:{after.sport}{where}{because}"
             )
         else:
-            clauses.append(
-                f"conntrack reverses the DNAT: source {before.src}:{before.sport} → "
-                f"{after.src}:{after.sport}, so the reply seems to come from the address the "
-                "client asked for"
-            )
+            clauses.append(conntrack_source(before, after, original=original))
     if not clauses:
         skipped = next((t.skipped for t in tables if t.skipped), None)
         # An ACCEPT in a user chain is worth a sentence (kube-proxy's, or on

@@ -85,6 +85,7 @@ class IptablesInterpreter:
             ruleset=rules.ruleset,
             node=node,
             rules_source=None if rules.rendered else rules.ruleset.source,
+            original=request,
         )
         return HookStory(sentence, detail, tuple(notes), finding)
 

@@ -30,6 +30,7 @@ from model.packet import Packet
 from model.trace import TableWalk
 from sim.kernel.nftables.sets import set_index
 from sim.proxy.nftables import names as n
+from sim.proxy.sentences import conntrack_destination, conntrack_source
 
 __all__ = ["Matched", "explain_hook", "masq_reason", "owner_of", "service_cidr_guess"]
 
@@ -237,6 +238,7 @@ def explain_hook(
     node: str | None,
     rules_source: str | None,
     iptables_sentence: tuple[str, str] | None,
+    original: bool = False,
 ) -> tuple[str, str]:
     """One sentence for what `hook` did, and the decisive rule as `nft list` prints it.
 
@@ -300,11 +302,7 @@ def explain_hook(
                 + (f", {choice}" if choice else "")
             )
         else:
-            clauses.append(
-                f"conntrack reverses the SNAT: destination {before.dst}:{before.dport} → "
-                f"{after.dst}:{after.dport} (no rule is consulted: the connection already has "
-                "its mapping)"
-            )
+            clauses.append(conntrack_destination(before, after, original=original))
     if (after.src, after.sport) != (before.src, before.sport):
         masq = next(
             (m for m in matched if any(isinstance(e, NftNat) and e.action in ("masquerade", "snat")
@@ -324,11 +322,7 @@ def explain_hook(
             # Not kube-proxy's: the CNI's masquerade rule, in iptables.
             return iptables_sentence
         else:
-            clauses.append(
-                f"conntrack reverses the DNAT: source {before.src}:{before.sport} → "
-                f"{after.src}:{after.sport}, so the reply seems to come from the address the "
-                "client asked for"
-            )
+            clauses.append(conntrack_source(before, after, original=original))
     if not clauses:
         if iptables_sentence is not None and iptables_sentence[1]:
             return iptables_sentence

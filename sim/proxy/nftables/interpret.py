@@ -98,6 +98,7 @@ class NftablesInterpreter:
                 ruleset=rules.ruleset,
                 node=node,
                 rules_source=None if rules.rendered else rules.ruleset.source,
+                original=request,
             )
         nft = nft_of(rules)
         source = None if rules.rendered or nft is None else nft.source
@@ -114,6 +115,7 @@ class NftablesInterpreter:
             node=node,
             rules_source=source,
             iptables_sentence=ipt_sentence,
+            original=request,
         )
         found = self.cluster.node(node) if node else None
         local_addrs = set()
