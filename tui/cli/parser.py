@@ -302,7 +302,8 @@ def merged(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def _add_request(parser: Any) -> None:
-    """The request `trace` and `compare` take: source, destination, container, seed, pin."""
+    """The request `trace` and `compare` take: source, destination, container, seed, pin,
+    size."""
     source = parser.add_argument(
         "source", help="[NAMESPACE/]POD, a node, an external client, or an IP"
     )
@@ -330,6 +331,15 @@ def _add_request(parser: Any) -> None:
         help="pin the endpoint the random rule chooses (default: the seed decides)",
     )
     complete.attach(pick, complete.endpoints)
+    parser.add_argument(
+        "--size",
+        type=int,
+        metavar="BYTES",
+        help="payload bytes of the traced packet: a UDP datagram's payload, or for TCP the data"
+        " written once connected (the trace is then the first data segment after the"
+        " handshake); shows MTU, DF, fragments and ICMP fragmentation needed (default: a SYN,"
+        " or an empty datagram)",
+    )
 
 
 def _add_trace(sub: Any) -> None:
@@ -340,15 +350,6 @@ def _add_trace(sub: Any) -> None:
         " 1 dropped, rejected, refused or unreachable, 2 bad input.",
     )
     _add_request(trace)
-    trace.add_argument(
-        "--size",
-        type=int,
-        metavar="BYTES",
-        help="payload bytes of the traced packet: a UDP datagram's payload, or for TCP the data"
-        " written once connected (the trace is then the first data segment after the"
-        " handshake); shows MTU, DF, fragments and ICMP fragmentation needed (default: a SYN,"
-        " or an empty datagram)",
-    )
     node_rules = trace.add_argument(
         "--node-rules",
         metavar="NODE=FILE",

@@ -154,7 +154,7 @@ def request_of(args: argparse.Namespace, cluster: Cluster) -> Request:
         args.container,
         args.seed,
         args.pick,
-        size=getattr(args, "size", None),  # `compare` has no --size
+        size=args.size,
     )
     request, note = in_namespace(cluster, given, args.namespace or "default")
     if note is not None:
