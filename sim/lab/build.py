@@ -12,6 +12,9 @@ VXLAN devices with their FDB and neighbour entries, blackhole routes, and the
 ipsets the CNI's rules match (`ipset restore` inside the node's netns) before
 those rules. Nothing is loaded into the kernel: a CNI whose device the kernel
 lacks (IP-in-IP without the ipip module) makes the lab unavailable, saying so.
+In IPVS mode each node also gets what kube-proxy leaves there (`sim.lab.ipvs`):
+its sysctls, `kube-ipvs0`, its ipsets and the virtual servers; a kernel without
+IPVS makes the lab unavailable, saying so.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from functools import cached_property
 from ipaddress import IPv4Network
 from types import FrameType
 
-from model.cluster import Cluster
+from model.cluster import Cluster, ProxyMode
 from model.ipset import IpSets
 from sim.cluster.network import (
     ROUTER_NS,
@@ -40,7 +43,8 @@ from sim.cluster.network import (
 )
 from sim.cluster.rules import node_rules
 from sim.kernel.devices import Blackhole, IfKind, Netns, NetnsKind
-from sim.lab import nfacct
+from sim.kernel.rules import NodeRules
+from sim.lab import ipvs, nfacct
 from sim.lab.failures import LabError, LabInterrupted, LabUnavailable
 from sim.lab.netns import (
     add_netns,
@@ -55,6 +59,8 @@ from sim.lab.netns import (
 )
 from sim.lab.state import LabState
 from sim.proxy.iptables.sync import sync
+from sim.proxy.ipvs import RenderedIpvsRules
+from sim.proxy.ipvs.sync import IPSETS
 from sim.proxy.nftables import RenderedNftRules
 
 NODE_NET_BRIDGE = "br0"
@@ -203,11 +209,19 @@ class _Builder:
     def ns(self, topology_name: str) -> str:
         return self.state.netns[topology_name]
 
+    @property
+    def ipvs_mode(self) -> bool:
+        """kube-proxy runs in IPVS mode: the nodes get virtual servers too."""
+        return self.cluster.kube_proxy.mode is ProxyMode.IPVS
+
     def build(self) -> None:
         all_ns = [self.network.netns(t) for t in self.state.netns]
         add_netns(self.state.net)
         for topo in all_ns:
             add_netns(self.ns(topo.name))
+        if self.ipvs_mode and self.cluster.nodes:
+            # Looked for inside a node's netns, before anything asks IPVS for anything.
+            ipvs.ensure_available(self.ns(node_ns_name(self.cluster.nodes[0].name)))
         self._sysctls(all_ns)
         ip(self.state.net, "link", "add", NODE_NET_BRIDGE, "type", "bridge")
         ip(self.state.net, "link", "set", NODE_NET_BRIDGE, "up")
@@ -220,6 +234,10 @@ class _Builder:
                 elif iface.kind is IfKind.BRIDGE:
                     ip(self.ns(topo.name), "link", "add", iface.name, "address", iface.mac,
                        "type", "bridge")  # fmt: skip
+                elif iface.kind is IfKind.DUMMY:
+                    # kube-ipvs0 (IPVS mode): its addresses make the Service addresses local.
+                    ip(self.ns(topo.name), "link", "add", iface.name, "address", iface.mac,
+                       "type", "dummy")  # fmt: skip
         for topo in all_ns:
             for iface in topo.interfaces:
                 if iface.kind is IfKind.VETH and topo.kind is NetnsKind.NODE and iface.peer:
@@ -239,9 +257,11 @@ class _Builder:
                     ip(name, "addr", "add", str(addr), "dev", iface.name)
                 if iface.mtu != 1500 and iface.kind is not IfKind.LOOPBACK:
                     ip(name, "link", "set", "dev", iface.name, "mtu", str(iface.mtu))
-            # Bridges first, so a port never comes up before its bridge.
+            # Bridges first, so a port never comes up before its bridge. kube-proxy
+            # leaves kube-ipvs0 down: its addresses are local all the same.
             for iface in sorted(topo.interfaces, key=lambda i: i.kind is not IfKind.BRIDGE):
-                ip(name, "link", "set", iface.name, "up")
+                if iface.kind is not IfKind.DUMMY:
+                    ip(name, "link", "set", iface.name, "up")
         for topo in all_ns:
             self._routes(topo)
             self._neighbours(topo)
@@ -281,12 +301,16 @@ class _Builder:
             if topo.node is not None and topo.netfilter:
                 node = self.cluster.node(topo.node)
                 assert node is not None
-                # nftables mode serves no localhost NodePorts and sets no sysctl for them.
-                iptables_mode = not isinstance(node_rules(self.cluster, node.name),
-                                               RenderedNftRules)  # fmt: skip
+                # nftables and IPVS modes serve no localhost NodePorts and set no sysctl
+                # for them.
+                iptables_mode = self.cluster.kube_proxy.mode is ProxyMode.IPTABLES
                 if iptables_mode and sync(self.cluster, node).localhost_nodeports:
                     # kube-proxy sets this when NodePorts answer on 127.0.0.1.
                     set_sysctl(name, "net.ipv4.conf.all.route_localnet", "1")
+                if self.ipvs_mode:
+                    release = ipvs.kernel_release()
+                    for key, value in ipvs.ipvs_sysctls(self.cluster.kube_proxy, release):
+                        set_sysctl(name, key, value)
 
     def _plug_into_node_network(self, topo: Netns, name: str, mac: str, port: str) -> None:
         # The veth is made inside the node-network netns with its far end
@@ -421,14 +445,8 @@ class _Builder:
     def _rules(self, node: str) -> None:
         name = self.ns(node_ns_name(node))
         rules = node_rules(self.cluster, node)
-        if rules.ipsets:
-            # The rules refer to the sets by name: they must exist first.
-            if shutil.which("ipset") is None:
-                raise LabUnavailable(
-                    "this cluster's CNI matches ipsets, and the lab needs ipset to make them"
-                    " (Debian/Ubuntu: apt-get install ipset)"
-                )
-            in_netns(name, ["ipset", "restore"], stdin=ipset_restore(rules.ipsets))
+        # The rules refer to the sets by name: they must exist first.
+        restore_sets(name, rules)
         text = rules.text
         counters = nfacct.counters_in(text)
         try:
@@ -451,10 +469,46 @@ class _Builder:
                     " load its table (Debian/Ubuntu: apt-get install nftables)"
                 )
             in_netns(name, ["nft", "-f", "-"], stdin=rules.transaction)
+        if isinstance(rules, RenderedIpvsRules):
+            # IPVS mode: the virtual servers last, kube-ipvs0 and its addresses long made.
+            timeouts = ipvs.timeouts_args(self.cluster.kube_proxy)
+            if timeouts is not None:
+                ipvs.ipvsadm(name, timeouts)
+            saved = _listing(rules, "ipvsadm-save -n")
+            ipvs.ipvsadm(name, ["-R"], stdin=ipvs.restore_text(rules.ipvs, saved))
 
     def _note(self, text: str) -> None:
         if text not in self.state.notes:
             self.state.notes.append(text)
+
+
+def restore_sets(netns: str, rules: NodeRules) -> None:
+    """Make the sets the node's rules match, in a lab netns: in IPVS mode kube-proxy's from
+    the `ipset save` kubehop renders for the node, then the CNI's (`ipset_restore`)."""
+    sets = dict(rules.ipsets)
+    if not sets:
+        return
+    if shutil.which("ipset") is None:
+        who = (
+            "kube-proxy's IPVS mode"
+            if isinstance(rules, RenderedIpvsRules)
+            else "this cluster's CNI"
+        )
+        raise LabUnavailable(
+            f"{who} matches ipsets, and the lab needs ipset to make them"
+            " (Debian/Ubuntu: apt-get install ipset)"
+        )
+    if isinstance(rules, RenderedIpvsRules):
+        in_netns(netns, ["ipset", "restore"], stdin=_listing(rules, "ipset save"))
+        for kube_proxys, _, _ in IPSETS:
+            sets.pop(kube_proxys, None)
+    if sets:
+        in_netns(netns, ["ipset", "restore"], stdin=ipset_restore(sets))
+
+
+def _listing(rules: RenderedIpvsRules, command: str) -> str:
+    """The text kubehop renders for `command` on the node (`ipset save`, `ipvsadm-save -n`)."""
+    return next(item.text for item in rules.listings if item.command == command)
 
 
 def ipset_restore(sets: IpSets) -> str:
@@ -502,6 +556,8 @@ def compare_with_topology(netns: str, topo: Netns) -> list[str]:
             problems.append(f"{topo.name} {iface.name}: addresses {sorted(addrs)}")
         if iface.master is not None and link.get("master") != iface.master:
             problems.append(f"{topo.name} {iface.name}: not a port of {iface.master}")
+        if iface.kind is IfKind.DUMMY and "UP" in link.get("flags", ()):
+            problems.append(f"{topo.name} {iface.name}: up (kube-proxy leaves it down)")
     extra = set(links) - {i.name for i in topo.interfaces} - FALLBACK_DEVICES
     if extra:
         problems.append(f"{topo.name}: unexpected interfaces {sorted(extra)}")

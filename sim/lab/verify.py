@@ -20,12 +20,14 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 
-from model.cluster import Cluster
+from model.cluster import Cluster, ProxyMode
 from model.errors import RequestError
+from model.ipvs import IpvsTable
 from model.netfilter import DnatTarget, Table
 from model.packet import Packet, Proto
 from model.trace import HopKind, Trace, Verdict
 from sim.cluster.rules import node_rules
+from sim.lab import ipvs
 from sim.lab.build import Lab, fingerprint
 from sim.lab.cases import Case, Spread
 from sim.lab.compare import (
@@ -177,12 +179,16 @@ class Verifier:
     _last_outcome: Outcome = Outcome.DELIVERED
 
     def _dnat_targets(self, t: Trace) -> list[str]:
-        """Every endpoint a DNAT rule on the trace's nodes can choose (IP:PORT)."""
+        """Every endpoint a DNAT rule or an IPVS virtual server on the trace's nodes can
+        choose (IP:PORT)."""
         found: dict[str, None] = {}
         for hop in t.hops:
             node = hop.where.node
             if node is None or hop.where.hook is None:
                 continue
+            table = getattr(node_rules(self.cluster, node), "ipvs", None)
+            if isinstance(table, IpvsTable):
+                found.update((rs.addr, None) for vs in table.services for rs in vs.real_servers)
             for chain in node_rules(self.cluster, node).ruleset.tables.get(Table.NAT, {}).values():
                 for rule in chain.rules:
                     target = rule.target
@@ -239,16 +245,18 @@ class Verifier:
         source_ns = self.lab.netns(send_hop.where.netns)
         count = spread.count
         reached: Counter[str] = Counter()
+        answers: list[str] = []
         failures = 0
         for _ in range(count):
             obs = send(source_ns, request.dst, request.dport, request.proto)
             if obs.outcome is Outcome.DELIVERED and obs.endpoint is not None:
-                reached[f"{obs.endpoint[0]}:{obs.endpoint[1]}"] += 1
+                answers.append(f"{obs.endpoint[0]}:{obs.endpoint[1]}")
             else:
-                reached[obs.outcome.value] += 1
+                answers.append(obs.outcome.value)
                 failures += obs.outcome is Outcome.TIMEOUT
-                if failures >= SPREAD_FAILURES:
-                    break  # each costs a timeout; the answer is already known
+            reached[answers[-1]] += 1
+            if failures >= SPREAD_FAILURES:
+                break  # each costs a timeout; the answer is already known
         simulated = trace_many(
             self.cluster, Request(spread.source, spread.destination, seed=self.seed), count
         )
@@ -275,6 +283,10 @@ class Verifier:
                     f"kubehop reaches {', '.join(sorted(expected))}; the kernel answered "
                     f"{_counts(reached)}"
                 )
+            if self._round_robin:
+                # IPVS's rr is literal: connection after connection, the same cycle.
+                walked = [_OUTCOME_OF.get(t.outcome, t.outcome) for t in simulated]
+                differences += ipvs.round_robin_differences(answers, walked)
         want = (
             "one endpoint (affinity)" if spread.sticky else f"all {len(spread.endpoints)} endpoints"
         )
@@ -286,10 +298,60 @@ class Verifier:
             differences=tuple(differences),
         )
 
+    @property
+    def _round_robin(self) -> bool:
+        """kube-proxy runs in IPVS mode with the rr scheduler."""
+        kp = self.cluster.kube_proxy
+        return kp.mode is ProxyMode.IPVS and (kp.ipvs_scheduler or "rr") == "rr"
+
     # -- the rules themselves -------------------------------------------------------------
 
     def rules(self) -> list[Check]:
-        """Each node's `iptables-save` in the lab, against kubehop's text for that node."""
+        """Each node's `iptables-save` in the lab, against kubehop's text for that node (in
+        IPVS mode also `ipvsadm-save -n` and `ipset save`)."""
+        checks = self._iptables_rules()
+        if self.cluster.kube_proxy.mode is ProxyMode.IPVS:
+            checks += self._ipvs_rules()
+        return checks
+
+    def _ipvs_rules(self) -> list[Check]:
+        checks: list[Check] = []
+        for node, lab_ns in self.lab.node_netns.items():
+            listings = {
+                item.command: item.text
+                for item in getattr(node_rules(self.cluster, node), "listings", ())
+            }
+            want = listings.get("ipvsadm-save -n", "")
+            got = ipvs.ipvsadm(lab_ns, ["-S", "-n"]).stdout
+            servers = sum(1 for line in want.splitlines() if line.startswith("-A "))
+            differences: tuple[str, ...] = ()
+            if got != want:
+                lines = (want.splitlines(), got.splitlines())
+                differences = (_first_difference(node, *lines, "ipvsadm-save -n")[1],)
+            checks.append(
+                Check(
+                    name=f"rules on {node}: ipvsadm-save -n",
+                    command=f"kubehop rules --node {node}",
+                    kubehop=f"{servers} virtual server{'s' if servers != 1 else ''}",
+                    kernel="identical" if not differences else "differs",
+                    differences=differences,
+                )
+            )
+            want = listings.get("ipset save", "")
+            sets = ipvs.sets_differences(want, in_netns(lab_ns, ["ipset", "save"]).stdout)
+            count = sum(1 for line in want.splitlines() if line.startswith("create "))
+            checks.append(
+                Check(
+                    name=f"rules on {node}: ipset save",
+                    command=f"kubehop rules --node {node}",
+                    kubehop=f"{count} set{'s' if count != 1 else ''}",
+                    kernel="the same sets and members" if not sets else "differs",
+                    differences=tuple(f"{node}: {d}" for d in sets),
+                )
+            )
+        return checks
+
+    def _iptables_rules(self) -> list[Check]:
         checks: list[Check] = []
         for node, lab_ns in self.lab.node_netns.items():
             want = node_rules(self.cluster, node).text.splitlines()
@@ -298,17 +360,9 @@ class Verifier:
             differences: tuple[str, ...] = ()
             kernel = "identical"
             if got != want:
-                at = next(
-                    (i for i, (a, b) in enumerate(zip(want, got, strict=False)) if a != b),
-                    min(len(want), len(got)),
-                )
-                line_w = want[at] if at < len(want) else "(end)"
-                line_g = got[at] if at < len(got) else "(end)"
-                kernel = f"differs at line {at + 1}"
-                differences = (
-                    f"{node}: line {at + 1}: kubehop has {line_w!r}, iptables-save prints "
-                    f"{line_g!r}",
-                )
+                at, sentence = _first_difference(node, want, got, "iptables-save")
+                kernel = f"differs at line {at}"
+                differences = (sentence,)
             rule_count = sum(1 for line in want if line.startswith("-A "))
             checks.append(
                 Check(
@@ -326,6 +380,20 @@ _OUTCOME_OF = {
     Verdict.REJECTED.value: Outcome.REFUSED.value,
     Verdict.DROPPED.value: Outcome.TIMEOUT.value,
 }
+
+
+def _first_difference(
+    node: str, wanted: list[str], printed: list[str], command: str
+) -> tuple[int, str]:
+    """The first line where they differ, and `node: line N: kubehop has '…', COMMAND prints
+    '…'`."""
+    at = next(
+        (i for i, (a, b) in enumerate(zip(wanted, printed, strict=False)) if a != b),
+        min(len(wanted), len(printed)),
+    )
+    line_w = wanted[at] if at < len(wanted) else "(end)"
+    line_g = printed[at] if at < len(printed) else "(end)"
+    return at + 1, f"{node}: line {at + 1}: kubehop has {line_w!r}, {command} prints {line_g!r}"
 
 
 def _zero_counters(line: str) -> str:
