@@ -15,16 +15,24 @@ anywhere) and assumes the router at the network's first free address, and the
 routes it puts there say so on the hops that use them.
 
 Netns are built on demand and cached, so a cluster of 150,000 pods costs only
-the few namespaces a trace passes through.
+the few namespaces a trace passes through; what a netns needs from the whole
+cluster (which EndpointSlices list an address, which node announces a
+LoadBalancer IP) is looked up in indexes built once per cluster, not computed
+for every Service or endpoint while the first trace waits. The cache is bounded
+by what the namespaces hold (`CACHE_ENTRIES`), so thousands of traces over
+thousands of nodes keep memory flat.
 """
 
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from operator import attrgetter
 
 from model.cluster import Cluster, ExternalClient, Node, Pod, ProxyMode, Service, TrafficPolicy
 from model.packet import Packet, Proto
@@ -34,6 +42,7 @@ from sim.kernel.devices import IfKind, Interface, Listener, Netns, NetnsKind
 from sim.kernel.route import Route, RouteTable
 
 __all__ = [
+    "CACHE_ENTRIES",
     "ROUTER_NS",
     "ClusterNetwork",
     "client_ns_name",
@@ -44,6 +53,12 @@ __all__ = [
 
 ROUTER_NS = "router"
 """The netns of the node network's router."""
+
+CACHE_ENTRIES = 200_000
+"""About how many entries (interfaces, routes, neighbour and FDB entries, listed ports) the
+cached namespaces of one cluster's network may hold together, as `held_entries` counts them
+(the newest is always kept). A node of a 5,000-node cluster holds about 5,000 (a route per
+other node's podCIDR), a pod a handful."""
 
 _LOOPBACK_ADDR = IPv4Interface("127.0.0.1/8")
 
@@ -66,7 +81,8 @@ class ClusterNetwork:
     """The cluster this network belongs to."""
     extra_clients: tuple[ExternalClient, ...] = ()
     """Clients the file does not list (an address a user traced from)."""
-    _cache: dict[str, Netns] = field(default_factory=dict, compare=False, repr=False)
+    _cache: OrderedDict[str, Netns] = field(default_factory=OrderedDict, compare=False, repr=False)
+    _held: list[int] = field(default_factory=lambda: [0], compare=False, repr=False)
 
     @cached_property
     def clients(self) -> tuple[ExternalClient, ...]:
@@ -80,11 +96,22 @@ class ClusterNetwork:
 
     def netns(self, name: str) -> Netns:
         """The netns called `name`, built on first use."""
-        found = self._cache.get(name)
-        if found is None:
-            found = self._build(name)
-            self._cache[name] = found
+        cache = self._cache
+        found = cache.get(name)
+        if found is not None:
+            cache.move_to_end(name)
+            return found
+        found = self._build(name)
+        cache[name] = found
+        self._held[0] += held_entries(found)
+        while self._held[0] > CACHE_ENTRIES and len(cache) > 1:
+            _, dropped = cache.popitem(last=False)
+            self._held[0] -= held_entries(dropped)
         return found
+
+    def cached_entries(self) -> int:
+        """About how many entries the cached namespaces hold together (`held_entries`)."""
+        return self._held[0]
 
     @cached_property
     def _node_by_ip(self) -> dict[IPv4Address, Node]:
@@ -95,20 +122,46 @@ class ClusterNetwork:
         return {c.ip: c for c in self.clients}
 
     @cached_property
-    def _listed(self) -> dict[IPv4Address, dict[tuple[Proto, int], str]]:
-        """Per address, the ports some EndpointSlice lists there, and whose slice it is."""
-        found: dict[IPv4Address, dict[tuple[Proto, int], str]] = {}
+    def _endpoint_ips(self) -> tuple[list[int], list[int]]:
+        """Every EndpointSlice's endpoint addresses as integers, slice after slice, and where
+        each slice's run ends: searched for one address at a time (a C-speed scan of a list of
+        ints), where a dict of 150,000 `IPv4Address` keys would hash each in Python."""
+        ips: list[int] = []
+        ends: list[int] = []
         for slice_ in self.cluster.endpoint_slices:
-            ports = [(p.protocol, p.port) for p in slice_.ports]
-            for endpoint in slice_.endpoints:
-                at = found.setdefault(endpoint.ip, {})
-                for port in ports:
-                    at.setdefault(port, f"{slice_.namespace}/{slice_.service}")
-        return found
+            ips += map(_endpoint_int, slice_.endpoints)
+            ends.append(len(ips))
+        return ips, ends
 
-    @cached_property
-    def _pod_by_ns(self) -> dict[str, Pod]:
-        return {pod_ns_name(p): p for p in self.cluster.pods if not p.host_network}
+    def listed_at(self, addr: IPv4Address) -> dict[tuple[Proto, int], str]:
+        """The ports some EndpointSlice lists at `addr`, and whose slice lists each (the
+        first slice, in the cluster's order, that lists the port there)."""
+        ips, ends = self._endpoint_ips
+        slices = self.cluster.endpoint_slices
+        key = int(addr)
+        found: dict[tuple[Proto, int], str] = {}
+        at = 0
+        while True:
+            try:
+                at = ips.index(key, at)
+            except ValueError:
+                return found
+            index = bisect_right(ends, at)
+            slice_ = slices[index]
+            name = f"{slice_.namespace}/{slice_.service}"
+            for port in slice_.ports:
+                found.setdefault((port.protocol, port.port), name)
+            at = ends[index]  # the rest of this slice adds nothing
+
+    def _pod_of_ns(self, name: str) -> Pod | None:
+        """The pod (not on its node's network) whose netns is called `name`."""
+        if not name.startswith("pod/"):
+            return None
+        namespace, _, pod_name = name[len("pod/") :].partition("/")
+        pod = self.cluster.pod(namespace, pod_name)
+        if pod is None or pod.host_network or pod_ns_name(pod) != name:
+            return None
+        return pod
 
     @cached_property
     def _client_by_ns(self) -> dict[str, ExternalClient]:
@@ -198,33 +251,60 @@ class ClusterNetwork:
         to answer; kubehop takes the first node that may take the traffic.
         """
         found: dict[IPv4Address, tuple[str, str]] = {}
+        net = self.node_network
         for service in self.cluster.services:
-            addrs = [ip for ip in service.load_balancer_ips if ip in self.node_network]
-            nodes, which = self._load_balanced(service)
-            if not addrs or not nodes:
+            if not service.load_balancer_ips:
+                continue
+            addrs = [ip for ip in service.load_balancer_ips if ip in net]
+            if not addrs:
+                continue
+            first, which = self._first_load_balanced(service)
+            if first is None:
                 continue
             for ip in addrs:
                 found[ip] = (
-                    nodes[0].name,
-                    f"kubehop assumes {nodes[0].name} answers ARP for {service.key}'s"
+                    first.name,
+                    f"kubehop assumes {first.name} answers ARP for {service.key}'s"
                     f" LoadBalancer IP {ip} on the node network (a layer-2 load balancer such as"
                     f" MetalLB elects one node to announce it, among {which})",
                 )
         return found
 
+    @cached_property
+    def _node_order(self) -> dict[str, int]:
+        """Each node's name → its first place in the cluster's list."""
+        order: dict[str, int] = {}
+        for i, node in enumerate(self.cluster.nodes):
+            order.setdefault(node.name, i)
+        return order
+
+    def _ready_nodes(self, service: Service) -> set[str | None]:
+        """The nodes of `service`'s ready endpoints, as its EndpointSlices name them."""
+        return {
+            e.node
+            for s in self.cluster.slices_of(service)
+            if (s.namespace, s.service) == (service.namespace, service.name)
+            for e in s.endpoints
+            if e.ready
+        }
+
+    def _first_load_balanced(self, service: Service) -> tuple[Node | None, str]:
+        """The first of `_load_balanced`'s nodes (in the cluster's order), without listing
+        them all: the one a layer-2 load balancer is assumed to elect."""
+        if service.external_traffic_policy is TrafficPolicy.LOCAL:
+            order = self._node_order
+            places = [order[n] for n in self._ready_nodes(service) if n in order]
+            first = self.cluster.nodes[min(places)] if places else None
+            return first, _LOCAL_NODES
+        return (self.cluster.nodes[0] if self.cluster.nodes else None), _CLUSTER_NODES
+
     def _load_balanced(self, service: Service) -> tuple[list[Node], str]:
         """The nodes a load balancer sends `service`'s traffic to, and which those are."""
         if service.external_traffic_policy is TrafficPolicy.LOCAL:
-            ready = {
-                e.node
-                for s in self.cluster.endpoint_slices
-                if (s.namespace, s.service) == (service.namespace, service.name)
-                for e in s.endpoints
-                if e.ready
-            }
+            ready = self._ready_nodes(service)
             nodes = [n for n in self.cluster.nodes if n.name in ready]
-            return nodes, "the nodes with a ready endpoint (externalTrafficPolicy Local)"
-        return list(self.cluster.nodes), "all nodes (externalTrafficPolicy Cluster)"
+            return nodes, _LOCAL_NODES
+        return list(self.cluster.nodes), _CLUSTER_NODES
 
     def wire_note(self, pkt: Packet) -> str | None:
         """The CNI's sentence for a packet crossing the node network; None for others."""
@@ -233,7 +313,7 @@ class ClusterNetwork:
     def _build(self, name: str) -> Netns:
         if name == ROUTER_NS:
             return self._router_netns()
-        pod = self._pod_by_ns.get(name)
+        pod = self._pod_of_ns(name)
         if pod is not None:
             return self._pod_netns(pod)
         client = self._client_by_ns.get(name)
@@ -288,7 +368,7 @@ class ClusterNetwork:
             ),
             routes=self._node_routes(node),
             listeners=listeners,
-            listed=self._listed.get(node.internal_ip, {}),
+            listed=_Listed(self, node.internal_ip),
             proxy_arp=tuple(ip for ip, (name, _) in self._announced.items() if name == node.name),
             forwarding=True,
             netfilter=True,
@@ -310,7 +390,7 @@ class ClusterNetwork:
             interfaces=(self._lo(ns), self.cni.pod_link(pod, ns)),
             routes=RouteTable(self.cni.pod_routes(pod)),
             listeners=listeners,
-            listed=self._listed.get(pod.ip, {}),
+            listed=_Listed(self, pod.ip),
             ports_declared=bool(listeners),
             label=pod.name if pod.namespace == "default" else pod.key,
         )
@@ -380,6 +460,8 @@ class ClusterNetwork:
         """
         routes: list[Route] = []
         for service in self.cluster.services:
+            if not service.load_balancer_ips:
+                continue
             addrs = [ip for ip in service.load_balancer_ips if ip not in self.node_network]
             if not addrs:
                 continue
@@ -445,6 +527,49 @@ class ClusterNetwork:
 
 
 _DEFAULT = IPv4Network("0.0.0.0/0")
+_LOCAL_NODES = "the nodes with a ready endpoint (externalTrafficPolicy Local)"
+_CLUSTER_NODES = "all nodes (externalTrafficPolicy Cluster)"
+
+# An endpoint's address as an int, read without `IPv4Address.__int__`'s Python call: the
+# index of 150,000 endpoints builds in a third of the time.
+_endpoint_int = attrgetter("ip._ip")
+
+
+class _Listed(Mapping[tuple[Proto, int], str]):
+    """`ClusterNetwork.listed_at(addr)`, looked up when a packet first asks: a packet that a
+    declared port takes never does, and the first lookup builds the cluster's index of
+    EndpointSlice addresses (150,000 at Kubernetes' scale limits)."""
+
+    def __init__(self, network: ClusterNetwork, addr: IPv4Address) -> None:
+        self._network = network
+        self._addr = addr
+
+    @cached_property
+    def _found(self) -> dict[tuple[Proto, int], str]:
+        return self._network.listed_at(self._addr)
+
+    def __getitem__(self, key: tuple[Proto, int]) -> str:
+        return self._found[key]
+
+    def __iter__(self) -> Iterator[tuple[Proto, int]]:
+        return iter(self._found)
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    def __repr__(self) -> str:
+        return repr(self._found)
+
+
+def held_entries(ns: Netns) -> int:
+    """About how many entries `ns` holds: interfaces, routes, neighbour and FDB entries,
+    listed ports (a bounded cache's measure)."""
+    held = len(ns.interfaces) + len(ns.routes.routes) + len(ns.listeners)
+    for iface in ns.interfaces:
+        held += len(iface.neighbours)
+        if iface.vxlan is not None:
+            held += len(iface.vxlan.fdb)
+    return held
 
 
 def _ipvs_dummy(cluster: Cluster, node: Node, ns: str) -> tuple[Interface, ...]:

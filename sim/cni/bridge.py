@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from model.cluster import Cluster, Node, Pod
@@ -67,10 +66,6 @@ class BridgePlugin:
     def bridge(self) -> str:
         """The bridge's name (`cni0` unless the CNIConfig says otherwise)."""
         return self.cluster.cni.bridge
-
-    @cached_property
-    def _pod_by_ip(self) -> dict[IPv4Address, Pod]:
-        return {p.ip: p for p in self.cluster.pods if not p.host_network}
 
     def node_links(self, node: Node, netns: str) -> tuple[Interface, ...]:
         """`cni0` with the pods' gateway address, and each pod's host-side veth on it."""
@@ -162,9 +157,11 @@ class BridgePlugin:
         found = self.cluster.node(node)
         if found is not None and found.pod_cidr is not None and addr == gateway_of(found.pod_cidr):
             return node, self.bridge
-        pod = self._pod_by_ip.get(addr)
-        if pod is not None and pod.node == node:
-            return pod_ns_name(pod), "eth0"
+        # The node's own pods, not an index of the cluster's 150,000: the loader gives
+        # every pod not on its node's network an address of its own.
+        for pod in self.cluster.pods_on(node):
+            if pod.ip == addr and not pod.host_network:
+                return pod_ns_name(pod), "eth0"
         return None
 
     def port_for_mac(self, node: str, mac: str) -> str | None:
