@@ -37,9 +37,9 @@ from operator import attrgetter
 from model.cluster import Cluster, ExternalClient, Node, Pod, ProxyMode, Service, TrafficPolicy
 from model.packet import Packet, Proto
 from sim.cni import CNI, cni_of
-from sim.cni.base import pod_ns_name, stable_mac
+from sim.cni.base import pod_ns_name, pods_on, stable_mac
 from sim.kernel.devices import IfKind, Interface, Listener, Netns, NetnsKind
-from sim.kernel.route import Route, RouteTable
+from sim.kernel.route import NodeRouteTable, Route, RouteTable
 
 __all__ = [
     "CACHE_ENTRIES",
@@ -191,16 +191,17 @@ class ClusterNetwork:
         last usable one, then the first free: never a machine's address.
         """
         net = self.node_network
-        taken = {n.internal_ip for n in self.cluster.nodes} | {c.ip for c in self.clients}
+        # As ints: hashing 5,000 nodes' `IPv4Address`es would each call into Python.
+        taken = set(map(_NODE_INT, self.cluster.nodes)) | {int(c.ip) for c in self.clients}
         first, last = net.network_address + 1, net.broadcast_address - 1
-        owner = next((n.name for n in self.cluster.nodes if n.internal_ip == first), None)
-        if first not in taken:
+        if int(first) not in taken:
             why = "the network's first address"
-        elif last not in taken:
+        elif int(last) not in taken:
+            owner = next((n.name for n in self.cluster.nodes if n.internal_ip == first), None)
             why = f"its last usable address ({first} is {owner or 'a client'}'s)"
             first = last
         else:
-            first = next((a for a in net.hosts() if a not in taken), net.network_address + 1)
+            first = next((a for a in net.hosts() if int(a) not in taken), net.network_address + 1)
             why = "the first address no machine has"
         return first, (
             f"kubehop assumes the node network {net} (from the nodes' InternalIPs) has its"
@@ -327,7 +328,7 @@ class ClusterNetwork:
     def _lo(self, ns: str) -> Interface:
         return Interface("lo", ns, IfKind.LOOPBACK, "00:00:00:00:00:00", (_LOOPBACK_ADDR,))
 
-    def _node_routes(self, node: Node) -> RouteTable:
+    def _node_routes(self, node: Node) -> NodeRouteTable:
         """The node's main table: default route, the node network, then the CNI's routes."""
         net = self.node_network
         # Real nodes have a default route to the node network's router; without
@@ -338,7 +339,9 @@ class ClusterNetwork:
             Route(_DEFAULT, "eth0", via=router, assumed=assumed),
             Route(net, "eth0", src=node.internal_ip, proto="kernel", scope="link"),
         )
-        return RouteTable((*routes, *self.cni.node_routes(node)))
+        return NodeRouteTable(
+            (*routes, *self.cni.own_routes(node)), self.cni.shared_routes, node.name
+        )
 
     def _node_netns(self, node: Node) -> Netns:
         ns = node_ns_name(node.name)
@@ -351,7 +354,7 @@ class ClusterNetwork:
         )
         listeners = tuple(
             Listener(port.protocol, port.container_port, f"{pod.name}/{c.name}")
-            for pod in self.cluster.pods_on(node.name)
+            for pod in pods_on(self.cluster, node.name)
             if pod.host_network
             for c in pod.containers
             for port in c.ports
@@ -533,6 +536,7 @@ _CLUSTER_NODES = "all nodes (externalTrafficPolicy Cluster)"
 # An endpoint's address as an int, read without `IPv4Address.__int__`'s Python call: the
 # index of 150,000 endpoints builds in a third of the time.
 _endpoint_int = attrgetter("ip._ip")
+_NODE_INT = attrgetter("internal_ip._ip")
 
 
 class _Listed(Mapping[tuple[Proto, int], str]):
@@ -564,7 +568,7 @@ class _Listed(Mapping[tuple[Proto, int], str]):
 def held_entries(ns: Netns) -> int:
     """About how many entries `ns` holds: interfaces, routes, neighbour and FDB entries,
     listed ports (a bounded cache's measure)."""
-    held = len(ns.interfaces) + len(ns.routes.routes) + len(ns.listeners)
+    held = len(ns.interfaces) + ns.routes.held + len(ns.listeners)
     for iface in ns.interfaces:
         held += len(iface.neighbours)
         if iface.vxlan is not None:

@@ -18,7 +18,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from model.cluster import Cluster, Node, Pod
 from model.packet import Packet
-from sim.cni.base import pod_ns_name, stable_mac
+from sim.cni.base import pod_ns_name, pods_on, stable_mac
 from sim.kernel.devices import IfKind, Interface
 from sim.kernel.route import Route
 
@@ -82,7 +82,7 @@ class BridgePlugin:
                 mtu=self.mtu,
             )
         ]
-        for pod in self.cluster.pods_on(node.name):
+        for pod in pods_on(self.cluster, node.name):
             if pod.host_network:
                 continue
             links.append(
@@ -159,7 +159,7 @@ class BridgePlugin:
             return node, self.bridge
         # The node's own pods, not an index of the cluster's 150,000: the loader gives
         # every pod not on its node's network an address of its own.
-        for pod in self.cluster.pods_on(node):
+        for pod in pods_on(self.cluster, node):
             if pod.ip == addr and not pod.host_network:
                 return pod_ns_name(pod), "eth0"
         return None
@@ -169,7 +169,9 @@ class BridgePlugin:
         cached = self._fdb_cache.get(node)
         if cached is None:
             cached = {
-                ip_mac(p.ip): veth_name(p) for p in self.cluster.pods_on(node) if not p.host_network
+                ip_mac(p.ip): veth_name(p)
+                for p in pods_on(self.cluster, node)
+                if not p.host_network
             }
             self._fdb_cache[node] = cached
         return cached.get(mac)

@@ -49,10 +49,10 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from model.cluster import Cluster, Node, Pod
 from model.packet import Packet, Proto
-from sim.cni.base import pod_ns_name, stable_mac
+from sim.cni.base import pod_ns_name, pods_on, stable_mac
 from sim.cni.felix import FelixNode, Workload, felix_rules
 from sim.kernel.devices import Blackhole, IfKind, Interface, Vxlan
-from sim.kernel.route import Route
+from sim.kernel.route import Route, SharedRoutes
 from sim.kernel.rules import ForeignRules
 from sim.kernel.tunnel import IPIP_OVERHEAD, OVERHEAD
 
@@ -168,9 +168,14 @@ class Calico:
     def assumed_block(self, node: Node) -> IPv4Network | None:
         """The block kubehop gave `node` from its podCIDR, no pod of it showing one."""
         blocks = self.blocks.get(node.name, ())
-        if not blocks or any(p.node == node.name for p in self._pods):
+        if not blocks or node.name in self._pod_nodes:
             return None
         return blocks[0]
+
+    @cached_property
+    def _pod_nodes(self) -> frozenset[str]:
+        """The nodes some pod (not on its node's network) runs on."""
+        return frozenset(p.node for p in self._pods)
 
     @cached_property
     def borrowed(self) -> dict[IPv4Address, str]:
@@ -256,7 +261,7 @@ class Calico:
                     ),
                 )
             )
-        for pod in self.cluster.pods_on(node.name):
+        for pod in pods_on(self.cluster, node.name):
             if pod.host_network:
                 continue
             links.append(
@@ -284,6 +289,10 @@ class Calico:
     def node_routes(self, node: Node) -> tuple[Route, ...]:
         """Blackholes for the node's blocks, a /32 per local pod, the other nodes' blocks and
         the addresses they borrowed."""
+        return self.own_routes(node) + self.shared_routes.of(node.name)
+
+    def own_routes(self, node: Node) -> tuple[Route, ...]:
+        """Blackholes for the node's blocks, a /32 per local pod."""
         # Felix writes the blackholes under VXLAN, with its protocol 80; BIRD otherwise.
         proto = "80" if self.mode is CalicoMode.VXLAN else "bird"
         routes: list[Route] = [Blackhole(b, proto=proto) for b in self.blocks.get(node.name, ())]
@@ -293,11 +302,18 @@ class Calico:
                 veth_name_for_workload(pod.namespace, pod.name),
                 scope="link",
             )
-            for pod in self.cluster.pods_on(node.name)
+            for pod in pods_on(self.cluster, node.name)
             if not pod.host_network
         ]
-        by_name = {n.name: n for n in self.cluster.nodes}
-        for other in self._others(node):
+        return tuple(routes)
+
+    @cached_property
+    def shared_routes(self) -> SharedRoutes:
+        """Each node's blocks, in the nodes' order, then each borrowed address by its holder:
+        every other node routes them so."""
+        owners: list[str] = []
+        routes: list[Route] = []
+        for other in self.cluster.nodes:
             assumed = self.assumed_block(other)
             for block in self.blocks.get(other.name, ()):
                 route = self._toward(block, other)
@@ -308,13 +324,16 @@ class Calico:
                         f" assumes {block}, the first /{BLOCK_PREFIX} of its podCIDR",
                     )
                 if route is not None:
+                    owners.append(other.name)
                     routes.append(route)
+        by_name = {n.name: n for n in self.cluster.nodes}
         for addr, holder in sorted(self.borrowed.items()):
-            if holder != node.name and holder in by_name:
+            if holder in by_name:
                 route = self._toward(IPv4Network(f"{addr}/32"), by_name[holder])
                 if route is not None:
+                    owners.append(holder)
                     routes.append(route)
-        return tuple(routes)
+        return SharedRoutes(tuple(owners), tuple(r.dst for r in routes), routes.__getitem__)
 
     def pod_link(self, pod: Pod, netns: str) -> Interface:
         """The pod's `eth0`: its IP/32, peered with its `cali…` veth."""
@@ -356,7 +375,7 @@ class Calico:
                         veth_name_for_workload(p.namespace, p.name),
                         (f"kns.{p.namespace}", f"ksa.{p.namespace}.{SERVICE_ACCOUNT}"),
                     )
-                    for p in self.cluster.pods_on(node.name)
+                    for p in pods_on(self.cluster, node.name)
                     if not p.host_network
                 ),
                 ipip=self.mode is CalicoMode.IPIP and tunnel,

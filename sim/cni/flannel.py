@@ -30,7 +30,7 @@ from model.packet import Packet
 from sim.cni.base import stable_mac
 from sim.cni.bridge import BridgePlugin, pod_traffic
 from sim.kernel.devices import IfKind, Interface, Vxlan
-from sim.kernel.route import Route
+from sim.kernel.route import Route, SharedRoutes
 from sim.kernel.rules import ForeignRules
 from sim.kernel.tunnel import OVERHEAD
 
@@ -125,23 +125,30 @@ class Flannel:
 
     def node_routes(self, node: Node) -> tuple[Route, ...]:
         """The podCIDR on the bridge, then one route per other node's podCIDR."""
-        if self.vxlan:
-            between = tuple(
-                Route(
-                    cidr,
-                    _DEVICE,
-                    via=cidr.network_address,
-                    onlink=True,
-                    by="Flannel's VXLAN route",
-                )
-                for _, cidr in self._others(node)
-            )
-        else:
-            between = tuple(
-                Route(cidr, "eth0", via=other.internal_ip, by="Flannel's host-gw route")
-                for other, cidr in self._others(node)
-            )
-        return self.pods.node_route(node) + between
+        return self.own_routes(node) + self.shared_routes.of(node.name)
+
+    def own_routes(self, node: Node) -> tuple[Route, ...]:
+        """The podCIDR on the bridge."""
+        return self.pods.node_route(node)
+
+    @cached_property
+    def shared_routes(self) -> SharedRoutes:
+        """Per node with a podCIDR, in the nodes' order: `PODCIDR via PODCIDR.0 dev flannel.1
+        onlink` (VXLAN), or `PODCIDR via NODE_IP dev eth0` (host-gw)."""
+        nodes = [
+            (n.name, n.pod_cidr, n.internal_ip)
+            for n in self.cluster.nodes
+            if n.pod_cidr is not None
+        ]
+
+        def make(i: int) -> Route:
+            _, cidr, node_ip = nodes[i]
+            if self.vxlan:
+                via = cidr.network_address
+                return Route(cidr, _DEVICE, via=via, onlink=True, by="Flannel's VXLAN route")
+            return Route(cidr, "eth0", via=node_ip, by="Flannel's host-gw route")
+
+        return SharedRoutes(tuple(n for n, _, _ in nodes), tuple(c for _, c, _ in nodes), make)
 
     def pod_link(self, pod: Pod, netns: str) -> Interface:
         """The pod's `eth0` on the bridge."""

@@ -15,7 +15,7 @@ from model.cluster import Cluster, Node, Pod
 from model.packet import Packet
 from sim.cni.bridge import BridgePlugin, pod_traffic
 from sim.kernel.devices import Interface
-from sim.kernel.route import Route
+from sim.kernel.route import Route, SharedRoutes
 from sim.kernel.rules import ForeignRules
 
 __all__ = ["HostGw"]
@@ -41,11 +41,26 @@ class HostGw:
 
     def node_routes(self, node: Node) -> tuple[Route, ...]:
         """The podCIDR on the bridge, then one route per other node's podCIDR via its IP."""
-        return self.pods.node_route(node) + tuple(
-            Route(other.pod_cidr, "eth0", via=other.internal_ip, by="the CNI's host-gw route")
-            for other in self.cluster.nodes
-            if other.name != node.name and other.pod_cidr is not None
-        )
+        return self.own_routes(node) + self.shared_routes.of(node.name)
+
+    def own_routes(self, node: Node) -> tuple[Route, ...]:
+        """The podCIDR on the bridge."""
+        return self.pods.node_route(node)
+
+    @cached_property
+    def shared_routes(self) -> SharedRoutes:
+        """`PODCIDR via NODE_IP dev eth0` per node with a podCIDR, in the nodes' order."""
+        nodes = [
+            (n.name, n.pod_cidr, n.internal_ip)
+            for n in self.cluster.nodes
+            if n.pod_cidr is not None
+        ]
+
+        def make(i: int) -> Route:
+            _, cidr, via = nodes[i]
+            return Route(cidr, "eth0", via=via, by="the CNI's host-gw route")
+
+        return SharedRoutes(tuple(n for n, _, _ in nodes), tuple(c for _, c, _ in nodes), make)
 
     def pod_link(self, pod: Pod, netns: str) -> Interface:
         """The pod's `eth0` on the bridge."""

@@ -15,7 +15,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Protocol
 
 from model.packet import Packet, Proto
-from sim.kernel.route import Route, RouteTable
+from sim.kernel.route import NodeRouteTable, Route, RouteTable
 
 __all__ = [
     "Blackhole",
@@ -151,8 +151,9 @@ class Netns:
     """The node this netns is on (None for an external client)."""
     interfaces: tuple[Interface, ...]
     """Its interfaces."""
-    routes: RouteTable
-    """Its main routing table (the local table is derived from the addresses)."""
+    routes: RouteTable | NodeRouteTable
+    """Its main routing table (the local table is derived from the addresses); a node's
+    shares the routes to other nodes' pods with every node (`NodeRouteTable`)."""
     listeners: tuple[Listener, ...] = ()
     """Listening sockets kubehop knows of (a container's declared ports)."""
     listed: Mapping[tuple[Proto, int], str] = field(default_factory=dict)

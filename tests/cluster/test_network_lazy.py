@@ -10,12 +10,14 @@ both externalTrafficPolicies.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+import random
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
 from model.cluster import (
     Cluster,
+    CNIPlugin,
     Endpoint,
     EndpointPort,
     EndpointSlice,
@@ -29,6 +31,7 @@ from sim.cluster import network as network_module
 from sim.cluster.generate import generate
 from sim.cluster.load import with_derived_slices
 from sim.cluster.network import ClusterNetwork, node_ns_name, pod_ns_name
+from sim.kernel.route import NodeRouteTable, Route, RouteTable, SharedRoutes
 from sim.readers.cluster import parse_cluster
 
 
@@ -190,3 +193,50 @@ def test_the_cache_holds_no_more_than_its_bound_and_rebuilds_what_it_dropped(
     assert again.interfaces == first.interfaces
     assert again.routes == first.routes
     assert dict(again.listed) == dict(first.listed)
+
+
+@pytest.mark.parametrize("plugin", list(CNIPlugin), ids=str)
+def test_a_node_routes_each_address_as_its_whole_table_would(
+    cluster: Cluster, plugin: CNIPlugin
+) -> None:
+    wired = cluster.model_copy(update={"cni": cluster.cni.model_copy(update={"plugin": plugin})})
+    network = ClusterNetwork(wired)
+    rng = random.Random(1)
+    addrs = [p.ip for p in wired.pods[::7]] + [n.internal_ip for n in wired.nodes]
+    for node in wired.nodes:
+        if node.pod_cidr is not None:
+            addrs += [node.pod_cidr.network_address, node.pod_cidr.broadcast_address]
+    addrs += [IPv4Address(rng.getrandbits(32)) for _ in range(100)]
+    for node in wired.nodes:
+        table = network.netns(node_ns_name(node.name)).routes
+        assert isinstance(table, NodeRouteTable)
+        looked_up = [table.lookup(a) for a in addrs]
+        assert "routes" not in table.__dict__, "a lookup listed the node's whole table"
+        whole = RouteTable(table.routes)
+        assert looked_up == [whole.lookup(a) for a in addrs], node.name
+        # Every other node's pods are routed, none of the node's own through another node.
+        others = [p for p in wired.pods if p.node != node.name and not p.host_network]
+        assert all(whole.lookup(p.ip) is not None for p in others)
+        own = [p for p in wired.pods if p.node == node.name and not p.host_network]
+        assert all(not (r := whole.lookup(p.ip)) or r.via != node.internal_ip for p in own)
+
+
+def test_shared_routes_leave_out_their_owner_and_the_first_for_a_prefix_wins() -> None:
+    net = IPv4Network("10.9.0.0/24")
+    other = IPv4Network("10.9.1.0/24")
+    vias = (IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2"), IPv4Address("10.0.0.3"))
+    shared = SharedRoutes(
+        ("a", "b", "c"),
+        (net, net, other),
+        lambda i: Route((net, net, other)[i], "eth0", via=vias[i]),
+    )
+    own = (Route(other, "cni0", scope="link"),)
+    for owner, want in (("a", vias[1]), ("b", vias[0]), ("z", vias[0])):
+        table = NodeRouteTable(own, shared, owner)
+        found = table.lookup(IPv4Address("10.9.0.7"))
+        assert found is not None and found.via == want
+        assert table.lookup(IPv4Address("10.9.1.7")) == own[0]
+        assert table.lookup(IPv4Address("10.9.2.7")) is None
+        whole = RouteTable(table.routes)
+        assert whole.lookup(IPv4Address("10.9.0.7")) == found
+    assert [r.via for r in NodeRouteTable(own, shared, "c").routes] == [None, *vias[:2]]
