@@ -87,7 +87,11 @@ def stable_mac(*parts: str) -> str:
     return ":".join(f"{o:02x}" for o in octets)
 
 
-_POD_NODES: OrderedDict[int, tuple[Cluster, list[str]]] = OrderedDict()
+_POD_NODES: OrderedDict[int, tuple[Cluster, list[str], OrderedDict[str, tuple[Pod, ...]]]] = (
+    OrderedDict()
+)
+_NODES_KEPT = 1024
+"""How many nodes' pods `pods_on` keeps per cluster (a trace asks for the same few again)."""
 
 
 def pods_on(cluster: Cluster, node: str) -> tuple[Pod, ...]:
@@ -104,22 +108,30 @@ def pods_on(cluster: Cluster, node: str) -> tuple[Pod, ...]:
     hit = _POD_NODES.get(key)
     if hit is not None and hit[0] is cluster:
         _POD_NODES.move_to_end(key)
-        names = hit[1]
+        _, names, kept = hit
     else:
-        names = list(map(_NODE_OF, cluster.pods))
-        _POD_NODES[key] = (cluster, names)
+        names, kept = list(map(_NODE_OF, cluster.pods)), OrderedDict()
+        _POD_NODES[key] = (cluster, names, kept)
         while len(_POD_NODES) > 4:
             _POD_NODES.popitem(last=False)
+    found = kept.get(node)
+    if found is not None:
+        kept.move_to_end(node)
+        return found
     pods = cluster.pods
-    found: list[Pod] = []
+    on: list[Pod] = []
     at = 0
     while True:
         try:
             at = names.index(node, at)
         except ValueError:
-            return tuple(found)
-        found.append(pods[at])
+            break
+        on.append(pods[at])
         at += 1
+    kept[node] = found = tuple(on)
+    if len(kept) > _NODES_KEPT:
+        kept.popitem(last=False)
+    return found
 
 
 _NODE_OF = attrgetter("node")
