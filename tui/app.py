@@ -21,6 +21,7 @@ from typing import ClassVar  # noqa: E402
 from rich.markup import escape  # noqa: E402
 from textual.app import App, SystemCommand  # noqa: E402
 from textual.binding import Binding, BindingType  # noqa: E402
+from textual.reactive import Reactive  # noqa: E402
 from textual.screen import Screen  # noqa: E402
 
 from model.cluster import Cluster  # noqa: E402
@@ -44,6 +45,11 @@ class KubehopApp(App[int]):
     CSS_PATH: ClassVar[list[str | PurePath] | str | PurePath | None] = ["app.tcss"]
     BINDINGS: ClassVar[list[BindingType]] = [Binding("q", "quit", "Quit")]
 
+    # kubehop's theme from the start (its colours are the stylesheet's variables
+    # from the first parse): set after Textual's own, in __init__, it would parse
+    # every stylesheet a second time and restyle the app before the first frame.
+    theme: Reactive[str] = Reactive(DEFAULT_THEME)
+
     def __init__(
         self,
         cluster: Cluster,
@@ -59,8 +65,11 @@ class KubehopApp(App[int]):
         """The cluster under study."""
         self._request = request
         self._step = step
-        if theme is not None:
+        if theme is not None and theme != self.theme:
             self.theme = theme
+        else:
+            # The class Textual gives the app when its theme is set.
+            self.add_class(f"-theme-{self.theme}", update=False)
         # The modules, the classes and the cluster (millions of objects at the
         # scale limits) live as long as the app and hold no garbage cycles.
         # Frozen, the cyclic collector stops rescanning them: start-up is ~50 ms
