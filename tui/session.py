@@ -21,7 +21,6 @@ from sim.cluster import rules as node_tables
 from sim.kernel.conntrack import conntrack_view
 from sim.trace import request as flow
 from sim.trace import tracer
-from sim.trace.counterpart import Counterpart, counterpart, differences
 from sim.trace.effects import hop_effect, trace_effects
 from sim.trace.presets import PRESETS, Preset, preset_for
 from sim.trace.request import Request
@@ -32,13 +31,13 @@ if TYPE_CHECKING:
     from sim.cluster.tunnels import NodeTunnels
     from sim.lab import Check
     from sim.trace.challenge import Question as Question
+    from sim.trace.counterpart import Counterpart as Counterpart
     from sim.trace.decisions import Decision as Decision
     from sim.trace.summary import TraceSummary as TraceSummary
 
 # The screens' vocabulary from `sim`, handed on so that they import `sim` only from here.
 __all__ = [
     "MAX_REPEATS",
-    "Counterpart",
     "Edit",
     "Preset",
     "Request",
@@ -53,7 +52,8 @@ __all__ = [
     "scenario_wording",
 ]
 
-# `sim.trace.summary`, `.challenge`, `.decisions` and `.command` are imported by the calls that use them
+# `sim.trace.summary`, `.challenge`, `.decisions`, `.command` and `.counterpart` (switching
+# mode) are imported by the calls that use them
 # (the summary's pydantic models alone take ~16 ms). `sim.cluster.edits` is imported by the calls that edit: nothing on the first screen
 # edits. `sim.cluster.load`, `sim.cluster.tunnels` and `sim.lab` are imported only by the
 # calls that use them.
@@ -246,10 +246,14 @@ class Session:
 
     def counterpart(self, old: Trace, index: int, new: Trace) -> Counterpart:
         """Where hop `index` of `old` is in `new`, a trace of the same request."""
+        from sim.trace.counterpart import counterpart
+
         return counterpart(old, index, new)
 
     def differences(self, old: Trace, new: Trace) -> tuple[str, ...]:
         """What differs between `old` and `new`, two traces of one request, in short phrases."""
+        from sim.trace.counterpart import differences
+
         return differences(old, new)
 
     def node_tunnels(self, node: str) -> NodeTunnels:
