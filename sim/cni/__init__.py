@@ -8,6 +8,8 @@ plugin that host-gw and Flannel use to wire pods is `bridge`.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from model.cluster import Cluster, CNIPlugin
 from sim.cni.base import CNI
 
@@ -20,12 +22,30 @@ _CALICO = {
 }
 
 
+_CNIS: OrderedDict[int, tuple[Cluster, CNI]] = OrderedDict()
+
+
 def cni_of(cluster: Cluster) -> CNI:
-    """The CNI `cluster` runs (the loader refuses plugins not simulated yet).
+    """The CNI `cluster` runs (the loader refuses plugins not simulated yet), one object per
+    cluster object: what it infers from the whole cluster (Calico's IPAM blocks, the routes
+    every node shares) is worked out once, not again for a node's rules and its netns.
 
     Each CNI's module is imported when a cluster first asks for it: the app's
     first screen needs only the CNI it shows.
     """
+    key = id(cluster)
+    hit = _CNIS.get(key)
+    if hit is not None and hit[0] is cluster:
+        _CNIS.move_to_end(key)
+        return hit[1]
+    cni = _new_cni(cluster)
+    _CNIS[key] = (cluster, cni)
+    while len(_CNIS) > 8:
+        _CNIS.popitem(last=False)
+    return cni
+
+
+def _new_cni(cluster: Cluster) -> CNI:
     plugin = cluster.cni.plugin
     if plugin in (CNIPlugin.FLANNEL_VXLAN, CNIPlugin.FLANNEL_HOST_GW):
         from sim.cni.flannel import Flannel

@@ -46,6 +46,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from operator import attrgetter
 
 from model.cluster import Cluster, Node, Pod
 from model.packet import Packet, Proto
@@ -102,10 +103,6 @@ def veth_name_for_workload(namespace: str, pod: str) -> str:
     return "cali" + hashlib.sha1(f"{namespace}.{pod}".encode()).hexdigest()[:11]
 
 
-def _block_of(addr: IPv4Address) -> IPv4Network:
-    return IPv4Network(f"{addr}/{BLOCK_PREFIX}", strict=False)
-
-
 @dataclass(frozen=True)
 class Calico:
     """Calico with one backend for one cluster."""
@@ -131,8 +128,9 @@ class Calico:
         return tuple(p for p in self.cluster.pods if not p.host_network)
 
     @cached_property
-    def _pod_by_ip(self) -> dict[IPv4Address, Pod]:
-        return {p.ip: p for p in self._pods}
+    def _pod_ints(self) -> frozenset[int]:
+        """The pods' addresses as ints (150,000 `IPv4Address` hashes would each call Python)."""
+        return frozenset(map(_IP_INT, self._pods))
 
     # -- IPAM, as the pods' addresses show it ----------------------------------------
 
@@ -140,22 +138,33 @@ class Calico:
     def _owners(self) -> dict[IPv4Network, str]:
         """Each block the pods' IPs fall in → the node it is affine to (most pods there)."""
         order = {n.name: i for i, n in enumerate(self.cluster.nodes)}
-        counts: dict[IPv4Network, dict[str, int]] = {}
-        for pod in self._pods:
-            per_node = counts.setdefault(_block_of(pod.ip), {})
-            per_node[pod.node] = per_node.get(pod.node, 0) + 1
+        # Blocks by their first address as an int: an `IPv4Network` per pod would cost
+        # seconds at 150,000 pods.
+        counts: dict[int, dict[str, int]] = {}
+        for ip, node_name in zip(map(_IP_INT, self._pods), map(_NODE_OF, self._pods), strict=True):
+            per_node = counts.setdefault(ip & _BLOCK_MASK, {})
+            per_node[node_name] = per_node.get(node_name, 0) + 1
         owners = {
-            block: min(nodes, key=lambda n: (-nodes[n], order.get(n, len(order))))
+            IPv4Network((block, BLOCK_PREFIX)): min(
+                nodes, key=lambda n: (-nodes[n], order.get(n, len(order)))
+            )
             for block, nodes in counts.items()
         }
         if self.mode is not CalicoMode.BGP:
+            owning = set(owners.values())
             for node in self.cluster.nodes:
-                if node.name in owners.values() or node.pod_cidr is None:
+                if node.name in owning or node.pod_cidr is None:
                     continue
                 first = next(node.pod_cidr.subnets(new_prefix=BLOCK_PREFIX), None)
                 if first is not None and first not in owners:
                     owners[first] = node.name
+                    owning.add(node.name)
         return owners
+
+    @cached_property
+    def _owner_of_block(self) -> dict[int, str]:
+        """`_owners` by each block's first address as an int."""
+        return {int(block.network_address): node for block, node in self._owners.items()}
 
     @cached_property
     def blocks(self) -> dict[str, tuple[IPv4Network, ...]]:
@@ -180,7 +189,8 @@ class Calico:
     @cached_property
     def borrowed(self) -> dict[IPv4Address, str]:
         """Pods' IPs in a block another node owns → the node the pod runs on."""
-        return {p.ip: p.node for p in self._pods if self._owners.get(_block_of(p.ip)) != p.node}
+        owner = self._owner_of_block
+        return {p.ip: p.node for p in self._pods if owner.get(_IP_INT(p) & _BLOCK_MASK) != p.node}
 
     @cached_property
     def tunnel_addrs(self) -> dict[str, IPv4Address]:
@@ -193,11 +203,11 @@ class Calico:
             if self.mode is CalicoMode.VXLAN
             else "projectcalico.org/IPv4IPIPTunnelAddr"
         )
-        taken = set(self._pod_by_ip)
+        taken = self._pod_ints
         found: dict[str, IPv4Address] = {}
         for node, blocks in self.blocks.items():
             annotated = _address(self.cluster.node(node), key)
-            free = next((a for b in blocks for a in b if a not in taken), None)
+            free = next((a for b in blocks for a in b if int(a) not in taken), None)
             if annotated is not None:
                 found[node] = annotated  # what calico-node wrote on the node
             elif free is not None:
@@ -356,9 +366,11 @@ class Calico:
 
     def neighbour(self, node: str, addr: IPv4Address) -> tuple[str, str] | None:
         """A pod of `node` answers for its own address (there is no bridge)."""
-        pod = self._pod_by_ip.get(addr)
-        if pod is not None and pod.node == node:
-            return pod_ns_name(pod), "eth0"
+        # The node's own pods: the loader gives every pod not on its node's network an
+        # address of its own.
+        for pod in pods_on(self.cluster, node):
+            if pod.ip == addr and not pod.host_network:
+                return pod_ns_name(pod), "eth0"
         return None
 
     def port_for_mac(self, node: str, mac: str) -> str | None:
@@ -418,6 +430,10 @@ class Calico:
 
 
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
+_BLOCK_MASK = (0xFFFFFFFF << (32 - BLOCK_PREFIX)) & 0xFFFFFFFF
+# A pod's address as an int and its node, read without `IPv4Address.__int__`'s Python call.
+_IP_INT = attrgetter("ip._ip")
+_NODE_OF = attrgetter("node")
 
 
 def _address(node: Node | None, key: str) -> IPv4Address | None:
