@@ -6,7 +6,7 @@ projectcalico/calico (cni-plugin `pkg/dataplane/linux`, libcalico-go's
 
 - no bridge: each pod's host side is a veth `cali` + the first 11 hex digits
   of SHA-1("NAMESPACE.POD"), MAC `ee:ee:ee:ee:ee:ee`, with proxy ARP on, no
-  address; the route `POD_IP dev caliXXXX scope link` sends the pod its
+  address; the route `POD_IP dev cali1a2b3c4d5e6 scope link` sends the pod its
   traffic;
 - the pod's `eth0` holds the pod IP/32; its routes are `169.254.1.1 dev eth0
   scope link` and `default via 169.254.1.1 dev eth0`: no one holds 169.254.1.1,

@@ -25,7 +25,8 @@ from model.nftables import NftCmp, NftMark, NftNat, NftRuleset, NftVmap
 from model.packet import CtState, Packet, Proto
 from sim.kernel.netfilter import HookContext, HookResult, NetfilterState, traverse
 from sim.readers.iptables_save import parse_iptables_save
-from sim.readers.nftables import nft_list_text, parse_nft
+from sim.readers.nft_listing import nft_list_text
+from sim.readers.nftables import parse_nft
 
 NODE_IP = IPv4Address("172.18.0.2")
 CNI0_IP = IPv4Address("10.244.1.1")

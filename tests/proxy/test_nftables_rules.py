@@ -48,7 +48,8 @@ from sim.proxy.nftables import (
 )
 from sim.proxy.nftables.kubelet import kubelet_iptables
 from sim.proxy.nftables.names import endpoint_base, hash_and_truncate, service_port_base
-from sim.readers.nftables import nft_list_text, parse_nft
+from sim.readers.nft_listing import nft_list_text
+from sim.readers.nftables import parse_nft
 
 NODE = "node-a"
 OTHER = "node-b"

@@ -33,7 +33,7 @@ from sim.proxy.endpoints import (
 from sim.proxy.iptables.names import service_port_name
 from sim.proxy.iptables.sync import masquerade_mark, proxied_services
 from sim.proxy.nftables import names as n
-from sim.readers.nftables import base_chain_header, chain_block, set_block, table_text
+from sim.readers.nft_listing import base_chain_header, chain_block, set_block, table_text
 
 __all__ = ["BASE_CHAINS", "Transaction", "sync"]
 
