@@ -15,13 +15,14 @@ import pytest
 
 from model.cluster import Cluster, CNIPlugin, ProxyMode, ServiceType
 from model.errors import KubehopError
-from model.netfilter import Rule
+from model.netfilter import RejectTarget, Rule, Table
 from sim.cluster import rules as node_tables
 from sim.cluster.generate import generate
 from sim.cluster.load import demo_cluster, with_derived_slices
 from sim.cluster.rules import node_rules, render_rules
 from sim.proxy.iptables import lazy
 from sim.proxy.iptables.lazy import SHARED, LazyRules
+from sim.proxy.iptables.names import KUBE_SERVICES
 from sim.readers.cluster import parse_cluster
 from sim.readers.iptables_save import parse_iptables_save
 from sim.trace.report import trace_json
@@ -169,6 +170,35 @@ def test_a_trace_renders_a_small_part_of_the_node() -> None:
     assert len(rules._parts.lines) < 10
     whole = render_rules(cluster, pod.node)
     assert 0 < rules.held_bytes < len(whole)
+
+
+def test_a_trace_past_a_long_chain_of_rejects_renders_only_its_own_port() -> None:
+    # 40 Services without endpoints: 40 REJECT rules in filter's KUBE-SERVICES, which
+    # every new connection walks; 60 with: as many jumps in nat's. Both chains are long
+    # enough to be indexed, so only the destination's port is rendered for the walk.
+    whole = _generated(5, 400, 100)
+    empty = {s.key for s in whole.services[:40]}
+    cluster = whole.model_copy(
+        update={
+            "endpoint_slices": tuple(
+                s for s in whole.endpoint_slices if f"{s.namespace}/{s.service}" not in empty
+            )
+        }
+    )
+    svc = next(
+        s
+        for s in cluster.services[40:]
+        if s.type is ServiceType.CLUSTER_IP and cluster.slices_of(s)
+    )
+    pod = cluster.pods[0]
+    result = trace(cluster, Request(f"{pod.namespace}/{pod.name}", f"{svc.cluster_ip}:80", seed=1))
+    assert result.hops
+    rules = node_tables._CACHE[id(cluster), pod.node][1]
+    assert isinstance(rules, LazyRules)
+    assert len(lazy._common(cluster).lines) < 10
+    # (Reading the whole chain renders every port with a rule in it.)
+    filter_services = rules.ruleset.tables[Table.FILTER][KUBE_SERVICES]
+    assert sum(isinstance(r.target, RejectTarget) for r in filter_services.rules) >= 40
 
 
 def test_the_cache_stays_under_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:

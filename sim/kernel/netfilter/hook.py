@@ -840,11 +840,22 @@ class _Run:
             return found
         self.purity[key] = False  # (loops are refused when rules are read)
         chain = self.ruleset.tables[table].get(name)
-        pure = chain is not None and all(
-            not isinstance(rule.target, _EFFECT_TARGETS)
-            and not any(isinstance(m, _EFFECT_MATCHES) for m in rule.matches)
-            and (not isinstance(rule.target, JumpTarget) or self._pure(table, rule.target.chain))
-            for rule in chain.rules
+        # A chain whose rules are produced as they are read (iptables mode's shared
+        # chains, `sim.proxy.iptables.lazy`) is not proved pure: that would render
+        # every Service port's rules for one packet. Walking it again is cheap anyway:
+        # such a chain is indexed.
+        lazy = chain is not None and not isinstance(chain.rules, tuple)
+        pure = (
+            chain is not None
+            and not lazy
+            and all(
+                not isinstance(rule.target, _EFFECT_TARGETS)
+                and not any(isinstance(m, _EFFECT_MATCHES) for m in rule.matches)
+                and (
+                    not isinstance(rule.target, JumpTarget) or self._pure(table, rule.target.chain)
+                )
+                for rule in chain.rules
+            )
         )
         self.purity[key] = pure
         return pure
