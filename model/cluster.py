@@ -7,7 +7,7 @@ validation rules live in `sim.readers.cluster`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
@@ -378,6 +378,15 @@ class Cluster(_Frozen):
             del copy.__dict__[name]
         return copy
 
+    def indexes_from(self, other: Cluster, changed: Iterable[str]) -> None:
+        """Take `other`'s lookup indexes built from fields this cluster shares with it (all
+        but `changed`): a cluster rewired by another CNI or kube-proxy mode keeps its pods'
+        and Services' indexes."""
+        changed = set(changed)
+        for index, fields in _INDEX_FIELDS.items():
+            if index in other.__dict__ and changed.isdisjoint(fields):
+                self.__dict__[index] = other.__dict__[index]
+
     # Lookups are indexed once per (immutable) cluster: a cluster at Kubernetes'
     # scale limits has 150,000 pods and 10,000 Services.
     @cached_property
@@ -385,8 +394,10 @@ class Cluster(_Frozen):
         return {n.name: n for n in self.nodes}
 
     @cached_property
-    def _pods_by_key(self) -> dict[str, Pod]:
-        return {p.key: p for p in self.pods}
+    def _pods_by_key(self) -> dict[tuple[str, str], Pod]:
+        # (namespace, name), not `Pod.key`: 150,000 f-strings through a property cost
+        # the first lookup three times as much.
+        return {(p.namespace, p.name): p for p in self.pods}
 
     @cached_property
     def _services_by_key(self) -> dict[str, Service]:
@@ -405,7 +416,7 @@ class Cluster(_Frozen):
 
     def pod(self, namespace: str, name: str) -> Pod | None:
         """The pod `namespace/name`."""
-        return self._pods_by_key.get(f"{namespace}/{name}")
+        return self._pods_by_key.get((namespace, name))
 
     def service(self, namespace: str, name: str) -> Service | None:
         """The Service `namespace/name`."""
@@ -425,3 +436,13 @@ class Cluster(_Frozen):
         for pod in self.pods:
             index.setdefault(pod.node, []).append(pod)
         return {key: tuple(pods) for key, pods in index.items()}
+
+
+_INDEX_FIELDS: dict[str, tuple[str, ...]] = {
+    "_nodes_by_name": ("nodes",),
+    "_pods_by_key": ("pods",),
+    "_services_by_key": ("services",),
+    "_slices_by_service": ("endpoint_slices",),
+    "_pods_by_node": ("pods",),
+}
+"""Each of `Cluster`'s lookup indexes → the fields it is built from."""

@@ -110,6 +110,11 @@ class ServiceTable:
     lengths: tuple[tuple[int, ...], ...]
     """Per `SHARED` chain, how many rules each port adds to it (0 for a `per_node` port,
     which each node counts for itself)."""
+    hosts: MappingProxyType[int, frozenset[str]]
+    """Per `per_node` port, the nodes its slices put an endpoint on."""
+    elsewhere: MappingProxyType[int, tuple[int, ...]]
+    """Per `per_node` port, how many rules it adds to each `SHARED` chain on a node none of
+    its endpoints is on (every endpoint remote: the count is the same on all such nodes)."""
 
 
 def _scan(cluster: Cluster, svc: Service, port: ServicePort) -> tuple[int, bool, bool]:
@@ -140,6 +145,8 @@ def _service_table(cluster: Cluster) -> ServiceTable:
     by_dport: dict[int, list[int]] = {}
     lengths: list[list[int]] = [[] for _ in SHARED]
     localhost = localhost_nodeports(cluster)
+    hosts: dict[int, frozenset[str]] = {}
+    elsewhere: dict[int, tuple[int, ...]] = {}
     total = 0
     for p, (_, svc, port) in enumerate(ports):
         count, ok, repeats = _scan(cluster, svc, port)
@@ -150,6 +157,12 @@ def _service_table(cluster: Cluster) -> ServiceTable:
         # range holds it: the only place the node itself shows in a port's rules.
         if repeats or uses_local_endpoints(svc, port) or svc.load_balancer_source_ranges:
             per_node.add(p)
+            hosts[p] = frozenset(
+                ep.node for s in cluster.slices_of(svc) for ep in s.endpoints if ep.node
+            )
+            # "" is no node's name: every endpoint is remote, as on most nodes.
+            cat = categorize(port_endpoints(cluster, svc, port, ""), svc, port)
+            elsewhere[p] = _run_lengths(localhost, svc, port, cat.has_any, bool(cat.local))
         else:
             counts = _run_lengths(localhost, svc, port, ok, False)
         for slot, count in enumerate(counts):
@@ -168,6 +181,8 @@ def _service_table(cluster: Cluster) -> ServiceTable:
         by_dport=MappingProxyType({k: tuple(dict.fromkeys(v)) for k, v in by_dport.items()}),
         large=total > LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
         lengths=tuple(tuple(counts) for counts in lengths),
+        hosts=MappingProxyType(hosts),
+        elsewhere=MappingProxyType(elsewhere),
     )
 
 
@@ -547,9 +562,13 @@ class LazyRules:
         # Only the ports under a Local policy (and the like) count differently on
         # each node; nodes that count them alike share their positions.
         mine: dict[int, tuple[int, ...]] = {}
+        name = self._node.name
         for p in sorted(services.per_node):
+            if name not in services.hosts[p]:
+                mine[p] = services.elsewhere[p]
+                continue
             _, svc, port = services.ports[p]
-            cat = categorize(port_endpoints(self._cluster, svc, port, self._node.name), svc, port)
+            cat = categorize(port_endpoints(self._cluster, svc, port, name), svc, port)
             mine[p] = _run_lengths(ctx.localhost_nodeports, svc, port, cat.has_any, bool(cat.local))
         self._starts: list[array[int] | None] = []
         self._keys: list[tuple[int, tuple[int, ...]]] = []
