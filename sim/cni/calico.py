@@ -52,6 +52,7 @@ from model.cluster import Cluster, Node, Pod
 from model.packet import Packet, Proto
 from sim.cni.base import pod_ns_name, pods_on, stable_mac
 from sim.cni.felix import FelixNode, Workload, felix_rules
+from sim.cni.peers import Peers, peer_entries
 from sim.kernel.devices import Blackhole, IfKind, Interface, Vxlan
 from sim.kernel.route import Route, SharedRoutes
 from sim.kernel.rules import ForeignRules
@@ -237,6 +238,21 @@ class Calico:
     def _others(self, node: Node) -> list[Node]:
         return [n for n in self.cluster.nodes if n.name != node.name]
 
+    @cached_property
+    def _tunnelled(self) -> list[Node]:
+        return [n for n in self.cluster.nodes if n.name in self.tunnel_addrs]
+
+    @cached_property
+    def _vxlan_neighbours(self) -> dict[IPv4Address, tuple[tuple[str, str], ...]]:
+        # Felix writes each other node's VTEP: its tunnel address → its VTEP MAC.
+        return peer_entries(
+            (n.name, self.tunnel_addrs[n.name], self.vtep_mac(n)) for n in self._tunnelled
+        )
+
+    @cached_property
+    def _vxlan_fdb(self) -> dict[str, tuple[tuple[str, IPv4Address], ...]]:
+        return peer_entries((n.name, self.vtep_mac(n), n.internal_ip) for n in self._tunnelled)
+
     def node_links(self, node: Node, netns: str) -> tuple[Interface, ...]:
         """The tunnel device (IP-in-IP, VXLAN), then each pod's host-side veth."""
         links: list[Interface] = []
@@ -253,7 +269,6 @@ class Calico:
                 )
             )
         elif tunnel is not None and self.mode is CalicoMode.VXLAN:
-            others = [o for o in self._others(node) if o.name in self.tunnel_addrs]
             links.append(
                 Interface(
                     VXLAN_DEVICE,
@@ -262,12 +277,12 @@ class Calico:
                     self.vtep_mac(node),
                     (IPv4Interface(f"{tunnel}/32"),),
                     mtu=self.mtu,
-                    neighbours={self.tunnel_addrs[o.name]: self.vtep_mac(o) for o in others},
+                    neighbours=Peers(self._vxlan_neighbours, node.name),
                     vxlan=Vxlan(
                         vni=VXLAN_VNI,
                         port=VXLAN_PORT,
                         local=node.internal_ip,
-                        fdb={self.vtep_mac(o): o.internal_ip for o in others},
+                        fdb=Peers(self._vxlan_fdb, node.name),
                     ),
                 )
             )

@@ -29,6 +29,7 @@ from model.cluster import Cluster, Node, Pod
 from model.packet import Packet
 from sim.cni.base import stable_mac
 from sim.cni.bridge import BridgePlugin, pod_traffic
+from sim.cni.peers import Peers, peer_entries
 from sim.kernel.devices import IfKind, Interface, Vxlan
 from sim.kernel.route import Route, SharedRoutes
 from sim.kernel.rules import ForeignRules
@@ -93,19 +94,11 @@ class Flannel:
         except ValueError:
             return node.internal_ip
 
-    def _others(self, node: Node) -> list[tuple[Node, IPv4Network]]:
-        return [
-            (other, other.pod_cidr)
-            for other in self.cluster.nodes
-            if other.name != node.name and other.pod_cidr is not None
-        ]
-
     def node_links(self, node: Node, netns: str) -> tuple[Interface, ...]:
         """`cni0` with the pods' veths, and under VXLAN `flannel.1`."""
         links = self.pods.node_links(node, netns)
         if not self.vxlan or node.pod_cidr is None:
             return links
-        others = self._others(node)
         device = Interface(
             _DEVICE,
             netns,
@@ -113,15 +106,30 @@ class Flannel:
             self.vtep_mac(node),
             (IPv4Interface(f"{node.pod_cidr.network_address}/32"),),
             mtu=self.cluster.cni.mtu - OVERHEAD,
-            neighbours={cidr.network_address: self.vtep_mac(other) for other, cidr in others},
+            neighbours=Peers(self._neighbours, node.name),
             vxlan=Vxlan(
                 vni=VNI,
                 port=VXLAN_PORT,
                 local=self.public_ip(node),
-                fdb={self.vtep_mac(other): self.public_ip(other) for other, _ in others},
+                fdb=Peers(self._fdb, node.name),
             ),
         )
         return (*links, device)
+
+    @cached_property
+    def _leased(self) -> list[tuple[Node, IPv4Network]]:
+        return [(n, n.pod_cidr) for n in self.cluster.nodes if n.pod_cidr is not None]
+
+    @cached_property
+    def _neighbours(self) -> dict[IPv4Address, tuple[tuple[str, str], ...]]:
+        # flanneld writes each other node's VTEP: its lease's .0 → its VtepMAC.
+        return peer_entries(
+            (n.name, cidr.network_address, self.vtep_mac(n)) for n, cidr in self._leased
+        )
+
+    @cached_property
+    def _fdb(self) -> dict[str, tuple[tuple[str, IPv4Address], ...]]:
+        return peer_entries((n.name, self.vtep_mac(n), self.public_ip(n)) for n, _ in self._leased)
 
     def node_routes(self, node: Node) -> tuple[Route, ...]:
         """The podCIDR on the bridge, then one route per other node's podCIDR."""

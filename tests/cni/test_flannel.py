@@ -52,6 +52,17 @@ def test_node_a_has_flannel_1_with_an_entry_for_every_other_node(vxlan: Cluster)
     node_b_mac = network_of(vxlan).netns("node-b").iface("flannel.1").mac
     assert device.neighbours[IPv4Address("192.168.2.0")] == node_b_mac
     assert device.vxlan.fdb[node_b_mac] == IPv4Address("10.0.0.12")
+    # Every other node's entry, and none of its own.
+    node_c_mac = network_of(vxlan).netns("node-c").iface("flannel.1").mac
+    assert dict(device.neighbours) == {
+        IPv4Address("192.168.2.0"): node_b_mac,
+        IPv4Address("192.168.3.0"): node_c_mac,
+    }
+    assert dict(device.vxlan.fdb) == {
+        node_b_mac: IPv4Address("10.0.0.12"),
+        node_c_mac: IPv4Address("10.0.0.13"),
+    }
+    assert IPv4Address("192.168.1.0") not in device.neighbours
     routes = [str(r) for r in node_a.routes.routes]
     assert "192.168.2.0/24 via 192.168.2.0 dev flannel.1 onlink" in routes
     assert "192.168.3.0/24 via 192.168.3.0 dev flannel.1 onlink" in routes
