@@ -32,6 +32,7 @@ import gc
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -94,18 +95,33 @@ def request_like_the_demos(cluster: Cluster) -> Request:
 _COLD = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from sim.cluster.load import demo_cluster, load
+from sim.cluster.indexes import prepare
+from sim.cluster.load import demo_cluster, load, with_dataplane
 from sim.trace.request import Request
 from sim.trace.tracer import trace
+# load() indexes what traces ask for; the demo is indexed the same way, so both sides
+# start from a loaded, indexed cluster.
 cluster = load(sys.argv[2]) if sys.argv[2] else demo_cluster()
+cluster = prepare(with_dataplane(cluster, mode=sys.argv[6] or None, cni=sys.argv[7] or None))
 request = Request(sys.argv[3], sys.argv[4], seed=1, pick=sys.argv[5] or None)
 start = time.perf_counter()
 hops = len(trace(cluster, request).hops)
 print(time.perf_counter() - start, hops)
 """
 
+DATAPLANES: tuple[tuple[str, str], ...] = (
+    ("", ""),
+    ("nftables", ""),
+    ("ipvs", ""),
+    ("", "flannel-vxlan"),
+    ("", "calico-vxlan"),
+)
+"""(kube-proxy mode, CNI) whose cold first trace is measured ("" = the cluster's own)."""
 
-def cold_trace(path: Path | None, request: Request) -> tuple[float, int]:
+
+def cold_trace(
+    path: Path | None, request: Request, mode: str = "", cni: str = ""
+) -> tuple[float, int]:
     """The first trace in a fresh process that has just loaded the cluster: seconds, hops."""
     out = subprocess.run(
         [
@@ -117,6 +133,8 @@ def cold_trace(path: Path | None, request: Request) -> tuple[float, int]:
             request.source,
             request.destination,
             request.pick or "",
+            mode,
+            cni,
         ],
         check=True,
         capture_output=True,
@@ -124,6 +142,22 @@ def cold_trace(path: Path | None, request: Request) -> tuple[float, int]:
     )
     seconds, hops = out.stdout.split()
     return float(seconds), int(hops)
+
+
+def cold_ratio(
+    path: Path, big: Request, demo: Request, mode: str = "", cni: str = "", rounds: int = 3
+) -> tuple[float, float, int, int]:
+    """Medians of `rounds` cold first traces, big and demo alternating: seconds and hops each."""
+    bigs: list[float] = []
+    demos: list[float] = []
+    hops = (0, 0)
+    for _ in range(rounds):
+        big_s, big_hops = cold_trace(path, big, mode, cni)
+        demo_s, demo_hops = cold_trace(None, demo, mode, cni)
+        bigs.append(big_s)
+        demos.append(demo_s)
+        hops = (big_hops, demo_hops)
+    return statistics.median(bigs), statistics.median(demos), hops[0], hops[1]
 
 
 def warm_trace(cluster: Cluster, request: Request) -> tuple[float, int]:
@@ -258,6 +292,12 @@ def main() -> int:
         default=1000,
         help="random traces on a generated 500-node cluster (default 1000; 0 skips them)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="cold first traces per side and dataplane, median taken (default 3)",
+    )
     args = parser.parse_args()
 
     path = generated(args.nodes, args.pods, args.services)
@@ -270,8 +310,11 @@ def main() -> int:
     demo_request = request_like_the_demos(demo)
     big_request = request_like_the_demos(big)
 
-    demo_cold, demo_hops = cold_trace(None, demo_request)
-    big_cold, big_hops = cold_trace(path, big_request)
+    colds = {
+        plane: cold_ratio(path, big_request, demo_request, *plane, rounds=args.rounds)
+        for plane in DATAPLANES
+    }
+    big_cold, demo_cold, big_hops, demo_hops = colds[DATAPLANES[0]]
     demo_warm, _ = warm_trace(demo, demo_request)
     big_warm, _ = warm_trace(big, big_request)
 
@@ -308,9 +351,17 @@ def main() -> int:
         ("the request", f"demo: {demo_request.command}; big: {big_request.command}"),
         (
             "first trace after load (cold), big ÷ demo",
-            f"{big_cold:.2f} s ÷ {demo_cold * 1e3:.1f} ms = {big_cold / demo_cold:.0f}"
+            f"{big_cold:.3f} s ÷ {demo_cold * 1e3:.1f} ms = {big_cold / demo_cold:.1f}"
             f" ({big_hops} and {demo_hops} hops; per hop"
             f" {(big_cold / big_hops) / (demo_cold / demo_hops):.0f})",
+        ),
+        *(
+            (
+                f"  the same with {' and '.join(p for p in plane if p)}",
+                f"{big:.3f} s ÷ {demo * 1e3:.1f} ms = {big / demo:.1f} ({bh} and {dh} hops)",
+            )
+            for plane, (big, demo, bh, dh) in colds.items()
+            if any(plane)
         ),
         (
             "warm trace per hop, big ÷ demo",
