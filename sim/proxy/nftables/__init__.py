@@ -18,10 +18,12 @@ from the ClusterIPs to explain such a packet, and says so.
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
 
 from model.cluster import Cluster, Node
 from model.errors import RequestError
@@ -33,11 +35,15 @@ from sim.proxy.nftables.interpret import NftablesInterpreter
 from sim.proxy.nftables.kubelet import kubelet_iptables
 from sim.proxy.nftables.sync import Transaction, sync
 
+if TYPE_CHECKING:
+    from sim.proxy.nftables.lazy import NodeTable
+
 __all__ = [
     "NFTABLES",
     "NftablesMode",
     "RenderedNftRules",
     "chain_owners",
+    "collector_paused",
     "render_node_nft",
     "render_node_transaction",
 ]
@@ -51,8 +57,9 @@ def _node(cluster: Cluster, node: str) -> Node:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
-    # A big node builds millions of short strings and tuples, none cyclic.
+def collector_paused() -> Iterator[None]:
+    """The cyclic collector off meanwhile: a big node builds millions of short strings and
+    tuples, none cyclic."""
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -63,13 +70,13 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _sync(cluster: Cluster, node: str) -> Transaction:
-    with _collector_paused():
+    with collector_paused():
         return sync(cluster, _node(cluster, node))
 
 
 def render_node_nft(cluster: Cluster, node: str) -> str:
     """`nft list table ip kube-proxy` on `node`, as kube-proxy 1.31 leaves it."""
-    with _collector_paused():
+    with collector_paused():
         return sync(cluster, _node(cluster, node)).listing()
 
 
@@ -85,7 +92,11 @@ def chain_owners(cluster: Cluster, node: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class RenderedNftRules:
-    """One node's rules in nftables mode: kubelet's iptables and kube-proxy's nft table."""
+    """One node's rules in nftables mode: kubelet's iptables and kube-proxy's nft table.
+
+    The nft table is rendered and parsed a Service port at a time as packets reach
+    it (`lazy.NodeTable`); its whole texts are rendered when first asked for.
+    """
 
     node: str
     """The node."""
@@ -93,16 +104,50 @@ class RenderedNftRules:
     """`iptables-save` of the node: kubelet's chains and the CNI's (kube-proxy writes none)."""
     ruleset: Ruleset
     """The iptables text, parsed."""
-    nft_text: str
-    """`nft list table ip kube-proxy`."""
-    nft: NftRuleset
-    """The nft text, parsed chain by chain as a packet first visits each."""
-    transaction: str
-    """What kube-proxy handed `nft -f` to make the table (for the lab to load)."""
+    table: NodeTable
+    """kube-proxy's nft table, rendered in parts."""
     rendered: bool = True
     """Always True: kubehop wrote these from the cluster."""
     ipsets: IpSets = field(default_factory=dict)
     """nftables mode uses no ipsets."""
+
+    @property
+    def nft_text(self) -> str:
+        """`nft list table ip kube-proxy`, the whole table (rendered when first asked)."""
+        return self.table.listing()
+
+    @property
+    def nft(self) -> NftRuleset:
+        """The nft table, each chain and element parsed when a packet first needs it."""
+        return self.table.ruleset
+
+    @property
+    def transaction(self) -> str:
+        """What kube-proxy handed `nft -f` to make the table (for the lab to load; rendered
+        when first asked)."""
+        return self.table.transaction()
+
+    @property
+    def text_rendered(self) -> bool:
+        """`nft_text` returns at once: the whole table was rendered already."""
+        return self.table.listed
+
+    @property
+    def held_bytes(self) -> int:
+        """About how many bytes the rules hold: the parts rendered so far, the whole texts
+        once rendered, and the iptables text."""
+        return self.table.held_bytes + 4 * len(self.text)
+
+    def release(self) -> None:
+        """Drop every rendered part of the nft table."""
+        self.table.release()
+
+    def dnats_to(self, endpoint: tuple[IPv4Address, int]) -> bool:
+        """Whether some rule DNATs to `endpoint`, rendering only the Service ports whose
+        slices list it."""
+        ip, port = re.escape(str(endpoint[0])), endpoint[1]
+        iptables = re.compile(rf"-j DNAT .*--to-destination {ip}(?::{port})?(?:\s|$)", re.M)
+        return iptables.search(self.text) is not None or self.table.dnats_to(endpoint)
 
 
 @dataclass(frozen=True)
@@ -120,19 +165,15 @@ class NftablesMode:
         self, cluster: Cluster, node: str, extra: ForeignRules | None = None
     ) -> RenderedNftRules:
         """The node's rules, rendered, then read back as the kernel would hold them."""
+        from sim.proxy.nftables.lazy import NodeTable
         from sim.readers.iptables_save import parse_iptables_save
-        from sim.readers.nftables import parse_nft
 
-        tx = _sync(cluster, node)
-        listing = tx.listing()
         text = kubelet_iptables(extra)
         return RenderedNftRules(
             node=node,
             text=text,
             ruleset=parse_iptables_save(text, source=f"{node} (rendered)", lazy=True),
-            nft_text=listing,
-            nft=parse_nft(listing, source=f"{node} (rendered nft)", lazy=True),
-            transaction=tx.text(),
+            table=NodeTable(cluster, _node(cluster, node)),
         )
 
     def interpreter(

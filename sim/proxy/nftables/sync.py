@@ -35,7 +35,17 @@ from sim.proxy.iptables.sync import masquerade_mark, proxied_services
 from sim.proxy.nftables import names as n
 from sim.readers.nft_listing import base_chain_header, chain_block, set_block, table_text
 
-__all__ = ["BASE_CHAINS", "Transaction", "sync"]
+__all__ = [
+    "BASE_CHAINS",
+    "PORT_SETS",
+    "SyncPort",
+    "Transaction",
+    "local_cidr",
+    "setup",
+    "sync",
+    "sync_ports",
+    "write_port",
+]
 
 FAMILY = "ip"
 _ADDR = "ipv4_addr"
@@ -73,6 +83,17 @@ _JUMPS: tuple[tuple[str, str, str], ...] = (
     (n.CLUSTER_IPS_CHECK, n.FILTER_OUTPUT_POST_DNAT, "ct state new"),
 )
 """nftablesJumpChains: the regular chain, the base chain that jumps to it, and how."""
+
+
+PORT_SETS = (
+    n.CLUSTER_IPS,
+    n.SERVICE_IPS,
+    n.FIREWALL_IPS,
+    n.NO_ENDPOINT_SERVICES,
+    n.NO_ENDPOINT_NODEPORTS,
+    n.SERVICE_NODEPORTS,
+)
+"""The sets and maps every Service port adds its elements to (rebuilt whole on each sync)."""
 
 
 @dataclass
@@ -232,6 +253,16 @@ class Transaction:
         if self.script:
             self.owners[name] = owner
 
+    def part(self) -> Transaction:
+        """An empty transaction (no commands kept) with this one's sets and maps declared and
+        no elements: what one Service port writes into it is that port's part of the table."""
+        apart = Transaction(script=False, comment=self.comment)
+        apart.sets = {
+            name: _Set(s.is_map, s.key_type, s.data_type, s.flags, s.timeout, s.comment)
+            for name, s in self.sets.items()
+        }
+        return apart
+
     # --- results ------------------------------------------------------------
 
     def text(self) -> str:
@@ -313,17 +344,22 @@ def _span_text(lo: int, hi: int) -> str:
 
 
 @dataclass(frozen=True)
-class _Port:
+class SyncPort:
+    """One Service port as syncProxyRules writes it."""
+
     name: str
     """`ns/svc:port`, kube-proxy's ServicePortName string."""
     service: Service
+    """Its Service."""
     port: ServicePort
+    """The port."""
     protocol: str
+    """`tcp`, `udp`, `sctp`."""
     base: str
     """`HASH-ns/svc/proto/port`."""
 
 
-def _endpoint_base(p: _Port, ep: KPEndpoint) -> str:
+def _endpoint_base(p: SyncPort, ep: KPEndpoint) -> str:
     """`HASH-ns/svc/proto/port__ip/port`: an endpoint's chain and affinity set, less the prefix."""
     return n.endpoint_base(p.service.namespace, p.service.name, p.protocol, p.port.name, ep.addr)
 
@@ -355,30 +391,45 @@ def sync(cluster: Cluster, node: Node, *, script: bool = True) -> Transaction:
     Without `script` only the result is kept (what `listing` prints), not the
     commands nor the chains' owners.
     """
-    tx = Transaction(script=script)
-    kp = cluster.kube_proxy
-    mark = _go_mark(masquerade_mark(cluster))
-    nodeport_ips = node_port_ips(cluster, node)
-    local_cidr = str(kp.cluster_cidr) if kp.cluster_cidr is not None else None
-    _setup(tx, cluster, mark, nodeport_ips)
-
-    ports = sorted(
-        (
-            _Port(
-                service_port_name(s, p),
-                s,
-                p,
-                p.protocol.value,
-                n.service_port_base(s.namespace, s.name, p.protocol.value, p.name),
-            )
-            for s in proxied_services(cluster)
-            for p in s.ports
-        ),
-        key=lambda p: p.name,
-    )
-    for p in ports:
-        _service_port(tx, cluster, node, p, local_cidr)
+    tx = setup(cluster, node, script=script)
+    cidr = local_cidr(cluster)
+    for p in sync_ports(cluster):
+        write_port(tx, cluster, node, p, cidr)
     return tx
+
+
+def setup(cluster: Cluster, node: Node, *, script: bool = True) -> Transaction:
+    """The part of `sync` before any Service port: the table, its base chains, the chains and
+    sets every node has, the fixed rules and the node's NodePort addresses."""
+    tx = Transaction(script=script)
+    _setup(tx, cluster, _go_mark(masquerade_mark(cluster)), node_port_ips(cluster, node))
+    return tx
+
+
+def local_cidr(cluster: Cluster) -> str | None:
+    """The cluster CIDR as a Service port's rules write it (None: not configured)."""
+    cidr = cluster.kube_proxy.cluster_cidr
+    return str(cidr) if cidr is not None else None
+
+
+def sync_ports(cluster: Cluster) -> tuple[SyncPort, ...]:
+    """Every Service port kube-proxy programs, in the order `sync` writes them."""
+    return tuple(
+        sorted(
+            (
+                SyncPort(
+                    service_port_name(s, p),
+                    s,
+                    p,
+                    p.protocol.value,
+                    n.service_port_base(s.namespace, s.name, p.protocol.value, p.name),
+                )
+                for s in proxied_services(cluster)
+                for p in s.ports
+            ),
+            key=lambda p: p.name,
+        )
+    )
 
 
 def _setup(
@@ -499,21 +550,20 @@ def _setup(
         )
 
     # Sets and maps are rebuilt whole on every full sync.
-    for name in (
-        n.CLUSTER_IPS,
-        n.SERVICE_IPS,
-        n.FIREWALL_IPS,
-        n.NO_ENDPOINT_SERVICES,
-        n.NO_ENDPOINT_NODEPORTS,
-        n.SERVICE_NODEPORTS,
-    ):
+    for name in PORT_SETS:
         tx.flush_set(name)
 
 
-def _service_port(
-    tx: Transaction, cluster: Cluster, node: Node, p: _Port, local_cidr: str | None
+def write_port(
+    tx: Transaction, cluster: Cluster, node: Node, p: SyncPort, local_cidr: str | None
 ) -> None:
-    """One Service port's elements, chains and rules, in syncProxyRules' order."""
+    """One Service port's elements, chains and rules, in syncProxyRules' order.
+
+    It adds elements only to `PORT_SETS` and rules only to the chains it makes
+    (the port's own and its endpoints'), and declares only its endpoints'
+    affinity sets: a port's part of the table is what it writes into
+    `Transaction.part`.
+    """
     svc, port, proto = p.service, p.port, p.protocol
     kp = cluster.kube_proxy
     cat = categorize(port_endpoints(cluster, svc, port, node.name), svc, port)
@@ -682,7 +732,7 @@ def _service_port(
 
 def _endpoint_rules(
     tx: Transaction,
-    p: _Port,
+    p: SyncPort,
     bases: dict[str, str],
     chain: str,
     endpoints: tuple[KPEndpoint, ...],
