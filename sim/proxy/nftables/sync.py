@@ -17,6 +17,7 @@ order as kube-proxy's does).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -355,8 +356,13 @@ class SyncPort:
     """The port."""
     protocol: str
     """`tcp`, `udp`, `sctp`."""
-    base: str
-    """`HASH-ns/svc/proto/port`."""
+
+    @functools.cached_property
+    def base(self) -> str:
+        """`HASH-ns/svc/proto/port` (hashed when first asked: a trace writes a few ports of
+        thousands)."""
+        svc = self.service
+        return n.service_port_base(svc.namespace, svc.name, self.protocol, self.port.name)
 
 
 def _endpoint_base(p: SyncPort, ep: KPEndpoint) -> str:
@@ -417,13 +423,7 @@ def sync_ports(cluster: Cluster) -> tuple[SyncPort, ...]:
     return tuple(
         sorted(
             (
-                SyncPort(
-                    service_port_name(s, p),
-                    s,
-                    p,
-                    p.protocol.value,
-                    n.service_port_base(s.namespace, s.name, p.protocol.value, p.name),
-                )
+                SyncPort(service_port_name(s, p), s, p, p.protocol.value)
                 for s in proxied_services(cluster)
                 for p in s.ports
             ),
