@@ -38,6 +38,7 @@ from model.cluster import Cluster, ExternalClient, Node, Pod, ProxyMode, Service
 from model.packet import Packet, Proto
 from sim.cni import CNI, cni_of
 from sim.cni.base import pod_ns_name, pods_on, stable_mac
+from sim.cni.peers import Peers
 from sim.kernel.devices import IfKind, Interface, Listener, Netns, NetnsKind
 from sim.kernel.route import NodeRouteTable, Route, RouteTable
 
@@ -570,8 +571,9 @@ def held_entries(ns: Netns) -> int:
     listed ports (a bounded cache's measure)."""
     held = len(ns.interfaces) + ns.routes.held + len(ns.listeners)
     for iface in ns.interfaces:
-        held += len(iface.neighbours)
-        if iface.vxlan is not None:
+        # A table every node shares (a VTEP per node) is held once per cluster, not here.
+        held += 0 if isinstance(iface.neighbours, Peers) else len(iface.neighbours)
+        if iface.vxlan is not None and not isinstance(iface.vxlan.fdb, Peers):
             held += len(iface.vxlan.fdb)
     return held
 

@@ -48,6 +48,10 @@ class CNI(Protocol):
         """The rest of every node's `node_routes`, kept once per cluster: the routes to each
         node's pods, which every other node has."""
 
+    def prepare(self) -> None:
+        """Build what every node shares (its routes to the others, their VTEPs), as the
+        cluster loads, so that the first node a packet reaches costs what the next does."""
+
     def pod_link(self, pod: Pod, netns: str) -> Interface:
         """The pod's `eth0`: its MAC, address and the host-side peer."""
 

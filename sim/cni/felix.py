@@ -37,7 +37,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network
 
 from model.ipset import IpSet, IpSets
 from sim.kernel.rules import ForeignRules
@@ -118,10 +118,10 @@ class FelixNode:
     """Every IP pool's CIDR."""
     masq_pools: tuple[IPv4Network, ...] = ()
     """The pools with natOutgoing."""
-    hosts: tuple[IPv4Address, ...] = ()
-    """Every node's address (all-hosts-net)."""
-    vxlan_hosts: tuple[IPv4Address, ...] = ()
-    """The other nodes' VTEP parent addresses (all-vxlan-net)."""
+    hosts: tuple[IPv4Network, ...] = ()
+    """Every node's address, a /32 (all-hosts-net)."""
+    vxlan_hosts: tuple[IPv4Network, ...] = ()
+    """The other nodes' VTEP parent addresses, each a /32 (all-vxlan-net)."""
 
 
 # -- Felix's match builder and actions, in its spelling ------------------------------
@@ -621,11 +621,9 @@ def _ipsets(node: FelixNode) -> IpSets:
         IPSET_MASQ_POOLS: nets(IPSET_MASQ_POOLS, node.masq_pools),
     }
     if node.ipip:
-        sets[IPSET_ALL_HOSTS] = nets(IPSET_ALL_HOSTS, (IPv4Network(h) for h in node.hosts))
+        sets[IPSET_ALL_HOSTS] = nets(IPSET_ALL_HOSTS, node.hosts)
     if node.vxlan:
-        sets[IPSET_VXLAN_HOSTS] = nets(
-            IPSET_VXLAN_HOSTS, (IPv4Network(h) for h in node.vxlan_hosts)
-        )
+        sets[IPSET_VXLAN_HOSTS] = nets(IPSET_VXLAN_HOSTS, node.vxlan_hosts)
     return sets
 
 

@@ -116,6 +116,13 @@ class Flannel:
         )
         return (*links, device)
 
+    def prepare(self) -> None:
+        """Every node's routes to the others and, under VXLAN, their VTEPs."""
+        self.shared_routes.lengths  # noqa: B018 (each is built on first read)
+        if self.vxlan:
+            self._neighbours  # noqa: B018
+            self._fdb  # noqa: B018
+
     @cached_property
     def _leased(self) -> list[tuple[Node, IPv4Network]]:
         return [(n, n.pod_cidr) for n in self.cluster.nodes if n.pod_cidr is not None]

@@ -47,6 +47,10 @@ class HostGw:
         """The podCIDR on the bridge."""
         return self.pods.node_route(node)
 
+    def prepare(self) -> None:
+        """Every node's routes to the others."""
+        self.shared_routes.lengths  # noqa: B018 (built on first read)
+
     @cached_property
     def shared_routes(self) -> SharedRoutes:
         """`PODCIDR via NODE_IP dev eth0` per node with a podCIDR, in the nodes' order."""

@@ -62,6 +62,7 @@ from sim.readers.cluster.stream import FileLocator, JsonList, Unstreamable, star
 
 __all__ = [
     "Progress",
+    "collector_off",
     "load_cluster_file",
     "load_cluster_files",
     "load_dump",
@@ -122,7 +123,7 @@ def parse_clusters(
     """Parse and check several files' `(text, source)` as one cluster (a directory of dumps)."""
     shown = [(text, show(source)) for text, source in files]
     label = show(name) if name is not None else shown[0][1] if len(shown) == 1 else "cluster"
-    with _collector_off():
+    with collector_off():
         inputs = [(text.removeprefix("\ufeff"), source) for text, source in shown]
         return _cluster(inputs, Report(label), progress)
 
@@ -132,8 +133,9 @@ _FREEZE_OVER = 100_000
 
 
 @contextmanager
-def _collector_off() -> Iterator[None]:
-    """The cyclic garbage collector off while a cluster is read, and off the big ones after.
+def collector_off(freeze_over: int = _FREEZE_OVER) -> Iterator[None]:
+    """The cyclic garbage collector off while a cluster is read, and off the big ones after
+    (past `freeze_over` new objects).
 
     A big file becomes millions of dicts and models, none of them in a reference
     cycle; the collector would rescan them again and again while they are built
@@ -151,7 +153,7 @@ def _collector_off() -> Iterator[None]:
         yield
     finally:
         if collecting:
-            if gc.get_count()[0] > _FREEZE_OVER:
+            if gc.get_count()[0] > freeze_over:
                 gc.freeze()
             gc.enable()
 
@@ -329,7 +331,7 @@ def _streamed(
         if progress is not None:
             progress(f"reading {source}", min(done, total), total)
 
-    with _collector_off():
+    with collector_off():
         for index, path in enumerate(paths):
             source = sources[index]
             if progress is not None:
