@@ -159,6 +159,10 @@ class IpvsTable:
     def _addresses(self) -> frozenset[IPv4Address]:
         return frozenset(vs.ip for vs in self.services)
 
+    def serves(self, endpoint: tuple[IPv4Address, int]) -> bool:
+        """Some virtual server has `endpoint` (address, port) as a real server."""
+        return any((rs.ip, rs.port) == endpoint for vs in self.services for rs in vs.real_servers)
+
 
 @dataclass(frozen=True)
 class IpvsConn:

@@ -5,13 +5,15 @@ sync (`sync.py`) gives everything a person sees on the node (`save.py`:
 `ipvsadm-save -n`, `ipset save`, `iptables-save`, `ip addr show kube-ipvs0`)
 and what the kernel holds: the iptables rules, parsed; the ipsets they match;
 the virtual servers IPVS walks (`sim.kernel.ipvs`). `interpret.py` puts
-IPVS's decisions in words.
+IPVS's decisions in words. On a big cluster a node's virtual servers and sets
+are built as packets reach them (`lazy.py`), its listings when first read.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -21,8 +23,9 @@ from model.ipset import IpSets
 from model.ipvs import IpvsTable
 from model.netfilter import Rule, Ruleset
 from sim.kernel.rules import ForeignRules
+from sim.proxy.ipvs import lazy
 from sim.proxy.ipvs.interpret import IpvsInterpreter
-from sim.proxy.ipvs.save import ip_addr, ipset_save, iptables_save, ipvsadm_save
+from sim.proxy.ipvs.save import IpvsListing, iptables_save, listings_of
 from sim.proxy.ipvs.sync import IpvsSync, sync
 
 __all__ = [
@@ -33,16 +36,6 @@ __all__ = [
     "listings_of",
     "render_node_ipvs",
 ]
-
-
-@dataclass(frozen=True)
-class IpvsListing:
-    """One command a person runs on the node, and what it prints."""
-
-    command: str
-    """`ipvsadm-save -n`, `ipset save`, `iptables-save`, `ip addr show kube-ipvs0`."""
-    text: str
-    """Its output."""
 
 
 def _node(cluster: Cluster, node: str) -> Node:
@@ -60,20 +53,6 @@ def _sync(cluster: Cluster, node: str) -> IpvsSync:
     finally:
         if collecting:
             gc.enable()
-
-
-def listings_of(
-    cluster: Cluster, node: str, synced: IpvsSync, iptables: str
-) -> tuple[IpvsListing, ...]:
-    """The node's IPVS view, command by command."""
-    table = synced.table(f"{node} (rendered)", cluster)
-    # kube-ipvs0 comes after lo, eth0 and the CNI's bridge as kube-proxy creates it late.
-    return (
-        IpvsListing("ipvsadm-save -n", ipvsadm_save(table)),
-        IpvsListing("ipset save", ipset_save(synced)),
-        IpvsListing("iptables-save", iptables),
-        IpvsListing("ip addr show kube-ipvs0", ip_addr(node, table, 4)),
-    )
 
 
 def render_node_ipvs(cluster: Cluster, node: str, extra: ForeignRules | None = None) -> str:
@@ -95,12 +74,31 @@ class RenderedIpvsRules:
     """The text, parsed chain by chain as a packet first visits each."""
     ipvs: IpvsTable
     """The virtual servers and the addresses on kube-ipvs0."""
-    listings: tuple[IpvsListing, ...] = ()
+    listings: Sequence[IpvsListing] = ()
     """What a person sees on the node, command by command (`ipvsadm-save -n` first)."""
     rendered: bool = True
     """Always True: kubehop wrote these from the cluster."""
     ipsets: IpSets = field(default_factory=dict)
     """kube-proxy's sets (and the CNI's), which the rules match with `-m set`."""
+
+    @property
+    def held_bytes(self) -> int | None:
+        """About how many bytes a node built as packets reach it holds (None for a node
+        rendered whole: the cache counts its texts)."""
+        return self.ipvs.state.held_bytes if isinstance(self.ipvs, lazy.LazyIpvsTable) else None
+
+    def release(self) -> None:
+        """Drop what a node built as packets reached it holds (it is built anew if asked)."""
+        if isinstance(self.ipvs, lazy.LazyIpvsTable):
+            self.ipvs.state.release()
+
+    def dnats_to(self, endpoint: tuple[IPv4Address, int]) -> bool:
+        """Whether IPVS (or an iptables DNAT rule of the CNI's) sends to `endpoint`."""
+        if self.ipvs.serves(endpoint):
+            return True
+        ip, port = re.escape(str(endpoint[0])), endpoint[1]
+        dnat = rf"-j DNAT .*--to-destination {ip}(?::{port})?(?:\s|$)"
+        return re.search(dnat, self.text, re.MULTILINE) is not None
 
 
 @dataclass(frozen=True)
@@ -120,9 +118,20 @@ class IpvsMode:
         """The node's rules, rendered, then the iptables part read back as the kernel holds it."""
         from sim.readers.iptables_save import parse_iptables_save
 
+        foreign = extra.ipsets if extra is not None else {}
+        if lazy.renders_in_parts(cluster):
+            state = lazy.NodeIpvs(cluster, _node(cluster, node), extra)
+            return RenderedIpvsRules(
+                node=node,
+                text=state.text,
+                ruleset=parse_iptables_save(state.text, source=f"{node} (rendered)", lazy=True),
+                ipvs=lazy.LazyIpvsTable(state),
+                listings=lazy.LazyListings(state),
+                ipsets={**lazy.lazy_sets(state), **foreign},
+            )
         synced = _sync(cluster, node)
         text = iptables_save(synced, extra)
-        sets = {**synced.ipsets(), **(extra.ipsets if extra is not None else {})}
+        sets = {**synced.ipsets(), **foreign}
         return RenderedIpvsRules(
             node=node,
             text=text,

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from model.cluster import Cluster
 from model.ipvs import FORWARD_FLAGS, IpvsTable, RealServer, VirtualServer
 from sim.kernel.rules import ForeignRules
 from sim.proxy.iptables import names as ipt
@@ -28,11 +30,13 @@ from sim.proxy.iptables.sync import KUBE_FIREWALL_RULE, Tokens
 from sim.proxy.ipvs.sync import FILTER_CHAINS, IPSETS, JUMPS, NAT_CHAINS, IpvsSync
 
 __all__ = [
+    "IpvsListing",
     "ip_addr",
     "ipset_save",
     "iptables_save",
     "ipvsadm_list",
     "ipvsadm_save",
+    "listings_of",
     "sorted_services",
 ]
 
@@ -176,3 +180,27 @@ def ip_addr(node: str, table: IpvsTable, index: int) -> str:
         lines.append(f"    inet {ip}/32 scope global kube-ipvs0")
         lines.append("       valid_lft forever preferred_lft forever")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class IpvsListing:
+    """One command a person runs on the node, and what it prints."""
+
+    command: str
+    """`ipvsadm-save -n`, `ipset save`, `iptables-save`, `ip addr show kube-ipvs0`."""
+    text: str
+    """Its output."""
+
+
+def listings_of(
+    cluster: Cluster, node: str, synced: IpvsSync, iptables: str
+) -> tuple[IpvsListing, ...]:
+    """The node's IPVS view, command by command."""
+    table = synced.table(f"{node} (rendered)", cluster)
+    # kube-ipvs0 comes after lo, eth0 and the CNI's bridge as kube-proxy creates it late.
+    return (
+        IpvsListing("ipvsadm-save -n", ipvsadm_save(table)),
+        IpvsListing("ipset save", ipset_save(synced)),
+        IpvsListing("iptables-save", iptables),
+        IpvsListing("ip addr show kube-ipvs0", ip_addr(node, table, 4)),
+    )

@@ -19,6 +19,7 @@ its InternalIP and the CNI bridge's gateway (as iptables mode assumes).
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -34,9 +35,25 @@ from sim.proxy.endpoints import (
     port_endpoints,
 )
 from sim.proxy.iptables import names as ipt
-from sim.proxy.iptables.sync import Tokens, masquerade_mark, node_addresses, proxied_services
+from sim.proxy.iptables.sync import (
+    Tokens,
+    masquerade_mark,
+    node_addresses,
+    proxied_services,
+    service_ports,
+)
 
-__all__ = ["IPSETS", "IpvsSync", "bound_addresses", "sync"]
+__all__ = [
+    "IPSETS",
+    "IpvsSync",
+    "NodeView",
+    "bound_addresses",
+    "ipvs_timeouts",
+    "node_view",
+    "sync",
+    "sync_port",
+    "write_iptables",
+]
 
 KUBE_NODE_PORT = "KUBE-NODE-PORT"
 KUBE_LOAD_BALANCER = "KUBE-LOAD-BALANCER"
@@ -127,8 +144,10 @@ class IpvsSync:
     """Virtual servers, in the order kube-proxy adds them."""
     bound: dict[IPv4Address, None] = field(default_factory=dict)
     """Addresses on kube-ipvs0, in the order they were bound (a dict: an ordered set)."""
-    members: dict[str, list[str]] = field(default_factory=lambda: {n: [] for n, _, _ in IPSETS})
-    """Each set's members as `ipset add` spells them."""
+    members: dict[str, dict[str, None]] = field(
+        default_factory=lambda: {n: {} for n, _, _ in IPSETS}
+    )
+    """Each set's members as `ipset add` spells them (each an ordered set)."""
     nat: list[Tokens] = field(default_factory=list)
     """nat rules, kube-proxy's argument order."""
     filter: list[Tokens] = field(default_factory=list)
@@ -136,15 +155,12 @@ class IpvsSync:
 
     def table(self, source: str, cluster: Cluster) -> IpvsTable:
         """The virtual servers as the kernel holds them."""
-        kp = cluster.kube_proxy
-        defaults = (900, 120, 300)
-        timeouts = tuple(t or d for t, d in zip(kp.ipvs_timeouts, defaults, strict=True))
         return IpvsTable(
             tuple(self.services),
             tuple(self.bound),
             source,
-            (timeouts[0], timeouts[1], timeouts[2]),
-            kp.ipvs_strict_arp,
+            ipvs_timeouts(cluster),
+            cluster.kube_proxy.ipvs_strict_arp,
         )
 
     def ipsets(self) -> dict[str, IpSet]:
@@ -155,9 +171,46 @@ class IpvsSync:
         return parse_ipsets(ipset_save(self), "kube-proxy's ipsets")
 
 
-def _add(members: dict[str, list[str]], name: str, member: str) -> None:
-    if member not in members[name]:
-        members[name].append(member)
+def ipvs_timeouts(cluster: Cluster) -> tuple[int, int, int]:
+    """`ipvsadm --set tcp tcpfin udp` as the node's kernel has them: kube-proxy's ipvs
+    timeouts where set, the kernel's defaults elsewhere."""
+    defaults = (900, 120, 300)
+    tcp, fin, udp = (
+        t or d for t, d in zip(cluster.kube_proxy.ipvs_timeouts, defaults, strict=True)
+    )
+    return (tcp, fin, udp)
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What kube-proxy knows of its own node while it syncs one Service port after another."""
+
+    node: Node
+    """The node."""
+    own: frozenset[IPv4Address]
+    """Its interface addresses (an external or LB IP among them is not bound to kube-ipvs0)."""
+    node_ips: tuple[IPv4Address, ...]
+    """The addresses its NodePorts listen on (nodePortAddresses applied)."""
+    scheduler: str
+    """ipvs.scheduler ("rr" when unset)."""
+    servers: dict[str, RealServer] = field(default_factory=dict, compare=False, repr=False)
+    """Each endpoint's real server by `ip:port`, made once: a big node lists an endpoint
+    in several virtual servers, and an `IPv4Address` from text costs microseconds."""
+
+
+def node_view(cluster: Cluster, node: Node) -> NodeView:
+    """`node` as its kube-proxy sees it."""
+    kp = cluster.kube_proxy
+    node_ips = [ip for ip in node_addresses(node) if not ip.is_loopback]
+    if kp.node_port_addresses:
+        node_ips = [ip for ip in node_ips if any(ip in c for c in kp.node_port_addresses)]
+    return NodeView(
+        node, frozenset(node_addresses(node)), tuple(node_ips), kp.ipvs_scheduler or "rr"
+    )
+
+
+def _add(members: dict[str, dict[str, None]], name: str, member: str) -> None:
+    members[name][member] = None
 
 
 def _proto(port: ServicePort) -> Proto:
@@ -166,78 +219,78 @@ def _proto(port: ServicePort) -> Proto:
 
 def sync(cluster: Cluster, node: Node) -> IpvsSync:
     """What kube-proxy 1.31 in IPVS mode programs on `node`."""
-    kp = cluster.kube_proxy
     out = IpvsSync()
-    sets = out.members
-    own = frozenset(node_addresses(node))
-    node_ips = [ip for ip in node_addresses(node) if not ip.is_loopback]
-    if kp.node_port_addresses:
-        node_ips = [ip for ip in node_ips if any(ip in c for c in kp.node_port_addresses)]
-    scheduler = kp.ipvs_scheduler or "rr"
-    ports = sorted(
-        ((ipt.service_port_name(s, p), s, p) for s in proxied_services(cluster) for p in s.ports),
-        key=lambda t: t[0],
-    )
-    for name, svc, port in ports:
-        proto = port.protocol.value
-        endpoints = port_endpoints(cluster, svc, port, node.name)
-        for ep in endpoints:
-            if ep.local:
-                _add(sets, "KUBE-LOOP-BACK", f"{ep.ip},{proto}:{ep.port},{ep.ip}")
-        assert svc.cluster_ip is not None
-        _add(sets, "KUBE-CLUSTER-IP", f"{svc.cluster_ip},{proto}:{port.port}")
-
-        internal = _real_servers(endpoints, svc, port, internal_policy_local(svc))
-        local_ext = external_policy_local(svc)
-        external = _real_servers(endpoints, svc, port, local_ext)
-        virtual = functools.partial(
-            _virtual, out, port.protocol, scheduler, svc.session_affinity_timeout, name
-        )
-        virtual(svc.cluster_ip, port.port, "ClusterIP", internal)
-        _bind(out, svc.cluster_ip)
-        for eip in svc.external_ips:
-            _add(
-                sets,
-                "KUBE-EXTERNAL-IP-LOCAL" if local_ext else "KUBE-EXTERNAL-IP",
-                f"{eip},{proto}:{port.port}",
-            )
-            virtual(eip, port.port, "external IP", external)
-            if eip not in own:
-                _bind(out, eip)
-        for lbip in svc.load_balancer_ips:
-            entry = f"{lbip},{proto}:{port.port}"
-            _add(sets, "KUBE-LOAD-BALANCER", entry)
-            if local_ext:
-                _add(sets, "KUBE-LOAD-BALANCER-LOCAL", entry)
-            if svc.load_balancer_source_ranges:
-                _add(sets, "KUBE-LOAD-BALANCER-FW", entry)
-                allow_from_node = False
-                for cidr in svc.load_balancer_source_ranges:
-                    _add(sets, "KUBE-LOAD-BALANCER-SOURCE-CIDR", f"{entry},{cidr}")
-                    allow_from_node = allow_from_node or node.internal_ip in cidr
-                if allow_from_node:
-                    _add(sets, "KUBE-LOAD-BALANCER-SOURCE-IP", f"{entry},{lbip}")
-                else:
-                    # The node's own connections to the LB IP come from the LB IP itself.
-                    out.filter.append(
-                        (
-                            "-A", KUBE_IPVS_OUT_FILTER, "-s", str(lbip), "-m", "ipvs",
-                            "--vaddr", str(lbip), "--vproto", proto, "--vport", str(port.port),
-                            "-j", "DROP",
-                        )
-                    )  # fmt: skip
-            virtual(lbip, port.port, "load-balancer IP", external)
-            if lbip not in own:
-                _bind(out, lbip)
-        if port.node_port and node_ips:
-            _node_port_sets(sets, port, node_ips, local_ext)
-            for ip in node_ips:
-                virtual(ip, port.node_port, "NodePort", external)
-        if svc.health_check_node_port and local_ext:
-            _add(sets, "KUBE-HEALTH-CHECK-NODE-PORT", str(svc.health_check_node_port))
-    sets["KUBE-IPVS-IPS"] = [str(ip) for ip in out.bound]
-    _iptables(out, cluster)
+    view = node_view(cluster, node)
+    for name, svc, port in service_ports(cluster):
+        sync_port(cluster, view, out, name, svc, port)
+    out.members["KUBE-IPVS-IPS"] = {str(ip): None for ip in out.bound}
+    write_iptables(out, cluster, {name for name, found in out.members.items() if found})
     return out
+
+
+def sync_port(
+    cluster: Cluster, view: NodeView, out: IpvsSync, name: str, svc: Service, port: ServicePort
+) -> None:
+    """One Service port's part of a sync: its virtual servers, the addresses it binds, its
+    sets' members and (for LB source ranges) its KUBE-IPVS-OUT-FILTER rules, added to `out`."""
+    sets = out.members
+    node, own, node_ips = view.node, view.own, view.node_ips
+    proto = port.protocol.value
+    endpoints = port_endpoints(cluster, svc, port, node.name)
+    for ep in endpoints:
+        if ep.local:
+            _add(sets, "KUBE-LOOP-BACK", f"{ep.ip},{proto}:{ep.port},{ep.ip}")
+    assert svc.cluster_ip is not None
+    _add(sets, "KUBE-CLUSTER-IP", f"{svc.cluster_ip},{proto}:{port.port}")
+
+    internal = _real_servers(view, endpoints, svc, port, internal_policy_local(svc))
+    local_ext = external_policy_local(svc)
+    external = _real_servers(view, endpoints, svc, port, local_ext)
+    virtual = functools.partial(
+        _virtual, out, port.protocol, view.scheduler, svc.session_affinity_timeout, name
+    )
+    virtual(svc.cluster_ip, port.port, "ClusterIP", internal)
+    _bind(out, svc.cluster_ip)
+    for eip in svc.external_ips:
+        _add(
+            sets,
+            "KUBE-EXTERNAL-IP-LOCAL" if local_ext else "KUBE-EXTERNAL-IP",
+            f"{eip},{proto}:{port.port}",
+        )
+        virtual(eip, port.port, "external IP", external)
+        if eip not in own:
+            _bind(out, eip)
+    for lbip in svc.load_balancer_ips:
+        entry = f"{lbip},{proto}:{port.port}"
+        _add(sets, "KUBE-LOAD-BALANCER", entry)
+        if local_ext:
+            _add(sets, "KUBE-LOAD-BALANCER-LOCAL", entry)
+        if svc.load_balancer_source_ranges:
+            _add(sets, "KUBE-LOAD-BALANCER-FW", entry)
+            allow_from_node = False
+            for cidr in svc.load_balancer_source_ranges:
+                _add(sets, "KUBE-LOAD-BALANCER-SOURCE-CIDR", f"{entry},{cidr}")
+                allow_from_node = allow_from_node or node.internal_ip in cidr
+            if allow_from_node:
+                _add(sets, "KUBE-LOAD-BALANCER-SOURCE-IP", f"{entry},{lbip}")
+            else:
+                # The node's own connections to the LB IP come from the LB IP itself.
+                out.filter.append(
+                    (
+                        "-A", KUBE_IPVS_OUT_FILTER, "-s", str(lbip), "-m", "ipvs",
+                        "--vaddr", str(lbip), "--vproto", proto, "--vport", str(port.port),
+                        "-j", "DROP",
+                    )
+                )  # fmt: skip
+        virtual(lbip, port.port, "load-balancer IP", external)
+        if lbip not in own:
+            _bind(out, lbip)
+    if port.node_port and node_ips:
+        _node_port_sets(sets, port, node_ips, local_ext)
+        for ip in node_ips:
+            virtual(ip, port.node_port, "NodePort", external)
+    if svc.health_check_node_port and local_ext:
+        _add(sets, "KUBE-HEALTH-CHECK-NODE-PORT", str(svc.health_check_node_port))
 
 
 def _virtual(
@@ -279,7 +332,10 @@ def _bind(out: IpvsSync, ip: IPv4Address) -> None:
 
 
 def _node_port_sets(
-    sets: dict[str, list[str]], port: ServicePort, node_ips: list[IPv4Address], local: bool
+    sets: dict[str, dict[str, None]],
+    port: ServicePort,
+    node_ips: tuple[IPv4Address, ...],
+    local: bool,
 ) -> None:
     proto = port.protocol.value
     if port.protocol is Proto.SCTP:
@@ -296,24 +352,36 @@ def _node_port_sets(
 
 
 def _real_servers(
-    endpoints: tuple[KPEndpoint, ...], svc: Service, port: ServicePort, only_local: bool
+    view: NodeView,
+    endpoints: tuple[KPEndpoint, ...],
+    svc: Service,
+    port: ServicePort,
+    only_local: bool,
 ) -> tuple[RealServer, ...]:
     """syncEndpoint: the port's endpoints this virtual server gets, weight 1 each."""
     cat = categorize(endpoints, svc, port)
     endpoints = cat.cluster
     if only_local and cat.local:
         endpoints = cat.local
-    return tuple(RealServer(IPv4Address(ep.ip), ep.port) for ep in endpoints)
+    made = view.servers
+    found: list[RealServer] = []
+    for ep in endpoints:
+        server = made.get(ep.addr)
+        if server is None:
+            server = made[ep.addr] = RealServer(IPv4Address(ep.ip), ep.port)
+        found.append(server)
+    return tuple(found)
 
 
 def _q(text: str) -> str:
     return f'"{text}"'
 
 
-def _iptables(out: IpvsSync, cluster: Cluster) -> None:
-    """writeIptablesRules, in its order."""
+def write_iptables(out: IpvsSync, cluster: Cluster, filled: Collection[str]) -> None:
+    """writeIptablesRules, in its order, appended to `out`'s rules; `filled` names the sets
+    with members (a rule matching a set is written only while the set has some)."""
     kp = cluster.kube_proxy
-    sets = out.members
+    sets = {name: name in filled for name, _, _ in IPSETS}
     mark = f"0x{masquerade_mark(cluster):x}"
     nat, flt = out.nat, out.filter
     nat.append(("-A", ipt.KUBE_SERVICES, "-s", "127.0.0.0/8", "-j", "RETURN"))
