@@ -27,6 +27,7 @@ import gc
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 from typing import overload
 
@@ -242,12 +243,21 @@ def ipvs_index(cluster: Cluster) -> IpvsIndex:
 
 @dataclass
 class _Whole:
-    """The node's whole sync and what is printed and parsed from it."""
+    """The node's whole sync as the kernel holds it and as a person sees it."""
 
-    synced: IpvsSync
     table: IpvsTable
-    sets: dict[str, IpSet]
+    """Every virtual server, every address on kube-ipvs0."""
     listings: tuple[IpvsListing, ...]
+    """What each command prints."""
+
+    @cached_property
+    def sets(self) -> dict[str, IpSet]:
+        """kube-proxy's sets, every member, as the printed `ipset save` parses (only `rules
+        --diff` and the lab ask: `kubehop rules` prints the text)."""
+        from sim.readers.ipset import parse_ipsets
+
+        text = next(item.text for item in self.listings if item.command == "ipset save")
+        return parse_ipsets(text, "kube-proxy's ipsets")
 
 
 def _paused_sync(cluster: Cluster, node: Node) -> IpvsSync:
@@ -414,9 +424,7 @@ class NodeIpvs:
             synced = _paused_sync(self.cluster, self.node)
             name = self.node.name
             self._whole = _Whole(
-                synced,
                 synced.table(f"{name} (rendered)", self.cluster),
-                synced.ipsets(),
                 listings_of(self.cluster, name, synced, self.text),
             )
         return self._whole
