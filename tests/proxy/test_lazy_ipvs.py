@@ -251,7 +251,10 @@ def test_the_listings_are_the_whole_render(
     assert isinstance(rules, RenderedIpvsRules) and isinstance(rules.ipvs, LazyIpvsTable)
     before = rules.held_bytes
     assert before is not None and not rules.ipvs.state.whole_rendered
+    # The rules pane renders in a worker what is not rendered yet.
+    assert not node_tables.listing_ready(cluster, node)
     listed = node_listing(cluster, node)
+    assert node_tables.listing_ready(cluster, node)
     # `kubehop rules`: the same text as a node rendered whole.
     assert listed == render_node_ipvs(cluster, node, extra)
     monkeypatch.setattr(lazy, "LAZY_FROM_PORTS", 1 << 30)
@@ -362,6 +365,7 @@ def test_small_clusters_are_rendered_whole(monkeypatch: pytest.MonkeyPatch) -> N
     rules = node_rules(cluster, cluster.nodes[0].name)
     assert isinstance(rules, RenderedIpvsRules)
     assert not isinstance(rules.ipvs, LazyIpvsTable) and rules.held_bytes is None
+    assert node_tables.listing_ready(cluster, cluster.nodes[0].name)
 
 
 def test_an_ipset_of_exact_members_answers_as_a_scan() -> None:

@@ -87,6 +87,11 @@ class RenderedIpvsRules:
         rendered whole: the cache counts its texts)."""
         return self.ipvs.state.held_bytes if isinstance(self.ipvs, lazy.LazyIpvsTable) else None
 
+    @property
+    def text_rendered(self) -> bool:
+        """`listings` return at once: the node is rendered whole, or was when first read."""
+        return not isinstance(self.ipvs, lazy.LazyIpvsTable) or self.ipvs.state.whole_rendered
+
     def release(self) -> None:
         """Drop what a node built as packets reached it holds (it is built anew if asked)."""
         if isinstance(self.ipvs, lazy.LazyIpvsTable):
