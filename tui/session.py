@@ -127,9 +127,9 @@ def scenario_wording(preset: Preset | None) -> tuple[tuple[str, str], ...]:
 def load_cluster(path: Path | None, *, cni: str | None = None, mode: str | None = None) -> Cluster:
     """The cluster in the file or directory `path`, or the demo cluster when None, with the
     CNI and kube-proxy mode the command line chose (None: the file's own)."""
-    from sim.cluster.load import load, with_dataplane
+    from sim.cluster.load import load
 
-    return with_dataplane(load(path), cni=cni, mode=mode)
+    return load(path, cni=cni, mode=mode)
 
 
 @dataclass

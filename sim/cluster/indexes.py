@@ -36,10 +36,14 @@ def prepare(cluster: Cluster) -> Cluster:
         cluster.pods_on("")
         for service in cluster.services[:1]:
             cluster.slices_of(service)
+        # Imported here: only the cluster's own mode's module is loaded.
         if cluster.kube_proxy.mode is ProxyMode.IPTABLES:
-            # Imported here: the other modes index what they need themselves.
             from sim.proxy.iptables.lazy import service_table
 
             service_table(cluster)
+        elif cluster.kube_proxy.mode is ProxyMode.NFTABLES:
+            from sim.proxy.nftables.lazy import port_index
+
+            port_index(cluster)
         cni_of(cluster).prepare()
     return cluster

@@ -43,23 +43,30 @@ DEMO_JSON = Path(model.__file__).parent / "demo_cluster.json"
 
 
 def load(
-    path: str | Path | Sequence[str | Path] | None, *, progress: Progress | None = None
+    path: str | Path | Sequence[str | Path] | None,
+    *,
+    progress: Progress | None = None,
+    cni: str | None = None,
+    mode: str | None = None,
 ) -> Cluster:
     """The cluster at `path`, slices derived: a file, a directory of files, or several.
 
     None is the demo cluster. `progress` is told how loading goes (a big dump
-    takes seconds).
+    takes seconds). `cni` and `mode` run another CNI or kube-proxy mode than the
+    file's (`with_dataplane`); what traces look up is indexed for those.
     """
     if path is None:
-        return demo_cluster()
+        return with_dataplane(demo_cluster(), cni=cni, mode=mode)
     paths = [path] if isinstance(path, str | Path) else list(path)
     if not paths:
-        return demo_cluster()
+        return with_dataplane(demo_cluster(), cni=cni, mode=mode)
     source = os.fspath(paths[0]) if len(paths) == 1 else f"{len(paths)} cluster files"
     from sim.cluster.indexes import prepare
     from sim.readers.cluster import load_dump
 
     cluster = with_derived_slices(load_dump(paths, progress=progress), source)
+    if cni or mode:
+        cluster = _rewired(cluster, cni, mode)
     stage = "indexing Services and pods"
     if progress is not None:
         progress(stage, 0, 1)
@@ -158,13 +165,17 @@ def with_dataplane(cluster: Cluster, *, cni: str | None = None, mode: str | None
     """`cluster` with the CNI and kube-proxy mode the command line chose, where it chose."""
     if not cni and not mode:
         return cluster
+    from sim.cluster.indexes import prepare
+
+    return prepare(_rewired(cluster, cni, mode))
+
+
+def _rewired(cluster: Cluster, cni: str | None, mode: str | None) -> Cluster:
     if cni:
         cluster = with_cni(cluster, cni)
     if mode:
         cluster = with_mode(cluster, mode)
-    from sim.cluster.indexes import prepare
-
-    return prepare(cluster)
+    return cluster
 
 
 def _replaced(cluster: Cluster, **changes: Any) -> Cluster:

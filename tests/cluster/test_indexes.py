@@ -10,6 +10,7 @@ from sim.cluster.generate import generate
 from sim.cluster.indexes import prepare
 from sim.cluster.load import _replaced, demo_cluster, load, with_dataplane, with_derived_slices
 from sim.proxy.iptables import lazy
+from sim.proxy.nftables import lazy as nft_lazy
 from sim.readers.cluster import parse_cluster
 from sim.trace.request import Request
 from sim.trace.tracer import trace
@@ -44,3 +45,16 @@ def test_an_index_of_a_changed_field_is_built_again() -> None:
     assert fewer.pod(first.namespace, first.name) is None
     assert fewer.pod(second.namespace, second.name) == second
     assert fewer.__dict__.get("_services_by_key") is cluster.__dict__["_services_by_key"]
+
+
+def test_a_cluster_loaded_in_another_mode_is_indexed_for_that_mode(tmp_path: Path) -> None:
+    path = tmp_path / "gen.json"
+    path.write_text(generate(nodes=3, pods=30, services=8, seed=4))
+    cluster = load(path, mode="nftables", cni="flannel-vxlan")
+    assert cluster.kube_proxy.mode is ProxyMode.NFTABLES
+    assert cluster.cni.plugin.value == "flannel-vxlan"
+    assert nft_lazy._INDEXES[id(cluster)][0] is cluster
+    # Nothing of iptables mode's was indexed, for this cluster or the file's own.
+    assert not any(
+        kept is not None and kept[0].pods is cluster.pods for kept in lazy._TABLES.values()
+    )

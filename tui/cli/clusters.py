@@ -40,14 +40,13 @@ def cluster_path(args: argparse.Namespace) -> str | None:
 def load_cluster(args: argparse.Namespace) -> Cluster:
     """The cluster the options name (the demo when none), with a bar while a big one loads,
     running the CNI `--cni` and the kube-proxy mode `--mode` name instead of its own."""
-    from sim.cluster.load import load, with_dataplane
+    from sim.cluster.load import load
 
     bar = ProgressBar()
     try:
-        cluster = load(cluster_paths(args) or None, progress=bar)
+        return load(cluster_paths(args) or None, progress=bar, **dataplane(args))
     finally:
         bar.finish()
-    return with_dataplane(cluster, **dataplane(args))
 
 
 def dataplane(args: argparse.Namespace) -> dict[str, str | None]:
