@@ -132,10 +132,19 @@ def closest(word: str, names: Iterable[str]) -> tuple[str, ...]:
     difflib's own cutoff, 0.6, would answer `nope` with node-a, node-b or node-c.
     """
     scored: dict[str, float] = {}
+    # As difflib.get_close_matches compares: `word` is the matcher's second sequence, whose
+    # index is built once, not once per name (150,000 pods made that 20 seconds).
+    matcher = SequenceMatcher(None)
+    matcher.set_seq2(word)
+    size = len(word)
     for candidate in names:
-        matcher = SequenceMatcher(None, word, candidate)
-        # The cheap upper bounds first, as difflib.get_close_matches does.
-        if matcher.real_quick_ratio() >= _CLOSE and matcher.quick_ratio() >= _CLOSE:
+        # The cheap upper bounds first: the lengths alone (real_quick_ratio), then the
+        # letters shared (quick_ratio).
+        length = len(candidate)
+        if 2 * min(size, length) < _CLOSE * (size + length):
+            continue
+        matcher.set_seq1(candidate)
+        if matcher.quick_ratio() >= _CLOSE:
             ratio = matcher.ratio()
             if ratio >= _CLOSE and candidate != word:
                 scored[candidate] = ratio
