@@ -45,5 +45,14 @@ def prepare(cluster: Cluster) -> Cluster:
             from sim.proxy.nftables.lazy import port_index
 
             port_index(cluster)
+        elif cluster.kube_proxy.mode is ProxyMode.IPVS:
+            from sim.proxy.ipvs.lazy import ipvs_index
+
+            # Which port owns each address and port, and each node's endpoints
+            # (KUBE-LOOP-BACK's members), found once for every node.
+            ipvs_index(cluster).local(cluster, "")
+            from sim.proxy.ipvs.sync import bind_candidates
+
+            bind_candidates(cluster)  # kube-ipvs0's addresses, the same on every node
         cni_of(cluster).prepare()
     return cluster

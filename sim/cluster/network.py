@@ -582,9 +582,9 @@ def _ipvs_dummy(cluster: Cluster, node: Node, ns: str) -> tuple[Interface, ...]:
     """kube-proxy's `kube-ipvs0` in IPVS mode: the Service addresses, local to the node."""
     if cluster.kube_proxy.mode is not ProxyMode.IPVS:
         return ()
-    from sim.proxy.ipvs.sync import bound_addresses
+    from sim.proxy.ipvs.sync import bound_interfaces
 
-    addrs = tuple(IPv4Interface(f"{ip}/32") for ip in bound_addresses(cluster, node))
+    addrs = bound_interfaces(cluster, node)
     return (Interface("kube-ipvs0", ns, IfKind.DUMMY, stable_mac(node.name, "kube-ipvs0"), addrs),)
 
 

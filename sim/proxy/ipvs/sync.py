@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Interface
 
 from model.cluster import Cluster, Node, Service, ServicePort
 from model.ipset import IpSet
@@ -315,15 +315,41 @@ def _virtual(
 def bound_addresses(cluster: Cluster, node: Node) -> tuple[IPv4Address, ...]:
     """The addresses kube-proxy binds to `kube-ipvs0` on `node` (syncService's bindAddr): every
     ClusterIP, and the external and load-balancer IPs that no other interface has."""
+    return tuple(bound.ip for bound in bound_interfaces(cluster, node))
+
+
+def bound_interfaces(cluster: Cluster, node: Node) -> tuple[IPv4Interface, ...]:
+    """`bound_addresses`, each as the /32 `ip addr show kube-ipvs0` lists."""
     own = set(node_addresses(node))
-    found: dict[IPv4Address, None] = {}
+    found: dict[IPv4Interface, None] = {}
+    for bound, external in bind_candidates(cluster):
+        if not external or bound.ip not in own:
+            found[bound] = None
+    return tuple(found)
+
+
+_CANDIDATES: dict[int, tuple[Cluster, tuple[tuple[IPv4Interface, bool], ...]]] = {}
+
+
+def bind_candidates(cluster: Cluster) -> tuple[tuple[IPv4Interface, bool], ...]:
+    """Each address syncService binds, in its order, and whether it is an external or
+    load-balancer IP (bound only where no other interface has it): the same for every
+    node, so found once per cluster (each /32 made from the integer)."""
+    hit = _CANDIDATES.get(id(cluster))
+    if hit is not None and hit[0] is cluster:
+        return hit[1]
+    found: list[tuple[IPv4Interface, bool]] = []
     for svc in sorted(proxied_services(cluster), key=lambda s: s.key):
         if not svc.ports or svc.cluster_ip is None:
             continue
-        found[svc.cluster_ip] = None
-        for ip in (*svc.external_ips, *svc.load_balancer_ips):
-            if ip not in own:
-                found[ip] = None
+        found.append((IPv4Interface((int(svc.cluster_ip), 32)), False))
+        found.extend(
+            (IPv4Interface((int(ip), 32)), True)
+            for ip in (*svc.external_ips, *svc.load_balancer_ips)
+        )
+    if len(_CANDIDATES) >= 4:
+        _CANDIDATES.clear()
+    _CANDIDATES[id(cluster)] = (cluster, tuple(found))
     return tuple(found)
 
 
