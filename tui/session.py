@@ -310,10 +310,10 @@ class Session:
     def has_source(self, request: Request) -> bool:
         """Whether `request`'s source exists in this cluster (the presets name demo pods)."""
         try:
-            flow.parse_source(self.cluster, request.source, request.container)
+            found = flow.find_source(self.cluster, request.source, request.container)
         except KubehopError:
             return False
-        return True
+        return found is not None
 
     def completions(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(sources, destinations) the pick dialog completes from."""

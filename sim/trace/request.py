@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, IPv6Address
+from typing import NoReturn
 
 from model.cluster import Cluster, ExternalClient, Pod
 from model.errors import RequestError
@@ -185,9 +186,23 @@ def _pod_source(pod: Pod, container: str | None) -> Source:
     )
 
 
+def find_source(cluster: Cluster, text: str, container: str | None = None) -> Source | None:
+    """The sender `text` names, or None when it names no pod, node or client (where
+    `parse_source` would look for the names nearest it to suggest: seconds among 150,000
+    pods). Raises as `parse_source` does for anything else wrong with it."""
+    return _source(cluster, text.strip(), container)
+
+
 def parse_source(cluster: Cluster, text: str, container: str | None = None) -> Source:
     """Find the sender `text` names; RequestError lists what exists when it names nothing."""
     name = text.strip()
+    found = _source(cluster, name, container)
+    if found is not None:
+        return found
+    _unknown_source(cluster, name)
+
+
+def _source(cluster: Cluster, name: str, container: str | None) -> Source | None:
     try:
         addr: IPv4Address | None = IPv4Address(name)
     except (AddressValueError, ValueError):
@@ -223,6 +238,12 @@ def parse_source(cluster: Cluster, text: str, container: str | None = None) -> S
         node = cluster.node(name)
         if node is not None:
             return _node_source(node.name, node.internal_ip, container)
+    return None
+
+
+def _unknown_source(cluster: Cluster, name: str) -> NoReturn:
+    """Raise what to say of a source `name` that names nothing in `cluster`."""
+    namespace, _, pod_name = name.rpartition("/")
     left_out = f"Pod {namespace or 'default'}/{pod_name}: "
     for warning in cluster.warnings:
         # The file has the pod, but the loader left it out (no node, no IP, finished).
