@@ -191,7 +191,9 @@ class RulesPane(Vertical):
             # stepping and the keys stay quick while the pane says what it waits for.
             rules.show(node, "", None, placeholder=f"Rendering {node}'s kube-proxy rules…")
             self.border_subtitle = "rendering…"
-            self._render_rules(node)
+            # Started once the screen is drawn: the render holds the interpreter for
+            # seconds, and the trace (computed in milliseconds) shows first.
+            self.call_after_refresh(self._render_rules, node)
             return
         try:
             text = self.session.rules_text(node)
