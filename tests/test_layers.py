@@ -174,3 +174,30 @@ def test_every_hop_kind_has_a_symbol_in_text_and_on_screen() -> None:
 
     assert set(SYMBOLS) == set(HopKind)
     assert set(hopstyle._KIND_BADGES) == set(HopKind)
+
+
+# What the app's first screen must not load on a cluster in iptables mode (the demo):
+# nftables' and its walk's modules cost start-up and no packet there reaches them.
+_NOT_ON_AN_IPTABLES_FIRST_SCREEN = ("model.nftables", "sim.kernel.nftables", "sim.proxy.nftables")
+
+
+def test_the_first_screen_in_iptables_mode_loads_no_nftables_module() -> None:
+    code = (
+        "import sys\n"
+        "from tui.app import KubehopApp\n"
+        "from tui.session import load_cluster, presets\n"
+        "shown = []\n"
+        "async def stop(pilot):\n"
+        "    await pilot.pause()\n"
+        "    shown.append(len(pilot.app.screen.trace.hops))\n"
+        "    pilot.app.exit()\n"
+        "cluster = load_cluster(None)\n"
+        "KubehopApp(cluster, request=presets()[2].request, seed=7).run(\n"
+        "    headless=True, size=(80, 24), auto_pilot=stop)\n"
+        f"bad = sorted(m for m in sys.modules if m.startswith({_NOT_ON_AN_IPTABLES_FIRST_SCREEN}))\n"
+        "print(cluster.kube_proxy.mode.value, shown[0] > 0, bad)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "iptables True []"

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from model.ipset import IpSets
 from model.netfilter import Ruleset
-from model.nftables import NftRuleset
+
+if TYPE_CHECKING:
+    from model.nftables import NftRuleset
 
 __all__ = ["ForeignRules", "NodeRules", "nft_of"]
 
@@ -72,4 +74,10 @@ def nft_of(rules: NodeRules) -> NftRuleset | None:
     nftables mode keeps meaning "no nft tables" without a change.
     """
     found = getattr(rules, "nft", None)
+    if found is None:
+        return None
+    # Imported only when a node has an `nft` attribute: iptables mode never loads nftables'
+    # models (`tests/test_layers.py`).
+    from model.nftables import NftRuleset
+
     return found if isinstance(found, NftRuleset) else None

@@ -44,7 +44,6 @@ from sim.kernel.ipset import set_match
 from sim.kernel.ipvs import IpvsSteering, IpvsVerdict, ipvs_match, ipvs_of
 from sim.kernel.mtu import cut, device_mtu, exceeds_mtu, reassembled, size_text
 from sim.kernel.netfilter import HookContext, NetfilterState, RecentTable, traverse
-from sim.kernel.nftables import NumgenSteering
 from sim.kernel.outcome import End
 from sim.kernel.route import Route
 from sim.kernel.rules import NodeRules, nft_of
@@ -272,8 +271,11 @@ class Walker:
             ),
         )
         nft = nft_of(rules)
-        if nft is not None and isinstance(self.interpreter, NumgenSteering):
-            ctx = replace(ctx, numgen=functools.partial(self.interpreter.numgen, rules=rules))
+        if nft is not None:
+            from sim.kernel.nftables import NumgenSteering  # nftables mode only
+
+            if isinstance(self.interpreter, NumgenSteering):
+                ctx = replace(ctx, numgen=functools.partial(self.interpreter.numgen, rules=rules))
         ipvs = ipvs_of(rules) if ns.node is not None else None
         if ipvs is not None and isinstance(self.interpreter, IpvsSteering):
             ctx = replace(

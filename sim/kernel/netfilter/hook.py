@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from model.errors import RulesWalkError
 from model.ipvs import IpvsTable
@@ -46,7 +47,6 @@ from model.netfilter import (
     UnknownMatch,
     UnknownTarget,
 )
-from model.nftables import NftChain, NftNat, NftRuleset, NftTable
 from model.packet import ConntrackEntry, CtState, Packet, Proto
 from model.trace import ChainSpan, TableWalk
 from sim.kernel.conntrack import CtDirection
@@ -63,7 +63,12 @@ from sim.kernel.netfilter.state import (
     NetfilterState,
     NftKey,
 )
-from sim.kernel.nftables.walk import walk_base_chain
+
+if TYPE_CHECKING:
+    from model.nftables import NftChain, NftNat, NftRuleset, NftTable
+
+# The nft chain walk is imported by the calls that use it: a node in iptables or IPVS mode
+# never needs nftables' models, and the app's first screen shows one (`tests/test_layers.py`).
 
 __all__ = ["traverse"]
 
@@ -634,6 +639,8 @@ class _Run:
 
     def nft_chain(self, table: NftTable, chain: NftChain) -> TableWalk:
         """Walk one nft base chain (a filter or route chain; nat chains go through `nat_core`)."""
+        from sim.kernel.nftables.walk import walk_base_chain
+
         return walk_base_chain(self, table, chain)
 
     def nat_core(self, nft_chains: tuple[_NftStep, ...]) -> list[TableWalk | None]:
@@ -684,6 +691,8 @@ class _Run:
                 walk = self.table(Table.NAT)
                 bound_by = "iptables' nat table"
             else:
+                from sim.kernel.nftables.walk import walk_base_chain
+
                 walk = walk_base_chain(self, member.table, member.chain)
                 bound_by = f"{member.table.label} {member.chain.name}"
             walks.append(walk)

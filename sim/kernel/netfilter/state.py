@@ -12,15 +12,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from model.ipvs import IpvsState
 from model.netfilter import Hook, Rule, Table, UnknownMatch
-from model.nftables import NftRule
 from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet
 from model.trace import TableWalk
 from sim.kernel.conntrack import ConntrackTable, CtDirection
 from sim.kernel.ipvs.hooks import IpvsVerdict, Steer
+
+if TYPE_CHECKING:
+    from model.nftables import NftRule
 
 __all__ = [
     "RECENT_STAMPS",
