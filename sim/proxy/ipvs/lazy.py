@@ -103,7 +103,9 @@ counts a node rendered whole)."""
 
 def renders_in_parts(cluster: Cluster) -> bool:
     """Whether `cluster`'s nodes are built as packets reach them (`NodeIpvs`)."""
-    return sum(len(s.ports) for s in proxied_services(cluster)) >= LAZY_FROM_PORTS
+    # The index counts the ports once per cluster (counting them again for each node
+    # a packet reaches cost 10 ms a node at 10,000 Services).
+    return len(ipvs_index(cluster).ports) >= LAZY_FROM_PORTS
 
 
 @dataclass

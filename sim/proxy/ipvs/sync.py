@@ -320,21 +320,37 @@ def bound_addresses(cluster: Cluster, node: Node) -> tuple[IPv4Address, ...]:
 
 def bound_interfaces(cluster: Cluster, node: Node) -> tuple[IPv4Interface, ...]:
     """`bound_addresses`, each as the /32 `ip addr show kube-ipvs0` lists."""
+    candidates = bind_candidates(cluster)
     own = set(node_addresses(node))
+    if own.isdisjoint(candidates.external):
+        return candidates.everywhere  # what most nodes bind: every candidate
     found: dict[IPv4Interface, None] = {}
-    for bound, external in bind_candidates(cluster):
+    for bound, external in candidates.ordered:
         if not external or bound.ip not in own:
             found[bound] = None
     return tuple(found)
 
 
-_CANDIDATES: dict[int, tuple[Cluster, tuple[tuple[IPv4Interface, bool], ...]]] = {}
+@dataclass(frozen=True)
+class BindCandidates:
+    """What syncService binds to kube-ipvs0 on some node, found once per cluster."""
+
+    ordered: tuple[tuple[IPv4Interface, bool], ...]
+    """Each address in sync's order, and whether it is an external or load-balancer IP
+    (bound only where no other interface has it), each a /32."""
+    external: frozenset[IPv4Address]
+    """The external and load-balancer IPs among them."""
+    everywhere: tuple[IPv4Interface, ...]
+    """All of them, each once: what a node that has none of the external IPs binds."""
 
 
-def bind_candidates(cluster: Cluster) -> tuple[tuple[IPv4Interface, bool], ...]:
-    """Each address syncService binds, in its order, and whether it is an external or
-    load-balancer IP (bound only where no other interface has it): the same for every
-    node, so found once per cluster (each /32 made from the integer)."""
+_CANDIDATES: dict[int, tuple[Cluster, BindCandidates]] = {}
+
+
+def bind_candidates(cluster: Cluster) -> BindCandidates:
+    """The addresses syncService may bind on a node: the same for every node but for the
+    external IPs a node has itself, so found once per cluster (each /32 made from the
+    integer, not parsed)."""
     hit = _CANDIDATES.get(id(cluster))
     if hit is not None and hit[0] is cluster:
         return hit[1]
@@ -347,10 +363,15 @@ def bind_candidates(cluster: Cluster) -> tuple[tuple[IPv4Interface, bool], ...]:
             (IPv4Interface((int(ip), 32)), True)
             for ip in (*svc.external_ips, *svc.load_balancer_ips)
         )
+    candidates = BindCandidates(
+        tuple(found),
+        frozenset(bound.ip for bound, external in found if external),
+        tuple(dict.fromkeys(bound for bound, _ in found)),
+    )
     if len(_CANDIDATES) >= 4:
         _CANDIDATES.clear()
-    _CANDIDATES[id(cluster)] = (cluster, tuple(found))
-    return tuple(found)
+    _CANDIDATES[id(cluster)] = (cluster, candidates)
+    return candidates
 
 
 def _bind(out: IpvsSync, ip: IPv4Address) -> None:
