@@ -9,17 +9,16 @@ MASQUERADE hop can say it, finds stale rules in a real node's dump, and steers
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from model.cluster import Cluster
-from model.netfilter import DnatTarget, Hook, JumpTarget, Rule, RuleRef, StatisticMatch
+from model.netfilter import DnatTarget, Hook, JumpTarget, Rule, StatisticMatch
 from model.packet import Packet
-from model.trace import TableWalk
 from sim.kernel.interpreter import HookStory
 from sim.kernel.netfilter import HookResult
 from sim.kernel.rules import NodeRules
+from sim.proxy.interpreter import MarkingInterpreter, iptables_rules_matched
 from sim.proxy.iptables.explain import (
     article_notes,
     comment_of,
@@ -27,25 +26,15 @@ from sim.proxy.iptables.explain import (
     masq_is_external,
     masq_reason,
 )
-from sim.proxy.services import services_with_ip
 
 __all__ = ["IptablesInterpreter"]
 
 
 @dataclass
-class IptablesInterpreter:
+class IptablesInterpreter(MarkingInterpreter):
     """One trace's reading of kube-proxy's iptables rules (it remembers the MASQ mark's reason)."""
 
-    cluster: Cluster
-    """The cluster the rules were written for."""
-    pick: tuple[IPv4Address, int] | None = None
-    """The endpoint `--pick` pinned."""
-    choose: Callable[[Rule], bool | None] | None = None
-    """Overrides every `-m statistic` draw (the fork view walks each branch with it)."""
-    masq_because: str | None = field(default=None, init=False)
-    """Why KUBE-MARK-MASQ marked this packet, for the MASQUERADE hop's sentence."""
-    masq_external: bool = field(default=False, init=False)
-    """The mark came from a NodePort/external chain (where the article says otherwise)."""
+    no_dnat = "no rule of this node's DNATs it (the node's rules lack the Service's)"
 
     def explain(
         self,
@@ -59,11 +48,8 @@ class IptablesInterpreter:
         request: bool,
     ) -> HookStory:
         """The hook's sentence, its decisive rule, and the article's and the dump's notes."""
-        matched = _matched_rules(rules, result.tables)
-        why = masq_reason(matched)
-        if why is not None:
-            self.masq_because = why
-            self.masq_external = masq_is_external(matched)
+        matched = iptables_rules_matched(rules, result.tables)
+        self.remember_mark(masq_reason(matched), masq_is_external(matched))
         notes = article_notes(
             before, result.packet, matched, rules.ruleset, external_masq=self.masq_external
         )
@@ -118,29 +104,6 @@ class IptablesInterpreter:
             return None
         return _chain_dnats_to(rules, rule, target.chain, self.pick)
 
-    def unclaimed(self, pkt: Packet) -> str:
-        """Why nothing in the cluster takes `pkt`'s destination address."""
-        for service in services_with_ip(self.cluster, pkt.dst):
-            what = "ClusterIP" if service.cluster_ip == pkt.dst else "external address"
-            if any(p.port == pkt.dport and p.protocol is pkt.proto for p in service.ports):
-                return (
-                    f"{pkt.dst}:{pkt.dport} is the {what} of {service.key}, but no rule of this"
-                    " node's DNATs it (the node's rules lack the Service's), and no interface"
-                    " holds a Service address"
-                )
-            ports = ", ".join(f"{p.port}/{p.protocol.value}" for p in service.ports)
-            return (
-                f"{pkt.dst} is the {what} of {service.key}, which has no port"
-                f" {pkt.dport}/{pkt.proto.value} (its ports: {ports or 'none'}), so no kube-proxy"
-                " rule DNATs the packet, and no interface holds a Service address"
-            )
-        return "no pod, node or Service kubehop knows has that address"
-
-    def reply_begins(self) -> None:
-        """The reply's packets carry no KUBE-MARK-MASQ mark of their own."""
-        self.masq_because = None
-        self.masq_external = False
-
 
 _ENDPOINTS: dict[int, tuple[Cluster, frozenset[tuple[IPv4Address, int]]]] = {}
 
@@ -160,23 +123,6 @@ def _endpoints_of(cluster: Cluster) -> frozenset[tuple[IPv4Address, int]]:
         _ENDPOINTS.clear()
     _ENDPOINTS[id(cluster)] = (cluster, found)
     return found
-
-
-def _matched_rules(rules: NodeRules, tables: tuple[TableWalk, ...]) -> tuple[Rule, ...]:
-    found: list[Rule] = []
-    for walk in tables:
-        for ref in walk.matched:
-            rule = _rule_at(rules, ref)
-            if rule is not None:
-                found.append(rule)
-    return tuple(found)
-
-
-def _rule_at(rules: NodeRules, ref: RuleRef) -> Rule | None:
-    chain = rules.ruleset.chain(ref.table, ref.chain)
-    if chain is None or not 1 <= ref.index <= len(chain.rules):
-        return None
-    return chain.rules[ref.index - 1]
 
 
 def _chain_dnats_to(

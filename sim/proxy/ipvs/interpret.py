@@ -10,11 +10,8 @@ what a person can see on the node.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address
 
-from model.cluster import Cluster
 from model.ipvs import SCHEDULERS, RealServer, VirtualServer
 from model.netfilter import Hook, Rule
 from model.packet import Packet
@@ -23,6 +20,7 @@ from sim.kernel.ipvs import IpvsVerdict
 from sim.kernel.netfilter import HookResult
 from sim.kernel.rules import NodeRules
 from sim.proxy.endpoints import external_policy_local
+from sim.proxy.interpreter import ProxyInterpreter
 from sim.proxy.iptables.interpret import IptablesInterpreter
 from sim.proxy.sentences import capitalised
 
@@ -78,15 +76,11 @@ def _reached(vs: VirtualServer) -> str:
 
 
 @dataclass
-class IpvsInterpreter:
+class IpvsInterpreter(ProxyInterpreter):
     """One trace's reading of an IPVS node's rules and IPVS's decisions."""
 
-    cluster: Cluster
-    """The cluster the rules were written for."""
-    pick: tuple[IPv4Address, int] | None = None
-    """The endpoint `--pick` pinned."""
-    choose: Callable[[Rule], bool | None] | None = None
-    """Overrides random rules (IPVS mode has none of kube-proxy's; a CNI's may)."""
+    no_dnat = "no virtual server of this node's takes it (the node's rules lack the Service's)"
+
     inner: IptablesInterpreter = field(init=False)
     """Reads the iptables rules IPVS mode still writes."""
 
@@ -212,12 +206,6 @@ class IpvsInterpreter:
         return next(
             (rs for rs in vs.real_servers if (rs.ip, rs.port) == self.pick and rs.weight > 0),
             None,
-        )
-
-    def unclaimed(self, pkt: Packet) -> str:
-        """Why nothing in the cluster takes `pkt`'s destination address."""
-        return self.inner.unclaimed(pkt).replace(
-            "no rule of this node's DNATs it", "no virtual server of this node's takes it"
         )
 
     def reply_begins(self) -> None:

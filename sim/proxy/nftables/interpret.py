@@ -10,18 +10,17 @@ when an interpreter has it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from model.cluster import Cluster
-from model.netfilter import Hook, Rule, StatisticMatch
+from model.netfilter import Hook
 from model.nftables import NftNat, NftRule, NftTable, NftVmap
 from model.packet import CtState, Packet
 from model.trace import TableWalk
 from sim.kernel.interpreter import HookStory
 from sim.kernel.netfilter import HookResult
 from sim.kernel.rules import NodeRules, nft_of
+from sim.proxy.interpreter import NO_OWNER, MarkingInterpreter, iptables_rules_matched
 from sim.proxy.iptables.explain import explain_hook as iptables_explain
 from sim.proxy.nftables.explain import (
     Matched,
@@ -31,25 +30,16 @@ from sim.proxy.nftables.explain import (
     masq_reason,
     service_cidr_guess,
 )
-from sim.proxy.services import services_with_ip
 
 __all__ = ["NftablesInterpreter"]
 
 
 @dataclass
-class NftablesInterpreter:
+class NftablesInterpreter(MarkingInterpreter):
     """One trace's reading of kube-proxy's nft table (it remembers why the packet was marked)."""
 
-    cluster: Cluster
-    """The cluster the rules were written for."""
-    pick: tuple[IPv4Address, int] | None = None
-    """The endpoint `--pick` pinned."""
-    choose: Callable[[Rule], bool | None] | None = None
-    """Overrides every `-m statistic` draw of the node's iptables rules (none of kube-proxy's)."""
-    masq_because: str | None = field(default=None, init=False)
-    """Why mark-for-masquerade marked this packet, for the masquerade hop's sentence."""
-    masq_external: bool = field(default=False, init=False)
-    """The mark came from an external chain (NodePort, external or LB IP)."""
+    no_dnat = "no element of this node's kube-proxy table (@service-ips) DNATs it"
+
     said: set[str] = field(default_factory=set, init=False)
     """Notes already on an earlier hop of this direction (a packet looped through lo meets
     the same rules twice)."""
@@ -67,22 +57,12 @@ class NftablesInterpreter:
     ) -> HookStory:
         """The hook's sentence, its decisive rule, and where nftables mode differs."""
         matched = _matched(rules, result.tables)
-        why = masq_reason(matched)
-        if why is not None:
-            self.masq_because = why
-            self.masq_external = masq_is_external(matched)
+        self.remember_mark(masq_reason(matched), masq_is_external(matched))
         ipt_walks = tuple(t for t in result.tables if t.nft is None)
         decided_by_ipt = result.verdict != "ACCEPT" and any(
             t.verdict == result.verdict for t in ipt_walks
         )
-        ipt_matched = tuple(
-            rule
-            for walk in ipt_walks
-            for ref in walk.matched
-            if (chain := rules.ruleset.chain(ref.table, ref.chain)) is not None
-            and 1 <= ref.index <= len(chain.rules)
-            for rule in (chain.rules[ref.index - 1],)
-        )
+        ipt_matched = iptables_rules_matched(rules, ipt_walks)
         ipt_sentence = None
         if ipt_matched or decided_by_ipt:
             ipt_sentence = iptables_explain(
@@ -145,12 +125,6 @@ class NftablesInterpreter:
         self.said.update(fresh)
         return HookStory(sentence, detail, fresh)
 
-    def decide(self, rule: Rule, rules: NodeRules) -> bool | None:
-        """An iptables `-m statistic` rule (kube-proxy writes none in nftables mode)."""
-        if self.choose is not None and any(isinstance(m, StatisticMatch) for m in rule.matches):
-            return self.choose(rule)
-        return None
-
     def numgen(self, rule: NftRule, rules: NodeRules) -> int | None:
         """For `--pick`: the `numgen` branch whose endpoint chain DNATs to the pinned endpoint."""
         if self.pick is None:
@@ -170,20 +144,9 @@ class NftablesInterpreter:
 
     def unclaimed(self, pkt: Packet) -> str:
         """Why nothing in the cluster takes `pkt`'s destination address."""
-        for service in services_with_ip(self.cluster, pkt.dst):
-            what = "ClusterIP" if service.cluster_ip == pkt.dst else "external address"
-            if any(p.port == pkt.dport and p.protocol is pkt.proto for p in service.ports):
-                return (
-                    f"{pkt.dst}:{pkt.dport} is the {what} of {service.key}, but no element of"
-                    " this node's kube-proxy table (@service-ips) DNATs it, and no interface"
-                    " holds a Service address"
-                )
-            ports = ", ".join(f"{p.port}/{p.protocol.value}" for p in service.ports)
-            return (
-                f"{pkt.dst} is the {what} of {service.key}, which has no port"
-                f" {pkt.dport}/{pkt.proto.value} (its ports: {ports or 'none'}), so no kube-proxy"
-                " rule DNATs the packet, and no interface holds a Service address"
-            )
+        found = self.service_unclaimed(pkt)
+        if found is not None:
+            return found
         guess = service_cidr_guess(self.cluster)
         if not self.cluster.service_cidrs and guess is not None and pkt.dst in guess:
             return (
@@ -191,12 +154,11 @@ class NftablesInterpreter:
                 " Service has it (kube-proxy 1.31 drops such packets only when it knows the"
                 " Service CIDRs from ServiceCIDR objects, which this dump lacks)"
             )
-        return "no pod, node or Service kubehop knows has that address"
+        return NO_OWNER
 
     def reply_begins(self) -> None:
-        """The reply's packets carry no mark of their own."""
-        self.masq_because = None
-        self.masq_external = False
+        """The reply's packets carry no mark of their own, and meet the rules anew."""
+        super().reply_begins()
         self.said.clear()
 
 
