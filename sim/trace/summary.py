@@ -12,7 +12,7 @@ import re
 from pydantic import BaseModel, ConfigDict
 
 from model.netfilter import RuleRef
-from model.packet import PORTLESS, Packet, Proto
+from model.packet import PORTLESS, CtState, Packet, Proto
 from model.trace import Direction, Hop, TableWalk, Trace, Verdict
 from sim.trace.effects import Effect, hop_effect
 
@@ -234,6 +234,14 @@ def _deciding_rule(hop: Hop, effect: Effect) -> DecidingRule:
     hook = hop.where.hook.value if hop.where.hook else None
     if walk is None:
         # IPVS, a policy, a route: no rule to name; the hop's detail says what decided.
+        # A packet of a connection NATed already (the data segment `--size` sends) is
+        # rewritten by its conntrack entry: no rule is consulted.
+        line = hop.detail
+        entry = hop.conntrack
+        if not line and effect in _NAT and entry is not None and entry.state is not CtState.NEW:
+            line = (
+                f"conntrack: the connection's mapping ({entry.state.value}; no rule is consulted)"
+            )
         return DecidingRule(
             hop=hop.seq + 1,
             effect=effect,
@@ -242,7 +250,7 @@ def _deciding_rule(hop: Hop, effect: Effect) -> DecidingRule:
             table=hop.tables[-1].nft or hop.tables[-1].table.value if hop.tables else "",
             chain=None,
             index=None,
-            line=hop.detail,
+            line=line,
         )
     rule = walk.matched[-1]
     return DecidingRule(

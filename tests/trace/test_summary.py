@@ -158,3 +158,13 @@ def test_markdown_ends_with_the_summary_as_a_list() -> None:
         "- outcome: DELIVERED (192.168.3.3:8080)",
     ]
     assert md[-3].startswith("  - hop 5 node-b PREROUTING: KUBE-SEP-5MUG4P5DJAELKTMT #2")
+
+
+def test_a_segment_of_a_natted_connection_names_conntrack_not_a_rule() -> None:
+    # `--size` sends the first data segment after the handshake: conntrack rewrites it.
+    sent = trace(demo_cluster(), Request("pod1", "svc-b:80", seed=1, size=3000))
+    lines = summary_lines(summarize(sent))
+    assert (
+        "    hop 5 node-a PREROUTING: DNAT by conntrack: the connection's mapping"
+        " (ESTABLISHED; no rule is consulted)"
+    ) in lines
