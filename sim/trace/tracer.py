@@ -17,9 +17,7 @@ from ipaddress import IPv4Address
 
 from model.cluster import Cluster
 from model.errors import RequestError
-from model.netfilter import (
-    Rule,
-)
+from model.netfilter import Rule
 from model.packet import Packet, Proto
 from model.trace import Hop, HopKind, Trace, Verdict
 from sim.cluster.dns import Resolution, resolve
@@ -136,25 +134,26 @@ def trace_shared(
     (not shown), its conntrack state kept and its MSS options applied, and the
     trace is the segment and the server's ACK.
     """
+    context = _TraceContext(cluster, rng, node_rules, choose, on_hop)
     if request.size is not None and parse_destination(request.destination).proto is Proto.TCP:
-        return _trace_segment(
-            cluster,
-            request,
-            rng=rng,
-            state=state,
-            node_rules=node_rules,
-            on_hop=on_hop,
-            choose=choose,
-        )
-    return _walk(
-        cluster,
-        request,
-        rng=rng,
-        state=state,
-        node_rules=node_rules,
-        on_hop=on_hop,
-        choose=choose,
-    )
+        return _trace_segment(context, request, state)
+    return _walk(context, request, state)
+
+
+@dataclass(frozen=True)
+class _TraceContext:
+    """What every walk of one traced request is given alike (a TCP segment's handshake too)."""
+
+    cluster: Cluster
+    """The cluster traced."""
+    rng: random.Random
+    """Makes every draw: source ports, `-m statistic` rules."""
+    node_rules: Mapping[str, NodeRules] | None
+    """Real nodes' rules, by node name, in place of the rendered ones."""
+    choose: Callable[[Rule], bool | None] | None
+    """Decides every `-m statistic` rule instead of `rng` (None from it: draw)."""
+    on_hop: Callable[[Hop], None] | None
+    """Handed each hop of the trace, in order, once the walk is done."""
 
 
 @dataclass(frozen=True)
@@ -170,14 +169,7 @@ class _Segment:
 
 
 def _trace_segment(
-    cluster: Cluster,
-    request: Request,
-    *,
-    rng: random.Random,
-    state: SharedState | None,
-    node_rules: Mapping[str, NodeRules] | None,
-    on_hop: Callable[[Hop], None] | None,
-    choose: Callable[[Rule], bool | None] | None,
+    context: _TraceContext, request: Request, state: SharedState | None
 ) -> tuple[Trace, SharedState]:
     """The handshake walked unseen, then the first data segment of `request.size` bytes."""
     if not request.size:
@@ -185,15 +177,7 @@ def _trace_segment(
             f"--size 0 with {request.destination}: a TCP connection sends no data segment"
             " without data; give 1 or more bytes (without --size the trace is the SYN)"
         )
-    shake, after = _walk(
-        cluster,
-        replace(request, size=None),
-        rng=rng,
-        state=state,
-        node_rules=node_rules,
-        on_hop=None,
-        choose=choose,
-    )
+    shake, after = _walk(replace(context, on_hop=None), replace(request, size=None), state)
     sends = [h for h in shake.hops if h.kind is HopKind.SEND]
     syn = sends[0].before
     synack = next((h.before for h in sends if h.before.tcp_flags == "SYN,ACK"), None)
@@ -204,35 +188,23 @@ def _trace_segment(
             " sent; this is the trace of the SYN"
         )
         result = shake.model_copy(update={"warnings": (*shake.warnings, note)})
-        if on_hop is not None:
+        if context.on_hop is not None:
             for hop in result.hops:
-                on_hop(hop)
+                context.on_hop(hop)
         return result, after
     segment = _Segment(syn.sport, syn.mss or 0, synack.mss or 0)
-    return _walk(
-        cluster,
-        request,
-        rng=rng,
-        state=after,
-        node_rules=node_rules,
-        on_hop=on_hop,
-        choose=choose,
-        segment=segment,
-    )
+    return _walk(context, request, after, segment=segment)
 
 
 def _walk(
-    cluster: Cluster,
+    context: _TraceContext,
     request: Request,
-    *,
-    rng: random.Random,
     state: SharedState | None,
-    node_rules: Mapping[str, NodeRules] | None,
-    on_hop: Callable[[Hop], None] | None,
-    choose: Callable[[Rule], bool | None] | None,
+    *,
     segment: _Segment | None = None,
 ) -> tuple[Trace, SharedState]:
     """One packet (a SYN, a datagram, or `segment`) and its answer, walked."""
+    cluster, rng, node_rules = context.cluster, context.rng, context.node_rules
     source, destination, container = request.source, request.destination, request.container
     pick = request.pick
     src = parse_source(cluster, source, container)
@@ -242,7 +214,7 @@ def _walk(
     walker = Walker(
         network=network,
         rules_of=functools.partial(rules_for, cluster, overrides=node_rules),
-        interpreter=mode_of(cluster).interpreter(cluster, pick=pinned, choose=choose),
+        interpreter=mode_of(cluster).interpreter(cluster, pick=pinned, choose=context.choose),
         rng=rng,
         state=dict((state or SharedState()).netfilter),
     )
@@ -347,9 +319,9 @@ def _walk(
         last = walker.hops[-1]
         walker.hops[-1] = last.model_copy(update={"kind": HopKind.UNKNOWN, "note": unknown})
     hops = tuple(walker.hops)
-    if on_hop is not None:
+    if context.on_hop is not None:
         for hop in hops:
-            on_hop(hop)
+            context.on_hop(hop)
     warnings = (
         _relevant_warnings(cluster, walker)
         + tuple(dict.fromkeys(walker.findings))
