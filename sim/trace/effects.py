@@ -99,7 +99,8 @@ def hop_effect(hop: Hop, verdict: Verdict | None = None) -> Effect:
     """
     if hop.kind is HopKind.NETFILTER:
         changed = set(hop.changed)
-        if hop.direction is Direction.REPLY and changed & _ADDRESSES:
+        # An ICMP error's quoted header counts: conntrack un-NATs it as the reply it is about.
+        if hop.direction is Direction.REPLY and changed & (_ADDRESSES | {"inner"}):
             return Effect.UNNAT
         if changed & {"dst", "dport"}:
             return Effect.DNAT

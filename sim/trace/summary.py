@@ -51,6 +51,9 @@ class NatStep(BaseModel):
     """The reply hop that undid it (numbered from 1), None when no reply hop did."""
     reversed_node: str | None = None
     """The node it was undone on."""
+    reversed_quoted: bool = False
+    """What undid it was an ICMP error about the request, from an address that was never
+    translated: conntrack rewrote the header the error quotes, not its own."""
 
 
 class DecidingRule(BaseModel):
@@ -181,7 +184,7 @@ def _nat_steps(trace: Trace, effects: list[Effect]) -> tuple[NatStep, ...]:
         if effect not in _NAT or hop.direction is not Direction.REQUEST:
             continue
         side = "dst" if effect is Effect.DNAT else "src"
-        undo = _undone_by(trace, effects, hop, side)
+        undo, quoted = _undone_by(trace, effects, hop, side)
         steps.append(
             NatStep(
                 effect=effect,
@@ -192,14 +195,17 @@ def _nat_steps(trace: Trace, effects: list[Effect]) -> tuple[NatStep, ...]:
                 after=_address(hop.after, side),
                 reversed_at=undo.seq + 1 if undo is not None else None,
                 reversed_node=undo.where.node if undo is not None else None,
+                reversed_quoted=quoted,
             )
         )
     return tuple(steps)
 
 
-def _undone_by(trace: Trace, effects: list[Effect], nat: Hop, side: str) -> Hop | None:
-    """The reply hop that turned `nat`'s rewrite back: a reply's other side goes from the
-    rewritten address to the original one (an ICMP error's by address only)."""
+def _undone_by(trace: Trace, effects: list[Effect], nat: Hop, side: str) -> tuple[Hop | None, bool]:
+    """The reply hop that turned `nat`'s rewrite back, and whether it did so only in the
+    header an ICMP error quotes: a reply's other side goes from the rewritten address to
+    the original one (an ICMP error's by address only), or the quoted request's own side
+    does (an error from an address NAT never touched, a router's)."""
     back = "src" if side == "dst" else "dst"
     for hop, effect in zip(trace.hops, effects, strict=True):
         if hop.seq <= nat.seq or effect is not Effect.UNNAT:
@@ -208,8 +214,17 @@ def _undone_by(trace: Trace, effects: list[Effect], nat: Hop, side: str) -> Hop 
         if _same(hop.before, back, nat.after, side, portless=portless) and _same(
             hop.after, back, nat.before, side, portless=portless
         ):
-            return hop
-    return None
+            return hop, False
+        quoted, restored = hop.before.inner, hop.after.inner
+        if (
+            portless
+            and quoted is not None
+            and restored is not None
+            and _address(quoted, side) == _address(nat.after, side)
+            and _address(restored, side) == _address(nat.before, side)
+        ):
+            return hop, True
+    return None, False
 
 
 def _same(reply: Packet, reply_side: str, request: Packet, side: str, *, portless: bool) -> bool:
@@ -338,6 +353,8 @@ def summary_lines(summary: TraceSummary) -> list[str]:
         if step.reversed_at is not None:
             back = f" on {step.reversed_node}" if step.reversed_node else ""
             text += f", reversed at hop {step.reversed_at}{back}"
+            if step.reversed_quoted:
+                text += " (in the header the ICMP error quotes)"
         else:
             text += ", not reversed in this trace"
         lines.append(text)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+import model
 from model.trace import Trace
-from sim.cluster.load import demo_cluster, with_cni, with_mode
+from sim.cluster.load import demo_cluster, with_cni, with_derived_slices, with_mode
+from sim.readers.cluster import parse_cluster
 from sim.trace.export import trace_markdown
 from sim.trace.presets import preset_for
 from sim.trace.report import trace_json, trace_schema, trace_text
@@ -134,6 +137,7 @@ def test_the_json_carries_the_summary_and_the_schema_declares_it() -> None:
             "after": "192.168.2.2:8080",
             "reversed_at": 33,
             "reversed_node": "node-a",
+            "reversed_quoted": False,
         }
     ]
     assert data["summary"]["nodes"] == ["node-a", "node-b"]
@@ -168,3 +172,22 @@ def test_a_segment_of_a_natted_connection_names_conntrack_not_a_rule() -> None:
         "    hop 5 node-a PREROUTING: DNAT by conntrack: the connection's mapping"
         " (ESTABLISHED; no rule is consulted)"
     ) in lines
+
+
+def test_an_icmp_error_from_the_node_reverses_the_dnat_in_the_header_it_quotes() -> None:
+    # node-a cannot forward the datagram into flannel.1 (DF, 1500 > 1450) and answers the
+    # client from its own address, which NAT never touched: conntrack rewrites the quoted
+    # request's destination back to the NodePort.
+    text = (Path(model.__file__).parent / "demo_cluster.yaml").read_text()
+    udp = with_derived_slices(
+        parse_cluster(text.replace("protocol: TCP", "protocol: UDP"), "u"), "u"
+    )
+    sent = trace(
+        with_cni(udp, "flannel-vxlan"), Request("client", "10.0.0.11:30080/udp", seed=1, size=1472)
+    )
+    summary = summarize(sent)
+    assert [(s.hop, s.reversed_at, s.reversed_quoted) for s in summary.nat] == [(5, 11, True)]
+    assert summary_lines(summary)[2] == (
+        "  DNAT at hop 5 on node-a (10.0.0.11:30080 → 192.168.3.3:8080), reversed at hop 11 on"
+        " node-a (in the header the ICMP error quotes)"
+    )
