@@ -331,7 +331,7 @@ def _set_elements(s: SetDraft, text: str, source: str, lineno: int) -> None:
     words = tokens(text[text.index("{") :])
     r = RuleWords(words, at=1)
     try:
-        for key, comment, value in element_items(r):
+        for key, comment, value in element_items(r, timeouts=True):
             element = NftElement.model_construct(
                 key=tuple(key), value=value, comment=comment, timeout=None
             )

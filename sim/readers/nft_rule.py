@@ -270,7 +270,7 @@ def _after_selectors(r: RuleWords, left: tuple[str, ...]) -> bool:
         return True
     if against == "{":
         r.take()
-        values = tuple(" . ".join(key) for key, _, _ in _brace_items(r))
+        values = tuple(" . ".join(key) for key, _, _ in element_items(r))
     else:
         values = _values(r, left)
     if left == ("meta mark",) or left == ("ct mark",):
@@ -294,8 +294,14 @@ def _values(r: RuleWords, left: tuple[str, ...]) -> tuple[str, ...]:
     return (value,)
 
 
-def _brace_items(r: RuleWords) -> list[tuple[list[str], str | None, str | None]]:
-    """`{ k [comment "c"] [: v], … }` after its `{`: each item's key parts, comment and value."""
+def element_items(
+    r: RuleWords, *, timeouts: bool = False
+) -> list[tuple[list[str], str | None, str | None]]:
+    """`{ k [comment "c"] [: v], … }` after its `{`: each item's key parts, comment and value.
+
+    With `timeouts` (a set's elements, listed or added), an element's `timeout T` and
+    `expires E` are passed over.
+    """
     items: list[tuple[list[str], str | None, str | None]] = []
     key: list[str] = []
     comment: str | None = None
@@ -315,6 +321,8 @@ def _brace_items(r: RuleWords) -> list[tuple[list[str], str | None, str | None]]
             value = []
         elif word == "comment":
             comment = unquote(r.take())
+        elif timeouts and word in ("timeout", "expires"):
+            r.take()
         elif word != ".":
             key.append(word)
 
@@ -322,7 +330,7 @@ def _brace_items(r: RuleWords) -> list[tuple[list[str], str | None, str | None]]
 def _inline_elements(r: RuleWords) -> tuple[NftElement, ...]:
     return tuple(
         NftElement(key=tuple(key), value=value, comment=comment)
-        for key, comment, value in _brace_items(r)
+        for key, comment, value in element_items(r)
     )
 
 
@@ -403,37 +411,6 @@ def _numgen(r: RuleWords) -> bool:
         raise ValueError("numgen without a vmap")
     r.exprs.append(NftVmap(numgen=modulus, elements=_inline_elements(r)))
     return True
-
-
-# --- set elements ------------------------------------------------------------------------------
-
-
-def element_items(r: RuleWords) -> list[tuple[list[str], str | None, str | None]]:
-    """A set's `{ … }` after its `{`, as `_brace_items` reads it; a listed element may also
-    carry `timeout T expires E`."""
-    items: list[tuple[list[str], str | None, str | None]] = []
-    key: list[str] = []
-    comment: str | None = None
-    value: list[str] | None = None
-    while True:
-        word = r.take()
-        if word in (",", "}"):
-            if key:
-                items.append((key, comment, " ".join(value) if value is not None else None))
-            key, comment, value = [], None, None
-            if word == "}":
-                return items
-            continue
-        if value is not None:
-            value.append(word)
-        elif word == ":":
-            value = []
-        elif word == "comment":
-            comment = unquote(r.take())
-        elif word in ("timeout", "expires"):
-            r.take()
-        elif word != ".":
-            key.append(word)
 
 
 # --- times and priorities ---------------------------------------------------------------------

@@ -133,7 +133,7 @@ def _tx_element(
     if s is None:
         raise parse_error(source, lineno, f"no set or map {name} for its element")
     r = RuleWords(rest, at=2)
-    for key, comment, value in element_items(r):
+    for key, comment, value in element_items(r, timeouts=True):
         if verb == "delete":
             s.elements.pop(tuple(key), None)
         else:
