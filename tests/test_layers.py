@@ -1,7 +1,7 @@
 """The layers point one way, inside `sim` and `tui` too. The core runs headless.
 
-model ← sim.readers, sim.kernel ← sim.cni, sim.proxy ← sim.cluster ← sim.trace
-← sim.lab ← tui. Each package may import only what sits below it (and itself);
+model ← sim.collector, sim.memo ← sim.readers, sim.kernel ← sim.cni, sim.proxy ←
+sim.cluster ← sim.trace ← sim.lab ← tui. Each package may import only what sits below it (and itself);
 the table below is the whole rule, checked on every import statement,
 including those inside functions.
 """
@@ -21,21 +21,36 @@ from tests import paths
 ROOT = paths.ROOT
 
 
+BASE = ("sim.collector", "sim.memo")
+"""Modules every layer of the core may use."""
+
 # Package → the project packages it may import (besides itself). A package
 # missing here inherits its parent's rule.
 ALLOWED: dict[str, set[str]] = {
     "model": set(),
-    "sim.readers": {"model"},
-    "sim.kernel": {"model"},
-    "sim.cni": {"model", "sim.kernel"},
-    "sim.proxy": {"model", "sim.kernel", "sim.readers"},
+    # What the core's layers share: the collector paused, results kept per cluster.
+    "sim.collector": set(),
+    "sim.memo": {"model", "sim.collector"},
+    "sim.readers": {"model", *BASE},
+    "sim.kernel": {"model", *BASE},
+    "sim.cni": {"model", "sim.kernel", *BASE},
+    "sim.proxy": {"model", "sim.kernel", "sim.readers", *BASE},
     # IPVS in the kernel: its hooks and schedulers see the model and the kernel only.
-    "sim.kernel.ipvs": {"model", "sim.kernel"},
+    "sim.kernel.ipvs": {"model", "sim.kernel", *BASE},
     # IPVS mode reuses iptables mode's spelling and the shared endpoint lookups.
-    "sim.proxy.ipvs": {"model", "sim.kernel", "sim.readers", "sim.proxy"},
-    "sim.cluster": {"model", "sim.readers", "sim.kernel", "sim.cni", "sim.proxy"},
-    "sim.trace": {"model", "sim.readers", "sim.kernel", "sim.cni", "sim.proxy", "sim.cluster"},
+    "sim.proxy.ipvs": {"model", "sim.kernel", "sim.readers", "sim.proxy", *BASE},
+    "sim.cluster": {"model", "sim.readers", "sim.kernel", "sim.cni", "sim.proxy", *BASE},
+    "sim.trace": {
+        "model",
+        "sim.readers",
+        "sim.kernel",
+        "sim.cni",
+        "sim.proxy",
+        "sim.cluster",
+        *BASE,
+    },
     "sim.lab": {
+        *BASE,
         "model",
         "sim.readers",
         "sim.kernel",

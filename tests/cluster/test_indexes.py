@@ -22,7 +22,7 @@ def test_a_loaded_cluster_has_its_service_ports_indexed(tmp_path: Path) -> None:
     stages: list[tuple[str, int, int]] = []
     cluster = load(path, progress=lambda stage, done, total: stages.append((stage, done, total)))
     assert ("indexing Services and pods", 1, 1) in stages
-    assert lazy._TABLES[id(cluster)][0] is cluster
+    assert lazy.service_table.peek(cluster) is not None
     for index in ("_pods_by_key", "_services_by_key", "_pods_by_node", "_slices_by_service"):
         assert index in cluster.__dict__, index
 
@@ -53,8 +53,6 @@ def test_a_cluster_loaded_in_another_mode_is_indexed_for_that_mode(tmp_path: Pat
     cluster = load(path, mode="nftables", cni="flannel-vxlan")
     assert cluster.kube_proxy.mode is ProxyMode.NFTABLES
     assert cluster.cni.plugin.value == "flannel-vxlan"
-    assert nft_lazy._INDEXES[id(cluster)][0] is cluster
+    assert nft_lazy.port_index.peek(cluster) is not None
     # Nothing of iptables mode's was indexed, for this cluster or the file's own.
-    assert not any(
-        kept is not None and kept[0].pods is cluster.pods for kept in lazy._TABLES.values()
-    )
+    assert not any(kept.pods is cluster.pods for kept in lazy.service_table.clusters())

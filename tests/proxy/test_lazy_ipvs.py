@@ -103,7 +103,7 @@ CLUSTERS: dict[str, Callable[[], Cluster]] = {
 def _in_parts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Every cluster here is small: build their nodes in parts all the same.
     monkeypatch.setattr(lazy, "LAZY_FROM_PORTS", 0)
-    lazy._INDEXES.clear()
+    lazy.ipvs_index.clear()
     node_tables._CACHE.clear()
     node_tables._LISTED.clear()
     yield

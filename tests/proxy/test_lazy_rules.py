@@ -48,7 +48,7 @@ def _generated(nodes: int, pods: int, services: int) -> Cluster:
 
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
-    lazy._COMMON.clear()
+    lazy._common.clear()
     node_tables._CACHE.clear()
     node_tables._LISTED.clear()
     yield

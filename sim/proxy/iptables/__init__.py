@@ -10,9 +10,7 @@ what a rule did and `diff.py` compares a real node's rules with these.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -20,6 +18,7 @@ from model.cluster import Cluster, Node
 from model.errors import RequestError
 from model.ipset import IpSets
 from model.netfilter import Rule, Ruleset
+from sim.collector import paused as collector_paused
 from sim.kernel.rules import ForeignRules, NodeRules
 from sim.proxy.iptables.interpret import IptablesInterpreter
 from sim.proxy.iptables.names import (
@@ -74,21 +73,6 @@ def render_node_rules(cluster: Cluster, node: str, extra: ForeignRules | None = 
     """
     with collector_paused():
         return save_text(sync(cluster, _node(cluster, node), restore_tokens=False), extra)
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off meanwhile (as it was before, after)."""
-    # A node of a 150,000-pod cluster builds millions of short tuples and
-    # strings, none cyclic; the cyclic collector would rescan them over and
-    # over (a third of the render time).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def render_node_restore(cluster: Cluster, node: str) -> str:

@@ -31,7 +31,6 @@ import itertools
 import re
 from array import array
 from bisect import bisect_right
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -44,6 +43,7 @@ from model.netfilter import Chain, Rule, Ruleset, Table
 from model.packet import Packet
 from sim.kernel.netfilter import index as kernel_index
 from sim.kernel.rules import ForeignRules
+from sim.memo import PerCluster
 from sim.proxy.endpoints import (
     categorize,
     external_policy_local,
@@ -186,37 +186,11 @@ def _service_table(cluster: Cluster) -> ServiceTable:
     )
 
 
-_TABLES: OrderedDict[int, tuple[Cluster, ServiceTable]] = OrderedDict()
-_TABLES_KEPT = 4
-"""Clusters whose Service tables are kept (an edited cluster is a new object)."""
+service_table = PerCluster(_service_table, many_objects=True)
+"""`cluster`'s Service ports, found once per cluster object."""
 
 
-def service_table(cluster: Cluster) -> ServiceTable:
-    """`cluster`'s Service ports, found once per cluster object."""
-    hit = _TABLES.get(id(cluster))
-    if hit is not None and hit[0] is cluster:
-        _TABLES.move_to_end(id(cluster))
-        return hit[1]
-    # Hundreds of thousands of short tuples, none cyclic: the cyclic collector would
-    # rescan a big cluster's millions of objects meanwhile (as for a whole render).
-    from sim.proxy.iptables import collector_paused
-
-    with collector_paused():
-        found = _service_table(cluster)
-    _TABLES[id(cluster)] = (cluster, found)
-    while len(_TABLES) > _TABLES_KEPT:
-        _TABLES.popitem(last=False)
-    return found
-
-
-_LISTING: OrderedDict[int, tuple[Cluster, dict[tuple[int, int], tuple[int, ...]]]] = OrderedDict()
-
-
-def _ports_listing(cluster: Cluster) -> dict[tuple[int, int], tuple[int, ...]]:
-    """Each endpoint (address as an integer, port) → the Service ports whose slices list it."""
-    hit = _LISTING.get(id(cluster))
-    if hit is not None and hit[0] is cluster:
-        return hit[1]
+def _listing(cluster: Cluster) -> dict[tuple[int, int], tuple[int, ...]]:
     found: dict[tuple[int, int], list[int]] = {}
     for p, (_, svc, port) in enumerate(service_table(cluster).ports):
         for slice_ in cluster.slices_of(svc):
@@ -224,11 +198,11 @@ def _ports_listing(cluster: Cluster) -> dict[tuple[int, int], tuple[int, ...]]:
                 if ep_port.name == port.name and ep_port.protocol == port.protocol:
                     for ep in slice_.endpoints:
                         found.setdefault((int(ep.ip), ep_port.port), []).append(p)
-    listing = {key: tuple(dict.fromkeys(ports)) for key, ports in found.items()}
-    _LISTING[id(cluster)] = (cluster, listing)
-    while len(_LISTING) > _TABLES_KEPT:
-        _LISTING.popitem(last=False)
-    return listing
+    return {key: tuple(dict.fromkeys(ports)) for key, ports in found.items()}
+
+
+_ports_listing = PerCluster(_listing)
+"""Each endpoint (address as an integer, port) → the Service ports whose slices list it."""
 
 
 @dataclass
@@ -255,30 +229,20 @@ COMMON_BYTES = 128 << 20
 """About how many bytes the parts every node shares may hold, all clusters together (past
 it they are dropped and parsed anew as packets reach them)."""
 
-_COMMON: OrderedDict[int, tuple[Cluster, _Common]] = OrderedDict()
-
-
-def _common(cluster: Cluster) -> _Common:
-    hit = _COMMON.get(id(cluster))
-    if hit is not None and hit[0] is cluster:
-        return hit[1]
-    found = _Common()
-    _COMMON[id(cluster)] = (cluster, found)
-    while len(_COMMON) > _TABLES_KEPT:
-        _COMMON.popitem(last=False)
-    return found
+_common: PerCluster[_Common] = PerCluster(lambda _: _Common())
+"""A cluster's parts every node shares, filled as packets reach them."""
 
 
 def common_bytes() -> int:
     """About how many bytes the parts every node shares hold."""
-    return sum(common.held for _, common in _COMMON.values())
+    return sum(common.held for common in _common.values())
 
 
 def _bound_common() -> None:
     if common_bytes() <= COMMON_BYTES:
         return
     # Dropped whole: nodes still holding a part keep it, the rest render it again.
-    for _, common in _COMMON.values():
+    for common in _common.values():
         common.lines.clear()
         common.chains.clear()
         common.runs.clear()

@@ -11,7 +11,6 @@ are built as packets reach them (`lazy.py`), its listings when first read.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from model.errors import RequestError
 from model.ipset import IpSets
 from model.ipvs import IpvsTable
 from model.netfilter import Rule, Ruleset
+from sim.collector import paused
 from sim.kernel.rules import ForeignRules
 from sim.proxy.ipvs import lazy
 from sim.proxy.ipvs.interpret import IpvsInterpreter
@@ -46,13 +46,8 @@ def _node(cluster: Cluster, node: str) -> Node:
 
 
 def _sync(cluster: Cluster, node: str) -> IpvsSync:
-    collecting = gc.isenabled()
-    gc.disable()  # a big node builds millions of short strings and tuples, none cyclic
-    try:
+    with paused():  # a big node builds millions of short strings and tuples, none cyclic
         return sync(cluster, _node(cluster, node))
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def render_node_ipvs(cluster: Cluster, node: str, extra: ForeignRules | None = None) -> str:

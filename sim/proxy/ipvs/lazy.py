@@ -22,9 +22,6 @@ costs less than the indexes.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -35,9 +32,11 @@ from model.cluster import Cluster, Endpoint, Node
 from model.ipset import IPSET_DIMENSIONS, IpSet
 from model.ipvs import IpvsTable, VirtualServer
 from model.packet import Proto
+from sim.collector import paused
 from sim.kernel.rules import ForeignRules
+from sim.memo import PerCluster
 from sim.proxy.endpoints import external_policy_local
-from sim.proxy.iptables.sync import ServicePortEntry, proxied_services, service_ports
+from sim.proxy.iptables.sync import ServicePortEntry, service_ports
 from sim.proxy.ipvs.save import IpvsListing, iptables_save, listings_of
 from sim.proxy.ipvs.sync import (
     IPSETS,
@@ -143,7 +142,7 @@ class IpvsIndex:
         """(endpoint address as an integer, port) → the ports whose slices list it."""
         if self._listed is None:
             listed: dict[tuple[int, int], list[int]] = {}
-            with _collector_paused():
+            with paused():
                 for p, _, number, endpoints in self._listings(cluster):
                     for ep in endpoints:
                         listed.setdefault((int(ep.ip), number), []).append(p)
@@ -154,7 +153,7 @@ class IpvsIndex:
         """KUBE-LOOP-BACK's members on `node`: each endpoint on it (address, protocol, port)."""
         if self._local is None:
             local: dict[str, set[Key]] = {}
-            with _collector_paused():
+            with paused():
                 for _, proto, number, endpoints in self._listings(cluster):
                     for ep in endpoints:
                         if ep.node is not None:
@@ -171,19 +170,6 @@ class IpvsIndex:
                 for ep_port in slice_.ports:
                     if ep_port.name == port.name and ep_port.protocol == port.protocol:
                         yield p, proto, ep_port.port, slice_.endpoints
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    # Hundreds of thousands of short tuples, none cyclic: the cyclic collector would
-    # rescan a big cluster's millions of objects meanwhile.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _index(cluster: Cluster) -> IpvsIndex:
@@ -224,23 +210,8 @@ def _index(cluster: Cluster) -> IpvsIndex:
     return index
 
 
-_INDEXES: OrderedDict[int, tuple[Cluster, IpvsIndex]] = OrderedDict()
-_INDEXES_KEPT = 4
-"""Clusters whose indexes are kept (an edited cluster is a new object)."""
-
-
-def ipvs_index(cluster: Cluster) -> IpvsIndex:
-    """`cluster`'s index, built once per cluster object."""
-    hit = _INDEXES.get(id(cluster))
-    if hit is not None and hit[0] is cluster:
-        _INDEXES.move_to_end(id(cluster))
-        return hit[1]
-    with _collector_paused():
-        found = _index(cluster)
-    _INDEXES[id(cluster)] = (cluster, found)
-    while len(_INDEXES) > _INDEXES_KEPT:
-        _INDEXES.popitem(last=False)
-    return found
+ipvs_index = PerCluster(_index, many_objects=True)
+"""`cluster`'s index, built once per cluster object."""
 
 
 @dataclass
@@ -263,7 +234,7 @@ class _Whole:
 
 
 def _paused_sync(cluster: Cluster, node: Node) -> IpvsSync:
-    with _collector_paused():  # a big node builds millions of short strings and tuples
+    with paused():  # a big node builds millions of short strings and tuples
         return sync(cluster, node)
 
 

@@ -27,6 +27,7 @@ from model.cluster import Cluster, Node, Service, ServicePort
 from model.ipset import IpSet
 from model.ipvs import IpvsTable, RealServer, VirtualServer
 from model.packet import Proto
+from sim.memo import PerCluster
 from sim.proxy.endpoints import (
     KPEndpoint,
     categorize,
@@ -344,16 +345,7 @@ class BindCandidates:
     """All of them, each once: what a node that has none of the external IPs binds."""
 
 
-_CANDIDATES: dict[int, tuple[Cluster, BindCandidates]] = {}
-
-
-def bind_candidates(cluster: Cluster) -> BindCandidates:
-    """The addresses syncService may bind on a node: the same for every node but for the
-    external IPs a node has itself, so found once per cluster (each /32 made from the
-    integer, not parsed)."""
-    hit = _CANDIDATES.get(id(cluster))
-    if hit is not None and hit[0] is cluster:
-        return hit[1]
+def _bind_candidates(cluster: Cluster) -> BindCandidates:
     found: list[tuple[IPv4Interface, bool]] = []
     for svc in sorted(proxied_services(cluster), key=lambda s: s.key):
         if not svc.ports or svc.cluster_ip is None:
@@ -363,15 +355,17 @@ def bind_candidates(cluster: Cluster) -> BindCandidates:
             (IPv4Interface((int(ip), 32)), True)
             for ip in (*svc.external_ips, *svc.load_balancer_ips)
         )
-    candidates = BindCandidates(
+    return BindCandidates(
         tuple(found),
         frozenset(bound.ip for bound, external in found if external),
         tuple(dict.fromkeys(bound for bound, _ in found)),
     )
-    if len(_CANDIDATES) >= 4:
-        _CANDIDATES.clear()
-    _CANDIDATES[id(cluster)] = (cluster, candidates)
-    return candidates
+
+
+bind_candidates = PerCluster(_bind_candidates)
+"""The addresses syncService may bind on a node: the same for every node but for the
+external IPs a node has itself, so found once per cluster (each /32 made from the
+integer, not parsed)."""
 
 
 def _bind(out: IpvsSync, ip: IPv4Address) -> None:

@@ -17,10 +17,8 @@ from the ClusterIPs to explain such a packet, and says so.
 
 from __future__ import annotations
 
-import gc
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
@@ -30,6 +28,7 @@ from model.errors import RequestError
 from model.ipset import IpSets
 from model.netfilter import Rule, Ruleset
 from model.nftables import NftRuleset
+from sim.collector import paused as collector_paused
 from sim.kernel.rules import ForeignRules
 from sim.proxy.nftables.interpret import NftablesInterpreter
 from sim.proxy.nftables.kubelet import kubelet_iptables
@@ -54,19 +53,6 @@ def _node(cluster: Cluster, node: str) -> Node:
     if found is None:
         raise RequestError(f"node '{node}' is not in the cluster")
     return found
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic collector off meanwhile: a big node builds millions of short strings and
-    tuples, none cyclic."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _sync(cluster: Cluster, node: str) -> Transaction:

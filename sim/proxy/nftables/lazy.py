@@ -30,7 +30,6 @@ asked; once the whole is parsed, every lookup is answered from it.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -39,6 +38,7 @@ from typing import Any, overload
 from model.cluster import Cluster, Node
 from model.nftables import NftChain, NftElement, NftRuleset, NftSet, NftTable
 from sim.kernel.nftables.sets import Key, KeyedElements, exact_key
+from sim.memo import PerCluster
 from sim.proxy.nftables import names as n
 from sim.proxy.nftables.sync import (
     PORT_SETS,
@@ -118,22 +118,8 @@ def _port_index(cluster: Cluster) -> PortIndex:
     )
 
 
-_INDEXES: OrderedDict[int, tuple[Cluster, PortIndex]] = OrderedDict()
-_INDEXES_KEPT = 4
-"""Clusters whose port indexes are kept (an edited cluster is a new object)."""
-
-
-def port_index(cluster: Cluster) -> PortIndex:
-    """`cluster`'s Service ports and their indexes, built once per cluster object."""
-    hit = _INDEXES.get(id(cluster))
-    if hit is not None and hit[0] is cluster:
-        _INDEXES.move_to_end(id(cluster))
-        return hit[1]
-    found = _port_index(cluster)
-    _INDEXES[id(cluster)] = (cluster, found)
-    while len(_INDEXES) > _INDEXES_KEPT:
-        _INDEXES.popitem(last=False)
-    return found
+port_index = PerCluster(_port_index)
+"""`cluster`'s Service ports and their indexes, built once per cluster object."""
 
 
 def _endpoint_owners(cluster: Cluster, index: PortIndex) -> dict[tuple[int, int], tuple[int, ...]]:
