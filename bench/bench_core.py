@@ -35,6 +35,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -195,6 +196,65 @@ def restore_test_time(text: str) -> float | None:
     return best_of(3, run)
 
 
+def mode_checks(cluster: Cluster, node: str) -> list[tuple[str, str]]:
+    """nftables and IPVS mode: rendering a node's whole rules (cold) ÷ the kernel's tools
+    checking or loading the same text in a throwaway network namespace (root only).
+
+    nftables: `nft -c -f` of the transaction kube-proxy hands nft. IPVS: `ipset restore` of
+    kube-proxy's sets, then `iptables-restore --test` of its rules (which match the sets);
+    `ipvsadm -R` of its virtual servers needs the ip_vs module, which a kernel may lack.
+    """
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in ("unshare", "nft", "ipset")):
+        return [("mode checks", "skipped: needs root, unshare, nft and ipset")]
+    from sim.cluster.load import with_mode
+    from sim.proxy.ipvs.save import iptables_save, listings_of
+    from sim.proxy.ipvs.sync import sync as ipvs_sync
+    from sim.proxy.nftables import render_node_transaction
+
+    rows: list[tuple[str, str]] = []
+    nft_cluster = with_mode(cluster, "nftables")
+    start = time.perf_counter()
+    transaction = render_node_transaction(nft_cluster, node)
+    render = time.perf_counter() - start
+    start = time.perf_counter()
+    subprocess.run(
+        ["unshare", "-n", "nft", "-c", "-f", "-"], input=transaction.encode(), check=True
+    )
+    checked = time.perf_counter() - start
+    rows.append(
+        (
+            "nftables: render one node's transaction ÷ `nft -c -f` of it",
+            f"{render:.2f} s ÷ {checked:.1f} s = {render / checked:.3f}"
+            f" ({transaction.count(chr(10)):,} commands)",
+        )
+    )
+    ipvs_cluster = with_mode(cluster, "ipvs")
+    start = time.perf_counter()
+    found = ipvs_cluster.node(node)
+    assert found is not None
+    synced = ipvs_sync(ipvs_cluster, found)
+    rules = iptables_save(synced, None)
+    listed = {item.command: item.text for item in listings_of(ipvs_cluster, node, synced, rules)}
+    render = time.perf_counter() - start
+    script = 'ipset restore < "$1" && iptables-restore --test < "$2"'
+    with tempfile.TemporaryDirectory() as scratch:
+        sets, chains = Path(scratch, "sets"), Path(scratch, "rules")
+        sets.write_text(listed["ipset save"])
+        chains.write_text(listed["iptables-save"])
+        start = time.perf_counter()
+        subprocess.run(["unshare", "-n", "sh", "-c", script, "sh", sets, chains], check=True)
+        loaded = time.perf_counter() - start
+    rows.append(
+        (
+            "IPVS: render one node (every listing) ÷ `ipset restore` + `iptables-restore --test`",
+            f"{render:.2f} s ÷ {loaded:.2f} s = {render / loaded:.1f}"
+            f" ({listed['ipvsadm-save -n'].count(chr(10)):,} ipvsadm-save lines not loadable"
+            " without ip_vs)",
+        )
+    )
+    return rows
+
+
 # A child's ru_maxrss starts from its parent's peak (Linux keeps it across fork and
 # exec), so a process reports its own peak from VmHWM, which exec resets.
 _PEAK = """
@@ -297,6 +357,12 @@ def main() -> int:
         type=int,
         default=3,
         help="cold first traces per side and dataplane, median taken (default 3)",
+    )
+    parser.add_argument(
+        "--mode-checks",
+        action="store_true",
+        help="also render a node in nftables and IPVS mode against nft -c -f, ipset restore and"
+        " iptables-restore --test of the same (root; nft -c alone takes minutes)",
     )
     args = parser.parse_args()
 
@@ -403,6 +469,8 @@ def main() -> int:
                 f" one trace p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms",
             )
         )
+    if args.mode_checks:
+        rows.extend(mode_checks(big, node))
     width = max(len(r[0]) for r in rows)
     print(f"| {'measure':<{width}} | result |")
     print(f"|{'-' * (width + 2)}|--------|")
