@@ -10,7 +10,7 @@ import pytest
 from model.cluster import Cluster, Node
 from model.errors import KubehopError, RequestError
 from sim.cluster import edits
-from sim.cluster.load import demo_cluster
+from sim.cluster.load import demo_cluster, with_cni
 from sim.cluster.rules import node_rules
 from sim.trace.request import Request
 from sim.trace.tracer import trace
@@ -168,3 +168,28 @@ def test_rules_diff_is_empty_for_equal_texts_and_has_no_context() -> None:
         "-b",
         "+B",
     ]
+
+
+def test_under_calico_a_new_pod_takes_the_lowest_free_address_of_its_nodes_block() -> None:
+    cluster = with_cni(demo_cluster(), "calico-ipip")
+    node_b = cluster.node("node-b")
+    assert node_b is not None
+    # node-b's block is 192.168.2.0/26: tunl0 has .0, pod4 and myapp-1 .2 and .3.
+    assert edits.next_free_ip(cluster, node_b) == IPv4Address("192.168.2.1")
+
+
+def test_under_calico_a_full_block_makes_the_node_claim_the_pools_first_free_block() -> None:
+    cluster = with_cni(demo_cluster(), "calico-bgp")
+    node_b = cluster.node("node-b")
+    assert node_b is not None
+    template = next(p for p in cluster.pods if p.node == "node-b")
+    taken = {int(p.ip) for p in cluster.pods}
+    block = int(IPv4Address("192.168.2.0"))
+    filler = tuple(
+        template.model_copy(update={"name": f"fill-{i}", "ip": IPv4Address(block + i)})
+        for i in range(64)
+        if block + i not in taken
+    )
+    full = cluster.model_copy(update={"pods": cluster.pods + filler})
+    # No node holds 192.168.0.0/26, the first block of the pool (the cluster CIDR).
+    assert edits.next_free_ip(full, node_b) == IPv4Address("192.168.0.0")
