@@ -21,7 +21,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
 from textual.widget import AwaitMount, Widget
-from textual.widgets import Header
 from textual.worker import Worker
 
 from model.errors import KubehopError
@@ -49,6 +48,7 @@ from tui.widgets.packet_log import PacketLog
 from tui.widgets.pane_tabs import PaneTabs
 from tui.widgets.path_map import PathMap
 from tui.widgets.rules_view import RulesView
+from tui.widgets.title_bar import TitleBar
 
 if TYPE_CHECKING:
     from tui.screens.pick import PickResult
@@ -210,7 +210,7 @@ class TraceScreen(Screen[None]):
         return (self.size.width or self.app.size.width) < NARROW_BELOW
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False, icon="⇄")
+        yield TitleBar("⇄", narrow_below=NARROW_BELOW)
         # A click shows the pane and gives it the keys; `v` is the keyboard's way.
         yield PaneTabs(dict(PANES), active=self.pane, id="pane-tabs")
         yield PathMap(id="path")
