@@ -948,3 +948,22 @@ def test_rules_that_change_the_packet_as_they_fan_out_are_one_error_line() -> No
     assert "filter/L4 #10: the filter table's rules fan out into more than 100,000" in str(
         err.value
     )
+
+
+def test_a_rule_the_reader_cannot_read_is_named_as_a_rule_not_a_module() -> None:
+    text = """\
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -p tcp --frobnicate 3 -j DROP
+COMMIT
+"""
+    rules = parse_iptables_save(text, "odd")
+    ctx = HookContext(Hook.FORWARD, in_iface="eth0", out_iface="eth1")
+    result = traverse(ctx, tcp(CLIENT, 1, "10.0.0.1", 80), rules, NetfilterState(), Scripted())
+    assert result.verdict == "ACCEPT"
+    assert result.assumptions == (
+        "filter/FORWARD #1: cannot evaluate the rule -p tcp --frobnicate 3 -j DROP;"
+        " assumed it does not match",
+    )

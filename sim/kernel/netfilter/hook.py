@@ -1030,9 +1030,10 @@ class _Run:
             if answer is not None:
                 return answer
         args = " ".join(m.args)
-        self.assumptions.append(
-            f"{rule.ref}: cannot evaluate -m {m.module} {args}; assumed it does not match"
-        )
+        # A rule the reader could not read at all stands as one match of module "?"
+        # (sim.readers.iptables_save.rules.UNREADABLE), holding the rule's words.
+        what = f"the rule {args}" if m.module == "?" else f"-m {m.module} {args}"
+        self.assumptions.append(f"{rule.ref}: cannot evaluate {what}; assumed it does not match")
         return False
 
     def statistic(self, m: StatisticMatch, rule: Rule) -> bool:
