@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_left
-from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address
 from types import MappingProxyType
@@ -101,19 +100,28 @@ _PRIORITY: dict[Table | _Step, int] = {
 }
 
 
-@dataclass(frozen=True)
+# This module's records are plain classes, not dataclasses: nothing compares, hashes or
+# prints them, and a dataclass's methods are compiled from source as its module loads
+# (~0.4 ms each, on every start-up).
+
+
 class _NftStep:
     """An nftables base chain registered at the hook."""
 
-    table: NftTable
-    chain: NftChain
+    __slots__ = ("chain", "table")
+
+    def __init__(self, table: NftTable, chain: NftChain) -> None:
+        self.table = table
+        self.chain = chain
 
 
-@dataclass(frozen=True)
 class _IpvsStep:
     """One of IPVS's hooks: `request` schedules and NATs, `reply` puts the VIP back."""
 
-    kind: str
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
 
 
 # ip_vs_core.c's ip_vs_ops4: (priority, kind) per hook.
@@ -274,14 +282,18 @@ _MemoKey = tuple[Table, str, Packet]
 _Replay = tuple[tuple[ChainSpan, ...], tuple[RuleRef, ...], int]
 
 
-@dataclass(frozen=True)
 class _Frame:
     """Where a jump returns to, and how to remember the jumped chain's walk."""
 
-    chain: Chain
-    pos: int
-    memo: _MemoKey | None
-    mark: tuple[int, int, int]
+    __slots__ = ("chain", "mark", "memo", "pos")
+
+    def __init__(
+        self, chain: Chain, pos: int, memo: _MemoKey | None, mark: tuple[int, int, int]
+    ) -> None:
+        self.chain = chain
+        self.pos = pos
+        self.memo = memo
+        self.mark = mark
 
 
 class _Shown:
