@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from ipaddress import IPv4Address
 from typing import Any
@@ -902,3 +903,38 @@ async def test_on_a_big_cluster_an_edit_is_planned_in_a_worker(
         assert screen.session.generation == generation + 1
         assert screen.session.cluster.pod("default", "pod4") is None
         assert "(rules compared on node-b only)" in screen.session.history[-1]
+
+
+async def test_on_a_big_cluster_keys_pressed_while_the_rules_render_start_no_second_render(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each redraw used to start the node's whole render again (the exclusive worker
+    # cancels the last, whose thread runs on): renders piled up and keys crawled.
+    monkeypatch.setattr("tui.session._BIG", 0)
+    release = threading.Event()
+    asked: list[str] = []
+    original = Session.rules_text
+
+    def slow_rules_text(self: Session, node: str) -> str:
+        if threading.current_thread() is not threading.main_thread():
+            asked.append(node)
+            release.wait(10)
+        return original(self, node)
+
+    monkeypatch.setattr(Session, "rules_text", slow_rules_text)
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        for _ in range(40):
+            await pilot.pause(0.01)
+            if asked:
+                break
+        for _ in range(3):
+            await pilot.press("n")
+            await pilot.pause()
+        assert asked == ["node-a"]
+        release.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        rules = screen.query_one(RulesView)
+        assert not rules.placeholder and rules.index.rule_count > 0

@@ -58,6 +58,9 @@ class RulesPane(Vertical):
         self._ready = False
         # Set on mount (`is_mounted` is set only after the mount handlers have run).
         # The node `o` started from: after the last other node, back to following.
+        self._rendering: set[str] = set()
+        """Nodes whose whole rules a worker is rendering: a redraw meanwhile (a step, a
+        key) waits for that render instead of starting another of the same node."""
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter rules: text or chain (Esc clears)", id="rules-filter")
@@ -193,7 +196,9 @@ class RulesPane(Vertical):
             self.border_subtitle = "rendering…"
             # Started once the screen is drawn: the render holds the interpreter for
             # seconds, and the trace (computed in milliseconds) shows first.
-            self.call_after_refresh(self._render_rules, node)
+            if node not in self._rendering:
+                self._rendering.add(node)
+                self.call_after_refresh(self._render_rules, node)
             return
         try:
             text = self.session.rules_text(node)
@@ -234,10 +239,12 @@ class RulesPane(Vertical):
         self.app.call_from_thread(self._rendered, node)
 
     def _rendered(self, node: str) -> None:
+        self._rendering.discard(node)
         if self.node == node:
             self._draw()
 
     def _render_failed(self, node: str, message: str) -> None:
+        self._rendering.discard(node)
         self.notify(escape(message), severity="error")
         if self.node == node:
             self.query_one(RulesView).show(
