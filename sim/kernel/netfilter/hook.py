@@ -3,16 +3,17 @@
 `traverse` is a pure function of the hook context, the packet, the ruleset
 and the netns's state. Inside, a short-lived `_Run` keeps the scratch of one
 call (the packet as rewritten so far, its conntrack entry, the chains entered)
-and nothing escapes it but frozen values. (Over 500 lines on purpose: `_Run`
-is one packet's passage through one hook, and its conntrack, table walk,
-targets and NAT share that scratch; the match modules live in `matches`.)
+and nothing escapes it but frozen values. (Long on purpose: `_Run` is one
+packet's passage through one hook, and its conntrack, table walk, targets and
+NAT share that scratch. What runs at a hook and in which order is `order`'s,
+what a walk records `shown`'s, the match modules `matches`', the source port
+SNAT picks `nat_ports`'.)
 """
 
 from __future__ import annotations
 
 import random
 from bisect import bisect_left
-from enum import Enum
 from ipaddress import IPv4Address
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -38,7 +39,6 @@ from model.netfilter import (
     RejectTarget,
     ReturnTarget,
     Rule,
-    RuleRef,
     Ruleset,
     SnatTarget,
     StatisticMatch,
@@ -54,6 +54,16 @@ from sim.kernel.ipvs.hooks import reply as ipvs_reply
 from sim.kernel.ipvs.hooks import request as ipvs_request
 from sim.kernel.netfilter.index import INDEX_MIN_RULES, Key, chain_index
 from sim.kernel.netfilter.matches import conntrack_match, recent_match, stateless_match
+from sim.kernel.netfilter.nat_ports import pick_source_port
+from sim.kernel.netfilter.order import (
+    DST_MANIP_HOOKS,
+    IpvsStep,
+    NftStep,
+    Step,
+    hook_steps,
+    with_ipvs,
+)
+from sim.kernel.netfilter.shown import Frame, MemoKey, Replay, Shown
 from sim.kernel.netfilter.state import (
     HookContext,
     HookResult,
@@ -72,135 +82,6 @@ if TYPE_CHECKING:
 __all__ = ["traverse"]
 
 _U32 = 0xFFFFFFFF
-
-
-class _Step(Enum):
-    CT_IN = "conntrack"
-    CONFIRM = "confirm"
-
-
-# Kernel priorities: raw -300, conntrack -200, mangle -150, nat dst -100,
-# filter 0, nat src 100, conntrack confirm INT_MAX.
-_HOOK_STEPS: dict[Hook, tuple[Table | _Step, ...]] = {
-    Hook.PREROUTING: (Table.RAW, _Step.CT_IN, Table.MANGLE, Table.NAT),
-    Hook.INPUT: (Table.MANGLE, Table.FILTER, Table.NAT, _Step.CONFIRM),
-    Hook.FORWARD: (Table.MANGLE, Table.FILTER),
-    Hook.OUTPUT: (Table.RAW, _Step.CT_IN, Table.MANGLE, Table.NAT, Table.FILTER),
-    Hook.POSTROUTING: (Table.MANGLE, Table.NAT, _Step.CONFIRM),
-}
-
-_DST_MANIP_HOOKS = frozenset({Hook.PREROUTING, Hook.OUTPUT})
-
-_PRIORITY: dict[Table | _Step, int] = {
-    Table.RAW: -300,
-    _Step.CT_IN: -200,
-    Table.MANGLE: -150,
-    Table.FILTER: 0,
-    _Step.CONFIRM: 2**31 - 1,
-}
-
-
-# This module's records are plain classes, not dataclasses: nothing compares, hashes or
-# prints them, and a dataclass's methods are compiled from source as its module loads
-# (~0.4 ms each, on every start-up).
-
-
-class _NftStep:
-    """An nftables base chain registered at the hook."""
-
-    __slots__ = ("chain", "table")
-
-    def __init__(self, table: NftTable, chain: NftChain) -> None:
-        self.table = table
-        self.chain = chain
-
-
-class _IpvsStep:
-    """One of IPVS's hooks: `request` schedules and NATs, `reply` puts the VIP back."""
-
-    __slots__ = ("kind",)
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-
-
-# ip_vs_core.c's ip_vs_ops4: (priority, kind) per hook.
-_IPVS_HOOKS: dict[Hook, tuple[tuple[int, _IpvsStep], ...]] = {
-    Hook.INPUT: ((98, _IpvsStep("reply")), (99, _IpvsStep("request"))),
-    Hook.FORWARD: ((100, _IpvsStep("reply")),),
-    Hook.OUTPUT: ((-99, _IpvsStep("reply")), (-98, _IpvsStep("request"))),
-}
-
-_Steps = tuple[Table | _Step | _NftStep | _IpvsStep, ...]
-
-
-def _with_ipvs(hook: Hook, steps: _Steps) -> _Steps:
-    """`steps` with IPVS's hooks at their priorities (after filter INPUT/FORWARD, after nat
-    OUTPUT, before nat INPUT and conntrack's confirm)."""
-    extra = _IPVS_HOOKS.get(hook, ())
-    if not extra:
-        return steps
-    nat_at = -100 if hook in _DST_MANIP_HOOKS else 100
-
-    def priority(step: Table | _Step | _NftStep | _IpvsStep) -> int:
-        if isinstance(step, _NftStep):
-            return step.chain.priority or 0
-        if isinstance(step, _IpvsStep):
-            return 0
-        return nat_at if step is Table.NAT else _PRIORITY[step]
-
-    entries = [(priority(step), 0, i, step) for i, step in enumerate(steps)]
-    entries += [(at, 1, i, step) for i, (at, step) in enumerate(extra)]
-    return tuple(step for *_, step in sorted(entries, key=lambda e: e[:3]))
-
-
-def _steps(hook: Hook, nft: NftRuleset | None) -> tuple[_Steps, tuple[_NftStep, ...]]:
-    """Everything registered at `hook` in the order the kernel runs it, and the nft nat chains.
-
-    The iptables tables and conntrack sit at their fixed priorities; an nft base
-    chain at its own. Of two hooks with the same priority the one registered
-    later runs first (nf_hook_entries_grow inserts a new hook before existing
-    ones of equal priority), and kube-proxy loads its table after kubelet's
-    iptables rules exist, so nft chains go first at a tie. Every `type nat`
-    chain, iptables' nat table included, runs inside the NAT core's one hook
-    (at -100 for destination NAT, 100 for source NAT) in priority order.
-    """
-    base = _HOOK_STEPS[hook]
-    if nft is None or not nft.tables:
-        return base, ()
-    name = hook.value.lower()
-    hooked = [_NftStep(t, c) for t in nft.tables for c in _base_chains(t, name)]
-    if not hooked:
-        return base, ()
-    nat = tuple(
-        sorted((s for s in hooked if s.chain.type == "nat"), key=lambda s: s.chain.priority or 0)
-    )
-    nat_at = -100 if hook in _DST_MANIP_HOOKS else 100
-    entries: list[tuple[int, int, int, Table | _Step | _NftStep]] = [
-        (nat_at if step is Table.NAT else _PRIORITY[step], 1, i, step)
-        for i, step in enumerate(base)
-    ]
-    entries += [
-        (s.chain.priority or 0, 0, i, s) for i, s in enumerate(hooked) if s.chain.type != "nat"
-    ]
-    return tuple(step for *_, step in sorted(entries, key=lambda e: e[:3])), nat
-
-
-_BASES: dict[int, tuple[NftTable, dict[str, tuple[NftChain, ...]]]] = {}
-
-
-def _base_chains(table: NftTable, hook: str) -> tuple[NftChain, ...]:
-    """`table.base_chains(hook)`, found once per table: a big table has 150,000 chains."""
-    hit = _BASES.get(id(table))
-    if hit is None or hit[0] is not table:
-        if len(_BASES) > 64:
-            _BASES.clear()
-        hit = (table, {})
-        _BASES[id(table)] = hit
-    found = hit[1].get(hook)
-    if found is None:
-        found = hit[1][hook] = table.base_chains(hook)
-    return found
 
 
 def traverse(
@@ -227,21 +108,21 @@ def traverse(
     packet is replayed from its first walk instead of walked again).
     """
     run = _Run(ctx, ruleset, state, rng, index_min_rules, pkt)
-    steps, nat_chains = _steps(ctx.hook, nft)
+    steps, nat_chains = hook_steps(ctx.hook, nft)
     if ipvs is not None:
-        steps = _with_ipvs(ctx.hook, steps)
+        steps = with_ipvs(ctx.hook, steps)
     for step in steps:
-        if isinstance(step, _IpvsStep):
+        if isinstance(step, IpvsStep):
             if ipvs is None or ctx.reinjected:
                 continue  # IPVS passes what it sent itself (skb->ipvs_property)
             ended = run.ipvs_step(step.kind, ipvs)
             if ended is not None:
                 return run.result(ended)
-        elif step is _Step.CT_IN:
+        elif step is Step.CT_IN:
             run.conntrack_in()
-        elif step is _Step.CONFIRM:
+        elif step is Step.CONFIRM:
             run.confirm()
-        elif isinstance(step, _NftStep):
+        elif isinstance(step, NftStep):
             chain_walk = run.nft_chain(step.table, step.chain)
             run.walks.append(chain_walk)
             if chain_walk.verdict in ("DROP", "REJECT"):
@@ -265,9 +146,6 @@ MAX_CHAIN_ENTRIES = 100_000
 """Chain entries one table walk follows; only rules that change the packet as they fan
 out can need more (side-effect-free chains are walked once per packet and replayed)."""
 
-MAX_SHOWN = 5_000
-"""Spans and matched rules a table walk records for the screen; the rest are counted."""
-
 _EFFECT_TARGETS = (
     MarkTarget,
     ConnmarkTarget,
@@ -277,58 +155,6 @@ _EFFECT_TARGETS = (
     MasqueradeTarget,
 )
 _EFFECT_MATCHES = (StatisticMatch, RecentMatch)
-
-_MemoKey = tuple[Table, str, Packet]
-_Replay = tuple[tuple[ChainSpan, ...], tuple[RuleRef, ...], int]
-
-
-class _Frame:
-    """Where a jump returns to, and how to remember the jumped chain's walk."""
-
-    __slots__ = ("chain", "mark", "memo", "pos")
-
-    def __init__(
-        self, chain: Chain, pos: int, memo: _MemoKey | None, mark: tuple[int, int, int]
-    ) -> None:
-        self.chain = chain
-        self.pos = pos
-        self.memo = memo
-        self.mark = mark
-
-
-class _Shown:
-    """What a table walk records for the trace: spans and matches up to `MAX_SHOWN`."""
-
-    def __init__(self) -> None:
-        self.spans: list[ChainSpan] = []
-        self.matched: list[RuleRef] = []
-        self.elided = 0
-
-    def span(self, span: ChainSpan, *, always: bool = False) -> None:
-        if always or len(self.spans) < MAX_SHOWN:
-            self.spans.append(span)
-        else:
-            self.elided += 1
-
-    def match(self, ref: RuleRef, *, always: bool = False) -> None:
-        # The rule that ends the walk is always kept: the hop's sentence names it.
-        if always or len(self.matched) < MAX_SHOWN:
-            self.matched.append(ref)
-
-    def mark(self) -> tuple[int, int, int]:
-        return len(self.spans), len(self.matched), self.elided
-
-    def since(self, mark: tuple[int, int, int]) -> _Replay:
-        spans, matched, elided = mark
-        return tuple(self.spans[spans:]), tuple(self.matched[matched:]), self.elided - elided
-
-    def replay(self, walk: _Replay) -> None:
-        spans, matched, elided = walk
-        for span in spans:
-            self.span(span)
-        for ref in matched:
-            self.match(ref)
-        self.elided += elided
 
 
 class _Run:
@@ -353,7 +179,7 @@ class _Run:
         self.nth = dict(state.nth)
         self.in_flight = dict(state.in_flight)
         self.walks: list[TableWalk] = []
-        self.memo: dict[_MemoKey, _Replay] = {}
+        self.memo: dict[MemoKey, Replay] = {}
         self.purity: dict[tuple[Table, str], bool] = {}
         self.candidates: dict[int, tuple[Key, list[int]]] = {}
         self.assumptions: list[str] = []
@@ -514,7 +340,7 @@ class _Run:
         return self.ruleset.chain(table, self.ctx.hook.value) is not None
 
     def nat(self) -> TableWalk | None:
-        dst_manip = self.ctx.hook in _DST_MANIP_HOOKS
+        dst_manip = self.ctx.hook in DST_MANIP_HOOKS
         present = self.has_chain(Table.NAT)
         entry = self.entry
         if self.ctx.reinjected and dst_manip and entry is not None and not entry.confirmed:
@@ -655,7 +481,7 @@ class _Run:
 
         return walk_base_chain(self, table, chain)
 
-    def nat_core(self, nft_chains: tuple[_NftStep, ...]) -> list[TableWalk | None]:
+    def nat_core(self, nft_chains: tuple[NftStep, ...]) -> list[TableWalk | None]:
         """The NAT core at this hook: nft's nat chains and iptables' nat table, in order.
 
         nf_nat_inet_fn runs the nat chains of a connection's first packet in
@@ -663,9 +489,9 @@ class _Run:
         (the others are not consulted); iptables' nat table is one of them, at
         -100 or 100, after nft chains of the same priority (registered later).
         """
-        dst_manip = self.ctx.hook in _DST_MANIP_HOOKS
+        dst_manip = self.ctx.hook in DST_MANIP_HOOKS
         xt_at = -100 if dst_manip else 100
-        members: list[_NftStep | None] = [s for s in nft_chains if (s.chain.priority or 0) <= xt_at]
+        members: list[NftStep | None] = [s for s in nft_chains if (s.chain.priority or 0) <= xt_at]
         members.append(None)  # iptables' nat table
         members += [s for s in nft_chains if (s.chain.priority or 0) > xt_at]
         if not self.has_chain(Table.NAT):
@@ -714,7 +540,7 @@ class _Run:
             self.null_binding()
         return walks
 
-    def _nat_skipped(self, member: _NftStep | None, why: str) -> TableWalk:
+    def _nat_skipped(self, member: NftStep | None, why: str) -> TableWalk:
         if member is None:
             return TableWalk(table=Table.NAT, skipped=why, verdict="ACCEPT")
         return TableWalk(
@@ -768,8 +594,8 @@ class _Run:
     def table(self, table: Table) -> TableWalk:
         chains = self.ruleset.tables[table]
         base = chains[self.ctx.hook.value]
-        shown = _Shown()
-        stack: list[_Frame] = []
+        shown = Shown()
+        stack: list[Frame] = []
         chain, pos, start, fresh = base, 0, 0, True
         entered = 0
         verdict: str
@@ -812,7 +638,7 @@ class _Run:
                         " replayed); kubehop does not follow them to the end"
                     )
                 if not target.goto:
-                    stack.append(_Frame(chain, idx + 1, key, shown.mark()))
+                    stack.append(Frame(chain, idx + 1, key, shown.mark()))
                 chain, pos, start, fresh = chains[target.chain], 0, 0, True
                 continue
             if isinstance(target, ReturnTarget):
@@ -841,13 +667,13 @@ class _Run:
             elided=shown.elided,
         )
 
-    def _back(self, frame: _Frame, shown: _Shown, table: Table) -> tuple[Chain, int]:
+    def _back(self, frame: Frame, shown: Shown, table: Table) -> tuple[Chain, int]:
         """Return to the rule after a jump; remember a pure chain's walk for the next time."""
         if frame.memo is not None:
             self.memo[frame.memo] = shown.since(frame.mark)
         return frame.chain, frame.pos
 
-    def _memo_key(self, table: Table, target: JumpTarget) -> _MemoKey | None:
+    def _memo_key(self, table: Table, target: JumpTarget) -> MemoKey | None:
         """The key to remember a jump's walk by, when walking it changes nothing."""
         if self.index_min_rules is None or not self._pure(table, target.chain):
             return None
@@ -983,41 +809,12 @@ class _Run:
 
     def snat_to(self, addr: IPv4Address, ports: PortRange | None, randomize: bool) -> None:
         assert self.entry is not None
-        port = self.pick_source_port(addr, ports, randomize)
+        port = pick_source_port(
+            self.conntrack, self.entry.reply, addr, ports, self.pkt.sport, randomize, self.rng
+        )
         reply = self.entry.reply.model_copy(update={"dst": addr, "dport": port})
         self.entry = self.entry.model_copy(update={"reply": reply, "snat": True})
         self.pkt = self.pkt.model_copy(update={"src": addr, "sport": port})
-
-    def pick_source_port(self, addr: IPv4Address, ports: PortRange | None, randomize: bool) -> int:
-        """The source port after SNAT: kept when free, else another in the range.
-
-        Simplifications: `--random` and `--random-fully` both draw uniformly
-        from the range (1024-65535 by default) with `rng`, where the kernel
-        uses a keyed hash or prandom and a privileged source port keeps to
-        1-1023; a clash walks upward from the range start instead of from a
-        hashed offset.
-        """
-        assert self.entry is not None
-        lo, hi = (ports.lo, ports.hi) if ports is not None else (1024, 65535)
-        lo = max(lo, 1)
-        reply = self.entry.reply
-
-        def free(port: int) -> bool:
-            return not self.conntrack.tuple_in_use(
-                reply.model_copy(update={"dst": addr, "dport": port})
-            )
-
-        if randomize:
-            for _ in range(64):
-                port = self.rng.randint(lo, hi)
-                if free(port):
-                    return port
-        elif (ports is None or lo <= self.pkt.sport <= hi) and free(self.pkt.sport):
-            return self.pkt.sport
-        for port in range(lo, hi + 1):
-            if free(port):
-                return port
-        return lo
 
     # --- matches ---------------------------------------------------------
 
