@@ -5,13 +5,14 @@ rules given their own column from 170), shows a trace and steps it, and
 declares every key, so the footer, the help screen and the command palette
 read them in one place. On a narrow terminal a pane is mounted when first
 shown, so the first screen draws only the packet log. Its parts each do one job: the
-rules pane (`rules_pane`), playing (`player`), cluster edits (`cluster_edit`)
-and the real-kernel lab check (`lab_check`).
+rules pane (`rules_pane`), playing (`player`), challenge mode (`challenge`),
+cluster edits (`cluster_edit`) and the real-kernel lab check (`lab_check`).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.markup import escape
@@ -25,7 +26,8 @@ from textual.worker import Worker
 
 from model.errors import KubehopError
 from model.trace import Direction, Hop, Trace
-from tui.hopstyle import Badge, badge_of, literal, reword
+from tui.hopstyle import Badge, badge_of, literal
+from tui.screens.challenge import Challenge
 from tui.screens.cluster_edit import ClusterEditor
 from tui.screens.lab_check import LabCheck
 from tui.screens.player import Player
@@ -160,6 +162,8 @@ class TraceScreen(Screen[None]):
         """Deletes and scales pods (`d`, `+`, `-`)."""
         self.lab = LabCheck(self)
         """Checks the trace on show in the real-kernel lab (`L`)."""
+        self.challenge = Challenge(self)
+        """Asks challenge mode's questions (`c`), keeping the score below."""
         self.challenging = False
         """Challenge mode is on (`c`): a hop's questions are asked before it is shown."""
         self.questions: tuple[Question, ...] = ()
@@ -250,7 +254,7 @@ class TraceScreen(Screen[None]):
             self.load(self.request, scenario=scenario_of(self.request), step=self.start_step)
         else:
             self.redraw_rules()
-            self._update_title()
+            self.update_title()
 
     async def on_resize(self) -> None:
         narrow = self.narrow
@@ -426,7 +430,7 @@ class TraceScreen(Screen[None]):
             self.summarized = False
             self.rules_pane.follow()
         self.questions = self.session.questions(trace) if self.challenging else ()
-        self._update_title()
+        self.update_title()
         self._draw()
 
     def _presets_here(self) -> bool:
@@ -437,7 +441,8 @@ class TraceScreen(Screen[None]):
         """kube-proxy's mode and the CNI, as the title shows them (`nftables · flannel-vxlan`)."""
         return f"{self.session.mode} · {self.session.cni}"
 
-    def _update_title(self) -> None:
+    def update_title(self) -> None:
+        """Say in the title what is on show: the request or scenario, the dataplane, the score."""
         score = f"Challenge {self.right}/{self.asked} · " if self.challenging else ""
         if self.trace is None or self.request is None:
             self.title = score + "kubehop"
@@ -557,7 +562,7 @@ class TraceScreen(Screen[None]):
 
     def asks_before(self, index: int) -> bool:
         """Challenge mode has a question to ask before hop `index` is shown."""
-        return any(self.furthest < q.before <= index for q in self.questions)
+        return bool(self.challenge.pending(index))
 
     def advance(self, index: int, *, summary: bool = False, resume: bool = False) -> None:
         """Show hop `index`, further on; in challenge mode, first ask the questions before
@@ -570,52 +575,20 @@ class TraceScreen(Screen[None]):
         if trace is None or self.stepper is None:
             return
         index = max(0, min(index, len(trace.hops) - 1))
-        pending = [q for q in self.questions if self.furthest < q.before <= index]
-        self._ask(trace, pending, index, summary=summary, resume=resume)
+        self.challenge.ask_before(
+            trace, index, partial(self._arrive, index, summary=summary, resume=resume)
+        )
 
-    def _ask(
-        self,
-        trace: Trace,
-        pending: list[Question],
-        index: int,
-        *,
-        summary: bool,
-        resume: bool,
-    ) -> None:
-        """Ask `pending` one after the other, then show hop `index` of `trace`."""
-        if self.trace is not trace or self.stepper is None:
-            return  # another trace was loaded meanwhile
-        if not pending:
-            was_at_end = self.stepper.at_end
-            self.go_to(index)
-            if resume and not self.stepper.at_end:
-                self.player.play()
-            elif summary and self.stepper.at_end and not was_at_end:
-                self.reached_end()
+    def _arrive(self, index: int, *, summary: bool, resume: bool) -> None:
+        """Show hop `index`, its questions answered (see `advance`)."""
+        if self.stepper is None:
             return
-        from tui.screens.question import QuestionScreen
-
-        question, rest = pending[0], pending[1:]
-        number = self.questions.index(question) + 1
-        wording = scenario_wording(self.scenario)
-        question = replace(
-            question,
-            prompt=reword(question.prompt, wording),
-            explanation=reword(question.explanation, wording),
-        )
-
-        def answered(right: bool) -> None:
-            self.asked += 1
-            self.right += right
-            self._update_title()
-
-        def went_on(_: int | None) -> None:
-            self._ask(trace, rest, index, summary=summary, resume=resume)
-
-        self.app.clear_notifications()  # a toast would cover the choices
-        self.app.push_screen(
-            QuestionScreen(question, number, len(self.questions), answered), went_on
-        )
+        was_at_end = self.stepper.at_end
+        self.go_to(index)
+        if resume and not self.stepper.at_end:
+            self.player.play()
+        elif summary and self.stepper.at_end and not was_at_end:
+            self.reached_end()
 
     def reached_end(self) -> None:
         """The last hop was reached by stepping or playing: the summary, once a trace."""
@@ -767,7 +740,7 @@ class TraceScreen(Screen[None]):
             self.notify(escape(str(err)), title="Cannot switch", severity="error")
             return
         self.cluster_tree.show(session.cluster)
-        self._update_title()
+        self.update_title()
         if request is None or trace is None:
             self.redraw_rules()
             self.notify(
@@ -886,7 +859,7 @@ class TraceScreen(Screen[None]):
     def mark_stale(self) -> None:
         """Say in the title that the trace on show predates an edit after which it fails."""
         self.stale = True
-        self._update_title()
+        self.update_title()
 
     def action_spread(self) -> None:
         """Send N requests and chart where they went."""
@@ -917,7 +890,7 @@ class TraceScreen(Screen[None]):
     def show_lab_result(self, result: str) -> None:
         """Say in the title how the lab judged the trace on show."""
         self.lab_result = result
-        self._update_title()
+        self.update_title()
 
     # -- learning: summary, challenge, deep links ------------------------------------------
 
@@ -948,35 +921,7 @@ class TraceScreen(Screen[None]):
 
     def action_challenge(self) -> None:
         """Challenge mode on or off: before a decision hop is shown, predict it."""
-        self.player.stop()
-        self.challenging = not self.challenging
-        if not self.challenging:
-            self.questions = ()
-            self._update_title()
-            self.notify(f"Challenge mode off: {self.right} of {self.asked} right.")
-            return
-        self.right = self.asked = 0
-        trace = self.trace
-        if trace is None or self.stepper is None:
-            self._update_title()
-            self.notify(
-                "Challenge mode on: pick a request, and before each decision hop you predict"
-                " it. c turns it off."
-            )
-            return
-        # From the first hop, the hops after it hidden again: they are what is asked.
-        self.questions = self.session.questions(trace)
-        self.summarized = False
-        self.stepper.to_start()
-        self.furthest = 0
-        self._update_title()
-        self._draw()
-        count = len(self.questions)
-        self.notify(
-            f"Challenge mode on, from the first hop: {count} question{'s' if count != 1 else ''}"
-            " in this trace, each asked before the hop that answers it. c turns it off.",
-            title="Challenge",
-        )
+        self.challenge.toggle()
 
     def action_command(self) -> None:
         """Show, and copy, the command that opens the app at this trace and hop."""
