@@ -30,7 +30,7 @@ asked; once the whole is parsed, every lookup is answered from it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any, overload
@@ -39,6 +39,7 @@ from model.cluster import Cluster, Node
 from model.nftables import NftChain, NftElement, NftRuleset, NftSet, NftTable
 from sim.kernel.nftables.sets import Key, KeyedElements, exact_key
 from sim.memo import PerCluster
+from sim.ondemand import OnDemand
 from sim.proxy.nftables import names as n
 from sim.proxy.nftables.sync import (
     PORT_SETS,
@@ -418,7 +419,7 @@ class NodeTable:
         return False
 
 
-class _Chains(dict[str, NftChain]):
+class _Chains(OnDemand[NftChain]):
     """The table's chains: the setup's, and each Service port's once a packet asks for it by
     name. The dict itself holds what was asked for (and the setup's declarations, which
     `NftTable.base_chains` reads); every question about all chains goes to the whole."""
@@ -456,51 +457,8 @@ class _Chains(dict[str, NftChain]):
         dict.__setitem__(self, name, chain)
         return chain
 
-    def __getitem__(self, name: str) -> NftChain:
-        found = self._find(name)
-        if found is None:
-            raise KeyError(name)
-        return found
-
-    @overload
-    def get(self, name: str, default: None = None) -> NftChain | None: ...
-    @overload
-    def get(self, name: str, default: NftChain) -> NftChain: ...
-    @overload
-    def get(self, name: str, default: Any) -> Any: ...
-    def get(self, name: str, default: Any = None) -> Any:
-        """Chain `name`, rendered and parsed now if it was not yet; `default` if none."""
-        found = self._find(name)
-        return default if found is None else found
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._find(name) is not None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table.whole().chains)
-
-    def __len__(self) -> int:
-        return len(self._table.whole().chains)
-
-    def keys(self) -> Any:
-        """Every chain's name (from the whole)."""
-        return self._table.whole().chains.keys()
-
-    def values(self) -> Any:
-        """Every chain (from the whole)."""
-        return self._table.whole().chains.values()
-
-    def items(self) -> Any:
-        """Every (name, chain) (from the whole)."""
-        return self._table.whole().chains.items()
-
-    def __eq__(self, other: object) -> bool:
-        return self._table.whole().chains == other
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    __hash__ = None
+    def _whole(self) -> Mapping[str, NftChain]:
+        return self._table.whole().chains
 
 
 class _Elements(KeyedElements):
@@ -539,7 +497,7 @@ class _Elements(KeyedElements):
         return hash(self._name)
 
 
-class _Sets(dict[str, NftSet]):
+class _Sets(OnDemand[NftSet]):
     """The table's sets and maps: the setup's (the shared maps answering lookups a port at a
     time) and each port's affinity sets once asked for; questions about all go to the
     whole."""
@@ -577,48 +535,5 @@ class _Sets(dict[str, NftSet]):
             dict.__setitem__(self, name, made)
         return made
 
-    def __getitem__(self, name: str) -> NftSet:
-        found = self._find(name)
-        if found is None:
-            raise KeyError(name)
-        return found
-
-    @overload
-    def get(self, name: str, default: None = None) -> NftSet | None: ...
-    @overload
-    def get(self, name: str, default: NftSet) -> NftSet: ...
-    @overload
-    def get(self, name: str, default: Any) -> Any: ...
-    def get(self, name: str, default: Any = None) -> Any:
-        """Set `name`, rendered now if it was not yet; `default` if none."""
-        found = self._find(name)
-        return default if found is None else found
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._find(name) is not None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table.whole().sets)
-
-    def __len__(self) -> int:
-        return len(self._table.whole().sets)
-
-    def keys(self) -> Any:
-        """Every set's name (from the whole)."""
-        return self._table.whole().sets.keys()
-
-    def values(self) -> Any:
-        """Every set (from the whole)."""
-        return self._table.whole().sets.values()
-
-    def items(self) -> Any:
-        """Every (name, set) (from the whole)."""
-        return self._table.whole().sets.items()
-
-    def __eq__(self, other: object) -> bool:
-        return self._table.whole().sets == other
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    __hash__ = None
+    def _whole(self) -> Mapping[str, NftSet]:
+        return self._table.whole().sets
