@@ -14,12 +14,21 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from typing import Protocol
 
-from model.cluster import Cluster
+from model.cluster import Cluster, Node
+from model.errors import RequestError
 from model.netfilter import Rule
 from sim.kernel.interpreter import Interpreter
 from sim.kernel.rules import ForeignRules, NodeRules
 
-__all__ = ["ProxyMode"]
+__all__ = ["ProxyMode", "node_named"]
+
+
+def node_named(cluster: Cluster, node: str) -> Node:
+    """The node `node` of `cluster`, for a mode to render; RequestError naming it if none."""
+    found = cluster.node(node)
+    if found is None:
+        raise RequestError(f"node '{node}' is not in the cluster")
+    return found
 
 
 class ProxyMode(Protocol):

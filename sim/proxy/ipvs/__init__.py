@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from model.cluster import Cluster, Node
-from model.errors import RequestError
+from model.cluster import Cluster
 from model.ipset import IpSets
 from model.ipvs import IpvsTable
 from model.netfilter import Rule, Ruleset
 from sim.collector import paused
 from sim.kernel.rules import ForeignRules
+from sim.proxy.base import node_named
 from sim.proxy.ipvs import lazy
 from sim.proxy.ipvs.interpret import IpvsInterpreter
 from sim.proxy.ipvs.save import IpvsListing, iptables_save, listings_of
@@ -38,16 +38,9 @@ __all__ = [
 ]
 
 
-def _node(cluster: Cluster, node: str) -> Node:
-    found = cluster.node(node)
-    if found is None:
-        raise RequestError(f"node '{node}' is not in the cluster")
-    return found
-
-
 def _sync(cluster: Cluster, node: str) -> IpvsSync:
     with paused():  # a big node builds millions of short strings and tuples, none cyclic
-        return sync(cluster, _node(cluster, node))
+        return sync(cluster, node_named(cluster, node))
 
 
 def render_node_ipvs(cluster: Cluster, node: str, extra: ForeignRules | None = None) -> str:
@@ -120,7 +113,7 @@ class IpvsMode:
 
         foreign = extra.ipsets if extra is not None else {}
         if lazy.renders_in_parts(cluster):
-            state = lazy.NodeIpvs(cluster, _node(cluster, node), extra)
+            state = lazy.NodeIpvs(cluster, node_named(cluster, node), extra)
             return RenderedIpvsRules(
                 node=node,
                 text=state.text,

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
-from model.cluster import Cluster, Node
-from model.errors import RequestError
+from model.cluster import Cluster
 from model.ipset import IpSets
 from model.netfilter import Rule, Ruleset
 from model.nftables import NftRuleset
 from sim.collector import paused as collector_paused
 from sim.kernel.rules import ForeignRules
+from sim.proxy.base import node_named
 from sim.proxy.nftables.interpret import NftablesInterpreter
 from sim.proxy.nftables.kubelet import kubelet_iptables
 from sim.proxy.nftables.sync import Transaction, sync
@@ -48,22 +48,15 @@ __all__ = [
 ]
 
 
-def _node(cluster: Cluster, node: str) -> Node:
-    found = cluster.node(node)
-    if found is None:
-        raise RequestError(f"node '{node}' is not in the cluster")
-    return found
-
-
 def _sync(cluster: Cluster, node: str) -> Transaction:
     with collector_paused():
-        return sync(cluster, _node(cluster, node))
+        return sync(cluster, node_named(cluster, node))
 
 
 def render_node_nft(cluster: Cluster, node: str) -> str:
     """`nft list table ip kube-proxy` on `node`, as kube-proxy 1.31 leaves it."""
     with collector_paused():
-        return sync(cluster, _node(cluster, node)).listing()
+        return sync(cluster, node_named(cluster, node)).listing()
 
 
 def render_node_transaction(cluster: Cluster, node: str) -> str:
@@ -159,7 +152,7 @@ class NftablesMode:
             node=node,
             text=text,
             ruleset=parse_iptables_save(text, source=f"{node} (rendered)", lazy=True),
-            table=NodeTable(cluster, _node(cluster, node)),
+            table=NodeTable(cluster, node_named(cluster, node)),
         )
 
     def interpreter(
