@@ -6,7 +6,8 @@ declares every key, so the footer, the help screen and the command palette
 read them in one place. On a narrow terminal a pane is mounted when first
 shown, so the first screen draws only the packet log. Its parts each do one job: the
 rules pane (`rules_pane`), playing (`player`), challenge mode (`challenge`),
-cluster edits (`cluster_edit`) and the real-kernel lab check (`lab_check`).
+kube-proxy's mode switch (`mode_switch`), cluster edits (`cluster_edit`) and the
+real-kernel lab check (`lab_check`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tui.hopstyle import Badge, badge_of, literal
 from tui.screens.challenge import Challenge
 from tui.screens.cluster_edit import ClusterEditor
 from tui.screens.lab_check import LabCheck
+from tui.screens.mode_switch import ModeSwitch
 from tui.screens.player import Player
 from tui.screens.rules_pane import RulesPane
 from tui.session import (
@@ -164,6 +166,8 @@ class TraceScreen(Screen[None]):
         """Checks the trace on show in the real-kernel lab (`L`)."""
         self.challenge = Challenge(self)
         """Asks challenge mode's questions (`c`), keeping the score below."""
+        self.mode_switch = ModeSwitch(self)
+        """Switches kube-proxy's mode and re-traces at the same hop (`m`)."""
         self.challenging = False
         """Challenge mode is on (`c`): a hop's questions are asked before it is shown."""
         self.questions: tuple[Question, ...] = ()
@@ -727,90 +731,7 @@ class TraceScreen(Screen[None]):
     def action_switch_mode(self) -> None:
         """Switch kube-proxy to its next mode and trace the request on show again, staying at
         the hop on show (or the nearest), and say what the other mode does differently."""
-        session = self.session
-        self.player.stop()
-        was, mode = session.mode, session.next_mode()
-        if mode == was:
-            self.notify(f"kube-proxy runs in {mode} mode, the only mode kubehop simulates.")
-            return
-        trace, index, request = self.trace, self.index, self.request
-        try:
-            session.switch_mode(mode)
-        except KubehopError as err:
-            self.notify(escape(str(err)), title="Cannot switch", severity="error")
-            return
-        self.cluster_tree.show(session.cluster)
-        self.update_title()
-        if request is None or trace is None:
-            self.redraw_rules()
-            self.notify(
-                f"kube-proxy runs in {mode} mode now (it ran in {was} mode): the rules pane "
-                "shows what it writes. Press p or a scenario's key to trace a request.",
-                title=f"{mode} mode",
-            )
-            return
-        # The same seed and endpoint: what differs in the new trace is the mode's doing.
-        again = Request(
-            request.source, request.destination, request.container, trace.seed, request.pick
-        )
-        if session.big:
-            self.query_one(Explanation).waiting = (
-                f"Tracing {request.describe()} again in {mode} mode: the first trace through a "
-                "node renders and parses its rules, which takes a while at this scale…"
-            )
-            self._retrace_in_worker(request, again, trace, index)
-            return
-        try:
-            new = session.trace(again)
-        except KubehopError as err:
-            self._retrace_failed(str(err))
-            return
-        self._show_switched(request, new, trace, index)
-
-    @work(thread=True, exclusive=True, group="trace")
-    def _retrace_in_worker(self, request: Request, again: Request, old: Trace, index: int) -> None:
-        try:
-            new = self.session.trace(again)
-        except KubehopError as err:
-            self.app.call_from_thread(self._retrace_failed, str(err))
-            return
-        self.app.call_from_thread(self._show_switched, request, new, old, index)
-
-    def _retrace_failed(self, message: str) -> None:
-        self.query_one(Explanation).waiting = ""
-        self.notify(
-            escape(f"In {self.session.mode} mode the request does not trace: {message}"),
-            severity="warning",
-        )
-        self.mark_stale()
-        self.redraw_rules()
-
-    def _show_switched(self, request: Request, new: Trace, old: Trace, index: int) -> None:
-        """Show `new`, the request traced again in another mode, at the counterpart of hop
-        `index` of `old`, and say what changed."""
-        was = self.badges[index].label if index < len(self.badges) else ""
-        found = self.session.counterpart(old, index, new)
-        self.show_trace(request, new, found.index, retrace=True)
-        now = self.badges[found.index].label
-        hop = new.hops[found.index]
-        on = f" on {literal(hop.where.node)}" if hop.where.node else ""
-        of = f"{found.index + 1} of {len(new.hops)}"
-        kept = (
-            f"Still at the {now} hop{on} ({of})."
-            if found.same
-            else f"Hop {index + 1} ({was}) has no counterpart here: at the nearest, "
-            f"the {now} hop{on} ({of})."
-        )
-        differences = self.session.differences(old, new)
-        said = (
-            "; ".join(differences)
-            if differences
-            else "the same hops, and no rule of kube-proxy's rewrites or stops this request"
-        )
-        mode = self.session.mode
-        self.notify(
-            escape(f"{mode} mode: {said}. {kept}"), title=f"kube-proxy: {mode} mode", timeout=10
-        )
+        self.mode_switch.switch()
 
     # -- rules pane -----------------------------------------------------------------------
 
@@ -950,13 +871,7 @@ class TraceScreen(Screen[None]):
     def key_bindings(self) -> list[BindingType]:
         """The screen's keys as the help and the command palette list them: `m` says which
         mode kube-proxy is in and which it switches to (the footer has room for "Mode")."""
-        modes = self.session.modes()
-        described = (
-            f"Mode: re-trace in {self.session.next_mode()} mode (kube-proxy in "
-            f"{self.session.mode} mode now; m cycles {', '.join(modes)})"
-            if len(modes) > 1
-            else f"Mode: kube-proxy in {self.session.mode} mode (the only one simulated)"
-        )
+        described = self.mode_switch.description()
         return [
             replace(b, description=described)
             if isinstance(b, Binding) and b.action == "switch_mode"
