@@ -6,8 +6,8 @@ declares every key, so the footer, the help screen and the command palette
 read them in one place. On a narrow terminal a pane is mounted when first
 shown, so the first screen draws only the packet log. Its parts each do one job: the
 rules pane (`rules_pane`), playing (`player`), challenge mode (`challenge`),
-kube-proxy's mode switch (`mode_switch`), cluster edits (`cluster_edit`) and the
-real-kernel lab check (`lab_check`).
+the summary and deep links (`learning`), kube-proxy's mode switch (`mode_switch`),
+cluster edits (`cluster_edit`) and the real-kernel lab check (`lab_check`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from tui.hopstyle import Badge, badge_of, literal
 from tui.screens.challenge import Challenge
 from tui.screens.cluster_edit import ClusterEditor
 from tui.screens.lab_check import LabCheck
+from tui.screens.learning import Learning
 from tui.screens.mode_switch import ModeSwitch
 from tui.screens.player import Player
 from tui.screens.rules_pane import RulesPane
@@ -168,6 +169,8 @@ class TraceScreen(Screen[None]):
         """Asks challenge mode's questions (`c`), keeping the score below."""
         self.mode_switch = ModeSwitch(self)
         """Switches kube-proxy's mode and re-traces at the same hop (`m`)."""
+        self.learning = Learning(self)
+        """Opens the summary (`S`) and copies the command back to a hop (`y`)."""
         self.challenging = False
         """Challenge mode is on (`c`): a hop's questions are asked before it is shown."""
         self.questions: tuple[Question, ...] = ()
@@ -817,28 +820,8 @@ class TraceScreen(Screen[None]):
 
     def action_summary(self) -> None:
         """What the trace came to: NAT and its reversal, the deciding rules, nodes, tunnels."""
-        trace, request = self.trace, self.request
-        if self._untraced() or trace is None or request is None:
-            return
-        if self.challenging and self.furthest < len(trace.hops) - 1:
-            self.notify(
-                "In challenge mode the summary waits for the end of the trace: it would give the"
-                " answers away (c turns challenge mode off).",
-                severity="warning",
-            )
-            return
-        from tui.screens.summary import SummaryScreen
-
-        preset = self.scenario
-
-        def chosen(index: int | None) -> None:
-            if index is not None and self.trace is trace:
-                self.player.stop()
-                self.go_to(index)
-
-        goal = preset.goal if preset is not None else ""
-        score = f"{self.right} of {self.asked} answered right" if self.challenging else ""
-        self.app.push_screen(SummaryScreen(self.session.summary(trace), goal, score), chosen)
+        if not self._untraced():
+            self.learning.summary()
 
     def action_challenge(self) -> None:
         """Challenge mode on or off: before a decision hop is shown, predict it."""
@@ -846,21 +829,8 @@ class TraceScreen(Screen[None]):
 
     def action_command(self) -> None:
         """Show, and copy, the command that opens the app at this trace and hop."""
-        trace, request = self.trace, self.request
-        if self._untraced() or trace is None or request is None:
-            return
-        command = self.session.command(request, trace, self.index + 1)
-        self.app.copy_to_clipboard(command)
-        edited = (
-            "\nIt traces the cluster as loaded: this session's edits (d, +, −) are not in it."
-            if self.session.history
-            else ""
-        )
-        self.notify(
-            escape(command) + edited,
-            title=f"Opens hop {self.index + 1} (copied to the clipboard)",
-            timeout=20,
-        )
+        if not self._untraced():
+            self.learning.command()
 
     def action_help(self) -> None:
         """Show the keys."""
