@@ -19,7 +19,7 @@ from model.cluster import Cluster
 from model.errors import RequestError
 from model.netfilter import Rule
 from model.packet import Packet, Proto
-from model.trace import Hop, HopKind, Trace, Verdict
+from model.trace import HopKind, Trace, Verdict
 from sim.cluster.dns import Resolution, resolve
 from sim.cluster.network import ClusterNetwork, network_of
 from sim.cluster.rules import rules_for
@@ -121,7 +121,6 @@ def trace_shared(
     rng: random.Random,
     state: SharedState | None = None,
     node_rules: Mapping[str, NodeRules] | None = None,
-    on_hop: Callable[[Hop], None] | None = None,
     choose: Callable[[Rule], bool | None] | None = None,
 ) -> tuple[Trace, SharedState]:
     """Trace `request` with a given generator and the state earlier requests left.
@@ -134,7 +133,7 @@ def trace_shared(
     (not shown), its conntrack state kept and its MSS options applied, and the
     trace is the segment and the server's ACK.
     """
-    context = _TraceContext(cluster, rng, node_rules, choose, on_hop)
+    context = _TraceContext(cluster, rng, node_rules, choose)
     if request.size is not None and parse_destination(request.destination).proto is Proto.TCP:
         return _trace_segment(context, request, state)
     return _walk(context, request, state)
@@ -152,8 +151,6 @@ class _TraceContext:
     """Real nodes' rules, by node name, in place of the rendered ones."""
     choose: Callable[[Rule], bool | None] | None
     """Decides every `-m statistic` rule instead of `rng` (None from it: draw)."""
-    on_hop: Callable[[Hop], None] | None
-    """Handed each hop of the trace, in order, once the walk is done."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +174,7 @@ def _trace_segment(
             f"--size 0 with {request.destination}: a TCP connection sends no data segment"
             " without data; give 1 or more bytes (without --size the trace is the SYN)"
         )
-    shake, after = _walk(replace(context, on_hop=None), replace(request, size=None), state)
+    shake, after = _walk(context, replace(request, size=None), state)
     sends = [h for h in shake.hops if h.kind is HopKind.SEND]
     syn = sends[0].before
     synack = next((h.before for h in sends if h.before.tcp_flags == "SYN,ACK"), None)
@@ -187,11 +184,7 @@ def _trace_segment(
             f"--size {request.size}: the handshake did not complete, so no data segment was"
             " sent; this is the trace of the SYN"
         )
-        result = shake.model_copy(update={"warnings": (*shake.warnings, note)})
-        if context.on_hop is not None:
-            for hop in result.hops:
-                context.on_hop(hop)
-        return result, after
+        return shake.model_copy(update={"warnings": (*shake.warnings, note)}), after
     segment = _Segment(syn.sport, syn.mss or 0, synack.mss or 0)
     return _walk(context, request, after, segment=segment)
 
@@ -319,9 +312,6 @@ def _walk(
         last = walker.hops[-1]
         walker.hops[-1] = last.model_copy(update={"kind": HopKind.UNKNOWN, "note": unknown})
     hops = tuple(walker.hops)
-    if context.on_hop is not None:
-        for hop in hops:
-            context.on_hop(hop)
     warnings = (
         _relevant_warnings(cluster, walker)
         + tuple(dict.fromkeys(walker.findings))
