@@ -48,7 +48,7 @@ __all__ = [
     "IPSETS",
     "IpvsSync",
     "NodeView",
-    "bound_addresses",
+    "bound_interfaces",
     "ipvs_timeouts",
     "node_view",
     "sync",
@@ -313,14 +313,10 @@ def _virtual(
     )
 
 
-def bound_addresses(cluster: Cluster, node: Node) -> tuple[IPv4Address, ...]:
-    """The addresses kube-proxy binds to `kube-ipvs0` on `node` (syncService's bindAddr): every
-    ClusterIP, and the external and load-balancer IPs that no other interface has."""
-    return tuple(bound.ip for bound in bound_interfaces(cluster, node))
-
-
 def bound_interfaces(cluster: Cluster, node: Node) -> tuple[IPv4Interface, ...]:
-    """`bound_addresses`, each as the /32 `ip addr show kube-ipvs0` lists."""
+    """The addresses kube-proxy binds to `kube-ipvs0` on `node` (syncService's bindAddr), each
+    as the /32 `ip addr show kube-ipvs0` lists: every ClusterIP, and the external and
+    load-balancer IPs that no other interface has."""
     candidates = bind_candidates(cluster)
     own = set(node_addresses(node))
     if own.isdisjoint(candidates.external):
