@@ -147,6 +147,13 @@ class SetDraft:
     """A listed set's `elements = { … }` lines (start, end, first line's number), read into
     `elements` when built."""
 
+    def add_element(self, key: list[str], comment: str | None, value: str | None) -> None:
+        """Add an element read from `{ … }`; a key already there keeps the element it has."""
+        element = NftElement.model_construct(
+            key=tuple(key), value=value, comment=comment, timeout=None
+        )
+        self.elements.setdefault(element.key, element)
+
     def build(self, text: str, source: str) -> NftSet:
         """The set, its listed elements read."""
         for start, end, lineno in self.listed:
@@ -332,10 +339,7 @@ def _set_elements(s: SetDraft, text: str, source: str, lineno: int) -> None:
     r = RuleWords(words, at=1)
     try:
         for key, comment, value in element_items(r, timeouts=True):
-            element = NftElement.model_construct(
-                key=tuple(key), value=value, comment=comment, timeout=None
-            )
-            s.elements.setdefault(element.key, element)
+            s.add_element(key, comment, value)
     except (IndexError, ValueError) as err:
         raise parse_error(
             source, lineno, f"set {s.name}: cannot read its elements ({err})"

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-from model.nftables import NftElement
 from sim.readers.nft_drafts import (
     FAMILIES,
     ChainDraft,
@@ -137,10 +136,7 @@ def _tx_element(
         if verb == "delete":
             s.elements.pop(tuple(key), None)
         else:
-            element = NftElement.model_construct(
-                key=tuple(key), value=value, comment=comment, timeout=None
-            )
-            s.elements.setdefault(element.key, element)
+            s.add_element(key, comment, value)
 
 
 def _tx_rule(
