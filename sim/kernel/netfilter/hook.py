@@ -6,29 +6,25 @@ call (the packet as rewritten so far, its conntrack entry, the chains entered)
 and nothing escapes it but frozen values. (Long on purpose: `_Run` is one
 packet's passage through one hook, and its conntrack, table walk, targets and
 NAT share that scratch. What runs at a hook and in which order is `order`'s,
-what a walk records `shown`'s, the match modules `matches`', the source port
+a table's chains walked rule by rule `walk`'s, what a walk records `shown`'s, the match modules `matches`', the source port
 SNAT picks `nat_ports`'.)
 """
 
 from __future__ import annotations
 
 import random
-from bisect import bisect_left
 from ipaddress import IPv4Address
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from model.errors import RulesWalkError
 from model.ipvs import IpvsTable
 from model.netfilter import (
     AcceptTarget,
-    Chain,
     ConnmarkTarget,
     ConntrackMatch,
     DnatTarget,
     DropTarget,
     Hook,
-    JumpTarget,
     LogTarget,
     MarkTarget,
     MasqueradeTarget,
@@ -37,7 +33,6 @@ from model.netfilter import (
     PortRange,
     RecentMatch,
     RejectTarget,
-    ReturnTarget,
     Rule,
     Ruleset,
     SnatTarget,
@@ -52,7 +47,7 @@ from sim.kernel.conntrack import CtDirection
 from sim.kernel.ipvs.hooks import IpvsVerdict
 from sim.kernel.ipvs.hooks import reply as ipvs_reply
 from sim.kernel.ipvs.hooks import request as ipvs_request
-from sim.kernel.netfilter.index import INDEX_MIN_RULES, Key, chain_index
+from sim.kernel.netfilter.index import INDEX_MIN_RULES
 from sim.kernel.netfilter.matches import conntrack_match, recent_match, stateless_match
 from sim.kernel.netfilter.nat_ports import pick_source_port
 from sim.kernel.netfilter.order import (
@@ -63,7 +58,6 @@ from sim.kernel.netfilter.order import (
     hook_steps,
     with_ipvs,
 )
-from sim.kernel.netfilter.shown import Frame, MemoKey, Replay, Shown
 from sim.kernel.netfilter.state import (
     HookContext,
     HookResult,
@@ -72,6 +66,7 @@ from sim.kernel.netfilter.state import (
     NetfilterState,
     NftKey,
 )
+from sim.kernel.netfilter.walk import TableWalker
 
 if TYPE_CHECKING:
     from model.nftables import NftChain, NftNat, NftRuleset, NftTable
@@ -142,21 +137,6 @@ def traverse(
     return run.result("ACCEPT")
 
 
-MAX_CHAIN_ENTRIES = 100_000
-"""Chain entries one table walk follows; only rules that change the packet as they fan
-out can need more (side-effect-free chains are walked once per packet and replayed)."""
-
-_EFFECT_TARGETS = (
-    MarkTarget,
-    ConnmarkTarget,
-    NotrackTarget,
-    DnatTarget,
-    SnatTarget,
-    MasqueradeTarget,
-)
-_EFFECT_MATCHES = (StatisticMatch, RecentMatch)
-
-
 class _Run:
     """The mutable scratch of one `traverse` call; nothing escapes it but frozen values."""
 
@@ -172,16 +152,13 @@ class _Run:
         self.ctx = ctx
         self.ruleset = ruleset
         self.rng = rng
-        self.index_min_rules = index_min_rules
         self.pkt = pkt
         self.conntrack = state.conntrack
         self.recent = state.recent
         self.nth = dict(state.nth)
         self.in_flight = dict(state.in_flight)
         self.walks: list[TableWalk] = []
-        self.memo: dict[MemoKey, Replay] = {}
-        self.purity: dict[tuple[Table, str], bool] = {}
-        self.candidates: dict[int, tuple[Key, list[int]]] = {}
+        self.walker = TableWalker(ruleset, ctx.hook, index_min_rules, self)
         self.assumptions: list[str] = []
         self.untracked = False
         # A packet conntrack refuses to track (a SYN-ACK or RST of no known
@@ -592,135 +569,8 @@ class _Run:
         self.snat_to(self.pkt.src, None, randomize=False)
 
     def table(self, table: Table) -> TableWalk:
-        chains = self.ruleset.tables[table]
-        base = chains[self.ctx.hook.value]
-        shown = Shown()
-        stack: list[Frame] = []
-        chain, pos, start, fresh = base, 0, 0, True
-        entered = 0
-        verdict: str
-        while True:
-            rules = chain.rules
-            idx = self.next_candidate(chain, pos)
-            if idx is None:
-                if fresh or start < len(rules):
-                    shown.span(ChainSpan(chain=chain.name, first=start + 1, last=len(rules)))
-                if stack:
-                    chain, pos = self._back(stack.pop(), shown, table)
-                    start, fresh = pos, False
-                    continue
-                verdict = base.policy or "ACCEPT"
-                break
-            rule = rules[idx]
-            if not self.matches(rule):
-                pos = idx + 1
-                continue
-            target = rule.target
-            if isinstance(target, JumpTarget):
-                shown.match(rule.ref)
-                shown.span(ChainSpan(chain=chain.name, first=start + 1, last=idx + 1))
-                key = self._memo_key(table, target) if not target.goto else None
-                known = self.memo.get(key) if key is not None else None
-                if known is not None:
-                    # The same side-effect-free chain with the same packet: the
-                    # kernel walks it again to the same RETURN; kubehop replays it.
-                    shown.replay(known)
-                    pos = start = idx + 1
-                    fresh = False
-                    continue
-                entered += 1
-                if entered > MAX_CHAIN_ENTRIES:
-                    where = f"{self.ruleset.source}:{rule.lineno}" if rule.lineno else ""
-                    raise RulesWalkError(
-                        f"{where or rule.ref}: {rule.ref}: the {table.value} table's rules fan"
-                        f" out into more than {MAX_CHAIN_ENTRIES:,} chain entries for one packet,"
-                        " changing the packet or netfilter's state on the way (so no walk can be"
-                        " replayed); kubehop does not follow them to the end"
-                    )
-                if not target.goto:
-                    stack.append(Frame(chain, idx + 1, key, shown.mark()))
-                chain, pos, start, fresh = chains[target.chain], 0, 0, True
-                continue
-            if isinstance(target, ReturnTarget):
-                shown.match(rule.ref)
-                shown.span(ChainSpan(chain=chain.name, first=start + 1, last=idx + 1))
-                if stack:
-                    chain, pos = self._back(stack.pop(), shown, table)
-                    start, fresh = pos, False
-                    continue
-                verdict = base.policy or "ACCEPT"
-                break
-            final = self.apply(rule, table)
-            if final is None:
-                shown.match(rule.ref)
-                pos = idx + 1
-                continue
-            shown.match(rule.ref, always=True)
-            shown.span(ChainSpan(chain=chain.name, first=start + 1, last=idx + 1), always=True)
-            verdict = final
-            break
-        return TableWalk(
-            table=table,
-            spans=tuple(shown.spans),
-            matched=tuple(shown.matched),
-            verdict=verdict,
-            elided=shown.elided,
-        )
-
-    def _back(self, frame: Frame, shown: Shown, table: Table) -> tuple[Chain, int]:
-        """Return to the rule after a jump; remember a pure chain's walk for the next time."""
-        if frame.memo is not None:
-            self.memo[frame.memo] = shown.since(frame.mark)
-        return frame.chain, frame.pos
-
-    def _memo_key(self, table: Table, target: JumpTarget) -> MemoKey | None:
-        """The key to remember a jump's walk by, when walking it changes nothing."""
-        if self.index_min_rules is None or not self._pure(table, target.chain):
-            return None
-        return (table, target.chain, self.pkt)
-
-    def _pure(self, table: Table, name: str) -> bool:
-        """Whether walking chain `name` (and every chain it reaches) changes no packet or state."""
-        key = (table, name)
-        found = self.purity.get(key)
-        if found is not None:
-            return found
-        self.purity[key] = False  # (loops are refused when rules are read)
-        chain = self.ruleset.tables[table].get(name)
-        # A chain whose rules are produced as they are read (iptables mode's shared
-        # chains, `sim.proxy.iptables.lazy`) is not proved pure: that would render
-        # every Service port's rules for one packet. Walking it again is cheap anyway:
-        # such a chain is indexed.
-        lazy = chain is not None and not isinstance(chain.rules, tuple)
-        pure = (
-            chain is not None
-            and not lazy
-            and all(
-                not isinstance(rule.target, _EFFECT_TARGETS)
-                and not any(isinstance(m, _EFFECT_MATCHES) for m in rule.matches)
-                and (
-                    not isinstance(rule.target, JumpTarget) or self._pure(table, rule.target.chain)
-                )
-                for rule in chain.rules
-            )
-        )
-        self.purity[key] = pure
-        return pure
-
-    def next_candidate(self, chain: Chain, pos: int) -> int | None:
-        if pos >= len(chain.rules):
-            return None
-        if self.index_min_rules is None or len(chain.rules) < self.index_min_rules:
-            return pos
-        key: Key = (self.pkt.dst, self.pkt.proto.value, self.pkt.dport)
-        cached = self.candidates.get(id(chain))
-        if cached is not None and cached[0] == key:
-            candidates = cached[1]
-        else:
-            candidates = chain_index(chain).candidates(self.pkt)
-            self.candidates[id(chain)] = (key, candidates)
-        at = bisect_left(candidates, pos)
-        return candidates[at] if at < len(candidates) else None
+        """`table`'s chains at this hook, walked as the kernel's ipt_do_table does."""
+        return self.walker.walk(table)
 
     # --- targets ---------------------------------------------------------
 
