@@ -378,6 +378,12 @@ class Cluster(_Frozen):
             del copy.__dict__[name]
         return copy
 
+    def build_indexes(self) -> None:
+        """Build every lookup index now rather than on first use (`node`, `pod`, `service`,
+        `slices_of`, `pods_on`)."""
+        for index in _INDEX_FIELDS:
+            getattr(self, index)
+
     def indexes_from(self, other: Cluster, changed: Iterable[str]) -> None:
         """Take `other`'s lookup indexes built from fields this cluster shares with it (all
         but `changed`): a cluster rewired by another CNI or kube-proxy mode keeps its pods'

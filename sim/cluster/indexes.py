@@ -30,12 +30,7 @@ def prepare(cluster: Cluster) -> Cluster:
     # thousand would otherwise cost the first trace a 35 ms scan of the next generation).
     big = len(cluster.pods) + len(cluster.endpoint_slices) + len(cluster.services) > BIG
     with collector_off(freeze_over=0 if big else BIG):
-        cluster.node("")
-        cluster.pod("", "")
-        cluster.service("", "")
-        cluster.pods_on("")
-        for service in cluster.services[:1]:
-            cluster.slices_of(service)
+        cluster.build_indexes()
         # Imported here: only the cluster's own mode's module is loaded.
         if cluster.kube_proxy.mode is ProxyMode.IPTABLES:
             from sim.proxy.iptables.lazy import service_table
