@@ -20,13 +20,12 @@ from model.cluster import Cluster
 from model.ipset import IpSets
 from model.ipvs import IpvsTable
 from model.netfilter import Rule, Ruleset
-from sim.collector import paused
 from sim.kernel.rules import ForeignRules
 from sim.proxy.base import node_named
 from sim.proxy.ipvs import lazy
 from sim.proxy.ipvs.interpret import IpvsInterpreter
 from sim.proxy.ipvs.save import IpvsListing, iptables_save, listings_of
-from sim.proxy.ipvs.sync import IpvsSync, sync
+from sim.proxy.ipvs.sync import sync
 
 __all__ = [
     "IPVS",
@@ -38,14 +37,9 @@ __all__ = [
 ]
 
 
-def _sync(cluster: Cluster, node: str) -> IpvsSync:
-    with paused():  # a big node builds millions of short strings and tuples, none cyclic
-        return sync(cluster, node_named(cluster, node))
-
-
 def render_node_ipvs(cluster: Cluster, node: str, extra: ForeignRules | None = None) -> str:
     """Every command's output on `node`, each under a `# COMMAND` line."""
-    synced = _sync(cluster, node)
+    synced = sync(cluster, node_named(cluster, node))
     found = listings_of(cluster, node, synced, iptables_save(synced, extra))
     return "\n".join(f"# {item.command}\n{item.text.rstrip()}\n" for item in found)
 
@@ -122,7 +116,7 @@ class IpvsMode:
                 listings=lazy.LazyListings(state),
                 ipsets={**lazy.lazy_sets(state), **foreign},
             )
-        synced = _sync(cluster, node)
+        synced = sync(cluster, node_named(cluster, node))
         text = iptables_save(synced, extra)
         sets = {**synced.ipsets(), **foreign}
         return RenderedIpvsRules(

@@ -233,11 +233,6 @@ class _Whole:
         return parse_ipsets(text, "kube-proxy's ipsets")
 
 
-def _paused_sync(cluster: Cluster, node: Node) -> IpvsSync:
-    with paused():  # a big node builds millions of short strings and tuples
-        return sync(cluster, node)
-
-
 class NodeIpvs:
     """One node's IPVS state: virtual servers built a Service port at a time, set
     membership from the cluster's indexes, the whole sync when something asks for all."""
@@ -265,10 +260,8 @@ class NodeIpvs:
         members: set[Key] = set()
         scratch = IpvsSync()
         for p in self.index.ranged:
-            name, svc, port = self.index.ports[p]
-            sync_port(self.cluster, self.view, scratch, name, svc, port)
-            self._keep(p, tuple(scratch.services))
-            scratch.services.clear()
+            self._build(p, scratch)
+            _, svc, port = self.index.ports[p]
             if any(self.node.internal_ip in cidr for cidr in svc.load_balancer_source_ranges):
                 proto = port.protocol.value
                 members.update((int(lbip), proto, port.port) for lbip in svc.load_balancer_ips)
@@ -276,22 +269,22 @@ class NodeIpvs:
 
     # --- virtual servers ---------------------------------------------------------
 
-    def _keep(self, p: int, found: tuple[VirtualServer, ...]) -> None:
-        self._built[p] = found
+    def _build(self, p: int, scratch: IpvsSync) -> tuple[VirtualServer, ...]:
+        """Sync Service port `p` into `scratch` and keep its virtual servers (taken out of
+        `scratch`; its sets and rules stay there)."""
+        name, svc, port = self.index.ports[p]
+        sync_port(self.cluster, self.view, scratch, name, svc, port)
+        found = self._built[p] = tuple(scratch.services)
+        scratch.services.clear()
         self._held += sum(
             VIRTUAL_SERVER_BYTES + REAL_SERVER_BYTES * len(vs.real_servers) for vs in found
         )
+        return found
 
     def port_services(self, p: int) -> tuple[VirtualServer, ...]:
         """The virtual servers of Service port `p` on this node, in the order sync adds them."""
         found = self._built.get(p)
-        if found is None:
-            name, svc, port = self.index.ports[p]
-            scratch = IpvsSync()
-            sync_port(self.cluster, self.view, scratch, name, svc, port)
-            found = tuple(scratch.services)
-            self._keep(p, found)
-        return found
+        return self._build(p, IpvsSync()) if found is None else found
 
     def lookup(self, proto: Proto, ip: IPv4Address, port: int) -> VirtualServer | None:
         """The virtual server at `ip:port/proto`: the last of those sync adds there, as the
@@ -394,7 +387,7 @@ class NodeIpvs:
     def whole(self) -> _Whole:
         """The whole sync, rendered and parsed once (what a person sees, every member)."""
         if self._whole is None:
-            synced = _paused_sync(self.cluster, self.node)
+            synced = sync(self.cluster, self.node)
             name = self.node.name
             self._whole = _Whole(
                 synced.table(f"{name} (rendered)", self.cluster),

@@ -27,6 +27,7 @@ from model.cluster import Cluster, Node, Service, ServicePort
 from model.ipset import IpSet
 from model.ipvs import IpvsTable, RealServer, VirtualServer
 from model.packet import Proto
+from sim.collector import paused
 from sim.memo import PerCluster
 from sim.proxy.endpoints import (
     KPEndpoint,
@@ -222,8 +223,9 @@ def sync(cluster: Cluster, node: Node) -> IpvsSync:
     """What kube-proxy 1.31 in IPVS mode programs on `node`."""
     out = IpvsSync()
     view = node_view(cluster, node)
-    for name, svc, port in service_ports(cluster):
-        sync_port(cluster, view, out, name, svc, port)
+    with paused():  # a big node builds millions of short strings and tuples, none cyclic
+        for name, svc, port in service_ports(cluster):
+            sync_port(cluster, view, out, name, svc, port)
     out.members["KUBE-IPVS-IPS"] = {str(ip): None for ip in out.bound}
     write_iptables(out, cluster, {name for name, found in out.members.items() if found})
     return out
