@@ -30,10 +30,11 @@ asked; once the whole is parsed, every lookup is answered from it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from abc import abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from model.cluster import Cluster, Node
 from model.nftables import NftChain, NftElement, NftRuleset, NftSet, NftTable
@@ -72,6 +73,8 @@ bounds."""
 
 ELEMENT_BYTES = 600
 """About what one looked-up element holds (its `NftElement` and its key)."""
+
+_E = TypeVar("_E", NftChain, NftSet)
 
 WHOLE_FACTOR = 4
 """Bytes per character the whole texts hold, with their parse (as `sim.cluster.rules`
@@ -276,21 +279,15 @@ class NodeTable:
             return chain
         return None
 
-    def fixed_set(self, name: str) -> NftSet | None:
-        """A set or map as the setup declares it (a shared map has no element there)."""
-        if dict.__contains__(self._fixed.sets, name):
-            found: NftSet = self._fixed.sets[name]
-            return found
-        return None
+    def fixed_declarations(self) -> Iterator[tuple[str, Any]]:
+        """The setup's chains as its table holds them before they are asked for (a draft
+        with its name and hook, or the chain), by name."""
+        return iter(dict.items(self._fixed.chains))
 
-    def fixed_names(self) -> tuple[list[str], list[str]]:
-        """The setup's chains and sets, by name."""
-        return list(dict.keys(self._fixed.chains)), list(dict.keys(self._fixed.sets))
-
-    def fixed_declaration(self, name: str) -> Any:
-        """The setup's chain `name` as its table holds it before it is asked for (a draft
-        with its name and hook, or the chain)."""
-        return dict.__getitem__(self._fixed.chains, name)
+    def fixed_sets(self) -> Iterator[tuple[str, NftSet]]:
+        """The setup's sets and maps as it declares them (a shared map has no element
+        there), by name."""
+        return ((name, self._fixed.sets[name]) for name in dict.keys(self._fixed.sets))
 
     def owners(self, name: str) -> tuple[int, ...] | None:
         """The ports a chain or affinity set called `name` may belong to; None when the name
@@ -419,43 +416,69 @@ class NodeTable:
         return False
 
 
-class _Chains(OnDemand[NftChain]):
-    """The table's chains: the setup's, and each Service port's once a packet asks for it by
-    name. The dict itself holds what was asked for (and the setup's declarations, which
-    `NftTable.base_chains` reads); every question about all chains goes to the whole."""
+class _Entries(OnDemand[_E]):
+    """A table's chains or sets: the setup's, and each Service port's once a packet asks for
+    it by name. The dict itself holds what was asked for (and the setup's declarations);
+    every question about all of them goes to the whole, and once the whole is parsed, so
+    does every lookup."""
+
+    _kind: type[_E]
+    """What a held entry is once made (the setup's chains are held as drafts until then)."""
 
     def __init__(self, table: NodeTable) -> None:
         super().__init__()
         self._table = table
         self.forget()
 
+    @abstractmethod
+    def _declared(self) -> Iterable[tuple[str, Any]]:
+        """What the dict holds before anything is asked for: the setup's, by name."""
+
+    def _fixed(self, name: str) -> _E | None:
+        """The setup's entry `name` that is not held made yet, None if it is no setup's."""
+        return None
+
+    @abstractmethod
+    def _port(self, name: str, owners: tuple[int, ...]) -> _E | None:
+        """Entry `name` of the first of `owners` that makes it."""
+
     def forget(self) -> None:
         """Hold the setup's declarations only."""
         dict.clear(self)
-        chains, _ = self._table.fixed_names()
-        for name in chains:
-            dict.__setitem__(self, name, self._table.fixed_declaration(name))
+        dict.update(self, self._declared())
 
-    def _find(self, name: str) -> NftChain | None:
+    def _find(self, name: str) -> _E | None:
         table = self._table
         if table.whole_parsed:
-            found: NftChain | None = table.whole().chains.get(name)
-            return found
-        if dict.__contains__(self, name):
-            held = dict.__getitem__(self, name)
-            if isinstance(held, NftChain):
-                return held
-        chain = table.fixed_chain(name)
-        if chain is None:
+            return self._whole().get(name)
+        held = dict.get(self, name)
+        if isinstance(held, self._kind):
+            return held
+        made = self._fixed(name)
+        if made is None:
             owners = table.owners(name)
             if owners is None:
-                answer: NftChain | None = table.whole().chains.get(name)
-                return answer
-            chain = table.port_chain(name, owners)
-            if chain is None:
+                return self._whole().get(name)
+            made = self._port(name, owners)
+            if made is None:
                 return None
-        dict.__setitem__(self, name, chain)
-        return chain
+        dict.__setitem__(self, name, made)
+        return made
+
+
+class _Chains(_Entries[NftChain]):
+    """The table's chains (the setup's declarations are what `NftTable.base_chains` reads)."""
+
+    _kind = NftChain
+
+    def _declared(self) -> Iterable[tuple[str, Any]]:
+        return self._table.fixed_declarations()
+
+    def _fixed(self, name: str) -> NftChain | None:
+        return self._table.fixed_chain(name)
+
+    def _port(self, name: str, owners: tuple[int, ...]) -> NftChain | None:
+        return self._table.port_chain(name, owners)
 
     def _whole(self) -> Mapping[str, NftChain]:
         return self._table.whole().chains
@@ -497,43 +520,20 @@ class _Elements(KeyedElements):
         return hash(self._name)
 
 
-class _Sets(OnDemand[NftSet]):
+class _Sets(_Entries[NftSet]):
     """The table's sets and maps: the setup's (the shared maps answering lookups a port at a
-    time) and each port's affinity sets once asked for; questions about all go to the
-    whole."""
+    time) and each port's affinity sets once asked for."""
 
-    def __init__(self, table: NodeTable) -> None:
-        super().__init__()
-        self._table = table
-        self.forget()
+    _kind = NftSet
 
-    def forget(self) -> None:
-        """Hold the setup's sets only."""
-        dict.clear(self)
-        _, sets = self._table.fixed_names()
-        for name in sets:
-            found = self._table.fixed_set(name)
-            assert found is not None
+    def _declared(self) -> Iterable[tuple[str, Any]]:
+        for name, declared in self._table.fixed_sets():
             if name in PORT_SETS:
-                found = found.model_copy(update={"elements": _Elements(self._table, name)})
-            dict.__setitem__(self, name, found)
+                declared = declared.model_copy(update={"elements": _Elements(self._table, name)})
+            yield name, declared
 
-    def _find(self, name: str) -> NftSet | None:
-        table = self._table
-        if table.whole_parsed:
-            found: NftSet | None = table.whole().sets.get(name)
-            return found
-        if dict.__contains__(self, name):
-            held: NftSet = dict.__getitem__(self, name)
-            return held
-        owners = table.owners(name)
-        if owners is None:
-            answer: NftSet | None = table.whole().sets.get(name)
-            return answer
-        made = table.port_set(name, owners)
-        if made is not None:
-            dict.__setitem__(self, name, made)
-        return made
+    def _port(self, name: str, owners: tuple[int, ...]) -> NftSet | None:
+        return self._table.port_set(name, owners)
 
     def _whole(self) -> Mapping[str, NftSet]:
         return self._table.whole().sets
