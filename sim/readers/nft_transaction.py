@@ -62,7 +62,7 @@ def read_transaction(
         elif kind in ("set", "map"):
             _tx_set(table, verb, kind, rest, source, lineno)
         elif kind == "element":
-            _tx_element(table, verb, rest, line, source, lineno)
+            _tx_element(table, verb, rest, source, lineno)
         elif kind == "rule":
             _tx_rule(table, verb, rest, line, source, lineno)
         else:
@@ -124,9 +124,7 @@ def _tx_set(
     table.sets[name] = s
 
 
-def _tx_element(
-    table: TableDraft, verb: str, rest: list[str], line: str, source: str, lineno: int
-) -> None:
+def _tx_element(table: TableDraft, verb: str, rest: list[str], source: str, lineno: int) -> None:
     name = rest[0]
     s = table.sets.get(name)
     if s is None:
@@ -149,7 +147,8 @@ def _tx_rule(
     if verb not in ("add", "insert"):
         raise parse_error(source, lineno, f"`{verb} rule` is not read")
     # The rule is the line after `add rule FAMILY TABLE CHAIN `.
-    text = line.split(None, 5)[5] if len(line.split(None, 5)) > 5 else ""
+    parts = line.split(None, 5)
+    text = parts[5] if len(parts) > 5 else ""
     if chain.lines is None:
         chain.lines = []
     if verb == "insert":
