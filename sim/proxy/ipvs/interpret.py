@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from model.ipvs import SCHEDULERS, RealServer, VirtualServer
-from model.netfilter import Hook, Rule
+from model.netfilter import Hook
 from model.packet import Packet
 from sim.kernel.interpreter import HookStory
 from sim.kernel.ipvs import IpvsVerdict
@@ -194,10 +194,6 @@ class IpvsInterpreter(ProxyInterpreter):
         if service is None or not external_policy_local(service):
             return False
         return all(pod.ip != rs.ip for pod in self.cluster.pods_on(node))
-
-    def decide(self, rule: Rule, rules: NodeRules) -> bool | None:
-        """Random rules are a CNI's here; kube-proxy's IPVS mode writes none."""
-        return self.inner.decide(rule, rules)
 
     def ipvs_pick(self, vs: VirtualServer, rules: NodeRules) -> RealServer | None:
         """`--pick`: the pinned endpoint, when it is one of `vs`'s real servers."""
