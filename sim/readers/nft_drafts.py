@@ -212,13 +212,14 @@ class _Lazy(dict[str, _V], ABC):
             dict.__setitem__(self, draft.name, cast(Any, draft))
 
     @abstractmethod
-    def _load(self, name: str, draft: Any) -> _V:
-        """Parse `draft` (this mapping's draft type) into the value, and keep it under `name`."""
+    def _build(self, draft: Any) -> _V:
+        """Parse `draft` (this mapping's draft type) into the value."""
 
     def __getitem__(self, name: str) -> _V:
         found = dict.__getitem__(self, name)
         if type(found) is self._drafts:
-            return self._load(name, found)
+            found = self._build(found)
+            dict.__setitem__(self, name, found)
         return found
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -257,10 +258,8 @@ class LazyNftChains(_Lazy[NftChain]):
 
     _drafts = ChainDraft
 
-    def _load(self, name: str, draft: Any) -> NftChain:
-        chain = cast(ChainDraft, draft).build(self._text, self._source, self._warnings)
-        dict.__setitem__(self, name, chain)
-        return chain
+    def _build(self, draft: Any) -> NftChain:
+        return cast(ChainDraft, draft).build(self._text, self._source, self._warnings)
 
 
 class LazyNftSets(_Lazy[NftSet]):
@@ -268,10 +267,8 @@ class LazyNftSets(_Lazy[NftSet]):
 
     _drafts = SetDraft
 
-    def _load(self, name: str, draft: Any) -> NftSet:
-        built = cast(SetDraft, draft).build(self._text, self._source)
-        dict.__setitem__(self, name, built)
-        return built
+    def _build(self, draft: Any) -> NftSet:
+        return cast(SetDraft, draft).build(self._text, self._source)
 
 
 def _strip_handle(line: str) -> str:
