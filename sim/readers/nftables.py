@@ -40,17 +40,7 @@ from sim.readers.nft_drafts import (
 from sim.readers.nft_rule import parse_rule, tokens, unquote
 from sim.readers.nft_transaction import read_transaction
 
-__all__ = ["is_nft_text", "parse_nft", "parse_rule"]
-
-
-def is_nft_text(text: str) -> bool:
-    """Whether `text` looks like `nft list` output or an `nft -f` transaction."""
-    for line in text.splitlines():
-        word = line.strip()
-        if not word or word.startswith("#"):
-            continue
-        return word.startswith(("table ", "add ", "flush ", "create ", "delete "))
-    return False
+__all__ = ["parse_nft", "parse_rule"]
 
 
 def parse_nft(text: str, *, source: str = "<nft>", lazy: bool = False) -> NftRuleset:
