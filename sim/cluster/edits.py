@@ -134,59 +134,15 @@ def scale(
 
 
 def next_free_ip(cluster: Cluster, node: Node) -> IPv4Address:
-    """The address the CNI's IPAM would give the next pod on `node`: calico-ipam's under
-    Calico (`_calico_next_ip`), host-local's otherwise.
-
-    host-local hands out addresses in order after the last one it reserved,
-    skipping the network, the bridge's gateway (.1), the broadcast address and
-    addresses in use, and wraps round. kubehop does not keep host-local's
-    last-reserved file, so the highest address in use stands in for it.
-    """
-    if cluster.cni.plugin.value.startswith("calico"):
-        return _calico_next_ip(cluster, node)
-    if node.pod_cidr is None:
-        raise EditError(f"node {node.name} has no podCIDR to allocate from")
-    network = node.pod_cidr
-    first = int(network.network_address) + 2
-    last = int(network.broadcast_address) - 1
-    if last < first:
-        raise EditError(f"podCIDR {network} of node {node.name} is too small for pods")
-    in_use = {int(p.ip) for p in cluster.pods} | {int(n.internal_ip) for n in cluster.nodes}
-    mine = [ip for ip in in_use if first <= ip <= last]
-    start = max(mine) + 1 if mine else first
-    size = last - first + 1
-    for step in range(size):
-        candidate = first + (start - first + step) % size
-        if candidate not in in_use:
-            return IPv4Address(candidate)
-    raise EditError(f"podCIDR {network} of node {node.name} has no free address")
-
-
-def _calico_next_ip(cluster: Cluster, node: Node) -> IPv4Address:
-    """The address calico-ipam would give the next pod on `node`: the lowest free one of the
-    blocks affine to the node (a block hands out its addresses in order; one released
-    goes to the back of the queue, which kubehop cannot know, so it assumes none was),
-    else the first address of the first block of the pools no node holds, which the node
-    then claims. The node's tunnel address is taken like a pod's."""
+    """The address the CNI's IPAM would give the next pod on `node` (host-local's next free
+    one of its podCIDR; calico-ipam's lowest free one of its blocks)."""
     from sim.cni import cni_of
-    from sim.cni.calico import BLOCK_PREFIX, Calico
+    from sim.cni.ipam import IpamError
 
-    calico = cni_of(cluster)
-    assert isinstance(calico, Calico)
-    taken = {int(p.ip) for p in cluster.pods} | {int(a) for a in calico.tunnel_addrs.values()}
-    for block in calico.blocks.get(node.name, ()):
-        first = int(block.network_address)
-        free = next((a for a in range(first, first + block.num_addresses) if a not in taken), None)
-        if free is not None:
-            return IPv4Address(free)
-    held = {block for blocks in calico.blocks.values() for block in blocks}
-    for pool in calico.pools:
-        if pool.prefixlen > BLOCK_PREFIX:
-            continue
-        for block in pool.subnets(new_prefix=BLOCK_PREFIX):
-            if block not in held:
-                return block.network_address
-    raise EditError(f"the IP pools ({', '.join(map(str, calico.pools))}) have no free block")
+    try:
+        return cni_of(cluster).next_pod_ip(node)
+    except IpamError as err:
+        raise EditError(str(err)) from None
 
 
 def generate_name(prefix: str, taken: set[str], rng: random.Random) -> str:

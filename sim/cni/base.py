@@ -48,6 +48,10 @@ class CNI(Protocol):
         """The rest of every node's `node_routes`, kept once per cluster: the routes to each
         node's pods, which every other node has."""
 
+    def next_pod_ip(self, node: Node) -> IPv4Address:
+        """The address the CNI's IPAM gives the next pod scheduled on `node`
+        (`sim.cni.ipam.IpamError` when none is left)."""
+
     def prepare(self) -> None:
         """Build what every node shares (its routes to the others, their VTEPs), as the
         cluster loads, so that the first node a packet reaches costs what the next does."""

@@ -52,6 +52,7 @@ from model.cluster import Cluster, Node, Pod
 from model.packet import Packet, Proto
 from sim.cni.base import pod_ns_name, pods_on, stable_mac
 from sim.cni.felix import FelixNode, Workload, felix_rules
+from sim.cni.ipam import IpamError, first_free
 from sim.cni.peers import Peers, peer_entries
 from sim.kernel.devices import Blackhole, IfKind, Interface, Vxlan
 from sim.kernel.route import Route, SharedRoutes
@@ -208,7 +209,7 @@ class Calico:
         found: dict[str, IPv4Address] = {}
         for node, blocks in self.blocks.items():
             annotated = _address(self.cluster.node(node), key)
-            free = next((a for b in blocks for a in _addresses_of(b) if a not in taken), None)
+            free = first_free(blocks, taken)
             if annotated is not None:
                 found[node] = annotated  # what calico-node wrote on the node
             elif free is not None:
@@ -235,14 +236,32 @@ class Calico:
 
     # -- the CNI seam ------------------------------------------------------------------
 
-    def _others(self, node: Node) -> list[Node]:
-        return [n for n in self.cluster.nodes if n.name != node.name]
-
     @cached_property
     def _host_nets(self) -> tuple[tuple[str, IPv4Network], ...]:
         # Each node's address as the /32 Felix's host sets hold, made once per cluster
         # (from the integer: parsing 5,000 strings per node cost a Calico trace 0.2 s).
         return tuple((n.name, IPv4Network(int(n.internal_ip))) for n in self.cluster.nodes)
+
+    def next_pod_ip(self, node: Node) -> IPv4Address:
+        """The address calico-ipam would give the next pod on `node`: the lowest free one of
+        the blocks affine to the node (a block hands out its addresses in order; one released
+        goes to the back of the queue, which a dump cannot show, so none is assumed), else
+        the first address of the first block of the pools no node holds, which the node then
+        claims. The node's tunnel address is taken like a pod's."""
+        taken = {int(p.ip) for p in self.cluster.pods} | {
+            int(a) for a in self.tunnel_addrs.values()
+        }
+        free = first_free(self.blocks.get(node.name, ()), taken)
+        if free is not None:
+            return IPv4Address(free)
+        held = {block for blocks in self.blocks.values() for block in blocks}
+        for pool in self.pools:
+            if pool.prefixlen > BLOCK_PREFIX:
+                continue
+            for block in pool.subnets(new_prefix=BLOCK_PREFIX):
+                if block not in held:
+                    return block.network_address
+        raise IpamError(f"the IP pools ({', '.join(map(str, self.pools))}) have no free block")
 
     def prepare(self) -> None:
         """Every node's routes to the others, tunnel addresses, VTEPs and host addresses."""
@@ -478,10 +497,3 @@ def _address(node: Node | None, key: str) -> IPv4Address | None:
         return IPv4Address(value.split("/")[0])
     except ValueError:
         return None
-
-
-def _addresses_of(block: IPv4Network) -> range:
-    """The block's addresses as ints, first to last (what iterating it yields, without an
-    `IPv4Address` each)."""
-    first = int(block.network_address)
-    return range(first, first + block.num_addresses)

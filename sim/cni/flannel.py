@@ -29,6 +29,7 @@ from model.cluster import Cluster, Node, Pod
 from model.packet import Packet
 from sim.cni.base import stable_mac
 from sim.cni.bridge import BridgePlugin, pod_traffic
+from sim.cni.ipam import host_local_next
 from sim.cni.peers import Peers, peer_entries
 from sim.kernel.devices import IfKind, Interface, Vxlan
 from sim.kernel.route import Route, SharedRoutes
@@ -115,6 +116,10 @@ class Flannel:
             ),
         )
         return (*links, device)
+
+    def next_pod_ip(self, node: Node) -> IPv4Address:
+        """host-local's next free address of the node's podCIDR."""
+        return host_local_next(self.cluster, node)
 
     def prepare(self) -> None:
         """Every node's routes to the others and, under VXLAN, their VTEPs."""

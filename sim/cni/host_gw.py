@@ -14,6 +14,7 @@ from ipaddress import IPv4Address
 from model.cluster import Cluster, Node, Pod
 from model.packet import Packet
 from sim.cni.bridge import BridgePlugin, pod_traffic
+from sim.cni.ipam import host_local_next
 from sim.kernel.devices import Interface
 from sim.kernel.route import Route, SharedRoutes
 from sim.kernel.rules import ForeignRules
@@ -46,6 +47,10 @@ class HostGw:
     def own_routes(self, node: Node) -> tuple[Route, ...]:
         """The podCIDR on the bridge."""
         return self.pods.node_route(node)
+
+    def next_pod_ip(self, node: Node) -> IPv4Address:
+        """host-local's next free address of the node's podCIDR."""
+        return host_local_next(self.cluster, node)
 
     def prepare(self) -> None:
         """Every node's routes to the others."""
