@@ -16,7 +16,6 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 
 from model.cluster import Cluster, CNIPlugin, ProxyMode
-from model.errors import KubehopError
 from model.ipset import IPSET_DIMENSIONS, IpSet
 from model.ipvs import VirtualServer
 from model.packet import Proto
@@ -36,6 +35,7 @@ from sim.trace.request import Request
 from sim.trace.tracer import repeat, trace
 from tests import paths
 from tests.cni.support import with_cni
+from tests.proxy.lazy_support import fresh_node_caches, walks
 from tests.proxy.test_lazy_rules import _requests
 
 SCTP_SERVICE = """\
@@ -104,11 +104,8 @@ def _in_parts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Every cluster here is small: build their nodes in parts all the same.
     monkeypatch.setattr(lazy, "LAZY_FROM_PORTS", 0)
     lazy.ipvs_index.clear()
-    node_tables._CACHE.clear()
-    node_tables._LISTED.clear()
-    yield
-    node_tables._CACHE.clear()
-    node_tables._LISTED.clear()
+    with fresh_node_caches():
+        yield
 
 
 @pytest.fixture(scope="module", params=sorted(CLUSTERS))
@@ -268,16 +265,6 @@ def test_the_listings_are_the_whole_render(
     assert not rules.ipvs.state.whole_rendered
 
 
-def _walks(cluster: Cluster, requests: list[Request]) -> list[str]:
-    out: list[str] = []
-    for request in requests:
-        try:
-            out.append(trace_json(trace(cluster, request)))
-        except KubehopError as err:
-            out.append(f"error: {err}")
-    return out
-
-
 def _built_in_parts() -> bool:
     return any(
         isinstance(getattr(r, "ipvs", None), LazyIpvsTable) for _, r in node_tables._CACHE.values()
@@ -294,7 +281,7 @@ def test_traces_through_parts_equal_traces_through_the_whole(
 ) -> None:
     cluster = CLUSTERS[name]()
     requests = _requests(cluster, count)
-    parts = _walks(cluster, requests)
+    parts = walks(cluster, requests)
     assert _built_in_parts()
     assert not any(
         r.ipvs.state.whole_rendered  # type: ignore[attr-defined]
@@ -302,7 +289,7 @@ def test_traces_through_parts_equal_traces_through_the_whole(
     )
     node_tables._CACHE.clear()
     monkeypatch.setattr(lazy, "LAZY_FROM_PORTS", 1 << 30)
-    whole = _walks(cluster, requests)
+    whole = walks(cluster, requests)
     assert not _built_in_parts()
     assert sum(not w.startswith("error") for w in whole) > len(whole) // 2
     for request, a, b in zip(requests, parts, whole, strict=True):

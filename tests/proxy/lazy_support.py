@@ -1,0 +1,39 @@
+"""What the tests of nodes built in parts share: empty node caches, and traces as JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from model.cluster import Cluster
+from model.errors import KubehopError
+from sim.cluster import rules as node_tables
+from sim.trace.report import trace_json
+from sim.trace.request import Request
+from sim.trace.tracer import trace
+
+__all__ = ["fresh_node_caches", "walks"]
+
+
+def _clear() -> None:
+    node_tables._CACHE.clear()
+    node_tables._LISTED.clear()
+
+
+@contextmanager
+def fresh_node_caches() -> Iterator[None]:
+    """No node's rules or listing cached before, nor left cached after."""
+    _clear()
+    yield
+    _clear()
+
+
+def walks(cluster: Cluster, requests: list[Request]) -> list[str]:
+    """Each request's trace as JSON, or the error it ends in."""
+    out: list[str] = []
+    for request in requests:
+        try:
+            out.append(trace_json(trace(cluster, request)))
+        except KubehopError as err:
+            out.append(f"error: {err}")
+    return out
