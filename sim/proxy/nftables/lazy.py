@@ -307,6 +307,8 @@ class NodeTable:
         return found
 
     def _render(self, p: int) -> _Part:
+        from sim.readers.nft_drafts import SetDraft
+
         tx: Transaction = self._setup.part()
         write_port(tx, self._cluster, self._node, self._index.ports[p], self._cidr)
         shared = set(PORT_SETS)
@@ -327,46 +329,37 @@ class NodeTable:
                     elements[name] = found
                     size += ELEMENT_BYTES * len(found)
             elif name not in self._setup.sets:
-                sets[name] = NftSet.model_construct(
+                sets[name] = SetDraft(
                     name=name,
                     map=s.is_map,
+                    lineno=0,
                     key_type=s.key_type,
                     data_type=s.data_type,
                     flags=s.flags,
                     timeout=s.timeout,
-                    # nft gives a set that rules fill from the packet path its default size.
-                    size=65535 if s.updated else None,
+                    size=s.size,
                     comment=s.comment,
-                    elements=(),
-                    lineno=0,
-                )
+                ).build("", self.source)
                 size += 400
         chains = {name: (c.comment, c.rules) for name, c in tx.chains.items()}
         size += sum(len(rule) + 60 for _, rules in chains.values() for rule in rules)
         return _Part(chains, elements, sets, size)
 
     def port_chain(self, name: str, owners: tuple[int, ...]) -> NftChain | None:
-        """Chain `name` of the first of `owners` that makes it, parsed (rules as the reader
-        reads each line of the listing; no line number: it is in no text)."""
-        from sim.readers.nftables import parse_rule
+        """Chain `name` of the first of `owners` that makes it, parsed as the reader parses a
+        listed chain (no line number: it is in no text)."""
+        from sim.readers.nft_drafts import ChainDraft
 
         for p in owners:
             made = self.part(p).chains.get(name)
             if made is None:
                 continue
             comment, lines = made
-            rules = tuple(parse_rule(text, name, i, 0) for i, text in enumerate(lines, start=1))
-            self._parts_bytes += PARSED_RULE_BYTES * len(rules)
-            return NftChain.model_construct(
-                name=name,
-                type=None,
-                hook=None,
-                priority=None,
-                policy=None,
-                comment=comment,
-                rules=rules,
-                lineno=0,
-            )
+            draft = ChainDraft(name, 0, comment=comment, lines=[(text, 0) for text in lines])
+            # kube-proxy's own rules: none that kubehop cannot evaluate, so no warning.
+            chain = draft.build("", self.source, [])
+            self._parts_bytes += PARSED_RULE_BYTES * len(chain.rules)
+            return chain
         return None
 
     def port_set(self, name: str, owners: tuple[int, ...]) -> NftSet | None:

@@ -115,6 +115,12 @@ class _Set:
     updated: bool = False
     elements: dict[tuple[str, ...], tuple[str | None, str | None]] = field(default_factory=dict)
 
+    @property
+    def size(self) -> int | None:
+        """The size `nft list` prints: nft gives a set that rules fill from the packet path
+        its default size."""
+        return 65535 if self.updated else None
+
 
 @dataclass
 class Transaction:
@@ -280,8 +286,7 @@ class Transaction:
                 is_map=s.is_map,
                 key_type=s.key_type,
                 data_type=s.data_type,
-                # nft gives a set that rules fill from the packet path its default size.
-                size=65535 if s.updated else None,
+                size=s.size,
                 flags=s.flags,
                 timeout=s.timeout,
                 comment=s.comment,
