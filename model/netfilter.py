@@ -319,6 +319,11 @@ class IcmpMatch(_Frozen):
     """`!` was given."""
 
 
+UNREADABLE = "?"
+"""The module name of the one `UnknownMatch` that stands for a whole rule kubehop cannot
+read (its args are the rule's words)."""
+
+
 class UnknownMatch(_Frozen):
     """A match the simulator cannot evaluate (`-m set`, `-m bpf`, …), kept verbatim."""
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from model.ipvs import IpvsTable
 from model.netfilter import (
+    UNREADABLE,
     AcceptTarget,
     ConnmarkTarget,
     ConntrackMatch,
@@ -689,9 +690,7 @@ class _Run:
             if answer is not None:
                 return answer
         args = " ".join(m.args)
-        # A rule the reader could not read at all stands as one match of module "?"
-        # (sim.readers.iptables_save.rules.UNREADABLE), holding the rule's words.
-        what = f"the rule {args}" if m.module == "?" else f"-m {m.module} {args}"
+        what = f"the rule {args}" if m.module == UNREADABLE else f"-m {m.module} {args}"
         self.assumptions.append(f"{rule.ref}: cannot evaluate {what}; assumed it does not match")
         return False
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from model.netfilter import (
+    UNREADABLE,
     AddrMatch,
     FragmentMatch,
     IfaceMatch,
@@ -36,9 +37,6 @@ from sim.readers.iptables_save.tables import TableBuilder
 from sim.readers.iptables_save.targets import check_jump, parse_target
 from sim.readers.iptables_save.values import PROTO_NUMBERS, PROTOCOLS, network
 from sim.readers.iptables_save.words import LineError, StructureError, tokens
-
-UNREADABLE = "?"
-"""The module name of the one `UnknownMatch` that stands for a whole rule kubehop cannot read."""
 
 # The modules `-p PROTO` loads by itself when an option it knows follows.
 _PROTO_MODULES = frozenset({"tcp", "udp", "sctp", "icmp"})
