@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from model.cluster import Cluster, CNIPlugin, ProxyMode, ServiceType
-from model.errors import KubehopError
 from model.netfilter import RejectTarget, Rule, Table
 from sim.cluster import rules as node_tables
 from sim.cluster.generate import generate
@@ -25,11 +24,11 @@ from sim.proxy.iptables.lazy import SHARED, LazyRules
 from sim.proxy.iptables.names import KUBE_SERVICES
 from sim.readers.cluster import parse_cluster
 from sim.readers.iptables_save import parse_iptables_save
-from sim.trace.report import trace_json
 from sim.trace.request import Request
 from sim.trace.tracer import trace
 from tests import paths
 from tests.cni.support import with_cni
+from tests.proxy.lazy_support import fresh_node_caches, walks
 
 
 def _zoo(node_in_range: bool = False) -> Cluster:
@@ -49,11 +48,8 @@ def _generated(nodes: int, pods: int, services: int) -> Cluster:
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
     lazy._common.clear()
-    node_tables._CACHE.clear()
-    node_tables._LISTED.clear()
-    yield
-    node_tables._CACHE.clear()
-    node_tables._LISTED.clear()
+    with fresh_node_caches():
+        yield
 
 
 CLUSTERS: dict[str, Callable[[], Cluster]] = {
@@ -131,27 +127,17 @@ def _requests(cluster: Cluster, count: int) -> list[Request]:
     return found
 
 
-def _walks(cluster: Cluster, requests: list[Request]) -> list[str]:
-    out: list[str] = []
-    for request in requests:
-        try:
-            out.append(trace_json(trace(cluster, request)))
-        except KubehopError as err:
-            out.append(f"error: {err}")
-    return out
-
-
 @pytest.mark.parametrize("name", ["demo", "demo-calico", "zoo-node-in-range", "generated-large"])
 def test_traces_through_parts_equal_traces_through_the_whole(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cluster = CLUSTERS[name]()
     requests = _requests(cluster, 80)
-    parts = _walks(cluster, requests)
+    parts = walks(cluster, requests)
     assert any(isinstance(r, LazyRules) for _, r in node_tables._CACHE.values())
     node_tables._CACHE.clear()
     monkeypatch.setattr(lazy, "renders_in_parts", lambda extra: False)
-    whole = _walks(cluster, requests)
+    whole = walks(cluster, requests)
     assert not any(isinstance(r, LazyRules) for _, r in node_tables._CACHE.values())
     assert sum(not w.startswith("error") for w in whole) > len(whole) // 2
     for request, a, b in zip(requests, parts, whole, strict=True):
