@@ -8,9 +8,10 @@ falling back to serving-and-terminating endpoints when none is ready.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from model.cluster import Cluster, Service, ServicePort, ServiceType, TrafficPolicy
+from model.cluster import Cluster, Endpoint, Service, ServicePort, ServiceType, TrafficPolicy
 
 
 @dataclass(frozen=True)
@@ -85,29 +86,50 @@ def uses_local_endpoints(service: Service, port: ServicePort) -> bool:
     )
 
 
+def port_listings(
+    cluster: Cluster, service: Service, port: ServicePort
+) -> Iterator[tuple[int, tuple[Endpoint, ...]]]:
+    """What each EndpointSlice of `service` lists for `port`: (the endpoint port, the
+    slice's endpoints), slice by slice."""
+    for slice_ in cluster.slices_of(service):
+        for ep_port in slice_.ports:
+            # ServicePortName includes the protocol: a UDP slice port of the same
+            # name belongs to another service port.
+            if ep_port.name == port.name and ep_port.protocol == port.protocol:
+                yield ep_port.port, slice_.endpoints
+
+
+def listed_endpoints(
+    cluster: Cluster, ports: Iterable[tuple[Service, ServicePort]]
+) -> dict[tuple[int, int], tuple[int, ...]]:
+    """Each endpoint the slices list (address as an integer, port) → the positions in
+    `ports` of the Service ports listing it, in order."""
+    found: dict[tuple[int, int], list[int]] = {}
+    for i, (service, port) in enumerate(ports):
+        for number, endpoints in port_listings(cluster, service, port):
+            for ep in endpoints:
+                found.setdefault((int(ep.ip), number), []).append(i)
+    return {key: tuple(dict.fromkeys(owners)) for key, owners in found.items()}
+
+
 def port_endpoints(
     cluster: Cluster, service: Service, port: ServicePort, node: str
 ) -> tuple[KPEndpoint, ...]:
     """Every endpoint of `port` (ready or not), as kube-proxy's EndpointsMap lists it."""
     found: dict[str, KPEndpoint] = {}
-    for slice_ in cluster.slices_of(service):
-        for ep_port in slice_.ports:
-            # ServicePortName includes the protocol: a UDP slice port of the same
-            # name belongs to another service port.
-            if ep_port.name != port.name or ep_port.protocol != port.protocol:
-                continue
-            for ep in slice_.endpoints:
-                kp = KPEndpoint(
-                    ip=str(ep.ip),
-                    port=ep_port.port,
-                    local=ep.node == node,
-                    ready=ep.ready,
-                    serving=ep.serving,
-                    terminating=ep.terminating,
-                )
-                # Duplicates across slices collapse; a local copy wins.
-                if str(kp) not in found or kp.local:
-                    found[str(kp)] = kp
+    for number, endpoints in port_listings(cluster, service, port):
+        for ep in endpoints:
+            kp = KPEndpoint(
+                ip=str(ep.ip),
+                port=number,
+                local=ep.node == node,
+                ready=ep.ready,
+                serving=ep.serving,
+                terminating=ep.terminating,
+            )
+            # Duplicates across slices collapse; a local copy wins.
+            if str(kp) not in found or kp.local:
+                found[str(kp)] = kp
     # kube-proxy sorts by the "ip:port" string, so 10.0.0.10 comes before 10.0.0.2;
     # that order decides which endpoint gets which probability.
     return tuple(found[key] for key in sorted(found))

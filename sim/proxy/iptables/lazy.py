@@ -48,7 +48,9 @@ from sim.proxy.endpoints import (
     categorize,
     external_policy_local,
     internal_policy_local,
+    listed_endpoints,
     port_endpoints,
+    port_listings,
     uses_local_endpoints,
 )
 from sim.proxy.iptables import names as n
@@ -125,15 +127,10 @@ def _scan(cluster: Cluster, svc: Service, port: ServicePort) -> tuple[int, bool,
     seen: set[tuple[int, int]] = set()
     listed = 0
     usable = False
-    for slice_ in cluster.slices_of(svc):
-        for ep_port in slice_.ports:
-            if ep_port.name != port.name or ep_port.protocol != port.protocol:
-                continue
-            number = ep_port.port
-            endpoints = slice_.endpoints
-            listed += len(endpoints)
-            seen.update((int(ep.ip), number) for ep in endpoints)
-            usable = usable or any(ep.ready or (ep.serving and ep.terminating) for ep in endpoints)
+    for number, endpoints in port_listings(cluster, svc, port):
+        listed += len(endpoints)
+        seen.update((int(ep.ip), number) for ep in endpoints)
+        usable = usable or any(ep.ready or (ep.serving and ep.terminating) for ep in endpoints)
     return len(seen), usable, len(seen) != listed
 
 
@@ -190,18 +187,11 @@ service_table = PerCluster(_service_table, many_objects=True)
 """`cluster`'s Service ports, found once per cluster object."""
 
 
-def _listing(cluster: Cluster) -> dict[tuple[int, int], tuple[int, ...]]:
-    found: dict[tuple[int, int], list[int]] = {}
-    for p, (_, svc, port) in enumerate(service_table(cluster).ports):
-        for slice_ in cluster.slices_of(svc):
-            for ep_port in slice_.ports:
-                if ep_port.name == port.name and ep_port.protocol == port.protocol:
-                    for ep in slice_.endpoints:
-                        found.setdefault((int(ep.ip), ep_port.port), []).append(p)
-    return {key: tuple(dict.fromkeys(ports)) for key, ports in found.items()}
-
-
-_ports_listing = PerCluster(_listing)
+_ports_listing = PerCluster(
+    lambda cluster: listed_endpoints(
+        cluster, ((svc, port) for _, svc, port in service_table(cluster).ports)
+    )
+)
 """Each endpoint (address as an integer, port) → the Service ports whose slices list it."""
 
 

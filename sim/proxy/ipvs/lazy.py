@@ -35,7 +35,7 @@ from model.packet import Proto
 from sim.collector import paused
 from sim.kernel.rules import ForeignRules
 from sim.memo import PerCluster
-from sim.proxy.endpoints import external_policy_local
+from sim.proxy.endpoints import external_policy_local, listed_endpoints, port_listings
 from sim.proxy.iptables.sync import ServicePortEntry, service_ports
 from sim.proxy.ipvs.save import IpvsListing, iptables_save, listings_of
 from sim.proxy.ipvs.sync import (
@@ -141,12 +141,8 @@ class IpvsIndex:
     def endpoints(self, cluster: Cluster) -> dict[tuple[int, int], tuple[int, ...]]:
         """(endpoint address as an integer, port) → the ports whose slices list it."""
         if self._listed is None:
-            listed: dict[tuple[int, int], list[int]] = {}
             with paused():
-                for p, _, number, endpoints in self._listings(cluster):
-                    for ep in endpoints:
-                        listed.setdefault((int(ep.ip), number), []).append(p)
-                self._listed = {key: tuple(dict.fromkeys(ps)) for key, ps in listed.items()}
+                self._listed = listed_endpoints(cluster, ((s, p) for _, s, p in self.ports))
         return self._listed
 
     def local(self, cluster: Cluster, node: str) -> set[Key]:
@@ -165,11 +161,8 @@ class IpvsIndex:
         """Each port's endpoints as its slices list them: (port, protocol, endpoint port,
         the slice's endpoints)."""
         for p, (_, svc, port) in enumerate(self.ports):
-            proto = port.protocol.value
-            for slice_ in cluster.slices_of(svc):
-                for ep_port in slice_.ports:
-                    if ep_port.name == port.name and ep_port.protocol == port.protocol:
-                        yield p, proto, ep_port.port, slice_.endpoints
+            for number, endpoints in port_listings(cluster, svc, port):
+                yield p, port.protocol.value, number, endpoints
 
 
 def _index(cluster: Cluster) -> IpvsIndex:
