@@ -42,7 +42,6 @@ __all__ = [
     "NftablesMode",
     "RenderedNftRules",
     "chain_owners",
-    "collector_paused",
     "render_node_nft",
     "render_node_transaction",
 ]

@@ -32,12 +32,13 @@ from __future__ import annotations
 import re
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any, TypeVar, overload
 
 from model.cluster import Cluster, Node
 from model.nftables import NftChain, NftElement, NftRuleset, NftSet, NftTable
+from sim.collector import paused
 from sim.kernel.nftables.sets import Key, KeyedElements, exact_key
 from sim.memo import PerCluster
 from sim.ondemand import OnDemand
@@ -93,9 +94,6 @@ class PortIndex:
     """NodePort → the ports with it."""
     by_name: dict[str, tuple[int, ...]]
     """`namespace/name/protocol/port`, as chain names spell a port → the ports so named."""
-    endpoints: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)
-    """Each endpoint (address as an integer, port) → the ports whose slices list it (filled
-    when first asked for: only `--pick` asks)."""
 
 
 def _port_index(cluster: Cluster) -> PortIndex:
@@ -126,20 +124,20 @@ port_index = PerCluster(_port_index)
 """`cluster`'s Service ports and their indexes, built once per cluster object."""
 
 
-def _endpoint_owners(cluster: Cluster, index: PortIndex) -> dict[tuple[int, int], tuple[int, ...]]:
-    if index.endpoints:
-        return index.endpoints
+def _endpoint_owners(cluster: Cluster) -> dict[tuple[int, int], tuple[int, ...]]:
     found: dict[tuple[int, int], list[int]] = {}
-    for i, p in enumerate(index.ports):
+    for i, p in enumerate(port_index(cluster).ports):
         for slice_ in cluster.slices_of(p.service):
             for ep_port in slice_.ports:
                 if ep_port.name == p.port.name and ep_port.protocol == p.port.protocol:
                     for ep in slice_.endpoints:
-                        owners = found.setdefault((int(ep.ip), ep_port.port), [])
-                        if not owners or owners[-1] != i:
-                            owners.append(i)
-    index.endpoints.update((k, tuple(v)) for k, v in found.items())
-    return index.endpoints
+                        found.setdefault((int(ep.ip), ep_port.port), []).append(i)
+    return {key: tuple(dict.fromkeys(owners)) for key, owners in found.items()}
+
+
+endpoint_owners = PerCluster(_endpoint_owners)
+"""Each endpoint (address as an integer, port) → the ports whose slices list it, found once
+per cluster object when first asked for (only `--pick` asks)."""
 
 
 def _port_key(name: str) -> str | None:
@@ -212,18 +210,14 @@ class NodeTable:
     def listing(self) -> str:
         """`nft list table ip kube-proxy`, the whole table, rendered when first asked."""
         if self._listing is None:
-            from sim.proxy.nftables import collector_paused
-
-            with collector_paused():
+            with paused():
                 self._listing = sync(self._cluster, self._node, script=False).listing()
         return self._listing
 
     def transaction(self) -> str:
         """The whole transaction kube-proxy hands `nft -f`, rendered when first asked."""
         if self._transaction is None:
-            from sim.proxy.nftables import collector_paused
-
-            with collector_paused():
+            with paused():
                 tx = sync(self._cluster, self._node)
                 self._transaction = tx.text()
                 if self._listing is None:
@@ -311,12 +305,11 @@ class NodeTable:
 
         tx: Transaction = self._setup.part()
         write_port(tx, self._cluster, self._node, self._index.ports[p], self._cidr)
-        shared = set(PORT_SETS)
         size = 200
         elements: dict[str, dict[Key, NftElement]] = {}
         sets: dict[str, NftSet] = {}
         for name, s in tx.sets.items():
-            if name in shared:
+            if name in PORT_SETS:
                 found: dict[Key, NftElement] = {}
                 for parts, (comment, value) in s.elements.items():
                     key = exact_key(s.key_type, parts)
@@ -401,8 +394,7 @@ class NodeTable:
             return dnat.search(self._listing) is not None
         if dnat.search(self._fixed_text):
             return True
-        owners = _endpoint_owners(self._cluster, self._index)
-        for p in owners.get((int(endpoint[0]), endpoint[1]), ()):
+        for p in endpoint_owners(self._cluster).get((int(endpoint[0]), endpoint[1]), ()):
             chains = self.part(p).chains.values()
             if any(dnat.search(rule) for _, rules in chains for rule in rules):
                 return True
