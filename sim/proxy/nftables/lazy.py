@@ -42,6 +42,7 @@ from sim.collector import paused
 from sim.kernel.nftables.sets import Key, KeyedElements, exact_key
 from sim.memo import PerCluster
 from sim.ondemand import OnDemand
+from sim.proxy.endpoints import listed_endpoints
 from sim.proxy.nftables import names as n
 from sim.proxy.nftables.sync import (
     PORT_SETS,
@@ -125,14 +126,7 @@ port_index = PerCluster(_port_index)
 
 
 def _endpoint_owners(cluster: Cluster) -> dict[tuple[int, int], tuple[int, ...]]:
-    found: dict[tuple[int, int], list[int]] = {}
-    for i, p in enumerate(port_index(cluster).ports):
-        for slice_ in cluster.slices_of(p.service):
-            for ep_port in slice_.ports:
-                if ep_port.name == p.port.name and ep_port.protocol == p.port.protocol:
-                    for ep in slice_.endpoints:
-                        found.setdefault((int(ep.ip), ep_port.port), []).append(i)
-    return {key: tuple(dict.fromkeys(owners)) for key, owners in found.items()}
+    return listed_endpoints(cluster, ((p.service, p.port) for p in port_index(cluster).ports))
 
 
 endpoint_owners = PerCluster(_endpoint_owners)
