@@ -1,9 +1,8 @@
 """What every trace asks of a cluster, indexed once, right after the cluster is loaded.
 
 A trace looks up its pods by name, the pods on the nodes it crosses, the Service
-ports kube-proxy programs (in iptables mode, which owns which address and port,
-and how many rules each adds to the shared chains) and the routes every node
-shares. Each is indexed on first use; on a cluster at Kubernetes' scale limits
+ports kube-proxy programs (each mode's `prepare`: which owns which address and
+port) and what every node shares (the CNI's `prepare`: routes, VTEPs). Each is indexed on first use; on a cluster at Kubernetes' scale limits
 that first use costs the first trace over half a second, against milliseconds
 for every trace after. `prepare` builds them while the cluster loads, where a
 person already waits for the file (and sees it said on the progress line), so
@@ -12,8 +11,9 @@ the first trace costs what the tenth does.
 
 from __future__ import annotations
 
-from model.cluster import Cluster, ProxyMode
+from model.cluster import Cluster
 from sim.cni import cni_of
+from sim.proxy import mode_of
 from sim.readers.cluster.load import collector_off
 
 __all__ = ["BIG", "prepare"]
@@ -31,23 +31,6 @@ def prepare(cluster: Cluster) -> Cluster:
     big = len(cluster.pods) + len(cluster.endpoint_slices) + len(cluster.services) > BIG
     with collector_off(freeze_over=0 if big else BIG):
         cluster.build_indexes()
-        # Imported here: only the cluster's own mode's module is loaded.
-        if cluster.kube_proxy.mode is ProxyMode.IPTABLES:
-            from sim.proxy.iptables.lazy import service_table
-
-            service_table(cluster)
-        elif cluster.kube_proxy.mode is ProxyMode.NFTABLES:
-            from sim.proxy.nftables.lazy import port_index
-
-            port_index(cluster)
-        elif cluster.kube_proxy.mode is ProxyMode.IPVS:
-            from sim.proxy.ipvs.lazy import ipvs_index
-
-            # Which port owns each address and port, and each node's endpoints
-            # (KUBE-LOOP-BACK's members), found once for every node.
-            ipvs_index(cluster).local(cluster, "")
-            from sim.proxy.ipvs.sync import bind_candidates
-
-            bind_candidates(cluster)  # kube-ipvs0's addresses, the same on every node
+        mode_of(cluster).prepare(cluster)
         cni_of(cluster).prepare()
     return cluster

@@ -9,14 +9,13 @@ for a Service port (`endpoints`), and which Service answers at an address
 
 from __future__ import annotations
 
-import re
 from ipaddress import IPv4Address
 
 from model.cluster import Cluster
 from model.cluster import ProxyMode as ProxyModeName
 from model.ipvs import IpvsTable
 from sim.kernel.rules import NodeRules, nft_of
-from sim.proxy.base import ProxyMode
+from sim.proxy.base import ProxyMode, iptables_dnat_to, nft_dnat_to
 
 __all__ = ["ProxyMode", "dnats_to", "mode_of"]
 
@@ -58,11 +57,8 @@ def dnats_to(rules: NodeRules, endpoint: tuple[IPv4Address, int]) -> bool:
         (rs.ip, rs.port) == endpoint for vs in ipvs.services for rs in vs.real_servers
     ):
         return True
-    ip, port = re.escape(str(endpoint[0])), endpoint[1]
-    iptables = re.compile(rf"-j DNAT .*--to-destination {ip}(?::{port})?(?:\s|$)", re.MULTILINE)
-    if iptables.search(rules.text):
+    if iptables_dnat_to(endpoint).search(rules.text):
         return True
     if nft_of(rules) is None:
         return False
-    text = getattr(rules, "nft_text", "")
-    return re.search(rf"\bdnat (?:ip )?to {ip}(?::{port})?(?:\s|$)", text, re.MULTILINE) is not None
+    return nft_dnat_to(endpoint).search(getattr(rules, "nft_text", "")) is not None

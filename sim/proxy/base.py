@@ -10,6 +10,7 @@ cluster's `KubeProxyConfiguration.mode` in `sim.proxy.mode_of`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from ipaddress import IPv4Address
 from typing import Protocol
@@ -20,7 +21,7 @@ from model.netfilter import Rule
 from sim.kernel.interpreter import Interpreter
 from sim.kernel.rules import ForeignRules, NodeRules
 
-__all__ = ["ProxyMode", "node_named"]
+__all__ = ["ProxyMode", "iptables_dnat_to", "nft_dnat_to", "node_named"]
 
 
 def node_named(cluster: Cluster, node: str) -> Node:
@@ -29,6 +30,18 @@ def node_named(cluster: Cluster, node: str) -> Node:
     if found is None:
         raise RequestError(f"node '{node}' is not in the cluster")
     return found
+
+
+def iptables_dnat_to(endpoint: tuple[IPv4Address, int]) -> re.Pattern[str]:
+    """An iptables-save line that DNATs to `endpoint` (its port may be left out)."""
+    ip, port = re.escape(str(endpoint[0])), endpoint[1]
+    return re.compile(rf"-j DNAT .*--to-destination {ip}(?::{port})?(?:\s|$)", re.MULTILINE)
+
+
+def nft_dnat_to(endpoint: tuple[IPv4Address, int]) -> re.Pattern[str]:
+    """An `nft list` line whose `dnat` statement sends to `endpoint`."""
+    ip, port = re.escape(str(endpoint[0])), endpoint[1]
+    return re.compile(rf"\bdnat (?:ip )?to {ip}(?::{port})?(?:\s|$)", re.MULTILINE)
 
 
 class ProxyMode(Protocol):
@@ -46,6 +59,10 @@ class ProxyMode(Protocol):
         self, cluster: Cluster, node: str, extra: ForeignRules | None = None
     ) -> NodeRules:
         """What the kernel of `node` evaluates, rendered and parsed, `extra` included."""
+
+    def prepare(self, cluster: Cluster) -> None:
+        """Index what every trace in this mode asks of `cluster` (which Service port owns an
+        address and port), as the cluster loads, so the first trace costs what the next do."""
 
     def interpreter(
         self,

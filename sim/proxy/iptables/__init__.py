@@ -133,6 +133,13 @@ class IptablesMode:
         parsed = parse_iptables_save(text, source=f"{node} (rendered)", lazy=True)
         return RenderedRules(node, text, parsed, ipsets=extra.ipsets if extra is not None else {})
 
+    def prepare(self, cluster: Cluster) -> None:
+        """Which Service port owns each address and port, and how many rules each adds to
+        the shared chains (`lazy.service_table`)."""
+        from sim.proxy.iptables.lazy import service_table
+
+        service_table(cluster)
+
     def interpreter(
         self,
         cluster: Cluster,

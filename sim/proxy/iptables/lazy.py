@@ -28,7 +28,6 @@ of a table) is answered from the whole text, parsed as before.
 from __future__ import annotations
 
 import itertools
-import re
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +43,7 @@ from model.packet import Packet
 from sim.kernel.netfilter import index as kernel_index
 from sim.kernel.rules import ForeignRules
 from sim.memo import PerCluster
+from sim.proxy.base import iptables_dnat_to
 from sim.proxy.endpoints import (
     categorize,
     external_policy_local,
@@ -461,8 +461,7 @@ class LazyRules:
     def dnats_to(self, endpoint: tuple[IPv4Address, int]) -> bool:
         """Whether some rule DNATs to `endpoint` (as `sim.proxy.dnats_to` searches the whole
         text), rendering only the Service ports whose slices list it."""
-        ip, port = re.escape(str(endpoint[0])), endpoint[1]
-        dnat = re.compile(rf"-j DNAT .*--to-destination {ip}(?::{port})?(?:\s|$)", re.MULTILINE)
+        dnat = iptables_dnat_to(endpoint)
         if dnat.search(self._fixed_text):
             return True
         for p in _ports_listing(self._cluster).get((int(endpoint[0]), endpoint[1]), ()):

@@ -11,7 +11,6 @@ are built as packets reach them (`lazy.py`), its listings when first read.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -21,7 +20,7 @@ from model.ipset import IpSets
 from model.ipvs import IpvsTable
 from model.netfilter import Rule, Ruleset
 from sim.kernel.rules import ForeignRules
-from sim.proxy.base import node_named
+from sim.proxy.base import iptables_dnat_to, node_named
 from sim.proxy.ipvs import lazy
 from sim.proxy.ipvs.interpret import IpvsInterpreter
 from sim.proxy.ipvs.save import IpvsListing, iptables_save, listings_of
@@ -83,9 +82,7 @@ class RenderedIpvsRules:
         """Whether IPVS (or an iptables DNAT rule of the CNI's) sends to `endpoint`."""
         if self.ipvs.serves(endpoint):
             return True
-        ip, port = re.escape(str(endpoint[0])), endpoint[1]
-        dnat = rf"-j DNAT .*--to-destination {ip}(?::{port})?(?:\s|$)"
-        return re.search(dnat, self.text, re.MULTILINE) is not None
+        return iptables_dnat_to(endpoint).search(self.text) is not None
 
 
 @dataclass(frozen=True)
@@ -127,6 +124,14 @@ class IpvsMode:
             listings=listings_of(cluster, node, synced, text),
             ipsets=sets,
         )
+
+    def prepare(self, cluster: Cluster) -> None:
+        """Which Service port owns each address and port, each node's endpoints
+        (KUBE-LOOP-BACK's members), and kube-ipvs0's addresses, the same on every node."""
+        from sim.proxy.ipvs.sync import bind_candidates
+
+        lazy.ipvs_index(cluster).local(cluster, "")
+        bind_candidates(cluster)
 
     def interpreter(
         self,

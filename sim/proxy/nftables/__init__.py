@@ -17,7 +17,6 @@ from the ClusterIPs to explain such a packet, and says so.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -29,7 +28,7 @@ from model.netfilter import Rule, Ruleset
 from model.nftables import NftRuleset
 from sim.collector import paused as collector_paused
 from sim.kernel.rules import ForeignRules
-from sim.proxy.base import node_named
+from sim.proxy.base import iptables_dnat_to, node_named
 from sim.proxy.nftables.interpret import NftablesInterpreter
 from sim.proxy.nftables.kubelet import kubelet_iptables
 from sim.proxy.nftables.sync import Transaction, sync
@@ -123,9 +122,9 @@ class RenderedNftRules:
     def dnats_to(self, endpoint: tuple[IPv4Address, int]) -> bool:
         """Whether some rule DNATs to `endpoint`, rendering only the Service ports whose
         slices list it."""
-        ip, port = re.escape(str(endpoint[0])), endpoint[1]
-        iptables = re.compile(rf"-j DNAT .*--to-destination {ip}(?::{port})?(?:\s|$)", re.M)
-        return iptables.search(self.text) is not None or self.table.dnats_to(endpoint)
+        return iptables_dnat_to(endpoint).search(self.text) is not None or self.table.dnats_to(
+            endpoint
+        )
 
 
 @dataclass(frozen=True)
@@ -153,6 +152,12 @@ class NftablesMode:
             ruleset=parse_iptables_save(text, source=f"{node} (rendered)", lazy=True),
             table=NodeTable(cluster, node_named(cluster, node)),
         )
+
+    def prepare(self, cluster: Cluster) -> None:
+        """Which Service port owns each address, port and chain name (`lazy.port_index`)."""
+        from sim.proxy.nftables.lazy import port_index
+
+        port_index(cluster)
 
     def interpreter(
         self,

@@ -29,7 +29,6 @@ asked; once the whole is parsed, every lookup is answered from it.
 
 from __future__ import annotations
 
-import re
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from sim.collector import paused
 from sim.kernel.nftables.sets import Key, KeyedElements, exact_key
 from sim.memo import PerCluster
 from sim.ondemand import OnDemand
+from sim.proxy.base import nft_dnat_to
 from sim.proxy.endpoints import listed_endpoints
 from sim.proxy.nftables import names as n
 from sim.proxy.nftables.sync import (
@@ -382,8 +382,7 @@ class NodeTable:
     def dnats_to(self, endpoint: tuple[IPv4Address, int]) -> bool:
         """Whether some rule DNATs to `endpoint` (as `sim.proxy.dnats_to` searches the whole
         listing), rendering only the Service ports whose slices list it."""
-        ip, port = re.escape(str(endpoint[0])), endpoint[1]
-        dnat = re.compile(rf"\bdnat (?:ip )?to {ip}(?::{port})?(?:\s|$)", re.MULTILINE)
+        dnat = nft_dnat_to(endpoint)
         if self._listing is not None:
             return dnat.search(self._listing) is not None
         if dnat.search(self._fixed_text):
