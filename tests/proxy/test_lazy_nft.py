@@ -16,7 +16,6 @@ from ipaddress import IPv4Address
 import pytest
 
 from model.cluster import Cluster, CNIPlugin, ServiceType
-from model.errors import KubehopError
 from model.ipset import IpSets
 from model.netfilter import Ruleset
 from model.nftables import NftChain, NftRuleset, NftSet, NftTable
@@ -39,11 +38,11 @@ from sim.proxy.nftables.sync import PORT_SETS
 from sim.readers.cluster import parse_cluster
 from sim.readers.iptables_save import parse_iptables_save
 from sim.readers.nftables import parse_nft
-from sim.trace.report import trace_json
 from sim.trace.request import Request
 from sim.trace.tracer import trace
 from tests import paths
 from tests.cni.support import with_cni
+from tests.proxy.lazy_support import fresh_node_caches, walks
 
 
 def _zoo(variant: str = "") -> Cluster:
@@ -92,11 +91,8 @@ def _nft(name: str) -> Cluster:
 
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
-    node_tables._CACHE.clear()
-    node_tables._LISTED.clear()
-    yield
-    node_tables._CACHE.clear()
-    node_tables._LISTED.clear()
+    with fresh_node_caches():
+        yield
 
 
 @pytest.fixture(scope="module", params=sorted(CLUSTERS))
@@ -287,16 +283,6 @@ def _requests(cluster: Cluster, count: int) -> list[Request]:
     return found
 
 
-def _walks(cluster: Cluster, requests: list[Request]) -> list[str]:
-    out: list[str] = []
-    for request in requests:
-        try:
-            out.append(trace_json(trace(cluster, request)))
-        except KubehopError as err:
-            out.append(f"error: {err}")
-    return out
-
-
 @pytest.mark.parametrize(
     "name", ["demo", "demo-calico", "zoo-shared-address", "zoo-node-in-range", "generated-large"]
 )
@@ -305,14 +291,14 @@ def test_traces_through_parts_equal_traces_through_the_whole(
 ) -> None:
     cluster = _nft(name)
     requests = _requests(cluster, 70)
-    parts = _walks(cluster, requests)
+    parts = walks(cluster, requests)
     held = [r for _, r in node_tables._CACHE.values()]
     assert held and all(isinstance(r, RenderedNftRules) for r in held)
     # The walks rendered parts only (a pinned endpoint's check included).
     assert not any(r.table.listed or r.table.whole_parsed for r in held)  # type: ignore[attr-defined]
     node_tables._CACHE.clear()
     monkeypatch.setattr(NftablesMode, "node_rules", _whole_rules)
-    whole = _walks(cluster, requests)
+    whole = walks(cluster, requests)
     assert not any(isinstance(r, RenderedNftRules) for _, r in node_tables._CACHE.values())
     assert sum(not w.startswith("error") for w in whole) > len(whole) // 2
     for request, a, b in zip(requests, parts, whole, strict=True):
