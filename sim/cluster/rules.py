@@ -22,6 +22,7 @@ import functools
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, is_dataclass, replace
+from typing import TYPE_CHECKING
 
 from model.cluster import Cluster, ProxyMode
 from model.errors import RequestError
@@ -32,6 +33,9 @@ from sim.kernel.rules import ForeignRules, NodeRules
 from sim.proxy import mode_of
 from sim.proxy.iptables import IptablesMode
 
+if TYPE_CHECKING:
+    from sim.proxy.iptables.paged import NodePages
+
 __all__ = [
     "CACHE_BYTES",
     "Listing",
@@ -41,7 +45,9 @@ __all__ = [
     "listing_text",
     "listings",
     "node_listing",
+    "node_pages",
     "node_rules",
+    "pages_ready",
     "render_rules",
     "rules_for",
 ]
@@ -230,6 +236,51 @@ def node_listing(
 
 
 _LISTED: OrderedDict[int, tuple[NodeRules, str]] = OrderedDict()
+
+
+def node_pages(cluster: Cluster, node: str) -> NodePages | None:
+    """`node`'s listing as rows spelled when read (`NodePages`), where the mode can give one:
+    iptables mode rendering the node a Service port at a time, whose whole listing is its
+    iptables-save text; None otherwise (`node_listing` gives the text)."""
+    if cluster.kube_proxy.mode is not ProxyMode.IPTABLES:
+        return None
+    rules = node_rules(cluster, node)
+    from sim.proxy.iptables.lazy import LazyRules
+
+    if not isinstance(rules, LazyRules):
+        return None
+    hit = _PAGED.get(id(rules))
+    if hit is not None and hit[0] is rules:
+        _PAGED.move_to_end(id(rules))
+        return hit[1]
+    from sim.proxy.iptables.paged import NodePages
+
+    pages = NodePages(rules)
+    _PAGED[id(rules)] = (rules, pages)
+    while len(_PAGED) > _PAGED_KEPT:
+        _PAGED.popitem(last=False)
+    return pages
+
+
+def pages_ready(cluster: Cluster, node: str) -> bool:
+    """`node_pages(cluster, node)` returns quickly: the node's pages are made, or the part
+    every node shares is (each node's own part then takes milliseconds at the scale limits)."""
+    hit = _CACHE.get((id(cluster), node))
+    if hit is not None and hit[0] is cluster:
+        paged = _PAGED.get(id(hit[1]))
+        if paged is not None and paged[0] is hit[1]:
+            return True
+    if cluster.kube_proxy.mode is not ProxyMode.IPTABLES:
+        return False
+    from sim.proxy.iptables.paged import shared_part_ready
+
+    return shared_part_ready(cluster)
+
+
+_PAGED: OrderedDict[int, tuple[NodeRules, NodePages]] = OrderedDict()
+_PAGED_KEPT = 8
+"""Nodes whose pages are kept: each holds its chains' names and where they start (a few MB at
+the scale limits, the names shared with every node's)."""
 
 
 def _cni_rules(cluster: Cluster, node: str) -> ForeignRules | None:

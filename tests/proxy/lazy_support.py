@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from model.cluster import Cluster
 from model.errors import KubehopError
 from sim.cluster import rules as node_tables
+from sim.proxy.iptables import paged
 from sim.trace.report import trace_json
 from sim.trace.request import Request
 from sim.trace.tracer import trace
@@ -18,11 +19,13 @@ __all__ = ["fresh_node_caches", "walks"]
 def _clear() -> None:
     node_tables._CACHE.clear()
     node_tables._LISTED.clear()
+    node_tables._PAGED.clear()
+    paged._alike_chains.clear()
 
 
 @contextmanager
 def fresh_node_caches() -> Iterator[None]:
-    """No node's rules or listing cached before, nor left cached after."""
+    """No node's rules, listing or pages cached before, nor left cached after."""
     _clear()
     yield
     _clear()

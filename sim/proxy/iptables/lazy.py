@@ -60,6 +60,7 @@ from sim.proxy.iptables.sync import (
     Presaved,
     Restore,
     ServicePortEntry,
+    SyncContext,
     localhost_nodeports,
     service_ports,
     sync_context,
@@ -69,7 +70,16 @@ from sim.proxy.iptables.sync import (
 )
 from sim.readers.iptables_save.lazy import LazyChains, parse_chain
 
-__all__ = ["COMMON_BYTES", "SHARED", "LazyRules", "common_bytes", "lazy_rules", "renders_in_parts"]
+__all__ = [
+    "COMMON_BYTES",
+    "SHARED",
+    "LazyRules",
+    "ServiceTable",
+    "common_bytes",
+    "lazy_rules",
+    "renders_in_parts",
+    "service_table",
+]
 
 SHARED: tuple[tuple[Table, str], ...] = (
     (Table.NAT, n.KUBE_SERVICES),
@@ -469,6 +479,37 @@ class LazyRules:
             if any(dnat.search(line) for chain in lines.values() for line in chain):
                 return True
         return False
+
+    # --- parts, for a listing drawn a window at a time -------------------
+
+    @property
+    def cluster(self) -> Cluster:
+        """The cluster the rules are rendered from."""
+        return self._cluster
+
+    @property
+    def fixed_text(self) -> str:
+        """The iptables-save text of every chain but the Service ports' own, the shared
+        chains holding only the rules after every port's run (the CNI's placed)."""
+        return self._fixed_text
+
+    @property
+    def services(self) -> ServiceTable:
+        """The cluster's Service ports in sync's order."""
+        return self._services
+
+    @property
+    def context(self) -> SyncContext:
+        """The node's sync settings."""
+        return self._ctx
+
+    def run_starts(self, slot: int) -> array[int] | None:
+        """Where each port's run starts in shared chain `slot` (None: no port adds one)."""
+        return self._starts[slot]
+
+    def port_lines(self, p: int) -> dict[tuple[Table, str], list[str]]:
+        """Port `p`'s iptables-save lines by table and chain, rendered when first asked."""
+        return self._render_port(p)
 
     # --- bounds ----------------------------------------------------------
 

@@ -13,6 +13,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from model.cluster import Cluster, Node, Service, ServicePort, ServiceType
 from sim.proxy.endpoints import (
+    Categorized,
     KPEndpoint,
     categorize,
     external_policy_local,
@@ -526,6 +527,55 @@ def write_port(
                 f"--to-destination {ep.addr}",
             )
         )
+
+
+def port_chains(
+    ctx: SyncContext, name: str, svc: Service, port: ServicePort, cat: Categorized
+) -> dict[str, int]:
+    """The chains `write_port` declares for one Service port (KUBE-SVC-, -SVL-, -EXT-, -FW-,
+    -SEP-), each with how many rules it writes there, without writing them.
+
+    A listing shows where every chain starts from these counts (the rules pane
+    draws a big node's lines as they come on screen); rendering a port checks
+    them (`sim.proxy.iptables.paged`), and tests hold them to `write_port`.
+    """
+    proto = port.protocol.value
+    svc_chain = n.service_port_chain_name(name, proto)
+    svl_chain = n.service_local_chain_name(name, proto)
+    has_internal = has_external = cat.has_any
+    internal_chain = svc_chain
+    if internal_policy_local(svc):
+        internal_chain = svl_chain
+        has_internal = has_internal and bool(cat.local)
+    if external_policy_local(svc):
+        has_external = has_external and bool(cat.local)
+    lbs = len(svc.load_balancer_ips)
+    rules: dict[str, int] = {}
+    if cat.has_any and externally_accessible(svc, port):
+        if not external_policy_local(svc):
+            count = 1  # masquerade for external destinations
+        else:
+            count = (1 if ctx.local_cidr is not None else 0) + 2  # pods; LOCAL masq and route
+        rules[n.service_external_chain_name(name, proto)] = count + int(has_external)
+    if cat.has_any and lbs and svc.load_balancer_source_ranges:
+        ranges = svc.load_balancer_source_ranges
+        from_node = any(ctx.node.internal_ip in cidr for cidr in ranges)
+        rules[n.service_firewall_chain_name(name, proto)] = (
+            len(ranges) + (lbs if from_node else 0) + 1
+        )
+    per_endpoint = 2 if svc.session_affinity_timeout is not None else 1
+    if cat.cluster:
+        rules[svc_chain] = per_endpoint * len(cat.cluster)
+    if cat.local:
+        rules[svl_chain] = per_endpoint * len(cat.local)
+    masquerades = ctx.cluster.kube_proxy.masquerade_all or ctx.local_cidr is not None
+    if has_internal and masquerades and internal_chain in rules:
+        # The cluster IP's masquerade rule (an undeclared chain's rules are not saved).
+        rules[internal_chain] += 1
+    for ep in cat.reachable:
+        sep = n.endpoint_chain_name(name, proto, ep.addr)
+        rules[sep] = rules.get(sep, 0) + 2  # hairpin masquerade, DNAT
+    return rules
 
 
 def write_tail(out: Restore, ctx: SyncContext) -> None:
