@@ -30,6 +30,7 @@ from sim.trace.tracer import MAX_REPEATS
 if TYPE_CHECKING:
     from sim.cluster.tunnels import NodeTunnels
     from sim.lab import Check
+    from sim.proxy.iptables.paged import NodePages as NodePages
     from sim.trace.challenge import Question as Question
     from sim.trace.counterpart import Counterpart as Counterpart
     from sim.trace.decisions import Decision as Decision
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_REPEATS",
     "Edit",
+    "NodePages",
     "Preset",
     "Request",
     "Session",
@@ -299,6 +301,15 @@ class Session:
                 self._texts.popitem(last=False)
         self._texts.move_to_end(node)
         return text
+
+    def rules_pages(self, node: str) -> NodePages | None:
+        """The node's listing as rows spelled when read, where its mode gives one (iptables
+        mode); None: `rules_text` gives it (safe to call from a worker thread)."""
+        return node_tables.node_pages(self.cluster, node)
+
+    def pages_ready(self, node: str) -> bool:
+        """`rules_pages(node)` returns at once."""
+        return node_tables.pages_ready(self.cluster, node)
 
     def check(self, request: Request) -> None:
         """Raise `KubehopError` if `request` names something the cluster lacks (no tracing)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from ipaddress import IPv4Address
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from textual.widget import Widget
@@ -15,6 +15,7 @@ from model.cluster import Cluster, ExternalClient
 from model.trace import Direction, HopKind, Trace
 from sim.cluster.load import demo_cluster
 from tests import paths
+from tests.proxy.lazy_support import fresh_node_caches
 from tui.app import KubehopApp
 from tui.hopstyle import badge_of
 from tui.screens.diff import DiffLog, RulesDiffScreen
@@ -32,6 +33,9 @@ from tui.widgets.packet_log import PacketLog
 from tui.widgets.pane_tabs import PaneTabs
 from tui.widgets.path_map import EFFECT_SYMBOLS, PathMap, places
 from tui.widgets.rules_view import RulesView, index_rules
+
+if TYPE_CHECKING:
+    from sim.proxy.iptables.paged import NodePages
 
 SVC_B = Request("pod1", "svc-b:80", pick="192.168.2.2:8080")
 
@@ -913,16 +917,23 @@ async def test_on_a_big_cluster_keys_pressed_while_the_rules_render_start_no_sec
     monkeypatch.setattr("tui.session._BIG", 0)
     release = threading.Event()
     asked: list[str] = []
-    original = Session.rules_text
+    original = Session.rules_pages
 
-    def slow_rules_text(self: Session, node: str) -> str:
+    def slow_rules_pages(self: Session, node: str) -> NodePages | None:
         if threading.current_thread() is not threading.main_thread():
             asked.append(node)
             release.wait(10)
         return original(self, node)
 
-    monkeypatch.setattr(Session, "rules_text", slow_rules_text)
+    monkeypatch.setattr(Session, "rules_pages", slow_rules_pages)
     app = make_app()
+    with fresh_node_caches():
+        await _keys_while_rendering(app, asked, release)
+
+
+async def _keys_while_rendering(
+    app: KubehopApp, asked: list[str], release: threading.Event
+) -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         screen = screen_of(app)
         for _ in range(40):

@@ -9,6 +9,8 @@ mounted (on a narrow terminal it is mounted when first shown) and draws it then.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
@@ -20,6 +22,9 @@ from model.trace import Hop, Trace
 from tui.hopstyle import literal
 from tui.session import Session
 from tui.widgets.rules_view import RulesView, cached_index, index_rules
+
+if TYPE_CHECKING:
+    from tui.session import NodePages
 
 
 def reaches_a_node(trace: Trace) -> bool:
@@ -58,9 +63,9 @@ class RulesPane(Vertical):
         self._ready = False
         # Set on mount (`is_mounted` is set only after the mount handlers have run).
         # The node `o` started from: after the last other node, back to following.
-        self._rendering: set[str] = set()
-        """Nodes whose whole rules a worker is rendering: a redraw meanwhile (a step, a
-        key) waits for that render instead of starting another of the same node."""
+        self._rendering: set[tuple[str, bool]] = set()
+        """(node, whole text) a worker is reading or rendering: a redraw meanwhile (a step, a
+        key) waits for that work instead of starting the same again."""
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter rules: text or chain (Esc clears)", id="rules-filter")
@@ -171,7 +176,7 @@ class RulesPane(Vertical):
     def _draw(self) -> None:
         if not self._ready:
             return  # drawn on mount
-        node, hop = self.node, self._hop
+        node = self.node
         rules = self.query_one(RulesView)
         if node is None:
             trace = self._trace
@@ -187,28 +192,49 @@ class RulesPane(Vertical):
         else:
             how = ""
         self.border_title = escape(f"Rules · {node}{how}")
-        if self.session.big and not (
-            self.session.rules_ready(node) and cached_index(self.session.rules_text(node))
+        session = self.session
+        searching = bool(rules.filter_text.strip())
+        if session.big and not (
+            session.rules_ready(node) and cached_index(session.rules_text(node))
         ):
-            # Hundreds of thousands of lines: rendered off the event loop, so
-            # stepping and the keys stay quick while the pane says what it waits for.
-            rules.show(node, "", None, placeholder=f"Rendering {node}'s kube-proxy rules…")
+            # Hundreds of thousands of lines. In iptables mode the pane draws them as they
+            # come on screen, from where each chain starts (counted, not rendered): once
+            # the chains every node shares are counted, a node's own take milliseconds and
+            # are counted here. The shared count, a search and another mode's whole text
+            # take seconds: they are made off the event loop, so stepping and the keys
+            # stay quick while the pane says what it waits for.
+            if not searching and session.pages_ready(node):
+                pages = session.rules_pages(node)
+                if pages is not None:
+                    self._show(node, pages)
+                    return
+            if searching:
+                waiting = f"Rendering {node}'s whole table to search it…"
+            else:
+                waiting = f"Reading {node}'s kube-proxy rules…"
+            rules.show(node, "", None, placeholder=waiting)
             self.border_subtitle = "rendering…"
-            # Started once the screen is drawn: the render holds the interpreter for
-            # seconds, and the trace (computed in milliseconds) shows first.
-            if node not in self._rendering:
-                self._rendering.add(node)
-                self.call_after_refresh(self._render_rules, node)
+            # Started once the screen is drawn: the work holds the interpreter, and the
+            # trace (computed in milliseconds) shows first.
+            if (node, searching) not in self._rendering:
+                self._rendering.add((node, searching))
+                self.call_after_refresh(self._render_rules, node, searching)
             return
         try:
-            text = self.session.rules_text(node)
+            text = session.rules_text(node)
         except KubehopError as err:
             self.notify(escape(str(err)), severity="error")
             rules.show(node, "", None, placeholder=f"kubehop cannot show {node}'s rules: {err}")
             self.border_subtitle = ""
             return
+        self._show(node, text)
+
+    def _show(self, node: str, text: str | NodePages | None) -> None:
+        """Show `text` of `node` with the walk of the hop on show marked, if it is on `node`."""
+        rules = self.query_one(RulesView)
+        hop = self._hop
         on_node = hop is not None and hop.where.node == node
-        rules.show(node, text, hop if on_node else None)
+        rules.show(node, text if text is not None else "", hop if on_node else None)
         index = rules.index
         self.border_subtitle = escape(
             f"{rules.visible_rows:,}/{len(index.lines):,} lines · {index.rule_count:,} rules"
@@ -227,24 +253,26 @@ class RulesPane(Vertical):
             )
         return "No rules to show."
 
-    @work(thread=True, exclusive=True, group="rules")
-    def _render_rules(self, node: str) -> None:
+    @work(thread=True, group="rules")
+    def _render_rules(self, node: str, whole: bool) -> None:
         session = self.session
         try:
-            index_rules(session.rules_text(node))
+            # Pages where the mode gives them (iptables), else the whole text.
+            if whole or session.rules_pages(node) is None:
+                index_rules(session.rules_text(node))
         except KubehopError as err:
-            self.app.call_from_thread(self._render_failed, node, str(err))
+            self.app.call_from_thread(self._render_failed, node, whole, str(err))
             return
         # Drawn with whatever hop and node are current by then.
-        self.app.call_from_thread(self._rendered, node)
+        self.app.call_from_thread(self._rendered, node, whole)
 
-    def _rendered(self, node: str) -> None:
-        self._rendering.discard(node)
+    def _rendered(self, node: str, whole: bool) -> None:
+        self._rendering.discard((node, whole))
         if self.node == node:
             self._draw()
 
-    def _render_failed(self, node: str, message: str) -> None:
-        self._rendering.discard(node)
+    def _render_failed(self, node: str, whole: bool, message: str) -> None:
+        self._rendering.discard((node, whole))
         self.notify(escape(message), severity="error")
         if self.node == node:
             self.query_one(RulesView).show(

@@ -18,8 +18,9 @@ import re
 import textwrap
 from bisect import bisect_left
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol, cast, overload
 
 from rich.segment import Segment
 from rich.style import Style
@@ -33,6 +34,39 @@ from textual.strip import Strip
 from model.netfilter import RuleRef
 from model.trace import Hop
 from tui.hopstyle import literal
+
+PageRow = tuple[str, str, str, int]
+"""A row of `Pages`: (line, table, chain, rule number); "", "" and 0 where there is none."""
+
+
+class Pages(Protocol):
+    """A listing whose rows are made when read (`sim`'s `NodePages`: a big node's rules)."""
+
+    @property
+    def rule_count(self) -> int:
+        """How many rules."""
+        ...
+
+    @property
+    def chain_width(self) -> int:
+        """The longest name of a chain that holds a rule."""
+        ...
+
+    @property
+    def most_rules(self) -> int:
+        """The most rules a chain holds."""
+        ...
+
+    def __len__(self) -> int: ...
+
+    def row(self, r: int) -> PageRow:
+        """Row `r`."""
+        ...
+
+    def find(self, table: str, chain: str, number: int) -> int | None:
+        """The row of rule `number` of `chain` in `table`."""
+        ...
+
 
 _MIN_DIGITS = 2
 """The rule number's column is at least this wide, so the chains line up from node to node."""
@@ -117,6 +151,153 @@ class RuleIndex:
     def row_width(self) -> int:
         """The widest row as the view draws it (chain, target, then the matches)."""
         return self.gutter + self.width
+
+
+class LineIndex(Protocol):
+    """What the view reads of a listing's lines: a `RuleIndex`, or a `PagedIndex` whose
+    lines are made as they are read."""
+
+    @property
+    def lines(self) -> Sequence[str]: ...
+    @property
+    def tables(self) -> Sequence[str]: ...
+    @property
+    def chains(self) -> Sequence[str]: ...
+    @property
+    def numbers(self) -> Sequence[int]: ...
+    @property
+    def row_of(self) -> Mapping[tuple[str, str, int], int]: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def rule_count(self) -> int: ...
+    @property
+    def chain_width(self) -> int: ...
+    @property
+    def number_width(self) -> int: ...
+    @property
+    def heads(self) -> Mapping[tuple[str, str], int] | None: ...
+    @property
+    def nft_rows(self) -> Sequence[tuple[int, int]]: ...
+    @property
+    def ipvs_rows(self) -> Mapping[str, int] | None: ...
+    @property
+    def gutter(self) -> int: ...
+    @property
+    def row_width(self) -> int: ...
+
+
+class _Column(Sequence[object]):
+    """One column (line, table, chain or rule number) of a `PagedIndex`'s rows."""
+
+    def __init__(self, index: PagedIndex, column: int) -> None:
+        self._index = index
+        self._column = column
+
+    def __len__(self) -> int:
+        return len(self._index.pages)
+
+    @overload
+    def __getitem__(self, i: int) -> object: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[object]: ...
+    def __getitem__(self, i: int | slice) -> object | Sequence[object]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self._index.row(i if i >= 0 else i + len(self))[self._column]
+
+
+class _RowOf(Mapping[tuple[str, str, int], int]):
+    """(table, chain, rule number) → row, found from where each chain starts."""
+
+    def __init__(self, pages: Pages) -> None:
+        self._pages = pages
+
+    def __getitem__(self, key: tuple[str, str, int]) -> int:
+        row = self._pages.find(*key)
+        if row is None:
+            raise KeyError(key)
+        return row
+
+    def __len__(self) -> int:
+        return self._pages.rule_count
+
+    def __iter__(self) -> Iterator[tuple[str, str, int]]:
+        for r in range(len(self._pages)):
+            _, table, chain, number = self._pages.row(r)
+            if number:
+                yield table, chain, number
+
+
+_ROWS_KEPT = 4096
+"""Rows a `PagedIndex` keeps spelled (a screen redraws the same few dozen)."""
+
+
+class PagedIndex:
+    """A big node's listing (`Pages`) indexed as `RuleIndex` indexes a text, without
+    spelling it: each row is spelled when the view reads it (filtering needs the whole
+    text: the rules pane renders it first)."""
+
+    heads: Mapping[tuple[str, str], int] | None = None
+    nft_rows: Sequence[tuple[int, int]] = ()
+    ipvs_rows: Mapping[str, int] | None = None
+
+    def __init__(self, pages: Pages) -> None:
+        self.pages = pages
+        """The rows."""
+        self._rows: OrderedDict[int, PageRow] = OrderedDict()
+        self.lines = cast("Sequence[str]", _Column(self, 0))
+        self.tables = cast("Sequence[str]", _Column(self, 1))
+        self.chains = cast("Sequence[str]", _Column(self, 2))
+        self.numbers = cast("Sequence[int]", _Column(self, 3))
+        self.row_of: Mapping[tuple[str, str, int], int] = _RowOf(pages)
+        self.rule_count = pages.rule_count
+        self.chain_width = min(_CHAIN_CAP, pages.chain_width)
+        self.number_width = max(_MIN_DIGITS, len(str(pages.most_rules)))
+        self.width = 0
+        """The widest row read so far, as drawn (it grows as rows are read)."""
+
+    def row(self, r: int) -> PageRow:
+        """Row `r`: (line, table, chain, rule number)."""
+        found = self._rows.get(r)
+        if found is None:
+            found = self.pages.row(r)
+            line, _, chain, number = found
+            if number:
+                rest = len(line) - 4 - len(chain)
+                drawn = max(self.chain_width + rest, len(line) - 4) + 2
+            else:
+                drawn = len(line)
+            self.width = max(self.width, drawn)
+            self._rows[r] = found
+            if len(self._rows) > _ROWS_KEPT:
+                self._rows.popitem(last=False)
+        return found
+
+    @property
+    def gutter(self) -> int:
+        """Cells before each line: a walk marker, the rule number and a space."""
+        return self.number_width + 2
+
+    @property
+    def row_width(self) -> int:
+        """The widest row read so far as the view draws it."""
+        return self.gutter + self.width
+
+
+_PAGED: OrderedDict[int, tuple[Pages, PagedIndex]] = OrderedDict()
+
+
+def index_pages(pages: Pages) -> PagedIndex:
+    """The index of `pages`, made once per pages object (a few are kept)."""
+    hit = _PAGED.get(id(pages))
+    if hit is None or hit[0] is not pages:
+        hit = (pages, PagedIndex(pages))
+        _PAGED[id(pages)] = hit
+        while len(_PAGED) > _INDEXES_KEPT:
+            _PAGED.popitem(last=False)
+    _PAGED.move_to_end(id(pages))
+    return hit[1]
 
 
 _INDEXES: OrderedDict[int, tuple[str, RuleIndex]] = OrderedDict()
@@ -245,7 +426,7 @@ def _index(text: str) -> RuleIndex:
     )
 
 
-def filter_rows(index: RuleIndex, needle: str) -> list[int]:
+def filter_rows(index: LineIndex, needle: str) -> list[int]:
     """The lines of `index` that contain `needle` (lower case), in order.
 
     An nft rule does not name its chain, so it is also found by its chain's name,
@@ -416,7 +597,7 @@ class RulesView(ScrollView, can_focus=True):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._index: RuleIndex = index_rules("")
+        self._index: LineIndex = index_rules("")
         self._marks: WalkMarks | None = None
         self._rows: list[int] | None = None
         self._matched_rows: frozenset[int] = frozenset()
@@ -427,7 +608,7 @@ class RulesView(ScrollView, can_focus=True):
         """Shown while there is no text (`Rendering node-a's rules…`), wrapped to the width."""
 
     @property
-    def index(self) -> RuleIndex:
+    def index(self) -> LineIndex:
         """The index of the text shown."""
         return self._index
 
@@ -446,10 +627,18 @@ class RulesView(ScrollView, can_focus=True):
         """How many lines the filter lets through."""
         return len(self._index.lines) if self._rows is None else len(self._rows)
 
-    def show(self, node: str | None, text: str, hop: Hop | None, *, placeholder: str = "") -> None:
-        """Show `text` (the rules of `node`) with `hop`'s walk marked, if it walked any."""
+    def show(
+        self,
+        node: str | None,
+        text: str | Pages,
+        hop: Hop | None,
+        *,
+        placeholder: str = "",
+    ) -> None:
+        """Show `text` (the rules of `node`, whole or as pages spelled when read) with `hop`'s
+        walk marked, if it walked any."""
         self.placeholder = placeholder
-        index = index_rules(text)
+        index = index_rules(text) if isinstance(text, str) else index_pages(text)
         text_changed = index is not self._index
         self._index = index
         self.node = node
@@ -512,10 +701,16 @@ class RulesView(ScrollView, can_focus=True):
 
     def _apply_filter(self) -> None:
         needle = self.filter_text.strip().lower()
-        if not needle:
+        if not needle or isinstance(self._index, PagedIndex):
+            # Pages are searched once the whole text is rendered (the rules pane does it).
             self._rows = None
             return
         self._rows = filter_rows(self._index, needle)
+
+    def _widen(self) -> None:
+        self._cache.clear()
+        self._update_size()
+        self.refresh()
 
     def _update_size(self) -> None:
         self.virtual_size = Size(self._index.row_width, self.visible_rows)
@@ -553,6 +748,9 @@ class RulesView(ScrollView, can_focus=True):
         if cached is not None:
             return cached
         strip, length = self._render_row(row, base)
+        if self._index.row_width > self.virtual_size.width:
+            # A row wider than any read before (pages are measured as they are read).
+            self.call_after_refresh(self._widen)
         if length > scroll_x + width and width > 1:
             # Cut: say so where the eye stops, as a terminal pager does.
             segments = list(strip.crop(scroll_x, scroll_x + width - 1))

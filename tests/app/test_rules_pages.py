@@ -1,0 +1,116 @@
+"""A big node's rules in the rules pane: drawn as they come on screen, the same lines as the
+whole text, the decision marked, and a search over the whole text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from model.cluster import ProxyMode
+from sim.cluster.load import demo_cluster, with_mode
+from sim.cluster.rules import render_rules
+from tests.app.support import at, make_app, scenario, screen_of, shown
+from tests.proxy.lazy_support import fresh_node_caches
+from tui.screens.trace import TraceScreen
+from tui.widgets.rules_view import PagedIndex, RulesView, filter_rows, index_rules
+
+
+@pytest.fixture(autouse=True)
+def _big(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Every cluster counts as big: the pane takes the path it takes at the scale limits.
+    monkeypatch.setattr("tui.session._BIG", 0)
+    with fresh_node_caches():
+        yield
+
+
+async def _settle(screen: TraceScreen) -> None:
+    await screen.app.workers.wait_for_complete()
+    await screen.app.workers.wait_for_complete()
+
+
+def _rows(rules: RulesView) -> list[tuple[str, str, str, int]]:
+    index = rules.index
+    return [
+        (index.lines[r], index.tables[r], index.chains[r], index.numbers[r])
+        for r in range(len(index.lines))
+    ]
+
+
+async def test_a_big_nodes_rules_are_drawn_line_for_line_as_the_whole_text() -> None:
+    app = make_app(request=scenario("3"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        await _settle(screen)
+        screen.go_to(at(screen, "dnat"))
+        await _settle(screen)
+        await pilot.pause()
+        rules = screen.query_one(RulesView)
+        assert isinstance(rules.index, PagedIndex)
+        node = rules.node
+        assert node is not None
+        whole = index_rules(render_rules(screen.session.cluster, node))
+        # Every line, its table, chain and rule number: what the walk marks rest on.
+        assert _rows(rules) == [
+            (whole.lines[r], whole.tables[r], whole.chains[r], whole.numbers[r])
+            for r in range(len(whole.lines))
+        ]
+        assert rules.index.rule_count == whole.rule_count
+        assert rules.index.chain_width == whole.chain_width
+        assert rules.focus_row is not None
+        focused = whole.lines[rules.focus_row]
+        assert "-j DNAT --to-destination" in focused
+        assert focused.split()[1].startswith("KUBE-SEP-")
+        # On screen: the DNAT rule marked, its target in view.
+        drawn = shown(rules)
+        assert any(line.startswith("▶") and "DNAT" in line for line in drawn.splitlines())
+        assert "rules" in str(screen.rules_pane.border_subtitle)
+
+
+async def test_o_shows_the_next_nodes_rules_as_pages_too() -> None:
+    app = make_app(request=scenario("3"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        await _settle(screen)
+        first = screen.query_one(RulesView).node
+        await pilot.press("o")
+        await _settle(screen)
+        await pilot.pause()
+        rules = screen.query_one(RulesView)
+        assert rules.node is not None and rules.node != first
+        assert isinstance(rules.index, PagedIndex)
+        whole = render_rules(screen.session.cluster, rules.node).splitlines()
+        assert [rules.index.lines[r] for r in range(len(rules.index.lines))] == whole
+
+
+async def test_a_search_on_a_big_node_renders_the_whole_text_and_filters_it() -> None:
+    app = make_app(request=scenario("3"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        await _settle(screen)
+        await pilot.press("slash", *"dnat")
+        await _settle(screen)
+        await pilot.pause()
+        rules = screen.query_one(RulesView)
+        assert not isinstance(rules.index, PagedIndex)
+        node = rules.node
+        assert node is not None
+        whole = index_rules(render_rules(screen.session.cluster, node))
+        assert rules.visible_rows == len(filter_rows(whole, "dnat")) > 0
+        drawn = [line for line in shown(rules).splitlines() if line.strip()]
+        assert len(drawn) == min(rules.visible_rows, rules.size.height)
+        assert any("DNAT --to-destination" in line for line in drawn)
+
+
+async def test_in_nftables_mode_a_big_node_is_rendered_whole() -> None:
+    # nftables mode lists its table first: no pages; the pane renders the whole listing.
+    app = make_app(
+        request=scenario("3"), cluster=with_mode(demo_cluster(), ProxyMode.NFTABLES.value)
+    )
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = screen_of(app)
+        await _settle(screen)
+        await pilot.pause()
+        rules = screen.query_one(RulesView)
+        assert not isinstance(rules.index, PagedIndex)
+        assert rules.index.lines[0].startswith("# nft list table ip kube-proxy")
