@@ -28,9 +28,9 @@ from sim.trace.stepper import Stepper
 from sim.trace.tracer import MAX_REPEATS
 
 if TYPE_CHECKING:
+    from sim.cluster.rules import Pages as NodePages
     from sim.cluster.tunnels import NodeTunnels
     from sim.lab import Check
-    from sim.proxy.iptables.paged import NodePages as NodePages
     from sim.trace.challenge import Question as Question
     from sim.trace.counterpart import Counterpart as Counterpart
     from sim.trace.decisions import Decision as Decision
@@ -303,8 +303,8 @@ class Session:
         return text
 
     def rules_pages(self, node: str) -> NodePages | None:
-        """The node's listing as rows spelled when read, where its mode gives one (iptables
-        mode); None: `rules_text` gives it (safe to call from a worker thread)."""
+        """The node's listing as rows made when read, where its mode gives them; None:
+        `rules_text` gives it (safe to call from a worker thread)."""
         return node_tables.node_pages(self.cluster, node)
 
     def pages_ready(self, node: str) -> bool:

@@ -22,7 +22,6 @@ import functools
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, is_dataclass, replace
-from typing import TYPE_CHECKING
 
 from model.cluster import Cluster, ProxyMode
 from model.errors import RequestError
@@ -32,13 +31,12 @@ from sim.cni import cni_of
 from sim.kernel.rules import ForeignRules, NodeRules
 from sim.proxy import mode_of
 from sim.proxy.iptables import IptablesMode
-
-if TYPE_CHECKING:
-    from sim.proxy.iptables.paged import NodePages
+from sim.readers.pages import ListingPages, Pages
 
 __all__ = [
     "CACHE_BYTES",
     "Listing",
+    "Pages",
     "cached_bytes",
     "held_bytes",
     "listing_ready",
@@ -238,24 +236,19 @@ def node_listing(
 _LISTED: OrderedDict[int, tuple[NodeRules, str]] = OrderedDict()
 
 
-def node_pages(cluster: Cluster, node: str) -> NodePages | None:
-    """`node`'s listing as rows spelled when read (`NodePages`), where the mode can give one:
-    iptables mode rendering the node a Service port at a time, whose whole listing is its
-    iptables-save text; None otherwise (`node_listing` gives the text)."""
-    if cluster.kube_proxy.mode is not ProxyMode.IPTABLES:
-        return None
+def node_pages(cluster: Cluster, node: str) -> Pages | None:
+    """`node`'s listing (what `node_listing` gives) as rows made when read, where its mode
+    gives them (`ProxyMode.pages`: the node's own part counted, the part every node shares
+    counted once per cluster); None where it does not (`node_listing` gives the text)."""
     rules = node_rules(cluster, node)
-    from sim.proxy.iptables.lazy import LazyRules
-
-    if not isinstance(rules, LazyRules):
-        return None
     hit = _PAGED.get(id(rules))
     if hit is not None and hit[0] is rules:
         _PAGED.move_to_end(id(rules))
         return hit[1]
-    from sim.proxy.iptables.paged import NodePages
-
-    pages = NodePages(rules)
+    parts = mode_of(cluster).pages(cluster, rules)
+    if parts is None:
+        return None
+    pages = ListingPages(parts)
     _PAGED[id(rules)] = (rules, pages)
     while len(_PAGED) > _PAGED_KEPT:
         _PAGED.popitem(last=False)
@@ -270,14 +263,10 @@ def pages_ready(cluster: Cluster, node: str) -> bool:
         paged = _PAGED.get(id(hit[1]))
         if paged is not None and paged[0] is hit[1]:
             return True
-    if cluster.kube_proxy.mode is not ProxyMode.IPTABLES:
-        return False
-    from sim.proxy.iptables.paged import shared_part_ready
-
-    return shared_part_ready(cluster)
+    return mode_of(cluster).pages_quick(cluster)
 
 
-_PAGED: OrderedDict[int, tuple[NodeRules, NodePages]] = OrderedDict()
+_PAGED: OrderedDict[int, tuple[NodeRules, Pages]] = OrderedDict()
 _PAGED_KEPT = 8
 """Nodes whose pages are kept: each holds its chains' names and where they start (a few MB at
 the scale limits, the names shared with every node's)."""

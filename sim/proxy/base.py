@@ -20,6 +20,7 @@ from model.errors import RequestError
 from model.netfilter import Rule
 from sim.kernel.interpreter import Interpreter
 from sim.kernel.rules import ForeignRules, NodeRules
+from sim.readers.pages import Pages
 
 __all__ = ["ProxyMode", "iptables_dnat_to", "nft_dnat_to", "node_named"]
 
@@ -63,6 +64,14 @@ class ProxyMode(Protocol):
     def prepare(self, cluster: Cluster) -> None:
         """Index what every trace in this mode asks of `cluster` (which Service port owns an
         address and port), as the cluster loads, so the first trace costs what the next do."""
+
+    def pages(self, cluster: Cluster, rules: NodeRules) -> tuple[tuple[str, Pages], ...] | None:
+        """What a person sees of `rules` (a node's, as `node_rules` made them), command by
+        command, as rows made when read; None where the mode gives the texts whole."""
+
+    def pages_quick(self, cluster: Cluster) -> bool:
+        """Whether `pages` of a node of `cluster` returns in milliseconds: what every node
+        shares is counted already."""
 
     def interpreter(
         self,

@@ -9,7 +9,8 @@ import pytest
 
 from model.cluster import ProxyMode
 from sim.cluster.load import demo_cluster, with_mode
-from sim.cluster.rules import render_rules
+from sim.cluster.rules import Listing, listing_text, node_listing, render_rules
+from sim.readers.pages import ListingPages, TextPages, index_rows
 from tests.app.support import at, make_app, scenario, screen_of, shown
 from tests.proxy.lazy_support import fresh_node_caches
 from tui.screens.trace import TraceScreen
@@ -114,3 +115,35 @@ async def test_in_nftables_mode_a_big_node_is_rendered_whole() -> None:
         rules = screen.query_one(RulesView)
         assert not isinstance(rules.index, PagedIndex)
         assert rules.index.lines[0].startswith("# nft list table ip kube-proxy")
+
+
+@pytest.mark.parametrize("mode", [m.value for m in ProxyMode])
+def test_pages_key_every_row_as_the_rules_pane_keys_a_whole_listing(mode: str) -> None:
+    # sim.readers.pages and the pane's own index of a whole text must agree: marks
+    # found in pages land where they land in the text.
+    cluster = with_mode(demo_cluster(), mode)
+    for node in cluster.nodes:
+        text = node_listing(cluster, node.name)
+        whole = index_rules(text)
+        rows = index_rows(text.splitlines())
+        assert rows == [
+            (whole.lines[r], whole.tables[r], whole.chains[r], whole.numbers[r])
+            for r in range(len(whole.lines))
+        ]
+        pages = TextPages(text)
+        assert pages.rule_count == whole.rule_count
+        for line, row in (whole.ipvs_rows or {}).items():
+            assert pages.find_line(line) == row
+
+
+def test_listing_pages_join_commands_as_the_listing_text_does() -> None:
+    texts = ("*nat\n:KUBE-A - [0:0]\n-A KUBE-A -j RETURN\nCOMMIT\n", "-A -t 10.96.0.1:443 -s rr\n")
+    parts = [("iptables-save", TextPages(texts[0])), ("ipvsadm-save -n", TextPages(texts[1]))]
+    joined = listing_text(
+        tuple(Listing(command, text) for (command, _), text in zip(parts, texts, strict=True))
+    )
+    pages = ListingPages(parts)
+    assert pages.text() == joined
+    assert pages.find("nat", "KUBE-A", 1) == joined.splitlines().index("-A KUBE-A -j RETURN")
+    assert pages.find_line("-A -t 10.96.0.1:443 -s rr") == len(joined.splitlines()) - 1
+    assert ListingPages(parts[:1]).text() == texts[0]

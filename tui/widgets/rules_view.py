@@ -67,6 +67,10 @@ class Pages(Protocol):
         """The row of rule `number` of `chain` in `table`."""
         ...
 
+    def find_line(self, line: str) -> int | None:
+        """The row of an `ipvsadm-save -n` line."""
+        ...
+
 
 _MIN_DIGITS = 2
 """The rule number's column is at least this wide, so the chains line up from node to node."""
@@ -207,6 +211,28 @@ class _Column(Sequence[object]):
         return self._index.row(i if i >= 0 else i + len(self))[self._column]
 
 
+class _LineRows(Mapping[str, int]):
+    """An `ipvsadm-save -n` line → its row."""
+
+    def __init__(self, pages: Pages) -> None:
+        self._pages = pages
+
+    def __getitem__(self, line: str) -> int:
+        row = self._pages.find_line(line)
+        if row is None:
+            raise KeyError(line)
+        return row
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __iter__(self) -> Iterator[str]:
+        for r in range(len(self._pages)):
+            line, table, _, _ = self._pages.row(r)
+            if not table and line.startswith(("-A -", "-a -")):
+                yield line
+
+
 class _RowOf(Mapping[tuple[str, str, int], int]):
     """(table, chain, rule number) → row, found from where each chain starts."""
 
@@ -240,7 +266,6 @@ class PagedIndex:
 
     heads: Mapping[tuple[str, str], int] | None = None
     nft_rows: Sequence[tuple[int, int]] = ()
-    ipvs_rows: Mapping[str, int] | None = None
 
     def __init__(self, pages: Pages) -> None:
         self.pages = pages
@@ -251,6 +276,7 @@ class PagedIndex:
         self.chains = cast("Sequence[str]", _Column(self, 2))
         self.numbers = cast("Sequence[int]", _Column(self, 3))
         self.row_of: Mapping[tuple[str, str, int], int] = _RowOf(pages)
+        self.ipvs_rows: Mapping[str, int] | None = _LineRows(pages)
         self.rule_count = pages.rule_count
         self.chain_width = min(_CHAIN_CAP, pages.chain_width)
         self.number_width = max(_MIN_DIGITS, len(str(pages.most_rules)))
@@ -262,12 +288,12 @@ class PagedIndex:
         found = self._rows.get(r)
         if found is None:
             found = self.pages.row(r)
-            line, _, chain, number = found
-            if number:
+            line, table, chain, number = found
+            if number and not is_nft(table):
                 rest = len(line) - 4 - len(chain)
                 drawn = max(self.chain_width + rest, len(line) - 4) + 2
             else:
-                drawn = len(line)
+                drawn = len(line.expandtabs(_TAB)) if "\t" in line else len(line)
             self.width = max(self.width, drawn)
             self._rows[r] = found
             if len(self._rows) > _ROWS_KEPT:

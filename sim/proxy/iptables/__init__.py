@@ -37,6 +37,7 @@ from sim.proxy.iptables.sync import (
     restore_text,
     sync,
 )
+from sim.readers.pages import Pages
 
 __all__ = [
     "IPTABLES",
@@ -139,6 +140,20 @@ class IptablesMode:
         from sim.proxy.iptables.lazy import service_table
 
         service_table(cluster)
+
+    def pages(self, cluster: Cluster, rules: NodeRules) -> tuple[tuple[str, Pages], ...] | None:
+        """`iptables-save` as rows spelled when read, for a node rendered a Service port at a
+        time (`paged.NodePages`); None for one rendered whole (the CNI rewrites its chains)."""
+        from sim.proxy.iptables.lazy import LazyRules
+        from sim.proxy.iptables.paged import NodePages
+
+        return (("iptables-save", NodePages(rules)),) if isinstance(rules, LazyRules) else None
+
+    def pages_quick(self, cluster: Cluster) -> bool:
+        """Whether the chains every node shares are counted (`paged.shared_part_ready`)."""
+        from sim.proxy.iptables.paged import shared_part_ready
+
+        return shared_part_ready(cluster)
 
     def interpreter(
         self,

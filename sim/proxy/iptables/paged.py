@@ -26,12 +26,10 @@ from sim.memo import PerCluster
 from sim.proxy.endpoints import categorize, port_endpoints
 from sim.proxy.iptables.lazy import SHARED, LazyRules, service_table
 from sim.proxy.iptables.sync import port_chains, sync_context
+from sim.readers.pages import Row
 
-__all__ = ["NodePages", "Row", "shared_part_ready"]
+__all__ = ["NodePages", "shared_part_ready"]
 
-Row = tuple[str, str, str, int]
-"""One line and where it is: (line, table, chain, rule number in the chain); the table is ""
-outside every table, the chain "" and the number 0 on a line that is not a rule."""
 
 _SLOT = {(table.value, chain): slot for slot, (table, chain) in enumerate(SHARED)}
 _NAT = Table.NAT.value
@@ -261,6 +259,10 @@ class NodePages:
         if section is None or found is None or not 0 < number <= found[1]:
             return None
         return section.rules_first + found[0] + number - 1
+
+    def find_line(self, line: str) -> int | None:
+        """None: iptables-save prints no `ipvsadm-save` line."""
+        return None
 
     def text(self) -> str:
         """Every row joined: the node's whole iptables-save text."""

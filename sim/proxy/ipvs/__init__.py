@@ -19,12 +19,13 @@ from model.cluster import Cluster
 from model.ipset import IpSets
 from model.ipvs import IpvsTable
 from model.netfilter import Rule, Ruleset
-from sim.kernel.rules import ForeignRules
+from sim.kernel.rules import ForeignRules, NodeRules
 from sim.proxy.base import iptables_dnat_to, node_named
 from sim.proxy.ipvs import lazy
 from sim.proxy.ipvs.interpret import IpvsInterpreter
 from sim.proxy.ipvs.save import IpvsListing, iptables_save, listings_of
 from sim.proxy.ipvs.sync import sync
+from sim.readers.pages import Pages
 
 __all__ = [
     "IPVS",
@@ -124,6 +125,14 @@ class IpvsMode:
             listings=listings_of(cluster, node, synced, text),
             ipsets=sets,
         )
+
+    def pages(self, cluster: Cluster, rules: NodeRules) -> tuple[tuple[str, Pages], ...] | None:
+        """None: the node's listings are rendered whole (`listings`)."""
+        return None
+
+    def pages_quick(self, cluster: Cluster) -> bool:
+        """False: there are no pages to make."""
+        return False
 
     def prepare(self, cluster: Cluster) -> None:
         """Which Service port owns each address and port, each node's endpoints

@@ -27,11 +27,12 @@ from model.ipset import IpSets
 from model.netfilter import Rule, Ruleset
 from model.nftables import NftRuleset
 from sim.collector import paused as collector_paused
-from sim.kernel.rules import ForeignRules
+from sim.kernel.rules import ForeignRules, NodeRules
 from sim.proxy.base import iptables_dnat_to, node_named
 from sim.proxy.nftables.interpret import NftablesInterpreter
 from sim.proxy.nftables.kubelet import kubelet_iptables
 from sim.proxy.nftables.sync import Transaction, sync
+from sim.readers.pages import Pages
 
 if TYPE_CHECKING:
     from sim.proxy.nftables.lazy import NodeTable
@@ -152,6 +153,14 @@ class NftablesMode:
             ruleset=parse_iptables_save(text, source=f"{node} (rendered)", lazy=True),
             table=NodeTable(cluster, node_named(cluster, node)),
         )
+
+    def pages(self, cluster: Cluster, rules: NodeRules) -> tuple[tuple[str, Pages], ...] | None:
+        """None: the node's listings are rendered whole (`listings`)."""
+        return None
+
+    def pages_quick(self, cluster: Cluster) -> bool:
+        """False: there are no pages to make."""
+        return False
 
     def prepare(self, cluster: Cluster) -> None:
         """Which Service port owns each address, port and chain name (`lazy.port_index`)."""

@@ -1,0 +1,212 @@
+"""A node's listing (what `kubehop rules` prints of it) as rows made when read.
+
+At Kubernetes' scale limits a node's listing has about 760,000 lines and
+rendering it whole takes seconds, while a view shows a screenful. Each
+kube-proxy mode can give its big listings as `Pages`: the number of rows, and
+any row with where it is, made when asked. A row is (line, table, chain,
+number), keyed as the rules pane keys a whole text:
+
+- an iptables rule (`-A CHAIN …`): its table (`nat`), chain, and its 1-based
+  number in the chain; the other lines of a table, from `*nat` to `COMMIT`: the
+  table, "" and 0;
+- inside an nft table (`table ip kube-proxy {` to its `}`): the table's label
+  (`ip kube-proxy`); the lines of a chain (its `chain NAME {` line, its
+  `type … hook …` and `comment` lines, its rules) the chain; each rule numbered
+  in its chain as `nft list` lists it; a chain's closing `}` and the sets' lines
+  have no chain;
+- every other line (an `ipvsadm-save` line, an `ipset save` line, a `# COMMAND`
+  line): "", "" and 0.
+
+`ListingPages` puts several commands' pages one after another, each under its
+`# COMMAND` line, exactly as `sim.cluster.rules.listing_text` joins their texts.
+`TextPages` gives a text already rendered (a small part of a listing) as pages.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Sequence
+from typing import Protocol
+
+__all__ = ["ListingPages", "Pages", "Row", "TextPages", "index_rows"]
+
+Row = tuple[str, str, str, int]
+"""(line, table, chain, rule number): "" and 0 where the line has none."""
+
+
+class Pages(Protocol):
+    """A listing whose rows are made when read."""
+
+    @property
+    def rule_count(self) -> int:
+        """How many rules (iptables `-A` lines and nft rules)."""
+        ...
+
+    @property
+    def chain_width(self) -> int:
+        """The longest name of an iptables chain that holds a rule (0: none)."""
+        ...
+
+    @property
+    def most_rules(self) -> int:
+        """The most rules one chain holds."""
+        ...
+
+    def __len__(self) -> int: ...
+
+    def row(self, r: int) -> Row:
+        """Row `r` (0-based); IndexError past the end."""
+        ...
+
+    def find(self, table: str, chain: str, number: int) -> int | None:
+        """The row of rule `number` (1-based) of `chain` in `table`, None if there is none."""
+        ...
+
+    def find_line(self, line: str) -> int | None:
+        """The row of an `ipvsadm-save -n` line (`-A -t …`, `-a -t …`), None if absent."""
+        ...
+
+
+_NFT_CHAIN_COMMENT = re.compile(r'comment "[^"]*"')
+
+
+def _nft_chain_header(line: str) -> bool:
+    """A line inside an nft chain that describes the chain (its hook, its comment), not a rule."""
+    return (line.startswith("type ") and " hook " in line) or bool(
+        _NFT_CHAIN_COMMENT.fullmatch(line)
+    )
+
+
+def index_rows(lines: Sequence[str]) -> list[Row]:
+    """Each of `lines` with where it is, as the module's docstring keys rows."""
+    rows: list[Row] = []
+    counters: dict[tuple[str, str], int] = {}
+    table = nft = nft_chain = ""
+    skipping = 0
+    for line in lines:
+        chain, number, owner = "", 0, table
+        if nft:
+            owner = nft
+            stripped = line.strip()
+            if nft_chain:
+                if stripped == "}":
+                    nft_chain = ""
+                else:
+                    chain = nft_chain
+                    if (
+                        stripped
+                        and not stripped.startswith("#")
+                        and not _nft_chain_header(stripped)
+                    ):
+                        number = counters[nft, chain] = counters.get((nft, chain), 0) + 1
+            elif skipping:
+                skipping += stripped.count("{") - stripped.count("}")
+            elif stripped == "}":
+                nft = ""
+            elif stripped.startswith("chain ") and stripped.endswith("{"):
+                nft_chain = chain = stripped[6:-1].strip()
+            elif stripped.endswith("{"):
+                skipping = stripped.count("{") - stripped.count("}")
+        elif line.startswith("-A ") and table:
+            end = line.find(" ", 3)
+            chain = line[3:] if end < 0 else line[3:end]
+            number = counters[table, chain] = counters.get((table, chain), 0) + 1
+        elif line.startswith("*"):
+            table = owner = line[1:].strip()
+        elif line.startswith("COMMIT"):
+            table = ""
+        elif line.startswith("table ") and line.rstrip().endswith("{"):
+            words = line.split()
+            if len(words) == 4:
+                nft = owner = f"{words[1]} {words[2]}"
+        rows.append((line, owner, chain, number))
+    return rows
+
+
+class TextPages:
+    """A rendered text as pages (a listing's small parts: kubelet's iptables-save)."""
+
+    def __init__(self, text: str) -> None:
+        self._rows = index_rows(text.splitlines())
+        self._found = {(t, c, k): r for r, (_, t, c, k) in enumerate(self._rows) if k}
+        self._lines = {line: r for r, (line, t, _, _) in enumerate(self._rows) if not t}
+        self.rule_count = len(self._found)
+        self.most_rules = max((k for _, _, _, k in self._rows), default=0)
+        self.chain_width = max(
+            (len(c) for _, t, c, k in self._rows if k and " " not in t), default=0
+        )
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def row(self, r: int) -> Row:
+        """Row `r`."""
+        if not 0 <= r < len(self._rows):
+            raise IndexError(r)
+        return self._rows[r]
+
+    def find(self, table: str, chain: str, number: int) -> int | None:
+        """The row of rule `number` of `chain` in `table`."""
+        return self._found.get((table, chain, number))
+
+    def find_line(self, line: str) -> int | None:
+        """The row of a line outside every table."""
+        return self._lines.get(line)
+
+
+class ListingPages:
+    """Several commands' pages, each under its `# COMMAND` line and a blank line between
+    (a lone command's pages as they are), as `listing_text` joins their texts."""
+
+    def __init__(self, parts: Sequence[tuple[str, Pages]]) -> None:
+        self._parts = tuple(parts)
+        self._headed = len(parts) > 1
+        self._firsts: list[int] = []
+        first = 0
+        for _, pages in self._parts:
+            self._firsts.append(first)
+            first += len(pages) + (2 if self._headed else 0)
+        # The blank line after the last part is not there: the text ends with its last row.
+        self._len = first - (1 if self._headed and self._parts else 0)
+        self.rule_count = sum(pages.rule_count for _, pages in self._parts)
+        self.most_rules = max((pages.most_rules for _, pages in self._parts), default=0)
+        self.chain_width = max((pages.chain_width for _, pages in self._parts), default=0)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def row(self, r: int) -> Row:
+        """Row `r`."""
+        if not 0 <= r < self._len:
+            raise IndexError(r)
+        at = bisect_right(self._firsts, r) - 1
+        command, pages = self._parts[at]
+        offset = r - self._firsts[at]
+        if not self._headed:
+            return pages.row(offset)
+        if offset == 0:
+            return f"# {command}", "", "", 0
+        if offset > len(pages):
+            return "", "", "", 0
+        return pages.row(offset - 1)
+
+    def find(self, table: str, chain: str, number: int) -> int | None:
+        """The row of rule `number` of `chain` in `table`, in whichever part holds it."""
+        for first, (_, pages) in zip(self._firsts, self._parts, strict=True):
+            found = pages.find(table, chain, number)
+            if found is not None:
+                return first + found + (1 if self._headed else 0)
+        return None
+
+    def find_line(self, line: str) -> int | None:
+        """The row of an `ipvsadm-save -n` line, in whichever part holds it."""
+        for first, (_, pages) in zip(self._firsts, self._parts, strict=True):
+            found = pages.find_line(line)
+            if found is not None:
+                return first + found + (1 if self._headed else 0)
+        return None
+
+    def text(self) -> str:
+        """Every row joined: the listing's whole text."""
+        return "".join(f"{self.row(r)[0]}\n" for r in range(self._len))
