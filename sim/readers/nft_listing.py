@@ -30,6 +30,9 @@ __all__ = [
     "chain_block",
     "chain_lines",
     "element_order",
+    "element_text",
+    "elements_line",
+    "elements_per_line",
     "format_seconds",
     "nft_list_text",
     "priority_text",
@@ -113,7 +116,8 @@ _PER_LINE = {"ipv4_addr": 2, "ct_state": 2, "inet_proto": 5, "inet_service": 5, 
              "integer": 5}  # fmt: skip
 
 
-def _element_text(key: Sequence[str], comment: str | None, value: str | None) -> str:
+def element_text(key: Sequence[str], comment: str | None, value: str | None) -> str:
+    """An element as `nft list` prints it: `10.96.0.10 . tcp . 53 : goto service-…`."""
     text = " . ".join(key)
     if comment is not None:
         text += f' comment "{comment}"'
@@ -149,12 +153,23 @@ def set_block(
     order = element_order(key_type)
     listed = sorted(elements, key=lambda e: order(e[0]))
     if listed:
-        per_line = _PER_LINE.get(key_type[0], 1) if len(key_type) == 1 else 1
-        texts = [_element_text(*e) for e in listed]
+        per_line = elements_per_line(key_type)
+        texts = [element_text(*e) for e in listed]
         rows = [", ".join(texts[i : i + per_line]) for i in range(0, len(texts), per_line)]
         lines.append("\t\telements = { " + ",\n\t\t\t     ".join(rows) + " }")
     lines.append("\t}")
     return lines
+
+
+def elements_per_line(key_type: Sequence[str]) -> int:
+    """How many elements `nft list` prints on a line of a set of this type."""
+    return _PER_LINE.get(key_type[0], 1) if len(key_type) == 1 else 1
+
+
+def elements_line(texts: Sequence[str], first: bool, last: bool) -> str:
+    """One line of a set's `elements = { … }`, holding `texts` (`element_text`s)."""
+    lead = "\t\telements = { " if first else "\t\t\t     "
+    return lead + ", ".join(texts) + (" }" if last else ",")
 
 
 def set_lines(s: NftSet) -> list[str]:

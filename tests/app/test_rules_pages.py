@@ -103,18 +103,24 @@ async def test_a_search_on_a_big_node_renders_the_whole_text_and_filters_it() ->
         assert any("DNAT --to-destination" in line for line in drawn)
 
 
-async def test_in_nftables_mode_a_big_node_is_rendered_whole() -> None:
-    # nftables mode lists its table first: no pages; the pane renders the whole listing.
-    app = make_app(
-        request=scenario("3"), cluster=with_mode(demo_cluster(), ProxyMode.NFTABLES.value)
-    )
+async def test_in_nftables_mode_a_big_nodes_table_comes_in_pages_with_the_dnat_marked() -> None:
+    cluster = with_mode(demo_cluster(), ProxyMode.NFTABLES.value)
+    app = make_app(request=scenario("3"), cluster=cluster)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = screen_of(app)
         await _settle(screen)
+        screen.go_to(at(screen, "dnat"))
+        await _settle(screen)
         await pilot.pause()
         rules = screen.query_one(RulesView)
-        assert not isinstance(rules.index, PagedIndex)
-        assert rules.index.lines[0].startswith("# nft list table ip kube-proxy")
+        assert isinstance(rules.index, PagedIndex)
+        assert rules.node is not None
+        whole = node_listing(screen.session.cluster, rules.node).splitlines()
+        assert [rules.index.lines[r] for r in range(len(rules.index.lines))] == whole
+        assert whole[0] == "# nft list table ip kube-proxy"
+        assert rules.focus_row is not None
+        assert "dnat to" in whole[rules.focus_row]
+        assert any(line.startswith("▶") and "dnat to" in line for line in shown(rules).splitlines())
 
 
 @pytest.mark.parametrize("mode", [m.value for m in ProxyMode])

@@ -7,15 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from model.cluster import Cluster, ProxyMode
+from model.cluster import Cluster
 from sim.cluster import rules as node_tables
-from sim.cluster.load import demo_cluster, with_mode
+from sim.cluster.load import demo_cluster
 from sim.cluster.rules import node_pages, node_rules, render_rules
 from sim.proxy.endpoints import categorize, port_endpoints
 from sim.proxy.iptables import lazy, paged
 from sim.proxy.iptables.lazy import LazyRules, service_table
-from sim.proxy.iptables.paged import NodePages
 from sim.proxy.iptables.sync import Restore, port_chains, sync_context, write_port
+from sim.readers.pages import Pages
 from tests.proxy.lazy_support import fresh_node_caches
 from tests.proxy.test_lazy_rules import CLUSTERS
 
@@ -32,7 +32,7 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     return CLUSTERS[request.param]()
 
 
-def _pages(cluster: Cluster, node: str) -> NodePages:
+def _pages(cluster: Cluster, node: str) -> Pages:
     pages = node_pages(cluster, node)
     assert pages is not None
     return pages
@@ -42,7 +42,7 @@ def test_the_rows_are_the_whole_text(cluster: Cluster) -> None:
     for node in cluster.nodes[:4]:
         pages = _pages(cluster, node.name)
         whole = render_rules(cluster, node.name)
-        assert pages.text() == whole
+        assert "".join(f"{pages.row(r)[0]}\n" for r in range(len(pages))) == whole
         assert len(pages) == whole.count("\n")
         assert pages.rule_count == sum(line.startswith("-A ") for line in whole.splitlines())
 
@@ -109,7 +109,7 @@ def test_a_miscounted_chain_is_caught_when_its_line_is_read(
         pages.row(at)
 
 
-def test_only_iptables_mode_nodes_come_in_pages() -> None:
+def test_pages_are_quick_once_what_every_node_shares_is_counted() -> None:
     cluster = demo_cluster()
     assert isinstance(node_rules(cluster, "node-a"), LazyRules)
     assert not node_tables.pages_ready(cluster, "node-a")
@@ -117,5 +117,3 @@ def test_only_iptables_mode_nodes_come_in_pages() -> None:
     assert node_tables.pages_ready(cluster, "node-a")
     # What every node shares is counted: another node's own part is quick to count.
     assert node_tables.pages_ready(cluster, "node-b")
-    for mode in (ProxyMode.NFTABLES, ProxyMode.IPVS):
-        assert node_pages(with_mode(cluster, mode.value), "node-a") is None

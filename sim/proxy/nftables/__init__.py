@@ -155,12 +155,26 @@ class NftablesMode:
         )
 
     def pages(self, cluster: Cluster, rules: NodeRules) -> tuple[tuple[str, Pages], ...] | None:
-        """None: the node's listings are rendered whole (`listings`)."""
-        return None
+        """kube-proxy's table as rows made when read (`paged.TablePages`), then kubelet's and
+        the CNI's `iptables-save`, as `listings` orders them; None for a node whose table
+        is not rendered in parts."""
+        from sim.proxy.nftables.lazy import NodeTable
+        from sim.proxy.nftables.paged import TablePages
+        from sim.readers.pages import TextPages
+
+        table = getattr(rules, "table", None)
+        if not isinstance(table, NodeTable) or not rules.rendered:
+            return None
+        parts: list[tuple[str, Pages]] = [("nft list table ip kube-proxy", TablePages(table))]
+        if rules.text:
+            parts.append(("iptables-save", TextPages(rules.text)))
+        return tuple(parts)
 
     def pages_quick(self, cluster: Cluster) -> bool:
-        """False: there are no pages to make."""
-        return False
+        """Whether what every node shares is counted (`paged.shared_part_ready`)."""
+        from sim.proxy.nftables.paged import shared_part_ready
+
+        return shared_part_ready(cluster)
 
     def prepare(self, cluster: Cluster) -> None:
         """Which Service port owns each address, port and chain name (`lazy.port_index`)."""

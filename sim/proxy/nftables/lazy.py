@@ -199,6 +199,33 @@ class NodeTable:
             source=self.source, tables=(self.table,), warnings=fixed.warnings
         )
 
+    # --- what a listing drawn a window at a time reads -----------------------------------
+
+    @property
+    def cluster(self) -> Cluster:
+        """The cluster."""
+        return self._cluster
+
+    @property
+    def node(self) -> Node:
+        """The node."""
+        return self._node
+
+    @property
+    def index(self) -> PortIndex:
+        """The cluster's Service ports in sync's order."""
+        return self._index
+
+    @property
+    def cidr(self) -> str | None:
+        """The cluster CIDR as the ports' rules write it."""
+        return self._cidr
+
+    @property
+    def fixed_text(self) -> str:
+        """The listing of what every sync writes whatever the Services (no port's part)."""
+        return self._fixed_text
+
     # --- the whole ---------------------------------------------------------------------
 
     def listing(self) -> str:

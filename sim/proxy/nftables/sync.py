@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from model.cluster import Cluster, Node, Service, ServicePort
 from sim.proxy.endpoints import (
+    Categorized,
     KPEndpoint,
     categorize,
     external_policy_local,
@@ -39,9 +40,11 @@ from sim.readers.nft_listing import base_chain_header, chain_block, set_block, t
 __all__ = [
     "BASE_CHAINS",
     "PORT_SETS",
+    "PortShape",
     "SyncPort",
     "Transaction",
     "local_cidr",
+    "port_shape",
     "setup",
     "sync",
     "sync_ports",
@@ -733,6 +736,97 @@ def write_port(
         if affinity is not None:
             tx.add_rule(chain, f"update @{n.AFFINITY_PREFIX}{base} {{ ip saddr }}")
         tx.add_rule(chain, dnat + ep.addr)
+
+
+@dataclass(frozen=True)
+class PortShape:
+    """What `write_port` makes of one Service port, counted, not written: where a listing
+    of a big node finds each port's part without rendering every port."""
+
+    chains: tuple[tuple[str, int], ...]
+    """The chains it makes, in the order it makes them, with how many rules each holds."""
+    affinity_sets: tuple[str, ...]
+    """The affinity sets it declares, in order."""
+    elements: tuple[tuple[str, tuple[str, ...], str | None, str | None], ...]
+    """The elements it adds to the shared maps: (map, key, comment, value), in order."""
+
+
+def port_shape(
+    cluster: Cluster, node: Node, p: SyncPort, local_cidr: str | None, cat: Categorized
+) -> PortShape:
+    """`write_port`'s chains, affinity sets and shared elements for port `p` whose endpoints
+    on `node` are `cat`, with each chain's rule count (tests hold it to `write_port`)."""
+    svc, port, proto = p.service, p.port, p.protocol
+    affinity = svc.session_affinity_timeout is not None
+    rules: dict[str, int] = {}
+    bases = {ep.addr: _endpoint_base(p, ep) for ep in cat.reachable}
+    for ep in cat.reachable:
+        chain = n.ENDPOINT_PREFIX + bases[ep.addr]
+        rules[chain] = rules.get(chain, 0) + 2 + int(affinity)  # hairpin, [update], DNAT
+    cluster_chain = n.CLUSTER_PREFIX + p.base
+    local_chain = n.LOCAL_PREFIX + p.base
+    if cat.cluster:
+        rules[cluster_chain] = (len(cat.cluster) if affinity else 0) + 1  # lookups, numgen
+    if cat.local:
+        rules[local_chain] = (len(cat.local) if affinity else 0) + 1
+    internal_chain, has_internal = cluster_chain, cat.has_any
+    if internal_policy_local(svc):
+        internal_chain, has_internal = local_chain, cat.has_any and bool(cat.local)
+    has_external = cat.has_any
+    external_local = external_policy_local(svc)
+    if external_local:
+        has_external = cat.has_any and bool(cat.local)
+    external_chain = n.EXTERNAL_PREFIX + p.base
+    if cat.has_any and externally_accessible(svc, port):
+        masq = 1 if not external_local else (1 if local_cidr is not None else 0) + 2
+        rules[external_chain] = masq + int(has_external)
+    lb_ips = [str(ip) for ip in svc.load_balancer_ips]
+    firewall_chain = n.FIREWALL_PREFIX + p.base
+    if lb_ips and svc.load_balancer_source_ranges:
+        rules[firewall_chain] = 1
+    if has_internal and (cluster.kube_proxy.masquerade_all or local_cidr is not None):
+        rules[internal_chain] += 1
+    # The order write_port makes them in: endpoints', then the port's own.
+    order = [n.ENDPOINT_PREFIX + bases[ep.addr] for ep in cat.reachable]
+    order += [cluster_chain, local_chain, external_chain, firewall_chain]
+    chains = tuple((name, rules[name]) for name in dict.fromkeys(order) if name in rules)
+    sets = tuple(dict.fromkeys(n.AFFINITY_PREFIX + bases[ep.addr] for ep in cat.reachable))
+
+    verdict = "" if cat.has_any else f"goto {n.REJECT_CHAIN}"
+    internal = verdict or ("" if has_internal else "drop")
+    external = verdict or ("" if has_external else "drop")
+    key = (str(svc.cluster_ip), proto, str(port.port))
+    elements: list[tuple[str, tuple[str, ...], str | None, str | None]] = [
+        (n.CLUSTER_IPS, (str(svc.cluster_ip),), None, None)
+    ]
+    if has_internal:
+        elements.append((n.SERVICE_IPS, key, None, f"goto {internal_chain}"))
+    else:
+        elements.append((n.NO_ENDPOINT_SERVICES, key, p.name, internal))
+    for eip in svc.external_ips:
+        ekey = (str(eip), proto, str(port.port))
+        if cat.has_any:
+            elements.append((n.SERVICE_IPS, ekey, None, f"goto {external_chain}"))
+        if not has_external:
+            elements.append((n.NO_ENDPOINT_SERVICES, ekey, p.name, external))
+    for lbip in lb_ips:
+        lkey = (lbip, proto, str(port.port))
+        if cat.has_any:
+            elements.append((n.SERVICE_IPS, lkey, None, f"goto {external_chain}"))
+        if firewall_chain in rules:
+            elements.append((n.FIREWALL_IPS, lkey, None, f"goto {firewall_chain}"))
+    if not has_external:
+        for lbip in lb_ips:
+            elements.append(
+                (n.NO_ENDPOINT_SERVICES, (lbip, proto, str(port.port)), p.name, external)
+            )
+    if port.node_port:
+        nkey = (proto, str(port.node_port))
+        if cat.has_any:
+            elements.append((n.SERVICE_NODEPORTS, nkey, None, f"goto {external_chain}"))
+        if not has_external:
+            elements.append((n.NO_ENDPOINT_NODEPORTS, nkey, p.name, external))
+    return PortShape(chains, sets if affinity else (), tuple(elements))
 
 
 def _endpoint_rules(
