@@ -29,7 +29,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Protocol
 
-__all__ = ["ListingPages", "Pages", "Row", "TextPages", "index_rows"]
+__all__ = ["ListingPages", "Pages", "Row", "TextPages", "index_rows", "pages_text"]
 
 Row = tuple[str, str, str, int]
 """(line, table, chain, rule number): "" and 0 where the line has none."""
@@ -207,6 +207,7 @@ class ListingPages:
                 return first + found + (1 if self._headed else 0)
         return None
 
-    def text(self) -> str:
-        """Every row joined: the listing's whole text."""
-        return "".join(f"{self.row(r)[0]}\n" for r in range(self._len))
+
+def pages_text(pages: Pages) -> str:
+    """Every row of `pages` joined: the listing's whole text (for checks: it makes them all)."""
+    return "".join(f"{pages.row(r)[0]}\n" for r in range(len(pages)))

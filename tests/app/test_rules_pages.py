@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from textual.pilot import Pilot
 
 from model.cluster import ProxyMode
 from sim.cluster.load import demo_cluster, with_mode
 from sim.cluster.rules import Listing, listing_text, node_listing, render_rules
-from sim.readers.pages import ListingPages, TextPages, index_rows
+from sim.readers.pages import ListingPages, TextPages, index_rows, pages_text
 from tests.app.support import at, make_app, scenario, screen_of, shown
 from tests.proxy.lazy_support import fresh_node_caches
+from tui.app import KubehopApp
 from tui.screens.trace import TraceScreen
 from tui.widgets.rules_view import PagedIndex, RulesView, filter_rows, index_rules
 
@@ -38,16 +40,23 @@ def _rows(rules: RulesView) -> list[tuple[str, str, str, int]]:
     ]
 
 
+async def _at_the_dnat(pilot: Pilot[int]) -> tuple[TraceScreen, RulesView]:
+    """Scenario 3's trace at its DNAT hop, the rules pane's work done: the screen and its rules."""
+    assert isinstance(pilot.app, KubehopApp)
+    screen = screen_of(pilot.app)
+    await _settle(screen)
+    screen.go_to(at(screen, "dnat"))
+    await _settle(screen)
+    await pilot.pause()
+    rules = screen.query_one(RulesView)
+    assert isinstance(rules.index, PagedIndex)
+    return screen, rules
+
+
 async def test_a_big_nodes_rules_are_drawn_line_for_line_as_the_whole_text() -> None:
     app = make_app(request=scenario("3"))
     async with app.run_test(size=(160, 48)) as pilot:
-        screen = screen_of(app)
-        await _settle(screen)
-        screen.go_to(at(screen, "dnat"))
-        await _settle(screen)
-        await pilot.pause()
-        rules = screen.query_one(RulesView)
-        assert isinstance(rules.index, PagedIndex)
+        screen, rules = await _at_the_dnat(pilot)
         node = rules.node
         assert node is not None
         whole = index_rules(render_rules(screen.session.cluster, node))
@@ -107,13 +116,7 @@ async def test_in_nftables_mode_a_big_nodes_table_comes_in_pages_with_the_dnat_m
     cluster = with_mode(demo_cluster(), ProxyMode.NFTABLES.value)
     app = make_app(request=scenario("3"), cluster=cluster)
     async with app.run_test(size=(160, 48)) as pilot:
-        screen = screen_of(app)
-        await _settle(screen)
-        screen.go_to(at(screen, "dnat"))
-        await _settle(screen)
-        await pilot.pause()
-        rules = screen.query_one(RulesView)
-        assert isinstance(rules.index, PagedIndex)
+        screen, rules = await _at_the_dnat(pilot)
         assert rules.node is not None
         whole = node_listing(screen.session.cluster, rules.node).splitlines()
         assert [rules.index.lines[r] for r in range(len(rules.index.lines))] == whole
@@ -149,7 +152,7 @@ def test_listing_pages_join_commands_as_the_listing_text_does() -> None:
         tuple(Listing(command, text) for (command, _), text in zip(parts, texts, strict=True))
     )
     pages = ListingPages(parts)
-    assert pages.text() == joined
+    assert pages_text(pages) == joined
     assert pages.find("nat", "KUBE-A", 1) == joined.splitlines().index("-A KUBE-A -j RETURN")
     assert pages.find_line("-A -t 10.96.0.1:443 -s rr") == len(joined.splitlines()) - 1
-    assert ListingPages(parts[:1]).text() == texts[0]
+    assert pages_text(ListingPages(parts[:1])) == texts[0]

@@ -115,8 +115,25 @@ def is_nft(table: str) -> bool:
     return " " in table
 
 
+class _Gutter:
+    """The cells a view draws before each line and the widest row, from an index's widths."""
+
+    number_width: int
+    width: int
+
+    @property
+    def gutter(self) -> int:
+        """Cells before each line: a walk marker, the rule number and a space."""
+        return self.number_width + 2
+
+    @property
+    def row_width(self) -> int:
+        """The widest row as the view draws it (chain, target, then the matches)."""
+        return self.gutter + self.width
+
+
 @dataclass(frozen=True)
-class RuleIndex:
+class RuleIndex(_Gutter):
     """Where each rule of a node's listings is, found in one pass over their lines."""
 
     lines: tuple[str, ...]
@@ -145,16 +162,6 @@ class RuleIndex:
     """The (first, after last) line numbers of each nft table."""
     ipvs_rows: dict[str, int] | None = None
     """An `ipvsadm-save -n` line (`-A -t 10.96.0.10:53 -s rr`, `-a -t … -r …`) → its line number."""
-
-    @property
-    def gutter(self) -> int:
-        """Cells before each line: a walk marker, the rule number and a space."""
-        return self.number_width + 2
-
-    @property
-    def row_width(self) -> int:
-        """The widest row as the view draws it (chain, target, then the matches)."""
-        return self.gutter + self.width
 
 
 class LineIndex(Protocol):
@@ -259,7 +266,7 @@ _ROWS_KEPT = 4096
 """Rows a `PagedIndex` keeps spelled (a screen redraws the same few dozen)."""
 
 
-class PagedIndex:
+class PagedIndex(_Gutter):
     """A big node's listing (`Pages`) indexed as `RuleIndex` indexes a text, without
     spelling it: each row is spelled when the view reads it (filtering needs the whole
     text: the rules pane renders it first)."""
@@ -299,16 +306,6 @@ class PagedIndex:
             if len(self._rows) > _ROWS_KEPT:
                 self._rows.popitem(last=False)
         return found
-
-    @property
-    def gutter(self) -> int:
-        """Cells before each line: a walk marker, the rule number and a space."""
-        return self.number_width + 2
-
-    @property
-    def row_width(self) -> int:
-        """The widest row read so far as the view draws it."""
-        return self.gutter + self.width
 
 
 _PAGED: OrderedDict[int, tuple[Pages, PagedIndex]] = OrderedDict()

@@ -264,10 +264,6 @@ class NodePages:
         """None: iptables-save prints no `ipvsadm-save` line."""
         return None
 
-    def text(self) -> str:
-        """Every row joined: the node's whole iptables-save text."""
-        return "".join(f"{self.row(r)[0]}\n" for r in range(self._lines))
-
     # --- building --------------------------------------------------------
 
     @staticmethod

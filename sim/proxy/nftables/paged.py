@@ -367,7 +367,3 @@ class TablePages:
     def find_line(self, line: str) -> int | None:
         """None: the table holds no `ipvsadm-save` line."""
         return None
-
-    def text(self) -> str:
-        """Every row joined: the whole listing."""
-        return "".join(f"{self.row(r)[0]}\n" for r in range(self._len))
