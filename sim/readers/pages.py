@@ -207,6 +207,10 @@ class ListingPages:
                 return first + found + (1 if self._headed else 0)
         return None
 
+    def text(self) -> str:
+        """Every row joined: the listing's whole text."""
+        return pages_text(self)
+
 
 def pages_text(pages: Pages) -> str:
     """Every row of `pages` joined: the listing's whole text (for checks: it makes them all)."""
