@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
+
+from model.frozen import frozen
 
 __all__ = ["IPSET_DIMENSIONS", "IpSet", "IpSets"]
 
@@ -27,7 +28,7 @@ IPSET_DIMENSIONS: dict[str, tuple[str, ...]] = {
 """Set type → what each dimension of a member is: an address (ip, net) or a port."""
 
 
-@dataclass(frozen=True)
+@frozen
 class IpSet:
     """One set: its type and members, each a tuple with one value per dimension."""
 
@@ -75,7 +76,7 @@ class IpSet:
         return _Exact(frozenset(keys), any_protocol)
 
 
-@dataclass(frozen=True)
+@frozen
 class _Exact:
     """A set's exact members, each an address as an integer or a (protocol, port)."""
 

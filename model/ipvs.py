@@ -13,12 +13,13 @@ of one simulation so that `rr` cycles across them as the kernel's does.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from ipaddress import IPv4Address
 
 from immutables import Map
 
+from model.frozen import frozen
 from model.packet import Proto
 
 __all__ = [
@@ -59,7 +60,7 @@ ConnKey = tuple[Proto, IPv4Address, int, IPv4Address, int]
 virtual address and port."""
 
 
-@dataclass(frozen=True)
+@frozen
 class RealServer:
     """A real server of a virtual server (`-a -t VIP:PORT -r IP:PORT -m -w 1`)."""
 
@@ -80,7 +81,7 @@ class RealServer:
         return f"{self.ip}:{self.port}"
 
 
-@dataclass(frozen=True)
+@frozen
 class VirtualServer:
     """A virtual server (`-A -t VIP:PORT -s rr [-p TIMEOUT]`) and its real servers."""
 
@@ -126,7 +127,7 @@ class VirtualServer:
         return f"{switch} {self.ip}:{self.port}"
 
 
-@dataclass(frozen=True)
+@frozen
 class IpvsTable:
     """A node's IPVS configuration: its virtual servers and the addresses on `kube-ipvs0`."""
 
@@ -164,7 +165,7 @@ class IpvsTable:
         return any((rs.ip, rs.port) == endpoint for vs in self.services for rs in vs.real_servers)
 
 
-@dataclass(frozen=True)
+@frozen
 class IpvsConn:
     """An IPVS connection entry (`ipvsadm -Lnc`): client → virtual → real server."""
 
@@ -200,7 +201,7 @@ def _empty() -> Map[object, object]:
     return Map()
 
 
-@dataclass(frozen=True)
+@frozen
 class IpvsState:
     """What one netns's IPVS has learned from packets; persistent maps, so N requests cost
     O(N log N)."""

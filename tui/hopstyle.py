@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 
 from rich.text import Text
 
+from model.frozen import frozen
 from model.trace import HopKind
 
 PALETTE: dict[str, str] = {
@@ -81,7 +81,7 @@ class Effect(StrEnum):
     """Anything else: send, veth, loopback, the wire."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Badge:
     """A hop's effect as a fixed-width symbol and label."""
 

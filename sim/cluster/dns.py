@@ -9,18 +9,18 @@ ClusterIP; a headless Service answers with its ready endpoints' addresses.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from difflib import SequenceMatcher
 from ipaddress import IPv4Address
 
 from model.cluster import Cluster, Service, ServiceType
 from model.errors import RequestError
+from model.frozen import frozen
 
 CLUSTER_DOMAIN = "cluster.local"
 NDOTS = 5
 
 
-@dataclass(frozen=True)
+@frozen
 class Resolution:
     """What the resolver did for one name."""
 

@@ -29,12 +29,13 @@ import hashlib
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from operator import attrgetter
 
 from model.cluster import Cluster, ExternalClient, Node, Pod, ProxyMode, Service, TrafficPolicy
+from model.frozen import frozen
 from model.packet import Packet, Proto
 from sim.cni import CNI, cni_of
 from sim.cni.base import pod_ns_name, pods_on, stable_mac
@@ -74,7 +75,7 @@ def client_ns_name(client: ExternalClient) -> str:
     return f"client/{client.name}"
 
 
-@dataclass(frozen=True)
+@frozen
 class ClusterNetwork:
     """A cluster's namespaces, built lazily from the (immutable) cluster."""
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, is_dataclass, replace
 
 from model.cluster import Cluster, ProxyMode
 from model.errors import RequestError
+from model.frozen import frozen
 from model.ipset import IpSets
 from model.netfilter import Ruleset
 from sim.cni import cni_of
@@ -163,7 +164,7 @@ def rules_for(
     return node_rules(cluster, node)
 
 
-@dataclass(frozen=True)
+@frozen
 class Listing:
     """One command a person runs on a node to see its rules, and what it prints."""
 
@@ -277,7 +278,7 @@ def _cni_rules(cluster: Cluster, node: str) -> ForeignRules | None:
     return cni_of(cluster).iptables_rules(found) if found is not None else None
 
 
-@dataclass(frozen=True)
+@frozen
 class _Placed:
     """A node's rules once the CNI's rules the renderer does not place are in the text."""
 

@@ -13,10 +13,11 @@ The CNIs that use it add how pod packets cross between nodes.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from model.cluster import Cluster, Node, Pod
+from model.frozen import frozen
 from model.packet import Packet
 from sim.cni.base import pod_ns_name, pods_on, stable_mac
 from sim.kernel.devices import IfKind, Interface
@@ -52,7 +53,7 @@ def gateway_of(cidr: IPv4Network) -> IPv4Address:
     return cidr.network_address + 1
 
 
-@dataclass(frozen=True)
+@frozen
 class BridgePlugin:
     """The bridge plugin's devices and routes for one cluster's pods."""
 

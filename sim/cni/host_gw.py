@@ -7,11 +7,11 @@ carries pod packets across the node network unencapsulated.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 from ipaddress import IPv4Address
 
 from model.cluster import Cluster, Node, Pod
+from model.frozen import frozen
 from model.packet import Packet
 from sim.cni.bridge import BridgePlugin, pod_traffic
 from sim.cni.ipam import host_local_next
@@ -22,7 +22,7 @@ from sim.kernel.rules import ForeignRules
 __all__ = ["HostGw"]
 
 
-@dataclass(frozen=True)
+@frozen
 class HostGw:
     """host-gw for one cluster."""
 

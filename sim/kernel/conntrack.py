@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 
 from immutables import Map
 
+from model.frozen import frozen
 from model.packet import ConntrackEntry, ConntrackTuple
 from model.trace import HopKind, Trace
 
@@ -19,7 +20,7 @@ class CtDirection(StrEnum):
     REPLY = "reply"
 
 
-@dataclass(frozen=True)
+@frozen
 class ConntrackLookup:
     """A connection found for a tuple, and the direction the tuple travels in."""
 
@@ -29,7 +30,7 @@ class ConntrackLookup:
     """ORIGINAL when the tuple is the entry's original tuple, REPLY when it is its reply tuple."""
 
 
-@dataclass(frozen=True)
+@frozen
 class ConntrackTable:
     """Confirmed connections of one netns, keyed like the kernel's hash by both tuples.
 
@@ -103,7 +104,7 @@ class ConntrackTable:
         return key in self.by_original or key in self.by_reply
 
 
-@dataclass(frozen=True)
+@frozen
 class ConntrackView:
     """A hop's conntrack entry in its netns, before and after the hop.
 

@@ -8,12 +8,13 @@ from a cluster (the kubelet's pod sandboxes, the CNI's devices) is
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Protocol
 
+from model.frozen import frozen
 from model.packet import Packet, Proto
 from sim.kernel.route import NodeRouteTable, Route, RouteTable
 
@@ -43,7 +44,7 @@ class IfKind(StrEnum):
     the Service addresses local to the node."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Vxlan:
     """A VXLAN device's tunnel, as `ip -d link show` and `bridge fdb show` print it."""
 
@@ -58,7 +59,7 @@ class Vxlan:
     with learning off these are all there are."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Interface:
     """A network interface inside one netns."""
 
@@ -96,7 +97,7 @@ class Interface:
         return self.addrs[0].ip if self.addrs else None
 
 
-@dataclass(frozen=True)
+@frozen
 class Blackhole(Route):
     """A blackhole route (`ip route add blackhole PREFIX`): what it covers is discarded.
 
@@ -118,7 +119,7 @@ class Blackhole(Route):
         return text if self.proto == "static" else f"{text} proto {self.proto}"
 
 
-@dataclass(frozen=True)
+@frozen
 class Listener:
     """A listening socket, as `ss -ltn` shows it."""
 
@@ -139,7 +140,7 @@ class NetnsKind(StrEnum):
     ROUTER = "router"
 
 
-@dataclass(frozen=True)
+@frozen
 class Netns:
     """One network namespace: interfaces, routes, sockets, and whether it forwards."""
 

@@ -10,9 +10,9 @@ imports one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
+from model.frozen import frozen
 from model.netfilter import Hook, Rule
 from model.packet import Packet
 from sim.kernel.netfilter import HookResult
@@ -21,7 +21,7 @@ from sim.kernel.rules import NodeRules
 __all__ = ["HookStory", "Interpreter"]
 
 
-@dataclass(frozen=True)
+@frozen
 class HookStory:
     """A netfilter hop in words."""
 

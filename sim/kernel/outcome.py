@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from model.frozen import frozen
 from model.packet import Packet
 from model.trace import Verdict
 
 __all__ = ["End"]
 
 
-@dataclass(frozen=True)
+@frozen
 class End:
     """How one direction of the walk ended."""
 

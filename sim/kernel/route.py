@@ -9,6 +9,8 @@ from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 from operator import attrgetter
 
+from model.frozen import frozen
+
 __all__ = ["NodeRouteTable", "Route", "RouteTable", "SharedRoutes"]
 
 # A prefix's first address as an int and its length, read without `ipaddress`'s Python-level
@@ -17,7 +19,7 @@ __all__ = ["NodeRouteTable", "Route", "RouteTable", "SharedRoutes"]
 _PREFIX = attrgetter("network_address._ip", "_prefixlen")
 
 
-@dataclass(frozen=True)
+@frozen
 class Route:
     """One route of the main table, as `ip route` prints it."""
 
@@ -84,7 +86,7 @@ class Route:
         return text
 
 
-@dataclass(frozen=True)
+@frozen
 class RouteTable:
     """A netns's main routing table."""
 

@@ -8,9 +8,10 @@ this; the walker needs nothing else of either, so it never asks which it has.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Protocol
 
+from model.frozen import frozen
 from model.ipset import IpSets
 from model.netfilter import Ruleset
 
@@ -50,7 +51,7 @@ class NodeRules(Protocol):
         """`ipset save` of the node, by set name; empty when none is known."""
 
 
-@dataclass(frozen=True)
+@frozen
 class ForeignRules:
     """Rules that agents other than kube-proxy write on a node (the CNI's), as iptables-save
     prints them, for the node's tables to include, and the ipsets those rules look up."""

@@ -9,12 +9,13 @@ falling back to serving-and-terminating endpoints when none is ready.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from model.cluster import Cluster, Endpoint, Service, ServicePort, ServiceType, TrafficPolicy
+from model.frozen import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class KPEndpoint:
     """One endpoint of one service port, as kube-proxy's endpoint map holds it."""
 
@@ -42,7 +43,7 @@ class KPEndpoint:
         return self.addr
 
 
-@dataclass(frozen=True)
+@frozen
 class Categorized:
     """CategorizeEndpoints' four results."""
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from model.cluster import Cluster, Service, ServicePort
+from model.frozen import frozen
 from model.packet import Proto
 
 
-@dataclass(frozen=True)
+@frozen
 class ServiceAddress:
     """A Service port reached at an address and port."""
 

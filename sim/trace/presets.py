@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from model.frozen import frozen
 from sim.trace.request import Request
 
 
-@dataclass(frozen=True)
+@frozen
 class Preset:
     """One of the article's scenarios, on keys 1–4 in the app."""
 

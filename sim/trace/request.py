@@ -11,13 +11,14 @@ each optionally followed by `/udp` or `/tcp`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import StrEnum
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, IPv6Address
 from typing import NoReturn
 
 from model.cluster import Cluster, ExternalClient, Pod
 from model.errors import RequestError
+from model.frozen import frozen
 from model.packet import Proto
 from sim.cluster.dns import closest, either, resolve
 from sim.cluster.network import client_ns_name, node_ns_name, pod_ns_name
@@ -26,7 +27,7 @@ MAX_SIZE = 65535 - 28
 """The largest `--size`: an IPv4 packet's 65535 bytes less the IPv4 and UDP headers."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Request:
     """One request to trace, as the command line, the app, a preset or the lab gives it."""
 
@@ -80,7 +81,7 @@ class SourceKind(StrEnum):
     CLIENT = "client"
 
 
-@dataclass(frozen=True)
+@frozen
 class Source:
     """The sender: its netns, address, and who it is."""
 
@@ -100,7 +101,7 @@ class Source:
     """A client the file does not list, made up for an address outside the cluster."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Destination:
     """Where the request goes, as the user wrote it."""
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 
+from model.frozen import frozen
 from model.trace import Direction, Hop, Trace
 
 BASE_DELAY_S = 0.6
 """Seconds between hops at speed 1 while playing."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Step:
     """One hop on the shared timeline, with the trace it belongs to."""
 

@@ -12,11 +12,12 @@ import functools
 import random
 import secrets
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from ipaddress import IPv4Address
 
 from model.cluster import Cluster
 from model.errors import RequestError
+from model.frozen import frozen
 from model.netfilter import Rule
 from model.packet import Packet, Proto
 from model.trace import HopKind, Trace, Verdict
@@ -51,7 +52,7 @@ EPHEMERAL_PORTS = (32768, 60999)
 """net.ipv4.ip_local_port_range's default: where a client's source port comes from."""
 
 
-@dataclass(frozen=True)
+@frozen
 class SharedState:
     """What requests traced one after another share: each netns's conntrack and `recent`."""
 
@@ -139,7 +140,7 @@ def trace_shared(
     return _walk(context, request, state)
 
 
-@dataclass(frozen=True)
+@frozen
 class _TraceContext:
     """What every walk of one traced request is given alike (a TCP segment's handshake too)."""
 
@@ -153,7 +154,7 @@ class _TraceContext:
     """Decides every `-m statistic` rule instead of `rng` (None from it: draw)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class _Segment:
     """The first data segment of a connection whose handshake was walked."""
 

@@ -9,7 +9,6 @@ added (+), at the hop that unwraps it removed (−).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from rich.console import Group, RenderableType
@@ -19,6 +18,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from model.frozen import frozen
 from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet, Proto
 from model.trace import Hop, TableWalk
 from tui.hopstyle import Badge, literal
@@ -125,7 +125,7 @@ class ConntrackView(Protocol):
         """What the hop changed: `state`, `nat`, `mark`, `confirmed`, `reply`, or `new`."""
 
 
-@dataclass(frozen=True)
+@frozen
 class _AsItStands:
     """A hop's own entry, for a hop shown without its trace: nothing to compare it with."""
 

@@ -10,7 +10,6 @@ sees only the outer packet between the two, whose addresses the wire shows
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import pairwise
 from typing import ClassVar
 
@@ -19,11 +18,12 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from model.frozen import frozen
 from model.trace import Direction, Hop, HopKind, Trace
 from tui.hopstyle import Badge, Effect, literal
 
 
-@dataclass(frozen=True)
+@frozen
 class Place:
     """A stretch of consecutive hops in one place (a pod, a veth, a bridge, a node)."""
 

@@ -22,10 +22,11 @@ puts the virtual address back as the source of a real server's packet.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from ipaddress import IPv4Address
 from typing import Literal
 
+from model.frozen import frozen
 from model.ipvs import IpvsConn, IpvsState, IpvsTable, RealServer, VirtualServer
 from model.packet import Packet, Proto
 from sim.kernel.ipvs.schedule import schedule, updated
@@ -38,7 +39,7 @@ Steer = Callable[[VirtualServer], RealServer | None]
 """Picks the real server in advance (`--pick`, the fork view); None: the scheduler picks."""
 
 
-@dataclass(frozen=True)
+@frozen
 class IpvsVerdict:
     """What IPVS did to one packet at one hook."""
 

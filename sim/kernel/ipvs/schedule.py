@@ -16,12 +16,13 @@ modelled: kube-proxy sets none.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from ipaddress import IPv4Address
 from typing import TypeVar
 
 from immutables import Map
 
+from model.frozen import frozen
 from model.ipvs import IpvsState, RealServer, VirtualServer
 from model.packet import Packet
 
@@ -43,7 +44,7 @@ LIVE_COUNTS = (
 """What the least-connection schedulers assume, said on the hop."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Choice:
     """A scheduler's decision."""
 

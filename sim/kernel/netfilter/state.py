@@ -9,11 +9,12 @@ hook besides the packet itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from ipaddress import IPv4Address
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
+from model.frozen import frozen
 from model.ipvs import IpvsState
 from model.netfilter import Hook, Rule, Table, UnknownMatch
 from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet
@@ -45,7 +46,7 @@ NftKey = tuple[int | str | frozenset[str], ...]
 """An nft set element's key as the kernel compares it: each component's value."""
 
 
-@dataclass(frozen=True)
+@frozen
 class HookContext:
     """What the kernel knows about a packet at a hook, besides the packet."""
 
@@ -89,7 +90,7 @@ class HookContext:
     hooks let it pass (`skb->ipvs_property`)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class RecentTable:
     """The `-m recent` lists of a netns: list name → address → timestamps, oldest first."""
 
@@ -117,7 +118,7 @@ class RecentTable:
         return RecentTable(MappingProxyType(lists))
 
 
-@dataclass(frozen=True)
+@frozen
 class InFlight:
     """The conntrack entry a packet carries between two hooks of one netns (`skb->_nfct`)."""
 
@@ -129,7 +130,7 @@ class InFlight:
     """The packet's conntrack state."""
 
 
-@dataclass(frozen=True)
+@frozen
 class NetfilterState:
     """One netns's netfilter state, shared by every flow through that netns."""
 
@@ -157,7 +158,7 @@ class NetfilterState:
     """IPVS's connections, persistence templates and scheduler positions (`rr`'s turn)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class HookResult:
     """What one hook did to a packet."""
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from model.frozen import frozen
 from sim.readers.iptables_save.words import LineError
 
 _BASE_LONG = frozenset(
@@ -15,7 +15,7 @@ _BASE_LONG = frozenset(
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@frozen
 class Option:
     """One `[!] --name args…` option of a match module or target."""
 
