@@ -5,7 +5,8 @@ discriminated unions `Match` and `Target` that `Rule` validates against, and
 every reader and evaluator of rules speaks all of it.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic reads each string annotation by
+# compiling and evaluating it when it makes the class; real ones spare that at start-up.
 
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network

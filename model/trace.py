@@ -1,6 +1,7 @@
 """A trace: the hops of one request and its reply, each a frozen snapshot."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic reads each string annotation by
+# compiling and evaluating it when it makes the class; real ones spare that at start-up.
 
 from enum import StrEnum
 
