@@ -127,12 +127,22 @@ class IpvsMode:
         )
 
     def pages(self, cluster: Cluster, rules: NodeRules) -> tuple[tuple[str, Pages], ...] | None:
-        """None: the node's listings are rendered whole (`listings`)."""
-        return None
+        """`listings`' commands as rows spelled when read, for a node built as packets reach
+        it (`paged.node_pages`); None for one rendered whole, or whose virtual servers
+        libipvs's comparison does not order (their addresses span half the address space)."""
+        from sim.proxy.ipvs.paged import node_pages
+
+        table = getattr(rules, "ipvs", None)
+        if not isinstance(table, lazy.LazyIpvsTable):
+            return None
+        # The listing's iptables-save is the node's own text (`NodeIpvs.whole`), as rendered.
+        return node_pages(table.state, table.state.text)
 
     def pages_quick(self, cluster: Cluster) -> bool:
-        """False: there are no pages to make."""
-        return False
+        """Whether what every node shares is sorted and counted (`paged.shared_part_ready`)."""
+        from sim.proxy.ipvs.paged import shared_part_ready
+
+        return shared_part_ready(cluster)
 
     def prepare(self, cluster: Cluster) -> None:
         """Which Service port owns each address and port, each node's endpoints

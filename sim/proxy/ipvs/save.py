@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -31,13 +33,19 @@ from sim.proxy.ipvs.sync import FILTER_CHAINS, IPSETS, JUMPS, NAT_CHAINS, IpvsSy
 
 __all__ = [
     "IpvsListing",
+    "bound_lines",
     "ip_addr",
+    "ip_addr_head",
     "ipset_save",
     "iptables_save",
     "ipvsadm_list",
     "ipvsadm_save",
     "listings_of",
+    "real_lines",
+    "ring_start",
+    "set_lines",
     "sorted_services",
+    "virtual_line",
 ]
 
 
@@ -63,31 +71,63 @@ def _cmp_dests(a: RealServer, b: RealServer) -> int:
     return r if r else a.port - b.port
 
 
+def ring_start(addresses: list[int]) -> int | None:
+    """Where libipvs's order of `addresses` starts, if it is an order: while they fit in less
+    than half the address space, comparing signed differences is comparing offsets from the
+    address after the widest gap between them; else None (the order depends on the sort)."""
+    ordered = sorted(set(addresses))
+    if not ordered:
+        return 0
+    gaps = [b - a for a, b in itertools.pairwise(ordered)]
+    gaps.append(ordered[0] + (1 << 32) - ordered[-1])
+    at = max(range(len(gaps)), key=gaps.__getitem__)
+    return ordered[(at + 1) % len(ordered)] if gaps[at] > 1 << 31 else None
+
+
 def sorted_services(table: IpvsTable) -> list[VirtualServer]:
     """The virtual servers in the order ipvsadm lists them (ipvs_cmp_services)."""
     return sorted(table.services, key=functools.cmp_to_key(_cmp_services))
 
 
 def _sorted_dests(vs: VirtualServer) -> list[RealServer]:
-    return sorted(vs.real_servers, key=functools.cmp_to_key(_cmp_dests))
+    ips = [int(rs.ip) for rs in vs.real_servers]
+    start = ring_start(ips) if len(ips) > 1 else None
+    if start is None:
+        return sorted(vs.real_servers, key=functools.cmp_to_key(_cmp_dests))
+    # The same order, by a key: a big virtual server's thousands sort in a millisecond.
+    keyed = sorted(
+        range(len(ips)), key=lambda i: ((ips[i] - start) % (1 << 32), vs.real_servers[i].port)
+    )
+    return [vs.real_servers[i] for i in keyed]
+
+
+def virtual_line(vs: VirtualServer) -> str:
+    """`ipvsadm-save -n`'s `-A` line of `vs`."""
+    line = f"-A {vs.save_name} -s {vs.scheduler}"
+    if vs.persistent is not None:
+        line += f" -p {vs.persistent}"
+        if vs.netmask != IPv4Address("255.255.255.255"):
+            line += f" -M {vs.netmask}"
+    if vs.flags:
+        line += " -b " + ",".join(vs.flags)
+    return line
+
+
+def real_lines(vs: VirtualServer) -> list[str]:
+    """`ipvsadm-save -n`'s `-a` lines of `vs`, its real servers sorted as libipvs sorts them."""
+    name = vs.save_name
+    return [
+        f"-a {name} -r {rs.addr} {FORWARD_FLAGS.get(rs.forward, '-m')} -w {rs.weight}"
+        for rs in _sorted_dests(vs)
+    ]
 
 
 def ipvsadm_save(table: IpvsTable) -> str:
     """`ipvsadm-save -n`."""
     lines: list[str] = []
     for vs in sorted_services(table):
-        line = f"-A {vs.save_name} -s {vs.scheduler}"
-        if vs.persistent is not None:
-            line += f" -p {vs.persistent}"
-            if vs.netmask != IPv4Address("255.255.255.255"):
-                line += f" -M {vs.netmask}"
-        if vs.flags:
-            line += " -b " + ",".join(vs.flags)
-        lines.append(line)
-        lines += [
-            f"-a {vs.save_name} -r {rs.addr} {FORWARD_FLAGS.get(rs.forward, '-m')} -w {rs.weight}"
-            for rs in _sorted_dests(vs)
-        ]
+        lines.append(virtual_line(vs))
+        lines += real_lines(vs)
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -127,15 +167,21 @@ def _member_key(member: str) -> tuple[int, ...]:
     return tuple(keys)
 
 
+def set_lines(name: str, kind: str, members: Iterable[str]) -> list[str]:
+    """`ipset save`'s lines of one set: its `create` line, then its members (`ipset add`'s
+    spelling, each once, in the order added) sorted."""
+    if kind == "bitmap:port":
+        head = f"create {name} {kind} range 0-65535"
+    else:
+        head = f"create {name} {kind} family inet hashsize 1024 maxelem 65536"
+    return [head, *(f"add {name} {m}" for m in sorted(members, key=_member_key))]
+
+
 def ipset_save(sync: IpvsSync) -> str:
     """`ipset save` of kube-proxy's sets."""
     lines: list[str] = []
     for name, kind, _ in IPSETS:
-        if kind == "bitmap:port":
-            lines.append(f"create {name} {kind} range 0-65535")
-        else:
-            lines.append(f"create {name} {kind} family inet hashsize 1024 maxelem 65536")
-        lines += [f"add {name} {m}" for m in sorted(sync.members[name], key=_member_key)]
+        lines += set_lines(name, kind, sync.members[name])
     return "\n".join(lines) + "\n"
 
 
@@ -168,17 +214,29 @@ def iptables_save(sync: IpvsSync, extra: ForeignRules | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ip_addr(node: str, table: IpvsTable, index: int) -> str:
-    """`ip addr show kube-ipvs0`: the dummy device kube-proxy creates (down, no ARP)."""
+def ip_addr_head(node: str, index: int) -> list[str]:
+    """`ip addr show kube-ipvs0`'s first two lines: the dummy device (down, no ARP), its MAC."""
     digest = hashlib.sha256(f"{node}/kube-ipvs0".encode()).digest()
     mac = ":".join(f"{b:02x}" for b in (digest[0] & 0xFE | 0x02, *digest[1:6]))
-    lines = [
+    return [
         f"{index}: kube-ipvs0: <BROADCAST,NOARP> mtu 1500 qdisc noop state DOWN group default",
         f"    link/ether {mac} brd ff:ff:ff:ff:ff:ff",
     ]
+
+
+def bound_lines(ip: IPv4Address) -> tuple[str, str]:
+    """`ip addr show kube-ipvs0`'s two lines of a bound address."""
+    return (
+        f"    inet {ip}/32 scope global kube-ipvs0",
+        "       valid_lft forever preferred_lft forever",
+    )
+
+
+def ip_addr(node: str, table: IpvsTable, index: int) -> str:
+    """`ip addr show kube-ipvs0`: the dummy device kube-proxy creates (down, no ARP)."""
+    lines = ip_addr_head(node, index)
     for ip in table.bound:
-        lines.append(f"    inet {ip}/32 scope global kube-ipvs0")
-        lines.append("       valid_lft forever preferred_lft forever")
+        lines += bound_lines(ip)
     return "\n".join(lines) + "\n"
 
 
