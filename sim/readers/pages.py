@@ -166,7 +166,8 @@ class ListingPages:
         first = 0
         for _, pages in self._parts:
             self._firsts.append(first)
-            first += len(pages) + (2 if self._headed else 0)
+            # An empty output still prints its line (`listing_text` strips, then ends it).
+            first += max(len(pages), 1) + 2 if self._headed else len(pages)
         # The blank line after the last part is not there: the text ends with its last row.
         self._len = first - (1 if self._headed and self._parts else 0)
         self.rule_count = sum(pages.rule_count for _, pages in self._parts)
@@ -188,7 +189,7 @@ class ListingPages:
         if offset == 0:
             return f"# {command}", "", "", 0
         if offset > len(pages):
-            return "", "", "", 0
+            return "", "", "", 0  # an empty output's line, or the blank line after a part
         return pages.row(offset - 1)
 
     def find(self, table: str, chain: str, number: int) -> int | None:

@@ -156,3 +156,11 @@ def test_listing_pages_join_commands_as_the_listing_text_does() -> None:
     assert pages.find("nat", "KUBE-A", 1) == joined.splitlines().index("-A KUBE-A -j RETURN")
     assert pages.find_line("-A -t 10.96.0.1:443 -s rr") == len(joined.splitlines()) - 1
     assert pages_text(ListingPages(parts[:1])) == texts[0]
+    # A command that printed nothing still has its line.
+    empty = [("ipset save", TextPages("")), *parts]
+    assert pages_text(ListingPages(empty)) == listing_text(
+        (
+            Listing("ipset save", ""),
+            *(Listing(c, t) for (c, _), t in zip(parts, texts, strict=True)),
+        )
+    )

@@ -9,6 +9,8 @@ from model.cluster import Cluster
 from model.errors import KubehopError
 from sim.cluster import rules as node_tables
 from sim.proxy.iptables import paged
+from sim.proxy.ipvs import paged as ipvs_paged
+from sim.proxy.nftables import paged as nft_paged
 from sim.trace.report import trace_json
 from sim.trace.request import Request
 from sim.trace.tracer import trace
@@ -21,6 +23,8 @@ def _clear() -> None:
     node_tables._LISTED.clear()
     node_tables._PAGED.clear()
     paged._alike_chains.clear()
+    nft_paged._alike_shapes.clear()
+    ipvs_paged._shared_part.clear()
 
 
 @contextmanager
