@@ -32,6 +32,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
+from typing import TYPE_CHECKING
 
 from model.netfilter import Hook, Rule, UnknownMatch
 from model.packet import ConntrackEntry, Packet
@@ -41,7 +42,6 @@ from sim.kernel.conntrack import ConntrackTable
 from sim.kernel.devices import Blackhole, IfKind, Interface, Netns, NetnsKind, Network
 from sim.kernel.interpreter import Interpreter
 from sim.kernel.ipset import set_match
-from sim.kernel.ipvs import IpvsSteering, IpvsVerdict, ipvs_match, ipvs_of
 from sim.kernel.mtu import cut, device_mtu, exceeds_mtu, reassembled, size_text
 from sim.kernel.netfilter import HookContext, NetfilterState, RecentTable, traverse
 from sim.kernel.outcome import End
@@ -49,6 +49,9 @@ from sim.kernel.route import Route
 from sim.kernel.rules import NodeRules, nft_of
 from sim.kernel.sockets import deliver
 from sim.kernel.tunnel import encapsulate, ipip_encapsulate
+
+if TYPE_CHECKING:
+    from sim.kernel.ipvs import IpvsVerdict
 
 __all__ = ["End", "Walker"]
 
@@ -276,11 +279,15 @@ class Walker:
 
             if isinstance(self.interpreter, NumgenSteering):
                 ctx = replace(ctx, numgen=functools.partial(self.interpreter.numgen, rules=rules))
-        ipvs = ipvs_of(rules) if ns.node is not None else None
-        if ipvs is not None and isinstance(self.interpreter, IpvsSteering):
-            ctx = replace(
-                ctx, ipvs_steer=functools.partial(self.interpreter.ipvs_pick, rules=rules)
-            )
+        ipvs = None
+        if ns.node is not None and getattr(rules, "ipvs", None) is not None:
+            from sim.kernel.ipvs import IpvsSteering, ipvs_of  # IPVS mode only
+
+            ipvs = ipvs_of(rules)
+            if ipvs is not None and isinstance(self.interpreter, IpvsSteering):
+                ctx = replace(
+                    ctx, ipvs_steer=functools.partial(self.interpreter.ipvs_pick, rules=rules)
+                )
         state = self.state.get(ns.name) or NetfilterState(ConntrackTable.of(), RecentTable())
         result = traverse(ctx, pkt, rules.ruleset, state, self.rng, nft=nft, ipvs=ipvs)
         self.state[ns.name] = result.state
@@ -350,6 +357,8 @@ class Walker:
         if m.module == "set":
             return set_match(rules.ipsets, m, pkt) if rules.ipsets else None
         if m.module == "ipvs":
+            from sim.kernel.ipvs import ipvs_match
+
             return ipvs_match(m.args, self.ipvs_sent if reinjected else None)
         if m.module == "rpfilter" and hook is Hook.PREROUTING and in_iface is not None:
             return self._rpfilter(ns, in_iface, m, pkt)

@@ -13,7 +13,6 @@ from ipaddress import IPv4Address
 
 from model.cluster import Cluster
 from model.cluster import ProxyMode as ProxyModeName
-from model.ipvs import IpvsTable
 from sim.kernel.rules import NodeRules, nft_of
 from sim.proxy.base import ProxyMode, iptables_dnat_to, nft_dnat_to
 
@@ -53,10 +52,13 @@ def dnats_to(rules: NodeRules, endpoint: tuple[IPv4Address, int]) -> bool:
         # Lazily rendered rules know their DNATs without spelling the whole text.
         return bool(own(endpoint))
     ipvs = getattr(rules, "ipvs", None)
-    if isinstance(ipvs, IpvsTable) and any(
-        (rs.ip, rs.port) == endpoint for vs in ipvs.services for rs in vs.real_servers
-    ):
-        return True
+    if ipvs is not None:
+        from model.ipvs import IpvsTable  # IPVS mode only
+
+        if isinstance(ipvs, IpvsTable) and any(
+            (rs.ip, rs.port) == endpoint for vs in ipvs.services for rs in vs.real_servers
+        ):
+            return True
     if iptables_dnat_to(endpoint).search(rules.text):
         return True
     if nft_of(rules) is None:

@@ -17,7 +17,6 @@ from ipaddress import IPv4Address
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from model.ipvs import IpvsTable
 from model.netfilter import (
     UNREADABLE,
     AcceptTarget,
@@ -45,9 +44,6 @@ from model.netfilter import (
 from model.packet import ConntrackEntry, CtState, Packet, Proto
 from model.trace import ChainSpan, TableWalk
 from sim.kernel.conntrack import CtDirection
-from sim.kernel.ipvs.hooks import IpvsVerdict
-from sim.kernel.ipvs.hooks import reply as ipvs_reply
-from sim.kernel.ipvs.hooks import request as ipvs_request
 from sim.kernel.netfilter.index import INDEX_MIN_RULES
 from sim.kernel.netfilter.matches import conntrack_match, recent_match, stateless_match
 from sim.kernel.netfilter.nat_ports import pick_source_port
@@ -70,10 +66,13 @@ from sim.kernel.netfilter.state import (
 from sim.kernel.netfilter.walk import TableWalker
 
 if TYPE_CHECKING:
+    from model.ipvs import IpvsTable
     from model.nftables import NftChain, NftNat, NftRuleset, NftTable
+    from sim.kernel.ipvs.hooks import IpvsVerdict
 
 # The nft chain walk is imported by the calls that use it: a node in iptables or IPVS mode
 # never needs nftables' models, and the app's first screen shows one (`tests/test_layers.py`).
+# IPVS likewise, by `ipvs_step`: only a node with virtual servers reaches it.
 
 __all__ = ["traverse"]
 
@@ -407,6 +406,12 @@ class _Run:
         (ip_vs_update_conntrack), without marking it DST_NAT: conntrack does
         not undo it on the reply, IPVS does.
         """
+        from model.ipvs import IpvsState
+        from sim.kernel.ipvs.hooks import reply as ipvs_reply
+        from sim.kernel.ipvs.hooks import request as ipvs_request
+
+        if self.ipvs_state is None:
+            self.ipvs_state = IpvsState()
         if kind == "reply":
             verdict = ipvs_reply(table, self.ipvs_state, self.pkt)
             if verdict is not None:

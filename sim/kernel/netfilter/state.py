@@ -15,15 +15,15 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 from model.frozen import frozen
-from model.ipvs import IpvsState
 from model.netfilter import Hook, Rule, Table, UnknownMatch
 from model.packet import ConntrackEntry, ConntrackTuple, CtState, Packet
 from model.trace import TableWalk
 from sim.kernel.conntrack import ConntrackTable, CtDirection
-from sim.kernel.ipvs.hooks import IpvsVerdict, Steer
 
 if TYPE_CHECKING:
+    from model.ipvs import IpvsState
     from model.nftables import NftRule
+    from sim.kernel.ipvs.hooks import IpvsVerdict, Steer
 
 __all__ = [
     "RECENT_STAMPS",
@@ -154,8 +154,9 @@ class NetfilterState:
     )
     """Elements nft rules added to sets from the packet path (`update @affinity-… { ip saddr
     }`), per `family table set`: the element's key → the virtual time it expires at."""
-    ipvs: IpvsState = field(default_factory=IpvsState)
-    """IPVS's connections, persistence templates and scheduler positions (`rr`'s turn)."""
+    ipvs: IpvsState | None = None
+    """IPVS's connections, persistence templates and scheduler positions (`rr`'s turn); None
+    until IPVS first runs in the netns (so a node without IPVS never imports it)."""
 
 
 @frozen
