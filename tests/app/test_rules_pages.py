@@ -11,7 +11,8 @@ from textual.pilot import Pilot
 from model.cluster import ProxyMode
 from sim.cluster.load import demo_cluster, with_mode
 from sim.cluster.rules import Listing, listing_text, node_listing, render_rules
-from sim.readers.pages import ListingPages, TextPages, index_rows, pages_text
+from sim.proxy.ipvs import lazy as ipvs_lazy
+from sim.readers.pages import ListingPages, Row, TextPages, index_rows, pages_text
 from tests.app.support import at, make_app, scenario, screen_of, shown
 from tests.proxy.lazy_support import fresh_node_caches
 from tui.app import KubehopApp
@@ -124,6 +125,34 @@ async def test_in_nftables_mode_a_big_nodes_table_comes_in_pages_with_the_dnat_m
         assert rules.focus_row is not None
         assert "dnat to" in whole[rules.focus_row]
         assert any(line.startswith("▶") and "dnat to" in line for line in shown(rules).splitlines())
+
+
+async def test_in_ipvs_mode_the_chosen_real_server_is_marked_without_reading_every_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Marking IPVS's choice looks its ipvsadm-save lines up; asking the lookup for its
+    # size once read every row of a big node (11 s at the scale limits).
+    read: list[int] = []
+    real_row = ListingPages.row
+
+    def counted(self: ListingPages, r: int) -> Row:
+        read.append(r)
+        return real_row(self, r)
+
+    monkeypatch.setattr(ListingPages, "row", counted)
+    # A cluster this small is built whole; built in parts, as a big one, it has pages.
+    monkeypatch.setattr(ipvs_lazy, "LAZY_FROM_PORTS", 0)
+    ipvs_lazy.ipvs_index.clear()
+    app = make_app(request=scenario("3"), cluster=with_mode(demo_cluster(), "ipvs"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen, rules = await _at_the_dnat(pilot)
+        assert rules.node is not None
+        whole = node_listing(screen.session.cluster, rules.node).splitlines()
+        assert rules.focus_row is not None
+        chosen = whole[rules.focus_row]
+        assert chosen.startswith("-a -t 10.101.100.102:80 -r 192.168.") and chosen.endswith("-m -w 1")
+        assert rules.focus_row in rules.matched_rows
+        assert len(set(read)) < len(whole) / 2
 
 
 @pytest.mark.parametrize("mode", [m.value for m in ProxyMode])

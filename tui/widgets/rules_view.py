@@ -669,10 +669,10 @@ class RulesView(ScrollView, can_focus=True):
         if marks is not None and not (marks.matched or marks.spans or marks.ipvs):
             marks = None
         self._marks = marks
+        # (`is None`, not truthiness: a pages index counts its lines only by reading them all.)
+        lines = index.ipvs_rows if index.ipvs_rows is not None else {}
         ipvs_rows = [
-            row
-            for line in (marks.ipvs if marks else ())
-            if (row := (index.ipvs_rows or {}).get(line)) is not None
+            row for line in (marks.ipvs if marks else ()) if (row := lines.get(line)) is not None
         ]
         self._matched_rows = frozenset(
             row
