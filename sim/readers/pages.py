@@ -29,7 +29,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Protocol
 
-__all__ = ["ListingPages", "Pages", "Row", "TextPages", "index_rows", "pages_text"]
+__all__ = ["ListingPages", "Pages", "Row", "TextPages", "index_rows", "locate", "pages_text"]
 
 Row = tuple[str, str, str, int]
 """(line, table, chain, rule number): "" and 0 where the line has none."""
@@ -76,6 +76,15 @@ def _nft_chain_header(line: str) -> bool:
     return (line.startswith("type ") and " hook " in line) or bool(
         _NFT_CHAIN_COMMENT.fullmatch(line)
     )
+
+
+def locate(firsts: Sequence[int], length: int, r: int) -> tuple[int, int]:
+    """Which of the parts starting at rows `firsts` holds row `r` of `length`, and where in it;
+    IndexError for a row past either end."""
+    if not 0 <= r < length:
+        raise IndexError(r)
+    at = bisect_right(firsts, r) - 1
+    return at, r - firsts[at]
 
 
 def index_rows(lines: Sequence[str]) -> list[Row]:
@@ -179,11 +188,8 @@ class ListingPages:
 
     def row(self, r: int) -> Row:
         """Row `r`."""
-        if not 0 <= r < self._len:
-            raise IndexError(r)
-        at = bisect_right(self._firsts, r) - 1
+        at, offset = locate(self._firsts, self._len, r)
         command, pages = self._parts[at]
-        offset = r - self._firsts[at]
         if not self._headed:
             return pages.row(offset)
         if offset == 0:

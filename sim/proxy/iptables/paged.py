@@ -26,7 +26,7 @@ from sim.memo import PerCluster
 from sim.proxy.endpoints import categorize, port_endpoints
 from sim.proxy.iptables.lazy import SHARED, LazyRules, service_table
 from sim.proxy.iptables.sync import port_chains, sync_context
-from sim.readers.pages import Row
+from sim.readers.pages import Row, locate
 
 __all__ = ["NodePages", "shared_part_ready"]
 
@@ -233,13 +233,10 @@ class NodePages:
 
     def row(self, r: int) -> Row:
         """Row `r` (0-based): its line and where the line is."""
-        if not 0 <= r < self._lines:
-            raise IndexError(r)
-        at = bisect_right(self._firsts, r) - 1
+        at, offset = locate(self._firsts, self._lines, r)
         part = self._parts[at]
         if isinstance(part, str):
             return part, "", "", 0
-        offset = r - part.first
         table = part.table
         if offset < len(part.head):
             return part.head[offset], table, "", 0

@@ -61,7 +61,7 @@ from sim.proxy.ipvs.save import (
     virtual_line,
 )
 from sim.proxy.ipvs.sync import IPSETS
-from sim.readers.pages import Pages, Row, TextPages
+from sim.readers.pages import Pages, Row, TextPages, locate
 
 __all__ = ["IpvsadmPages", "LinePages", "node_pages", "shared_part_ready"]
 
@@ -327,10 +327,8 @@ class LinePages:
 
     def row(self, r: int) -> Row:
         """Row `r`."""
-        if not 0 <= r < self._firsts[-1]:
-            raise IndexError(r)
-        at = bisect_right(self._firsts, r) - 1
-        return self._parts[at][r - self._firsts[at]], "", "", 0
+        at, offset = locate(self._firsts, self._firsts[-1], r)
+        return self._parts[at][offset], "", "", 0
 
     def find(self, table: str, chain: str, number: int) -> int | None:
         """None: these lines hold no iptables rule."""

@@ -41,7 +41,7 @@ from sim.readers.nft_listing import (
     elements_per_line,
     set_lines,
 )
-from sim.readers.pages import Row, index_rows
+from sim.readers.pages import Row, index_rows, locate
 
 __all__ = ["TablePages", "shared_part_ready"]
 
@@ -281,11 +281,8 @@ class TablePages:
 
     def row(self, r: int) -> Row:
         """Row `r`."""
-        if not 0 <= r < self._len:
-            raise IndexError(r)
-        at = bisect_right(self._firsts, r) - 1
+        at, offset = locate(self._firsts, self._len, r)
         length, kind, payload = self._segments[at]
-        offset = r - self._firsts[at]
         if kind == "rows":
             return payload[offset]  # type: ignore[no-any-return]
         if kind == "elements":
