@@ -57,7 +57,10 @@ class RuleRef(BaseModel):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Validators are built when a model is first validated, not at import: the app's
+    # first screen imports these 38 models and validates none (their schemas cost ~30 M
+    # instructions at start-up).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class PortRange(_Frozen):

@@ -285,7 +285,9 @@ def explain_hook(
 
 
 _EXTERNAL_CHAINS = ("KUBE-EXT-", "KUBE-FW-", "KUBE-NODEPORTS")
-_NO_CHAIN = Chain(name="")
+_NO_CHAIN = Chain.model_construct(name="", policy=None, rules=())
+"""A chain with no rules, made without validating (the netfilter models build their validators
+when first used, and a trace on the first screen need not)."""
 
 
 def masq_is_external(matched: tuple[Rule, ...]) -> bool:
