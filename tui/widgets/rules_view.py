@@ -690,6 +690,17 @@ class RulesView(ScrollView, can_focus=True):
         )
         if text_changed:
             self._apply_filter()
+        if isinstance(index, PagedIndex):
+            # Pages are measured as they are read: read the rows about to be drawn first,
+            # so the pane is laid out once, at their width.
+            height = max(self.scrollable_content_region.height, 1)
+            first = (
+                max(0, self.focus_row - height // 3)
+                if self.focus_row is not None
+                else int(self.scroll_offset.y)
+            )
+            for row in range(first, min(first + height, len(index.pages))):
+                index.row(row)
         self._cache.clear()
         self._update_size()
         self.refresh()
