@@ -150,7 +150,9 @@ async def test_in_ipvs_mode_the_chosen_real_server_is_marked_without_reading_eve
         whole = node_listing(screen.session.cluster, rules.node).splitlines()
         assert rules.focus_row is not None
         chosen = whole[rules.focus_row]
-        assert chosen.startswith("-a -t 10.101.100.102:80 -r 192.168.") and chosen.endswith("-m -w 1")
+        assert chosen.startswith("-a -t 10.101.100.102:80 -r 192.168.") and chosen.endswith(
+            "-m -w 1"
+        )
         assert rules.focus_row in rules.matched_rows
         assert len(set(read)) < len(whole) / 2
 
