@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, is_dataclass, replace
+from typing import Any, overload
 
 from model.cluster import Cluster, ProxyMode
 from model.errors import RequestError
@@ -146,6 +147,10 @@ def node_rules(cluster: Cluster, node: str) -> NodeRules:
         if is_dataclass(rules) and not isinstance(rules, type):
             # kube-proxy's sets (IPVS mode's) and the CNI's (Calico's) side by side.
             sets = {**rules.ipsets, **foreign.ipsets}
+            own = getattr(rules, "listings", None)
+            if own is not None:
+                # The node's commands show what the kernel walks: the placed text.
+                rules = replace(rules, listings=_PlacedListings(own, text))
             rules = replace(rules, text=text, ruleset=parsed, ipsets=sets)
         else:
             rules = _Placed(node, text, parsed, rules.rendered, {**rules.ipsets, **foreign.ipsets})
@@ -292,6 +297,30 @@ class _Placed:
     """kubehop rendered them."""
     ipsets: IpSets = field(default_factory=dict)
     """The sets the rules look up."""
+
+
+class _PlacedListings(Sequence[Any]):
+    """A mode's own listings (IPVS mode's, rendered when first read) with `iptables-save`
+    printing the text the CNI's rules were placed in."""
+
+    def __init__(self, listings: Sequence[Any], text: str) -> None:
+        self._listings = listings
+        self._text = text
+
+    def _placed(self, listing: Any) -> Any:
+        return replace(listing, text=self._text) if listing.command == "iptables-save" else listing
+
+    @overload
+    def __getitem__(self, at: int) -> Any: ...
+    @overload
+    def __getitem__(self, at: slice) -> Sequence[Any]: ...
+    def __getitem__(self, at: int | slice) -> Any:
+        if isinstance(at, slice):
+            return [self._placed(listing) for listing in self._listings[at]]
+        return self._placed(self._listings[at])
+
+    def __len__(self) -> int:
+        return len(self._listings)
 
 
 _RENDERER_PLACES = frozenset({"filter", "nat"})

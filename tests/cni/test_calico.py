@@ -19,7 +19,7 @@ from model.packet import Proto
 from model.trace import Direction, Hop, HopKind, Trace, Verdict
 from sim.cluster.load import demo_cluster, with_mode
 from sim.cluster.network import network_of
-from sim.cluster.rules import node_rules, render_rules
+from sim.cluster.rules import node_listing, node_rules, render_rules
 from sim.cni import cni_of
 from sim.cni.calico import Calico, veth_name_for_workload
 from sim.cni.felix import FelixNode, FelixRule, felix_rules, rule_hashes
@@ -555,6 +555,19 @@ def test_felixs_rules_are_placed_once_whichever_mode_renders_kube_proxys() -> No
         "cali40all-vxlan-net",
         "cali40masq-ipam-pools",
     ]
+
+
+@pytest.mark.parametrize("mode", ["nftables", "ipvs"])
+def test_the_node_shows_the_iptables_text_it_walks_felixs_rules_placed(mode: str) -> None:
+    # Felix keeps its jumps first in built-in chains and writes a raw table; in IPVS
+    # mode the listing once printed the text before they were placed.
+    cluster = with_mode(with_cni(CNIPlugin.CALICO_VXLAN), mode)
+    rules = node_rules(cluster, "node-a")
+    listing = node_listing(cluster, "node-a")
+    shown = listing[listing.index("# iptables-save\n") + len("# iptables-save\n") :]
+    assert shown.split("\n\n# ")[0].rstrip() == rules.text.rstrip()
+    assert "*raw" in shown
+    assert '-A PREROUTING -m comment --comment "cali:6gwbT8clXdHdC1b1" -j cali-PREROUTING' in shown
 
 
 def _table_lines(text: str, table: str) -> list[str]:

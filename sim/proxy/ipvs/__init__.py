@@ -135,8 +135,9 @@ class IpvsMode:
         table = getattr(rules, "ipvs", None)
         if not isinstance(table, lazy.LazyIpvsTable):
             return None
-        # The listing's iptables-save is the node's own text (`NodeIpvs.whole`), as rendered.
-        return node_pages(table.state, table.state.text)
+        # The listing's iptables-save is the text the kernel walks: the node's own, the CNI's
+        # rules placed in it where the CNI keeps some first (`sim.cluster.rules`).
+        return node_pages(table.state, rules.text)
 
     def pages_quick(self, cluster: Cluster) -> bool:
         """Whether what every node shares is sorted and counted (`paged.shared_part_ready`)."""
