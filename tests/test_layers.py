@@ -193,11 +193,18 @@ def test_every_hop_kind_has_a_symbol_in_text_and_on_screen() -> None:
 
 
 # What the app's first screen must not load on a cluster in iptables mode (the demo):
-# nftables' and its walk's modules cost start-up and no packet there reaches them.
-_NOT_ON_AN_IPTABLES_FIRST_SCREEN = ("model.nftables", "sim.kernel.nftables", "sim.proxy.nftables")
+# nftables' and IPVS's modules (and their walks') cost start-up and no packet there reaches them.
+_NOT_ON_AN_IPTABLES_FIRST_SCREEN = (
+    "model.nftables",
+    "sim.kernel.nftables",
+    "sim.proxy.nftables",
+    "model.ipvs",
+    "sim.kernel.ipvs",
+    "sim.proxy.ipvs",
+)
 
 
-def test_the_first_screen_in_iptables_mode_loads_no_nftables_module() -> None:
+def test_the_first_screen_in_iptables_mode_loads_no_nftables_or_ipvs_module() -> None:
     code = (
         "import sys\n"
         "from tui.app import KubehopApp\n"
