@@ -11,11 +11,12 @@ from sim.cluster import rules as node_tables
 from sim.proxy.iptables import paged
 from sim.proxy.ipvs import paged as ipvs_paged
 from sim.proxy.nftables import paged as nft_paged
+from sim.readers.pages import Pages
 from sim.trace.report import trace_json
 from sim.trace.request import Request
 from sim.trace.tracer import trace
 
-__all__ = ["fresh_node_caches", "walks"]
+__all__ = ["fresh_node_caches", "pages_of", "walks"]
 
 
 def _clear() -> None:
@@ -44,3 +45,10 @@ def walks(cluster: Cluster, requests: list[Request]) -> list[str]:
         except KubehopError as err:
             out.append(f"error: {err}")
     return out
+
+
+def pages_of(cluster: Cluster, node: str) -> Pages:
+    """`node`'s listing as pages (the test fails where the mode gives none)."""
+    pages = node_tables.node_pages(cluster, node)
+    assert pages is not None
+    return pages

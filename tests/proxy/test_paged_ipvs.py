@@ -18,8 +18,8 @@ from sim.cluster import rules as node_tables
 from sim.cluster.load import demo_cluster, with_mode
 from sim.cluster.rules import node_listing, node_pages
 from sim.proxy.ipvs import lazy, paged, save
-from sim.readers.pages import ListingPages, Pages, TextPages, index_rows, pages_text
-from tests.proxy.lazy_support import fresh_node_caches
+from sim.readers.pages import ListingPages, TextPages, index_rows, pages_text
+from tests.proxy.lazy_support import fresh_node_caches, pages_of
 from tests.proxy.test_lazy_ipvs import CLUSTERS
 
 
@@ -39,12 +39,6 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     return CLUSTERS[request.param]()
 
 
-def _pages(cluster: Cluster, node: str) -> Pages:
-    pages = node_pages(cluster, node)
-    assert pages is not None
-    return pages
-
-
 def _nodes(cluster: Cluster) -> list[str]:
     """Every node of a small cluster; of a big one, the first and last few."""
     names = [node.name for node in cluster.nodes]
@@ -53,7 +47,7 @@ def _nodes(cluster: Cluster) -> list[str]:
 
 def test_the_rows_are_the_whole_listing(cluster: Cluster) -> None:
     for node in _nodes(cluster):
-        pages = _pages(cluster, node)
+        pages = pages_of(cluster, node)
         whole = node_listing(cluster, node)
         assert isinstance(pages, ListingPages)
         assert pages_text(pages) == whole, node
@@ -68,7 +62,7 @@ def test_the_rows_are_the_whole_listing(cluster: Cluster) -> None:
 
 def test_each_row_is_keyed_as_the_whole_listing_indexes_it(cluster: Cluster) -> None:
     for node in _nodes(cluster)[-2:]:
-        pages = _pages(cluster, node)
+        pages = pages_of(cluster, node)
         rows = index_rows(node_listing(cluster, node).splitlines())
         assert [pages.row(r) for r in range(len(pages))] == rows
         for r, (_, table, chain, number) in enumerate(rows):
@@ -80,7 +74,7 @@ def test_each_row_is_keyed_as_the_whole_listing_indexes_it(cluster: Cluster) -> 
 
 def test_every_virtual_and_real_server_is_found_by_its_line(cluster: Cluster) -> None:
     for node in _nodes(cluster):
-        pages = _pages(cluster, node)
+        pages = pages_of(cluster, node)
         lines = node_listing(cluster, node).splitlines()
         # As the rules pane indexes a whole text: the last row of a line that repeats.
         expected = {line: r for r, line in enumerate(lines) if line.startswith(("-A -", "-a -"))}
@@ -106,7 +100,7 @@ def test_a_miscounted_virtual_server_is_caught_when_its_line_is_read(
 
     monkeypatch.setattr(paged, "_count", one_more)
     cluster = with_mode(demo_cluster(), "ipvs")
-    pages = _pages(cluster, "node-a")
+    pages = pages_of(cluster, "node-a")
     assert len(pages) > node_listing(cluster, "node-a").count("\n")
     with pytest.raises(AssertionError, match=r"real servers rendered, \d+ counted"):
         for r in range(len(pages)):
@@ -122,7 +116,7 @@ def test_a_miscounted_local_virtual_server_is_caught(monkeypatch: pytest.MonkeyP
     cluster = CLUSTERS["zoo"]()
     with pytest.raises(AssertionError, match="real servers rendered"):
         for node in _nodes(cluster):
-            pages = _pages(cluster, node)
+            pages = pages_of(cluster, node)
             for r in range(len(pages)):
                 pages.row(r)
 
@@ -157,7 +151,7 @@ def test_addresses_across_half_the_ring_sort_as_libipvs_sorts_them() -> None:
     cluster = _spread(CLUSTERS["zoo"](), "192.168.0.10", "1.2.3.4")
     for node in _nodes(cluster):
         whole = node_listing(cluster, node)
-        assert pages_text(_pages(cluster, node)) == whole
+        assert pages_text(pages_of(cluster, node)) == whole
     assert whole.index("-A -t 192.168.0.10:") < whole.index("-A -t 10.")
 
 
@@ -178,7 +172,7 @@ def test_virtual_servers_at_one_address_and_port_keep_syncs_order() -> None:
     ]
     cluster = cluster.model_copy(update={"services": tuple(services)})
     for node in _nodes(cluster):
-        pages = _pages(cluster, node)
+        pages = pages_of(cluster, node)
         whole = node_listing(cluster, node)
         assert pages_text(pages) == whole
         lines = whole.splitlines()

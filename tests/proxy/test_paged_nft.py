@@ -9,7 +9,7 @@ import pytest
 
 from model.cluster import Cluster
 from sim.cluster.load import with_mode
-from sim.cluster.rules import node_listing, node_pages
+from sim.cluster.rules import node_listing
 from sim.proxy.endpoints import categorize, port_endpoints
 from sim.proxy.nftables import paged
 from sim.proxy.nftables.sync import (
@@ -21,8 +21,8 @@ from sim.proxy.nftables.sync import (
     sync_ports,
     write_port,
 )
-from sim.readers.pages import Pages, index_rows
-from tests.proxy.lazy_support import fresh_node_caches
+from sim.readers.pages import index_rows
+from tests.proxy.lazy_support import fresh_node_caches, pages_of
 from tests.proxy.test_lazy_rules import CLUSTERS
 
 
@@ -38,15 +38,9 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     return with_mode(CLUSTERS[request.param](), "nftables")
 
 
-def _pages(cluster: Cluster, node: str) -> Pages:
-    pages = node_pages(cluster, node)
-    assert pages is not None
-    return pages
-
-
 def test_the_rows_are_the_whole_listing_keyed_as_the_pane_keys_it(cluster: Cluster) -> None:
     for node in cluster.nodes[:4]:
-        pages = _pages(cluster, node.name)
+        pages = pages_of(cluster, node.name)
         whole = node_listing(cluster, node.name)
         rows = [pages.row(r) for r in range(len(pages))]
         assert rows == index_rows(whole.splitlines())
@@ -61,7 +55,7 @@ def test_the_rows_are_the_whole_listing_keyed_as_the_pane_keys_it(cluster: Clust
 
 
 def test_a_rule_past_its_chains_end_or_of_no_chain_is_not_found(cluster: Cluster) -> None:
-    pages = _pages(cluster, cluster.nodes[0].name)
+    pages = pages_of(cluster, cluster.nodes[0].name)
     rows = [pages.row(r) for r in range(len(pages))]
     longest: dict[str, int] = {}
     for _, table, chain, number in rows:
@@ -103,7 +97,7 @@ def test_a_miscounted_port_is_caught_when_its_rows_are_read(
         return PortShape(chains, shape.affinity_sets, shape.elements)
 
     monkeypatch.setattr(paged, "port_shape", one_more)
-    pages = _pages(cluster, cluster.nodes[0].name)
+    pages = pages_of(cluster, cluster.nodes[0].name)
     whole = node_listing(cluster, cluster.nodes[0].name).splitlines()
     assert len(pages) > len(whole)
     with pytest.raises(AssertionError, match="counted"):

@@ -15,8 +15,7 @@ from sim.proxy.endpoints import categorize, port_endpoints
 from sim.proxy.iptables import lazy, paged
 from sim.proxy.iptables.lazy import LazyRules, service_table
 from sim.proxy.iptables.sync import Restore, port_chains, sync_context, write_port
-from sim.readers.pages import Pages
-from tests.proxy.lazy_support import fresh_node_caches
+from tests.proxy.lazy_support import fresh_node_caches, pages_of
 from tests.proxy.test_lazy_rules import CLUSTERS
 
 
@@ -32,15 +31,9 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     return CLUSTERS[request.param]()
 
 
-def _pages(cluster: Cluster, node: str) -> Pages:
-    pages = node_pages(cluster, node)
-    assert pages is not None
-    return pages
-
-
 def test_the_rows_are_the_whole_text(cluster: Cluster) -> None:
     for node in cluster.nodes[:4]:
-        pages = _pages(cluster, node.name)
+        pages = pages_of(cluster, node.name)
         whole = render_rules(cluster, node.name)
         assert "".join(f"{pages.row(r)[0]}\n" for r in range(len(pages))) == whole
         assert len(pages) == whole.count("\n")
@@ -49,7 +42,7 @@ def test_the_rows_are_the_whole_text(cluster: Cluster) -> None:
 
 def test_each_rule_is_numbered_in_its_chain_and_found_there(cluster: Cluster) -> None:
     node = cluster.nodes[-1].name
-    pages = _pages(cluster, node)
+    pages = pages_of(cluster, node)
     counted: dict[tuple[str, str], int] = {}
     table = ""
     for r, line in enumerate(render_rules(cluster, node).splitlines()):
@@ -97,7 +90,7 @@ def test_a_miscounted_chain_is_caught_when_its_line_is_read(
 
     monkeypatch.setattr(paged, "port_chains", one_more)
     cluster = demo_cluster()
-    pages = _pages(cluster, "node-a")
+    pages = pages_of(cluster, "node-a")
     assert len(pages) > render_rules(cluster, "node-a").count("\n")
     sep = next(
         r for r in range(len(pages)) if pages.row(r)[0].startswith(":KUBE-SEP-")
