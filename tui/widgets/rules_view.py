@@ -32,45 +32,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from model.netfilter import RuleRef
+from model.pages import Pages, Row
 from model.trace import Hop
 from tui.hopstyle import literal
-
-PageRow = tuple[str, str, str, int]
-"""A row of `Pages`: (line, table, chain, rule number); "", "" and 0 where there is none."""
-
-
-class Pages(Protocol):
-    """A listing whose rows are made when read (`sim`'s `NodePages`: a big node's rules)."""
-
-    @property
-    def rule_count(self) -> int:
-        """How many rules."""
-        ...
-
-    @property
-    def chain_width(self) -> int:
-        """The longest name of a chain that holds a rule."""
-        ...
-
-    @property
-    def most_rules(self) -> int:
-        """The most rules a chain holds."""
-        ...
-
-    def __len__(self) -> int: ...
-
-    def row(self, r: int) -> PageRow:
-        """Row `r`."""
-        ...
-
-    def find(self, table: str, chain: str, number: int) -> int | None:
-        """The row of rule `number` of `chain` in `table`."""
-        ...
-
-    def find_line(self, line: str) -> int | None:
-        """The row of an `ipvsadm-save -n` line."""
-        ...
-
 
 _MIN_DIGITS = 2
 """The rule number's column is at least this wide, so the chains line up from node to node."""
@@ -277,7 +241,7 @@ class PagedIndex(_Gutter):
     def __init__(self, pages: Pages) -> None:
         self.pages = pages
         """The rows."""
-        self._rows: OrderedDict[int, PageRow] = OrderedDict()
+        self._rows: OrderedDict[int, Row] = OrderedDict()
         self.lines = cast("Sequence[str]", _Column(self, 0))
         self.tables = cast("Sequence[str]", _Column(self, 1))
         self.chains = cast("Sequence[str]", _Column(self, 2))
@@ -290,7 +254,7 @@ class PagedIndex(_Gutter):
         self.width = 0
         """The widest row read so far, as drawn (it grows as rows are read)."""
 
-    def row(self, r: int) -> PageRow:
+    def row(self, r: int) -> Row:
         """Row `r`: (line, table, chain, rule number)."""
         found = self._rows.get(r)
         if found is None:
