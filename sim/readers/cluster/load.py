@@ -6,7 +6,6 @@ The stages live in their own modules; this one runs them in order, tells
 
 from __future__ import annotations
 
-import gc
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,6 +25,7 @@ from model.cluster import (
     ServiceType,
 )
 from model.errors import ClusterFileError
+from sim.collector import paused
 from sim.readers.cluster.checks import (
     check_addresses,
     check_pod_cidrs,
@@ -147,15 +147,8 @@ def collector_off(freeze_over: int = _FREEZE_OVER) -> Iterator[None]:
     then and dropped later is never collected (a cluster has none; the price of the
     others is paid once per big load).
     """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with paused(freeze_over):
         yield
-    finally:
-        if collecting:
-            if gc.get_count()[0] > freeze_over:
-                gc.freeze()
-            gc.enable()
 
 
 def _cluster(inputs: list[tuple[str, str]], report: Report, progress: Progress | None) -> Cluster:
