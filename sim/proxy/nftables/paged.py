@@ -73,10 +73,13 @@ class _Shapes:
     """The most rules one of their chains holds."""
 
 
-def _key_types(cluster: Cluster) -> dict[str, tuple[str, ...]]:
-    """Each shared map's key type, as the setup declares it."""
+def _declared_key_types(cluster: Cluster) -> dict[str, tuple[str, ...]]:
     declared = setup(cluster, cluster.nodes[0], script=False).sets
     return {name: declared[name].key_type for name in PORT_SETS}
+
+
+_key_types = PerCluster(_declared_key_types)
+"""Each shared map's key type, as the setup declares it (made once per cluster, not per node)."""
 
 
 def _shapes(cluster: Cluster, ports: list[int], node: str) -> _Shapes:
