@@ -18,7 +18,7 @@ import re
 import textwrap
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, cast, overload
 
@@ -127,6 +127,14 @@ class RuleIndex(_Gutter):
     ipvs_rows: dict[str, int] | None = None
     """An `ipvsadm-save -n` line (`-A -t 10.96.0.10:53 -s rr`, `-a -t … -r …`) → its line number."""
 
+    def rule_row(self, table: str, chain: str, number: int) -> int | None:
+        """The line of rule `number` of `chain` in `table`, None if there is none."""
+        return self.row_of.get((table, chain, number))
+
+    def ipvs_row(self, line: str) -> int | None:
+        """The line of an `ipvsadm-save -n` line, None if there is none."""
+        return self.ipvs_rows.get(line) if self.ipvs_rows is not None else None
+
 
 class LineIndex(Protocol):
     """What the view reads of a listing's lines: a `RuleIndex`, or a `PagedIndex` whose
@@ -141,8 +149,6 @@ class LineIndex(Protocol):
     @property
     def numbers(self) -> Sequence[int]: ...
     @property
-    def row_of(self) -> Mapping[tuple[str, str, int], int]: ...
-    @property
     def width(self) -> int: ...
     @property
     def rule_count(self) -> int: ...
@@ -154,8 +160,14 @@ class LineIndex(Protocol):
     def heads(self) -> Mapping[tuple[str, str], int] | None: ...
     @property
     def nft_rows(self) -> Sequence[tuple[int, int]]: ...
-    @property
-    def ipvs_rows(self) -> Mapping[str, int] | None: ...
+    def rule_row(self, table: str, chain: str, number: int) -> int | None:
+        """The line of rule `number` of `chain` in `table`, None if there is none."""
+        ...
+
+    def ipvs_row(self, line: str) -> int | None:
+        """The line of an `ipvsadm-save -n` line, None if there is none."""
+        ...
+
     @property
     def gutter(self) -> int: ...
     @property
@@ -182,50 +194,6 @@ class _Column(Sequence[object]):
         return self._index.row(i if i >= 0 else i + len(self))[self._column]
 
 
-class _LineRows(Mapping[str, int]):
-    """An `ipvsadm-save -n` line → its row."""
-
-    def __init__(self, pages: Pages) -> None:
-        self._pages = pages
-
-    def __getitem__(self, line: str) -> int:
-        row = self._pages.find_line(line)
-        if row is None:
-            raise KeyError(line)
-        return row
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def __iter__(self) -> Iterator[str]:
-        for r in range(len(self._pages)):
-            line, table, _, _ = self._pages.row(r)
-            if not table and line.startswith(("-A -", "-a -")):
-                yield line
-
-
-class _RowOf(Mapping[tuple[str, str, int], int]):
-    """(table, chain, rule number) → row, found from where each chain starts."""
-
-    def __init__(self, pages: Pages) -> None:
-        self._pages = pages
-
-    def __getitem__(self, key: tuple[str, str, int]) -> int:
-        row = self._pages.find(*key)
-        if row is None:
-            raise KeyError(key)
-        return row
-
-    def __len__(self) -> int:
-        return self._pages.rule_count
-
-    def __iter__(self) -> Iterator[tuple[str, str, int]]:
-        for r in range(len(self._pages)):
-            _, table, chain, number = self._pages.row(r)
-            if number:
-                yield table, chain, number
-
-
 _ROWS_KEPT = 4096
 """Rows a `PagedIndex` keeps spelled (a screen redraws the same few dozen)."""
 
@@ -246,13 +214,19 @@ class PagedIndex(_Gutter):
         self.tables = cast("Sequence[str]", _Column(self, 1))
         self.chains = cast("Sequence[str]", _Column(self, 2))
         self.numbers = cast("Sequence[int]", _Column(self, 3))
-        self.row_of: Mapping[tuple[str, str, int], int] = _RowOf(pages)
-        self.ipvs_rows: Mapping[str, int] | None = _LineRows(pages)
         self.rule_count = pages.rule_count
         self.chain_width = min(_CHAIN_CAP, pages.chain_width)
         self.number_width = max(_MIN_DIGITS, len(str(pages.most_rules)))
         self.width = 0
         """The widest row read so far, as drawn (it grows as rows are read)."""
+
+    def rule_row(self, table: str, chain: str, number: int) -> int | None:
+        """The row of rule `number` of `chain` in `table`, found from where each chain starts."""
+        return self.pages.find(table, chain, number)
+
+    def ipvs_row(self, line: str) -> int | None:
+        """The row of an `ipvsadm-save -n` line."""
+        return self.pages.find_line(line)
 
     def row(self, r: int) -> Row:
         """Row `r`: (line, table, chain, rule number)."""
@@ -633,22 +607,22 @@ class RulesView(ScrollView, can_focus=True):
         if marks is not None and not (marks.matched or marks.spans or marks.ipvs):
             marks = None
         self._marks = marks
-        # (`is None`, not truthiness: a pages index counts its lines only by reading them all.)
-        lines = index.ipvs_rows if index.ipvs_rows is not None else {}
         ipvs_rows = [
-            row for line in (marks.ipvs if marks else ()) if (row := lines.get(line)) is not None
+            row
+            for line in (marks.ipvs if marks else ())
+            if (row := index.ipvs_row(line)) is not None
         ]
         self._matched_rows = frozenset(
             row
             for table, rule in (marks.matched if marks else ())
-            if (row := index.row_of.get((table, rule.chain, rule.index))) is not None
+            if (row := index.rule_row(table, rule.chain, rule.index)) is not None
         ) | frozenset(ipvs_rows)
         decisive = marks.decisive if marks else None
         # Where IPVS chose a real server, that line decided: the rules only let it by.
         self.focus_row = (
             ipvs_rows[-1]
             if ipvs_rows
-            else index.row_of.get((decisive[0], decisive[1].chain, decisive[1].index))
+            else index.rule_row(decisive[0], decisive[1].chain, decisive[1].index)
             if decisive
             else None
         )
