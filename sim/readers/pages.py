@@ -3,19 +3,7 @@
 At Kubernetes' scale limits a node's listing has about 760,000 lines and
 rendering it whole takes seconds, while a view shows a screenful. Each
 kube-proxy mode can give its big listings as `Pages`: the number of rows, and
-any row with where it is, made when asked. A row is (line, table, chain,
-number), keyed as the rules pane keys a whole text:
-
-- an iptables rule (`-A CHAIN …`): its table (`nat`), chain, and its 1-based
-  number in the chain; the other lines of a table, from `*nat` to `COMMIT`: the
-  table, "" and 0;
-- inside an nft table (`table ip kube-proxy {` to its `}`): the table's label
-  (`ip kube-proxy`); the lines of a chain (its `chain NAME {` line, its
-  `type … hook …` and `comment` lines, its rules) the chain; each rule numbered
-  in its chain as `nft list` lists it; a chain's closing `}` and the sets' lines
-  have no chain;
-- every other line (an `ipvsadm-save` line, an `ipset save` line, a `# COMMAND`
-  line): "", "" and 0.
+any row with where it is (keyed as `model.pages` says), made when asked.
 
 `ListingPages` puts several commands' pages one after another, each under its
 `# COMMAND` line, exactly as `sim.cluster.rules.listing_text` joins their texts.
@@ -24,22 +12,12 @@ number), keyed as the rules pane keys a whole text:
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
 from collections.abc import Sequence
 
-from model.pages import Pages, Row
+from model.pages import Pages, Row, RowKeyer
 
 __all__ = ["ListingPages", "Pages", "Row", "TextPages", "index_rows", "locate", "pages_text"]
-
-_NFT_CHAIN_COMMENT = re.compile(r'comment "[^"]*"')
-
-
-def _nft_chain_header(line: str) -> bool:
-    """A line inside an nft chain that describes the chain (its hook, its comment), not a rule."""
-    return (line.startswith("type ") and " hook " in line) or bool(
-        _NFT_CHAIN_COMMENT.fullmatch(line)
-    )
 
 
 def locate(firsts: Sequence[int], length: int, r: int) -> tuple[int, int]:
@@ -52,49 +30,9 @@ def locate(firsts: Sequence[int], length: int, r: int) -> tuple[int, int]:
 
 
 def index_rows(lines: Sequence[str]) -> list[Row]:
-    """Each of `lines` with where it is, as the module's docstring keys rows."""
-    rows: list[Row] = []
-    counters: dict[tuple[str, str], int] = {}
-    table = nft = nft_chain = ""
-    skipping = 0
-    for line in lines:
-        chain, number, owner = "", 0, table
-        if nft:
-            owner = nft
-            stripped = line.strip()
-            if nft_chain:
-                if stripped == "}":
-                    nft_chain = ""
-                else:
-                    chain = nft_chain
-                    if (
-                        stripped
-                        and not stripped.startswith("#")
-                        and not _nft_chain_header(stripped)
-                    ):
-                        number = counters[nft, chain] = counters.get((nft, chain), 0) + 1
-            elif skipping:
-                skipping += stripped.count("{") - stripped.count("}")
-            elif stripped == "}":
-                nft = ""
-            elif stripped.startswith("chain ") and stripped.endswith("{"):
-                nft_chain = chain = stripped[6:-1].strip()
-            elif stripped.endswith("{"):
-                skipping = stripped.count("{") - stripped.count("}")
-        elif line.startswith("-A ") and table:
-            end = line.find(" ", 3)
-            chain = line[3:] if end < 0 else line[3:end]
-            number = counters[table, chain] = counters.get((table, chain), 0) + 1
-        elif line.startswith("*"):
-            table = owner = line[1:].strip()
-        elif line.startswith("COMMIT"):
-            table = ""
-        elif line.startswith("table ") and line.rstrip().endswith("{"):
-            words = line.split()
-            if len(words) == 4:
-                nft = owner = f"{words[1]} {words[2]}"
-        rows.append((line, owner, chain, number))
-    return rows
+    """Each of `lines` with where it is (`model.pages`)."""
+    keyer = RowKeyer()
+    return [(line, *keyer.key(line)) for line in lines]
 
 
 class TextPages:

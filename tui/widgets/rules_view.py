@@ -32,7 +32,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from model.netfilter import RuleRef
-from model.pages import Pages, Row
+from model.pages import Pages, Row, RowKeyer
 from model.trace import Hop
 from tui.hopstyle import literal
 
@@ -62,16 +62,6 @@ _IPVS_DETAIL = "ipvs: "
 
 _NFT_COMMENT = re.compile(r'\scomment "[^"]*"$')
 """A rule's trailing comment."""
-
-_NFT_CHAIN_COMMENT = re.compile(r'comment "[^"]*"')
-"""A chain's own comment line, which `nft list` prints inside the chain but is no rule."""
-
-
-def _nft_chain_header(line: str) -> bool:
-    """A line inside an nft chain that describes the chain (its hook, its comment), not a rule."""
-    return (line.startswith("type ") and " hook " in line) or bool(
-        _NFT_CHAIN_COMMENT.fullmatch(line)
-    )
 
 
 def is_nft(table: str) -> bool:
@@ -291,84 +281,42 @@ def _index(text: str) -> RuleIndex:
     chains: list[str] = []
     numbers: list[int] = []
     row_of: dict[tuple[str, str, int], int] = {}
-    counters: dict[tuple[str, str], int] = {}
     heads: dict[tuple[str, str], int] = {}
     nft_rows: list[tuple[int, int]] = []
     ipvs_rows: dict[str, int] = {}
-    table = ""  # the iptables table, from `*nat` to `COMMIT`
-    nft = ""  # the nft table, from `table ip kube-proxy {` to its `}`
+    keyer = RowKeyer()
     nft_start = 0
-    nft_chain = ""  # the nft chain, from `chain NAME {` to its `}`
-    skipping = 0  # the brace depth of an nft block that is not a chain (a set, a map)
     # Widths as drawn: a rule's `-A CHAIN ` becomes a chain column, and its
     # target and matches follow with one more space between them.
     other_width = rest_width = rule_width = 0
     for row, line in enumerate(lines):
-        chain = ""
-        number = 0
-        owner = table
-        if nft:
-            # `nft list` output, as sim.readers.nftables reads it: a chain's lines are
-            # rules but for its header lines; sets and maps are skipped brace by brace.
-            owner = nft
-            stripped = line.strip()
-            if nft_chain:
-                if stripped == "}":
-                    nft_chain = ""
-                else:
-                    chain = nft_chain
-                    if (
-                        stripped
-                        and not stripped.startswith("#")
-                        and not _nft_chain_header(stripped)
-                    ):
-                        key = (nft, chain)
-                        number = counters.get(key, 0) + 1
-                        counters[key] = number
-                        row_of[(nft, chain, number)] = row
-            elif skipping:
-                skipping += stripped.count("{") - stripped.count("}")
-            elif stripped == "}":
-                nft = ""
-                nft_rows.append((nft_start, row + 1))
-            elif stripped.startswith("chain ") and stripped.endswith("{"):
-                nft_chain = chain = stripped[6:-1].strip()
-                heads[(owner, chain)] = row
-            elif stripped.endswith("{"):
-                skipping = stripped.count("{") - stripped.count("}")
-            drawn = len(line.expandtabs(_TAB)) if "\t" in line else len(line)
-            other_width = max(other_width, drawn)
-        elif line.startswith(("-A -", "-a -")) and not table:
+        table, chain, number = keyer.key(line)
+        event = keyer.event
+        if number:
+            row_of[(table, chain, number)] = row
+        if event == "table":
+            nft_start = row
+        elif event == "end":
+            nft_rows.append((nft_start, row + 1))
+        elif event == "chain":
+            heads[(table, chain)] = row
+        elif not table and line.startswith(("-A -", "-a -")):
             # ipvsadm-save's virtual (-A) and real (-a) servers: outside every iptables
             # table, as IPVS mode's listing puts them; a hop names them in its detail.
             ipvs_rows[line] = row
-            other_width = max(other_width, len(line))
-        elif line.startswith("-A ") and table:
-            end = line.find(" ", 3)
-            chain = line[3:] if end < 0 else line[3:end]
-            key = (table, chain)
-            number = counters.get(key, 0) + 1
-            counters[key] = number
-            row_of[(table, chain, number)] = row
+        if number and not is_nft(table):
             rest_width = max(rest_width, len(line) - 4 - len(chain))
             rule_width = max(rule_width, len(line) - 4)
         else:
-            if line.startswith("*"):
-                table = owner = line[1:].strip()
-            elif line.startswith("COMMIT"):
-                table = ""
-            elif line.startswith("table ") and line.rstrip().endswith("{"):
-                words = line.split()
-                if len(words) == 4:
-                    nft = owner = f"{words[1]} {words[2]}"
-                    nft_start = row
-            other_width = max(other_width, len(line))
-        tables.append(owner)
+            drawn = len(line.expandtabs(_TAB)) if "\t" in line else len(line)
+            other_width = max(other_width, drawn)
+        tables.append(table)
         chains.append(chain)
         numbers.append(number)
-    if nft:
+    if keyer.in_nft:
         nft_rows.append((nft_start, len(lines)))  # a listing cut short: indexed as far as it goes
-    iptables_chains = [c for t, c in counters if not is_nft(t)]
+    counts = keyer.counts
+    iptables_chains = [c for t, c in counts if not is_nft(t)]
     chain_width = min(_CHAIN_CAP, max((len(c) for c in iptables_chains), default=0))
     widest_rule = max(chain_width + rest_width, rule_width) + 2 if iptables_chains else 0
     return RuleIndex(
@@ -380,7 +328,7 @@ def _index(text: str) -> RuleIndex:
         width=max(other_width, widest_rule),
         rule_count=len(row_of),
         chain_width=chain_width,
-        number_width=max(_MIN_DIGITS, len(str(max(counters.values(), default=0)))),
+        number_width=max(_MIN_DIGITS, len(str(max(counts.values(), default=0)))),
         heads=heads,
         nft_rows=tuple(nft_rows),
         ipvs_rows=ipvs_rows,
