@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from ipaddress import IPv4Address
 
 from model.cluster import Cluster
 from model.errors import KubehopError
@@ -16,7 +17,7 @@ from sim.trace.report import trace_json
 from sim.trace.request import Request
 from sim.trace.tracer import trace
 
-__all__ = ["fresh_node_caches", "pages_of", "walks"]
+__all__ = ["dnat_candidates", "fresh_node_caches", "pages_of", "walks"]
 
 
 def _clear() -> None:
@@ -52,3 +53,16 @@ def pages_of(cluster: Cluster, node: str) -> Pages:
     pages = node_tables.node_pages(cluster, node)
     assert pages is not None
     return pages
+
+
+def dnat_candidates(cluster: Cluster) -> list[tuple[IPv4Address, int]]:
+    """What a pinned endpoint may be asked for: every endpoint the slices list, each address
+    on the next port (an endpoint of no Service port there), and an address no slice lists."""
+    endpoints = {
+        (ep.ip, port.port)
+        for slice_ in cluster.endpoint_slices
+        for port in slice_.ports
+        for ep in slice_.endpoints
+    }
+    others = {(ip, port + 1) for ip, port in endpoints}
+    return sorted({*endpoints, *others, (IPv4Address("10.99.99.99"), 80)})

@@ -35,7 +35,7 @@ from sim.trace.request import Request
 from sim.trace.tracer import repeat, trace
 from tests import paths
 from tests.cni.support import with_cni
-from tests.proxy.lazy_support import fresh_node_caches, walks
+from tests.proxy.lazy_support import dnat_candidates, fresh_node_caches, walks
 from tests.proxy.test_lazy_rules import _requests
 
 SCTP_SERVICE = """\
@@ -321,17 +321,10 @@ def test_many_requests_spread_as_through_the_whole(
 
 
 def test_a_pinned_endpoint_is_found_without_the_whole(cluster: Cluster) -> None:
-    endpoints = {
-        (ep.ip, port.port)
-        for slice_ in cluster.endpoint_slices
-        for port in slice_.ports
-        for ep in slice_.endpoints
-    }
-    endpoints |= {(ip, port + 1) for ip, port in endpoints}
     node = cluster.nodes[0].name
     rules = node_rules(cluster, node)
     assert isinstance(rules, RenderedIpvsRules) and isinstance(rules.ipvs, LazyIpvsTable)
-    asked = {e: dnats_to(rules, e) for e in sorted(endpoints)}
+    asked = {e: dnats_to(rules, e) for e in dnat_candidates(cluster)}
     assert not rules.ipvs.state.whole_rendered
     whole = rules.ipvs.state.whole().table
     assert asked == {e: whole.serves(e) for e in asked}

@@ -42,7 +42,7 @@ from sim.trace.request import Request
 from sim.trace.tracer import trace
 from tests import paths
 from tests.cni.support import with_cni
-from tests.proxy.lazy_support import fresh_node_caches, walks
+from tests.proxy.lazy_support import dnat_candidates, fresh_node_caches, walks
 
 
 def _zoo(variant: str = "") -> Cluster:
@@ -320,17 +320,9 @@ def test_a_trace_renders_a_small_part_of_the_node() -> None:
 
 
 def test_a_pinned_endpoint_is_found_in_the_parts_as_in_the_whole_text(cluster: Cluster) -> None:
-    endpoints = {
-        (ep.ip, port.port)
-        for slice_ in cluster.endpoint_slices
-        for port in slice_.ports
-        for ep in slice_.endpoints
-    }
-    others = {(ip, port + 1) for ip, port in endpoints}
-    endpoints.add((IPv4Address("10.99.99.99"), 80))
+    every = dnat_candidates(cluster)
     for node in cluster.nodes[:2]:
         rules, _ = _lazy(cluster, node.name)
-        every = sorted(endpoints | others)
         chosen = random.Random(2).sample(every, min(120, len(every)))
         asked = {e: rules.dnats_to(e) for e in chosen}
         assert not rules.table.listed

@@ -28,7 +28,7 @@ from sim.trace.request import Request
 from sim.trace.tracer import trace
 from tests import paths
 from tests.cni.support import with_cni
-from tests.proxy.lazy_support import fresh_node_caches, walks
+from tests.proxy.lazy_support import dnat_candidates, fresh_node_caches, walks
 
 
 def _zoo(node_in_range: bool = False) -> Cluster:
@@ -235,23 +235,12 @@ def test_a_traced_node_is_listed_when_asked_not_before() -> None:
 
 
 def test_a_pinned_endpoint_is_found_in_the_parts_as_in_the_whole_text(cluster: Cluster) -> None:
-    from ipaddress import IPv4Address
-
     from sim.proxy import dnats_to
 
-    endpoints = {
-        (ep.ip, port.port)
-        for slice_ in cluster.endpoint_slices
-        for port in slice_.ports
-        for ep in slice_.endpoints
-    }
-    # Addresses that are endpoints on another port, and no endpoint at all.
-    others = {(ip, port + 1) for ip, port in endpoints}
-    endpoints.add((IPv4Address("10.99.99.99"), 80))
+    every = dnat_candidates(cluster)
     for node in cluster.nodes[:2]:
         rules = node_rules(cluster, node.name)
         assert isinstance(rules, LazyRules)
-        every = sorted(endpoints | others)
         chosen = random.Random(2).sample(every, min(120, len(every)))
         asked = {e: rules.dnats_to(e) for e in chosen}
         assert rules._parts.text is None
